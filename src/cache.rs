@@ -1,0 +1,154 @@
+//! The engine: a namespaced cache over any backend, with the argument checks
+//! every caller gets.
+
+use std::time::Duration;
+
+use crate::backend::{Backend, Expiry, MemoryBackend, RedisBackend, RedisSettings, Remaining};
+use crate::error::{Error, Result};
+use crate::options::{DEFAULT_URL, MAX_TTL, Options, Target};
+
+/// How long an entry written by one call lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ttl {
+    /// The client's default TTL (`Options::default_ttl`).
+    Default,
+    /// Kept until deleted or evicted.
+    Never,
+    /// Between 1 ms and `MAX_TTL`.
+    After(Duration),
+}
+
+/// A cache client. Cheap to share: every method takes `&self` and may be
+/// called from any number of threads at once.
+pub struct Cache {
+    backend: Box<dyn Backend>,
+    options: Options,
+    kind: BackendKind,
+}
+
+/// Which family of backend a client talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    Memory,
+    Redis,
+}
+
+impl Cache {
+    /// Opens the backend named by `url` (`memory://` when `None` or empty).
+    /// For Redis this waits for the first connection, at most the connect timeout.
+    pub fn connect(url: Option<&str>, options: Options) -> Result<Cache> {
+        options.validate()?;
+        let url = url.filter(|url| !url.trim().is_empty()).unwrap_or(DEFAULT_URL);
+        let (backend, kind): (Box<dyn Backend>, _) = match Target::parse(url)? {
+            Target::Memory => (Box::new(MemoryBackend::new(options.memory_limits)), BackendKind::Memory),
+            Target::Redis(url) => {
+                let settings = RedisSettings {
+                    url,
+                    connect_timeout: options.connect_timeout,
+                    response_timeout: options.response_timeout,
+                };
+                (Box::new(RedisBackend::connect(&settings)?), BackendKind::Redis)
+            }
+        };
+        Ok(Cache { backend, options, kind })
+    }
+
+    pub fn backend_kind(&self) -> BackendKind {
+        self.kind
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The stored value, or `None` on a miss.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.backend.get(&self.full_key(key)?)
+    }
+
+    /// Values in the order of `keys`, fetched in one round trip.
+    pub fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        let keys = keys.iter().map(|key| self.full_key(key)).collect::<Result<Vec<_>>>()?;
+        self.backend.get_many(&keys)
+    }
+
+    pub fn set(&self, key: &[u8], value: &[u8], ttl: Ttl) -> Result<()> {
+        let key = self.full_key(key)?;
+        self.check_value(value)?;
+        self.backend.set(&key, value, self.expiry(ttl)?)
+    }
+
+    /// Stores every entry with the same TTL, all or nothing, in one round trip.
+    pub fn set_many(&self, entries: &[(&[u8], &[u8])], ttl: Ttl) -> Result<()> {
+        let expiry = self.expiry(ttl)?;
+        let entries = entries
+            .iter()
+            .map(|(key, value)| Ok((self.full_key(key)?, self.check_value(value)?)))
+            .collect::<Result<Vec<_>>>()?;
+        self.backend.set_many(&entries, expiry)
+    }
+
+    /// True when the key existed.
+    pub fn delete(&self, key: &[u8]) -> Result<bool> {
+        self.backend.delete(&self.full_key(key)?)
+    }
+
+    pub fn exists(&self, key: &[u8]) -> Result<bool> {
+        self.backend.exists(&self.full_key(key)?)
+    }
+
+    /// How much longer the entry lives.
+    pub fn remaining(&self, key: &[u8]) -> Result<Remaining> {
+        self.backend.remaining(&self.full_key(key)?)
+    }
+
+    /// Gives an existing entry a new TTL; false when the key is missing.
+    pub fn expire(&self, key: &[u8], ttl: Ttl) -> Result<bool> {
+        self.backend.expire(&self.full_key(key)?, self.expiry(ttl)?)
+    }
+
+    /// Adds `delta` to an integer counter and returns the new value. A missing
+    /// counter starts at 0 and gets `ttl` in the same atomic step; an existing
+    /// one keeps its TTL.
+    pub fn increment(&self, key: &[u8], delta: i64, ttl: Ttl) -> Result<i64> {
+        self.backend.increment(&self.full_key(key)?, delta, self.expiry(ttl)?)
+    }
+
+    fn full_key(&self, key: &[u8]) -> Result<Vec<u8>> {
+        if key.is_empty() {
+            return Err(Error::invalid("key must not be empty"));
+        }
+        if key.len() > self.options.max_key_bytes {
+            return Err(Error::too_large(format!(
+                "key of {} bytes exceeds the limit of {} bytes",
+                key.len(),
+                self.options.max_key_bytes
+            )));
+        }
+        let mut full = Vec::with_capacity(self.options.key_prefix.len() + key.len());
+        full.extend_from_slice(&self.options.key_prefix);
+        full.extend_from_slice(key);
+        Ok(full)
+    }
+
+    fn check_value<'v>(&self, value: &'v [u8]) -> Result<&'v [u8]> {
+        if value.len() > self.options.max_value_bytes {
+            return Err(Error::too_large(format!(
+                "value of {} bytes exceeds the limit of {} bytes",
+                value.len(),
+                self.options.max_value_bytes
+            )));
+        }
+        Ok(value)
+    }
+
+    fn expiry(&self, ttl: Ttl) -> Result<Expiry> {
+        match ttl {
+            Ttl::Default => Ok(self.options.default_ttl.map_or(Expiry::Never, Expiry::After)),
+            Ttl::Never => Ok(Expiry::Never),
+            Ttl::After(ttl) if ttl.is_zero() => Err(Error::invalid("TTL must be at least 1 ms")),
+            Ttl::After(ttl) if ttl > MAX_TTL => Err(Error::invalid("TTL must be at most 100 years")),
+            Ttl::After(ttl) => Ok(Expiry::After(ttl)),
+        }
+    }
+}

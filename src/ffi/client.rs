@@ -1,0 +1,327 @@
+//! The client handle and its operations.
+//!
+//! Every function here may be called from any thread, concurrently on the same
+//! handle, except `rcache_client_free`, which must be the last call on it.
+//!
+//! Safety contract of every export: a non-NULL `client` comes from
+//! `rcache_client_connect` and is not yet freed; every `(pointer, length)` pair
+//! points to that many readable bytes; out-parameters point to writable storage.
+//! NULL where a value is required gives `RCACHE_STATUS_INVALID_ARGUMENT`.
+#![allow(clippy::missing_safety_doc)]
+
+use std::ffi::{CStr, c_char};
+
+use crate::{Cache, Remaining};
+
+use super::boundary::{array, bytes, guard, non_null, out_param};
+use super::fork;
+use super::status::{Failure, rcache_status};
+use super::types::{rcache_buffer, rcache_bytes, rcache_options, ttl_from_millis};
+
+use rcache_status::{RCACHE_STATUS_MISS as MISS, RCACHE_STATUS_OK as OK};
+
+/// An open cache client: a connection to Redis or an embedded store.
+/// Opaque; create it with `rcache_client_connect`, release it with
+/// `rcache_client_free`. Thread-safe: share one handle between threads.
+#[allow(non_camel_case_types)]
+pub struct rcache_client {
+    cache: Cache,
+    /// The process the handle was created in, by fork generation.
+    generation: u64,
+}
+
+impl rcache_client {
+    /// The engine behind a handle argument, refusing NULL and handles inherited through fork().
+    ///
+    /// # Safety
+    /// A non-NULL `client` must come from `rcache_client_connect` and not be freed.
+    unsafe fn cache<'a>(client: *const rcache_client) -> Result<&'a Cache, Failure> {
+        // SAFETY: forwarded to the caller's promise.
+        let client = unsafe { non_null(client, "client") }?;
+        if client.generation != fork::generation() {
+            return Err(Failure::new(
+                rcache_status::RCACHE_STATUS_FORKED,
+                "this handle was created before fork(); create a new one in the child process",
+            ));
+        }
+        Ok(&client.cache)
+    }
+}
+
+fn found(hit: bool) -> rcache_status {
+    if hit { OK } else { MISS }
+}
+
+/// The library's default options, as `rcache_client_connect` applies them
+/// when passed NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn rcache_options_default() -> rcache_options {
+    rcache_options::from_options(&crate::Options::default())
+}
+
+/// Opens a client for `url` and stores the new handle in `*client_out`.
+///
+/// `url` is a NUL-terminated URL: `memory://` (the embedded in-process store,
+/// also used when `url` is NULL or empty), `redis://[user:password@]host[:port][/db]`,
+/// `rediss://...` (TLS) or `unix:///path/to/socket[?db=N]`. `options` may be NULL
+/// for the defaults. For Redis, waits for the first connection at most the
+/// connect timeout. `*client_out` is written only on `RCACHE_STATUS_OK`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_connect(
+    url: *const c_char,
+    options: *const rcache_options,
+    client_out: *mut *mut rcache_client,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: the caller passes writable storage for one pointer, or NULL.
+        let client_out = unsafe { out_param(client_out, "client_out") }?;
+        let url = match url.is_null() {
+            true => None,
+            // SAFETY: the caller passes a NUL-terminated string.
+            false => Some(unsafe { CStr::from_ptr(url) }.to_str().map_err(|_| Failure::invalid("url is not UTF-8"))?),
+        };
+        let options = match options.is_null() {
+            true => crate::Options::default(),
+            // SAFETY: non-NULL options point to an rcache_options whose key_prefix is NULL or NUL-terminated.
+            false => unsafe { (*options).to_options() }?,
+        };
+        let generation = fork::generation();
+        let cache = Cache::connect(url, options)?;
+        *client_out = Box::into_raw(Box::new(rcache_client { cache, generation }));
+        Ok(OK)
+    })
+}
+
+/// Closes the connection and releases the handle. NULL is a no-op. No other
+/// call on the handle may run or follow. In a child process after fork() the
+/// inherited handle's memory is left alone (its I/O thread does not exist there).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_free(client: *mut rcache_client) {
+    guard(|| {
+        if client.is_null() {
+            return Ok(OK);
+        }
+        // SAFETY: a non-NULL handle comes from rcache_client_connect and is freed once.
+        let client = unsafe { Box::from_raw(client) };
+        if client.generation != fork::generation() {
+            std::mem::forget(client);
+        }
+        Ok(OK)
+    });
+}
+
+/// Reads `key`. On `RCACHE_STATUS_OK` the value is in `*value_out`, to be
+/// released with `rcache_buffer_free`; on `RCACHE_STATUS_MISS` `*value_out` is untouched.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_get(
+    client: *const rcache_client,
+    key: *const u8,
+    key_len: usize,
+    value_out: *mut rcache_buffer,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, key, value_out) = unsafe {
+            (rcache_client::cache(client)?, bytes(key, key_len, "key")?, out_param(value_out, "value_out")?)
+        };
+        Ok(match cache.get(key)? {
+            Some(value) => {
+                *value_out = rcache_buffer::from_vec(value);
+                OK
+            }
+            None => MISS,
+        })
+    })
+}
+
+/// Stores `value` under `key`. `ttl_ms` > 0 is the TTL in milliseconds;
+/// `RCACHE_TTL_DEFAULT` (0) applies the client's default TTL; `RCACHE_TTL_NONE`
+/// (-1) stores without expiry. Other negative values are invalid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_set(
+    client: *const rcache_client,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    ttl_ms: i64,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, key, value) =
+            unsafe { (rcache_client::cache(client)?, bytes(key, key_len, "key")?, bytes(value, value_len, "value")?) };
+        cache.set(key, value, ttl_from_millis(ttl_ms)?)?;
+        Ok(OK)
+    })
+}
+
+/// Deletes `key`: `RCACHE_STATUS_OK` if it existed, `RCACHE_STATUS_MISS` if not.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_delete(client: *const rcache_client, key: *const u8, key_len: usize) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, key) = unsafe { (rcache_client::cache(client)?, bytes(key, key_len, "key")?) };
+        Ok(found(cache.delete(key)?))
+    })
+}
+
+/// `RCACHE_STATUS_OK` if `key` exists, `RCACHE_STATUS_MISS` if not.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_exists(client: *const rcache_client, key: *const u8, key_len: usize) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, key) = unsafe { (rcache_client::cache(client)?, bytes(key, key_len, "key")?) };
+        Ok(found(cache.exists(key)?))
+    })
+}
+
+/// Remaining TTL of `key` in milliseconds, in `*ttl_ms_out`: `RCACHE_TTL_NONE`
+/// (-1) for an entry without expiry. `RCACHE_STATUS_MISS` (output untouched) if the key is missing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_ttl(
+    client: *const rcache_client,
+    key: *const u8,
+    key_len: usize,
+    ttl_ms_out: *mut i64,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, key, ttl_ms_out) =
+            unsafe { (rcache_client::cache(client)?, bytes(key, key_len, "key")?, out_param(ttl_ms_out, "ttl_ms_out")?) };
+        Ok(match cache.remaining(key)? {
+            Remaining::Missing => MISS,
+            Remaining::Forever => {
+                *ttl_ms_out = super::types::RCACHE_TTL_NONE;
+                OK
+            }
+            Remaining::Left(left) => {
+                *ttl_ms_out = i64::try_from(left.as_millis()).unwrap_or(i64::MAX);
+                OK
+            }
+        })
+    })
+}
+
+/// Gives an existing `key` a new TTL (same conventions as `rcache_client_set`;
+/// `RCACHE_TTL_NONE` removes the expiry). `RCACHE_STATUS_MISS` if the key is missing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_expire(
+    client: *const rcache_client,
+    key: *const u8,
+    key_len: usize,
+    ttl_ms: i64,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, key) = unsafe { (rcache_client::cache(client)?, bytes(key, key_len, "key")?) };
+        Ok(found(cache.expire(key, ttl_from_millis(ttl_ms)?)?))
+    })
+}
+
+/// Reads `count` keys in one round trip. On `RCACHE_STATUS_OK`, `values_out[i]`
+/// holds the value of `keys[i]`, or `data == NULL` for a miss; release each
+/// with `rcache_buffer_free` (or all with `rcache_buffers_free`). On an error
+/// `values_out` is untouched.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_get_many(
+    client: *const rcache_client,
+    keys: *const rcache_bytes,
+    count: usize,
+    values_out: *mut rcache_buffer,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, keys) = unsafe { (rcache_client::cache(client)?, array(keys, count, "keys")?) };
+        if values_out.is_null() && count > 0 {
+            return Err(Failure::invalid("values_out is NULL"));
+        }
+        // SAFETY: each key's bytes are readable as the caller promises.
+        let keys = keys
+            .iter()
+            .map(|key| unsafe { bytes(key.data, key.len, "keys[i]") })
+            .collect::<Result<Vec<_>, _>>()?;
+        let values = cache.get_many(&keys)?;
+        for (index, value) in values.into_iter().enumerate() {
+            let buffer = value.map_or(rcache_buffer::EMPTY, rcache_buffer::from_vec);
+            // SAFETY: values_out has room for `count` buffers; `index < count`.
+            unsafe { values_out.add(index).write(buffer) };
+        }
+        Ok(OK)
+    })
+}
+
+/// Stores `count` entries (`keys[i]` -> `values[i]`) with one TTL, all or
+/// nothing, in one round trip. TTL conventions as in `rcache_client_set`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_set_many(
+    client: *const rcache_client,
+    keys: *const rcache_bytes,
+    values: *const rcache_bytes,
+    count: usize,
+    ttl_ms: i64,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, keys, values) =
+            unsafe { (rcache_client::cache(client)?, array(keys, count, "keys")?, array(values, count, "values")?) };
+        let entries = keys
+            .iter()
+            .zip(values)
+            // SAFETY: each key's and value's bytes are readable as the caller promises.
+            .map(|(key, value)| unsafe { Ok((bytes(key.data, key.len, "keys[i]")?, bytes(value.data, value.len, "values[i]")?)) })
+            .collect::<Result<Vec<_>, Failure>>()?;
+        cache.set_many(&entries, ttl_from_millis(ttl_ms)?)?;
+        Ok(OK)
+    })
+}
+
+/// Adds `delta` to the integer counter at `key` and writes the new value to
+/// `*value_out`. A missing counter starts at 0 and gets `ttl_ms` in the same
+/// atomic step (conventions as in `rcache_client_set`); an existing one keeps
+/// its TTL. `RCACHE_STATUS_WRONG_TYPE` if the stored value is not an integer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_incr(
+    client: *const rcache_client,
+    key: *const u8,
+    key_len: usize,
+    delta: i64,
+    ttl_ms: i64,
+    value_out: *mut i64,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, key, value_out) =
+            unsafe { (rcache_client::cache(client)?, bytes(key, key_len, "key")?, out_param(value_out, "value_out")?) };
+        *value_out = cache.increment(key, delta, ttl_from_millis(ttl_ms)?)?;
+        Ok(OK)
+    })
+}
+
+/// Releases the bytes of a buffer the library handed out and resets it to
+/// empty. NULL, and a buffer already empty, are no-ops.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_buffer_free(buffer: *mut rcache_buffer) {
+    guard(|| {
+        // SAFETY: a non-NULL buffer is one the library filled, or an empty one.
+        let Some(buffer) = (unsafe { buffer.as_mut() }) else { return Ok(OK) };
+        if !buffer.data.is_null() {
+            let slice = std::ptr::slice_from_raw_parts_mut(buffer.data, buffer.len);
+            // SAFETY: data and len come from rcache_buffer::from_vec's Box::into_raw.
+            drop(unsafe { Box::from_raw(slice) });
+        }
+        *buffer = rcache_buffer::EMPTY;
+        Ok(OK)
+    });
+}
+
+/// `rcache_buffer_free` on each of `count` buffers, as filled by `rcache_client_get_many`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_buffers_free(buffers: *mut rcache_buffer, count: usize) {
+    if buffers.is_null() {
+        return;
+    }
+    for index in 0..count {
+        // SAFETY: the caller passes `count` buffers filled by the library.
+        unsafe { rcache_buffer_free(buffers.add(index)) };
+    }
+}

@@ -1,0 +1,47 @@
+//! The C ABI: the only code that knows about C. Every export checks its
+//! pointers, converts, calls the engine and converts back, inside a panic
+//! boundary.
+//!
+//! All functions are thread-safe unless their documentation says otherwise.
+
+mod boundary;
+mod client;
+mod fork;
+mod last_error;
+mod status;
+mod types;
+
+pub use client::*;
+pub use last_error::rcache_last_error;
+pub use status::{rcache_status, rcache_status_name};
+pub use types::{RCACHE_TTL_DEFAULT, RCACHE_TTL_NONE, rcache_buffer, rcache_bytes, rcache_options};
+
+use std::ffi::c_char;
+
+pub const RCACHE_VERSION_MAJOR: u32 = 0;
+pub const RCACHE_VERSION_MINOR: u32 = 1;
+pub const RCACHE_VERSION_PATCH: u32 = 0;
+/// Raised whenever a function, struct or enum changes incompatibly; bindings
+/// compare it with `rcache_abi_version()` before use.
+pub const RCACHE_ABI_VERSION: u32 = 1;
+
+/// The library version, e.g. `"0.1.0"`. Static; never free it.
+#[unsafe(no_mangle)]
+pub extern "C" fn rcache_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The ABI version the library was built with; compare it with `RCACHE_ABI_VERSION`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rcache_abi_version() -> u32 {
+    RCACHE_ABI_VERSION
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_constants_match_the_crate_version() {
+        let expected = format!("{}.{}.{}", super::RCACHE_VERSION_MAJOR, super::RCACHE_VERSION_MINOR, super::RCACHE_VERSION_PATCH);
+        assert_eq!(env!("CARGO_PKG_VERSION"), expected);
+    }
+}

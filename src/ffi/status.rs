@@ -1,0 +1,100 @@
+//! The status every fallible export returns, and failures on their way to C.
+
+use crate::error::{Error, ErrorKind};
+
+use super::last_error;
+
+/// The outcome of a call. `RCACHE_STATUS_OK` and `RCACHE_STATUS_MISS` are
+/// successes; every other value is an error whose reason
+/// `rcache_last_error()` gives on the same thread.
+#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum rcache_status {
+    /// The call did what was asked.
+    RCACHE_STATUS_OK = 0,
+    /// The key does not exist (or has expired). Not an error.
+    RCACHE_STATUS_MISS = 1,
+    /// A NULL pointer, an empty key, a TTL out of range, a malformed URL or option.
+    RCACHE_STATUS_INVALID_ARGUMENT = 2,
+    /// The server could not be reached or the connection broke.
+    RCACHE_STATUS_CONNECTION = 3,
+    /// The server did not answer within the configured timeout.
+    RCACHE_STATUS_TIMEOUT = 4,
+    /// The server answered with an error.
+    RCACHE_STATUS_SERVER = 5,
+    /// The stored value has the wrong type for the operation (for example a counter that is not an integer).
+    RCACHE_STATUS_WRONG_TYPE = 6,
+    /// A key or value exceeds the configured limit.
+    RCACHE_STATUS_TOO_LARGE = 7,
+    /// The handle was created before a fork(); create a new one in this process.
+    RCACHE_STATUS_FORKED = 8,
+    /// The URL names a feature this build does not provide.
+    RCACHE_STATUS_UNSUPPORTED = 9,
+    /// The library hit an internal bug; the handle is still safe to free.
+    RCACHE_STATUS_PANIC = 10,
+}
+
+impl From<ErrorKind> for rcache_status {
+    fn from(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::InvalidArgument => rcache_status::RCACHE_STATUS_INVALID_ARGUMENT,
+            ErrorKind::Connection => rcache_status::RCACHE_STATUS_CONNECTION,
+            ErrorKind::Timeout => rcache_status::RCACHE_STATUS_TIMEOUT,
+            ErrorKind::Server => rcache_status::RCACHE_STATUS_SERVER,
+            ErrorKind::WrongType => rcache_status::RCACHE_STATUS_WRONG_TYPE,
+            ErrorKind::TooLarge => rcache_status::RCACHE_STATUS_TOO_LARGE,
+            ErrorKind::Unsupported => rcache_status::RCACHE_STATUS_UNSUPPORTED,
+        }
+    }
+}
+
+/// A failed call: the status C sees and the message `rcache_last_error` gives.
+#[derive(Debug)]
+pub struct Failure {
+    pub status: rcache_status,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(status: rcache_status, message: impl Into<String>) -> Self {
+        Failure { status, message: message.into() }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Failure::new(rcache_status::RCACHE_STATUS_INVALID_ARGUMENT, message)
+    }
+
+    /// Records the message for this thread and hands back the status.
+    pub fn report(self) -> rcache_status {
+        last_error::set(&self.message);
+        self.status
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::new(error.kind.into(), error.message)
+    }
+}
+
+/// The enumerator's name, e.g. `"RCACHE_STATUS_MISS"`, for logs. Never NULL;
+/// the string is static.
+#[unsafe(no_mangle)]
+pub extern "C" fn rcache_status_name(status: rcache_status) -> *const std::ffi::c_char {
+    use rcache_status::*;
+    let name: &'static std::ffi::CStr = match status {
+        RCACHE_STATUS_OK => c"RCACHE_STATUS_OK",
+        RCACHE_STATUS_MISS => c"RCACHE_STATUS_MISS",
+        RCACHE_STATUS_INVALID_ARGUMENT => c"RCACHE_STATUS_INVALID_ARGUMENT",
+        RCACHE_STATUS_CONNECTION => c"RCACHE_STATUS_CONNECTION",
+        RCACHE_STATUS_TIMEOUT => c"RCACHE_STATUS_TIMEOUT",
+        RCACHE_STATUS_SERVER => c"RCACHE_STATUS_SERVER",
+        RCACHE_STATUS_WRONG_TYPE => c"RCACHE_STATUS_WRONG_TYPE",
+        RCACHE_STATUS_TOO_LARGE => c"RCACHE_STATUS_TOO_LARGE",
+        RCACHE_STATUS_FORKED => c"RCACHE_STATUS_FORKED",
+        RCACHE_STATUS_UNSUPPORTED => c"RCACHE_STATUS_UNSUPPORTED",
+        RCACHE_STATUS_PANIC => c"RCACHE_STATUS_PANIC",
+    };
+    name.as_ptr()
+}

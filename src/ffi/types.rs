@@ -1,0 +1,131 @@
+//! Plain C structs passed across the boundary.
+
+use std::ffi::{CStr, c_char};
+use std::time::Duration;
+
+use crate::{MemoryLimits, Options, Ttl};
+
+use super::status::Failure;
+
+/// Store without expiry: pass as `ttl_ms` (or as `default_ttl_ms`).
+pub const RCACHE_TTL_NONE: i64 = -1;
+/// Use the client's default TTL: pass as `ttl_ms`.
+pub const RCACHE_TTL_DEFAULT: i64 = 0;
+
+/// Borrowed bytes: `len` bytes at `data`. `data` may be NULL only when `len` is 0.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct rcache_bytes {
+    pub data: *const u8,
+    pub len: usize,
+}
+
+/// Bytes owned by the library, handed to the caller. Release them with
+/// `rcache_buffer_free`. `data` is NULL only in a buffer that holds nothing
+/// (a miss in `rcache_client_get_many`, or a freed buffer).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug)]
+pub struct rcache_buffer {
+    pub data: *mut u8,
+    pub len: usize,
+}
+
+impl rcache_buffer {
+    pub const EMPTY: rcache_buffer = rcache_buffer { data: std::ptr::null_mut(), len: 0 };
+
+    pub fn from_vec(bytes: Vec<u8>) -> Self {
+        let boxed = bytes.into_boxed_slice();
+        let len = boxed.len();
+        rcache_buffer { data: Box::into_raw(boxed).cast::<u8>(), len }
+    }
+}
+
+/// Settings for `rcache_client_connect`. Start from `rcache_options_default()`
+/// or zero the struct: every field left 0 (or NULL) takes the library default.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct rcache_options {
+    /// Bound on establishing a connection, in milliseconds. Default 1000.
+    pub connect_timeout_ms: u32,
+    /// Bound on waiting for each reply, in milliseconds. Default 1000.
+    pub response_timeout_ms: u32,
+    /// NUL-terminated text prepended to every key, e.g. `"myapp:"`; NULL for none.
+    /// Copied during `rcache_client_connect`.
+    pub key_prefix: *const c_char,
+    /// TTL of entries stored with `RCACHE_TTL_DEFAULT`, in milliseconds;
+    /// 0 or `RCACHE_TTL_NONE` keeps them without expiry.
+    pub default_ttl_ms: i64,
+    /// Longest key accepted, prefix excluded. Default 64 KiB.
+    pub max_key_bytes: usize,
+    /// Longest value accepted, at most 512 MiB. Default 64 MiB.
+    pub max_value_bytes: usize,
+    /// `memory://` only: most entries kept before the least recently used are evicted. Default 1,000,000.
+    pub memory_max_entries: usize,
+    /// `memory://` only: most bytes (keys, values, bookkeeping) kept. Default 256 MiB.
+    pub memory_max_bytes: usize,
+}
+
+impl rcache_options {
+    pub fn from_options(options: &Options) -> Self {
+        rcache_options {
+            connect_timeout_ms: options.connect_timeout.as_millis() as u32,
+            response_timeout_ms: options.response_timeout.as_millis() as u32,
+            key_prefix: std::ptr::null(),
+            default_ttl_ms: options.default_ttl.map_or(0, |ttl| ttl.as_millis() as i64),
+            max_key_bytes: options.max_key_bytes,
+            max_value_bytes: options.max_value_bytes,
+            memory_max_entries: options.memory_limits.max_entries,
+            memory_max_bytes: options.memory_limits.max_bytes,
+        }
+    }
+
+    /// The engine's options.
+    ///
+    /// # Safety
+    /// `key_prefix`, when not NULL, must point to a NUL-terminated string.
+    pub unsafe fn to_options(&self) -> Result<Options, Failure> {
+        let defaults = Options::default();
+        let or_default = |value: usize, default: usize| if value == 0 { default } else { value };
+        let millis_or = |value: u32, default: Duration| {
+            if value == 0 { default } else { Duration::from_millis(value.into()) }
+        };
+        let key_prefix = if self.key_prefix.is_null() {
+            Vec::new()
+        } else {
+            // SAFETY: the caller promises a NUL-terminated string (documented on the field).
+            unsafe { CStr::from_ptr(self.key_prefix) }.to_bytes().to_vec()
+        };
+        let default_ttl = match self.default_ttl_ms {
+            0 | RCACHE_TTL_NONE => None,
+            ms if ms > 0 => Some(Duration::from_millis(ms as u64)),
+            ms => return Err(Failure::invalid(format!("default_ttl_ms {ms} is negative"))),
+        };
+        Ok(Options {
+            connect_timeout: millis_or(self.connect_timeout_ms, defaults.connect_timeout),
+            response_timeout: millis_or(self.response_timeout_ms, defaults.response_timeout),
+            key_prefix,
+            default_ttl,
+            max_key_bytes: or_default(self.max_key_bytes, defaults.max_key_bytes),
+            max_value_bytes: or_default(self.max_value_bytes, defaults.max_value_bytes),
+            memory_limits: MemoryLimits {
+                max_entries: or_default(self.memory_max_entries, defaults.memory_limits.max_entries),
+                max_bytes: or_default(self.memory_max_bytes, defaults.memory_limits.max_bytes),
+            },
+        })
+    }
+}
+
+/// Reads the C convention for a per-call TTL in milliseconds.
+pub fn ttl_from_millis(ttl_ms: i64) -> Result<Ttl, Failure> {
+    match ttl_ms {
+        RCACHE_TTL_DEFAULT => Ok(Ttl::Default),
+        RCACHE_TTL_NONE => Ok(Ttl::Never),
+        ms if ms > 0 => Ok(Ttl::After(Duration::from_millis(ms as u64))),
+        ms => Err(Failure::invalid(format!(
+            "ttl_ms {ms} is negative; use RCACHE_TTL_NONE (-1) for no expiry"
+        ))),
+    }
+}

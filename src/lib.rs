@@ -1,0 +1,13 @@
+//! rcache: an application cache over Redis or an embedded in-process store,
+//! with a C ABI (`ffi`) and a plain Rust API (`Cache`).
+
+pub mod backend;
+mod cache;
+mod error;
+pub mod ffi;
+mod options;
+
+pub use backend::{Expiry, MemoryLimits, Remaining};
+pub use cache::{BackendKind, Cache, Ttl};
+pub use error::{Error, ErrorKind, Result};
+pub use options::{DEFAULT_URL, MAX_TTL, MAX_VALUE_LIMIT, Options};

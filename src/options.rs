@@ -1,0 +1,102 @@
+//! Client options and the URL schemes that select a backend.
+
+use std::time::Duration;
+
+use crate::backend::MemoryLimits;
+use crate::error::{Error, ErrorKind, Result};
+
+/// The largest TTL accepted: 100 years, far inside what Redis and `Instant` can represent.
+pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+/// Redis refuses bulk strings over 512 MiB.
+pub const MAX_VALUE_LIMIT: usize = 512 * 1024 * 1024;
+
+/// Settings of one client handle. `Options::default()` gives sensible values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Bound on establishing a connection.
+    pub connect_timeout: Duration,
+    /// Bound on waiting for a reply once a command is sent.
+    pub response_timeout: Duration,
+    /// Prepended to every key, isolating applications that share a database.
+    pub key_prefix: Vec<u8>,
+    /// TTL of entries stored without an explicit one; `None` keeps them until evicted.
+    pub default_ttl: Option<Duration>,
+    /// Longest key accepted, prefix excluded.
+    pub max_key_bytes: usize,
+    /// Longest value accepted.
+    pub max_value_bytes: usize,
+    /// Size bound of the embedded backend.
+    pub memory_limits: MemoryLimits,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            connect_timeout: Duration::from_millis(1000),
+            response_timeout: Duration::from_millis(1000),
+            key_prefix: Vec::new(),
+            default_ttl: None,
+            max_key_bytes: 64 * 1024,
+            max_value_bytes: 64 * 1024 * 1024,
+            memory_limits: MemoryLimits { max_entries: 1_000_000, max_bytes: 256 * 1024 * 1024 },
+        }
+    }
+}
+
+impl Options {
+    /// Refuses settings no backend can honour.
+    pub fn validate(&self) -> Result<()> {
+        if self.connect_timeout.is_zero() || self.response_timeout.is_zero() {
+            return Err(Error::invalid("timeouts must be greater than zero"));
+        }
+        if self.max_key_bytes == 0 || self.max_value_bytes == 0 {
+            return Err(Error::invalid("key and value limits must be greater than zero"));
+        }
+        if self.max_value_bytes > MAX_VALUE_LIMIT {
+            return Err(Error::invalid(format!("max_value_bytes may be at most {MAX_VALUE_LIMIT}")));
+        }
+        if self.memory_limits.max_entries == 0 || self.memory_limits.max_bytes == 0 {
+            return Err(Error::invalid("memory limits must be greater than zero"));
+        }
+        if self.default_ttl.is_some_and(|ttl| ttl.is_zero() || ttl > MAX_TTL) {
+            return Err(Error::invalid("default TTL must be between 1 ms and 100 years"));
+        }
+        Ok(())
+    }
+}
+
+/// The backend a URL asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Memory,
+    Redis(String),
+}
+
+/// URL used when none is configured: the embedded backend.
+pub const DEFAULT_URL: &str = "memory://";
+
+impl Target {
+    /// Reads the scheme of `url`; the backend itself checks the rest.
+    pub fn parse(url: &str) -> Result<Target> {
+        let url = url.trim();
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Err(Error::invalid(format!(
+                "invalid URL {url:?}: expected scheme://…, e.g. memory:// or redis://host:6379/0"
+            )));
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "memory" if rest.is_empty() || rest == "/" => Ok(Target::Memory),
+            "memory" => Err(Error::invalid(format!(
+                "invalid URL {url:?}: memory:// takes no host or path; size it with the options"
+            ))),
+            "redis" | "rediss" | "unix" | "redis+unix" => Ok(Target::Redis(url.to_string())),
+            "redis+sentinel" | "redis+cluster" => Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("{scheme}:// is not supported by this version of rcache"),
+            )),
+            _ => Err(Error::invalid(format!(
+                "unknown URL scheme {scheme:?}: use memory://, redis://, rediss:// or unix://"
+            ))),
+        }
+    }
+}
