@@ -1,5 +1,10 @@
 //! The Redis backend: one multiplexed, automatically reconnecting connection
-//! driven by a small private tokio runtime.
+//! per handle, on a private current-thread tokio runtime.
+//!
+//! The runtime has no thread of its own: whichever calling thread is inside
+//! `block_on` drives the socket for every caller. A lone caller thus does its
+//! own I/O with no hand-off between threads, and concurrent callers share one
+//! connection whose writes are batched.
 
 use std::sync::Once;
 use std::time::Duration;
@@ -57,12 +62,10 @@ impl RedisBackend {
         let client = Client::open(settings.url.as_str())
             .map_err(|e| Error::invalid(format!("invalid Redis URL: {e}")))?;
         let target = client.get_connection_info().addr().to_string();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("rcache-io")
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::new(ErrorKind::Connection, format!("cannot start I/O thread: {e}")))?;
+            .map_err(|e| Error::new(ErrorKind::Connection, format!("cannot start the I/O runtime: {e}")))?;
         // Failures surface at once and the next call reconnects, so a call never
         // waits through a backoff schedule while the server is down.
         let config = ConnectionManagerConfig::new()
@@ -129,7 +132,7 @@ fn convert_error(target: &str, error: RedisError) -> Error {
         ErrorKind::Timeout
     } else if error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal() {
         ErrorKind::Connection
-    } else if error.code() == Some("WRONGTYPE") || text.contains("not an integer") {
+    } else if text.contains("WRONGTYPE") || text.contains("not an integer") {
         ErrorKind::WrongType
     } else if text.contains("would overflow") {
         ErrorKind::InvalidArgument

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what building and testing rcache needs, when it is missing:
+# redis-server and redis-tools (Debian), pytest (PyPI), cbindgen at the pinned
+# version (crates.io). Safe to run again: it only installs what is absent.
+set -euo pipefail
+
+CBINDGEN_VERSION=0.29.4
+cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null || ! command -v redis-benchmark >/dev/null; then
+  echo "prereqs: installing redis-server and redis-tools from Debian's packages"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
+  # The package starts a system service on 6379; the tests never use it.
+fi
+
+if ! python3 -c 'import pytest' 2>/dev/null; then
+  echo "prereqs: installing pytest"
+  python3 -m pip install --quiet 'pytest>=8' 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages 'pytest>=8'
+fi
+
+if [ "$("$cargo_bin/cbindgen" --version 2>/dev/null)" != "cbindgen $CBINDGEN_VERSION" ]; then
+  echo "prereqs: installing cbindgen $CBINDGEN_VERSION (pinned: its output differs between releases)"
+  cargo install --quiet cbindgen --version "=$CBINDGEN_VERSION" --locked
+fi

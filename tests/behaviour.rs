@@ -1,0 +1,236 @@
+//! The behavioural suite, run against every backend: each case is a function
+//! of a fresh `Cache`, instantiated once per backend by `suite!`.
+
+mod support;
+
+use std::time::Duration;
+
+use rcache::{Cache, ErrorKind, MemoryLimits, Options, Remaining, Ttl};
+use support::{RedisServer, wait_until};
+
+const SHORT: Ttl = Ttl::After(Duration::from_millis(80));
+
+fn ttl_secs(secs: u64) -> Ttl {
+    Ttl::After(Duration::from_secs(secs))
+}
+
+fn set_then_get_and_miss(cache: &Cache) {
+    assert_eq!(cache.get(b"absent").unwrap(), None);
+    cache.set(b"greeting", b"hello", ttl_secs(60)).unwrap();
+    assert_eq!(cache.get(b"greeting").unwrap().as_deref(), Some(&b"hello"[..]));
+    cache.set(b"greeting", b"again", ttl_secs(60)).unwrap();
+    assert_eq!(cache.get(b"greeting").unwrap().as_deref(), Some(&b"again"[..]));
+}
+
+fn keys_and_values_are_binary_safe(cache: &Cache) {
+    let every_byte: Vec<u8> = (0..=255).collect();
+    let key = b"k\0\xff\xfe\n\r ";
+    cache.set(key, &every_byte, ttl_secs(60)).unwrap();
+    assert_eq!(cache.get(key).unwrap(), Some(every_byte.clone()));
+    assert_eq!(cache.get(b"k").unwrap(), None, "a key is not cut at its NUL byte");
+    cache.set(&every_byte, b"", ttl_secs(60)).unwrap();
+    assert_eq!(cache.get(&every_byte).unwrap(), Some(Vec::new()), "an empty value is a hit");
+}
+
+fn entries_expire(cache: &Cache) {
+    cache.set(b"short", b"v", SHORT).unwrap();
+    assert!(cache.exists(b"short").unwrap());
+    assert!(wait_until(Duration::from_secs(3), || cache.get(b"short").unwrap().is_none()));
+    assert!(!cache.exists(b"short").unwrap());
+    assert_eq!(cache.remaining(b"short").unwrap(), Remaining::Missing);
+}
+
+fn ttl_never_and_default(cache: &Cache) {
+    cache.set(b"forever", b"v", Ttl::Never).unwrap();
+    assert_eq!(cache.remaining(b"forever").unwrap(), Remaining::Forever);
+    cache.set(b"default", b"v", Ttl::Default).unwrap();
+    match cache.options().default_ttl {
+        None => assert_eq!(cache.remaining(b"default").unwrap(), Remaining::Forever),
+        Some(ttl) => assert!(matches!(cache.remaining(b"default").unwrap(), Remaining::Left(left) if left <= ttl)),
+    }
+}
+
+fn remaining_and_expire(cache: &Cache) {
+    cache.set(b"k", b"v", ttl_secs(100)).unwrap();
+    let Remaining::Left(left) = cache.remaining(b"k").unwrap() else { panic!("expected a TTL") };
+    assert!(left > Duration::from_secs(95) && left <= Duration::from_secs(100));
+    assert!(cache.expire(b"k", ttl_secs(1000)).unwrap());
+    let Remaining::Left(left) = cache.remaining(b"k").unwrap() else { panic!("expected a TTL") };
+    assert!(left > Duration::from_secs(990));
+    assert!(cache.expire(b"k", Ttl::Never).unwrap());
+    assert_eq!(cache.remaining(b"k").unwrap(), Remaining::Forever);
+    assert!(!cache.expire(b"absent", ttl_secs(10)).unwrap());
+    assert!(!cache.expire(b"absent", Ttl::Never).unwrap());
+    assert!(cache.expire(b"k", SHORT).unwrap());
+    assert!(wait_until(Duration::from_secs(3), || !cache.exists(b"k").unwrap()));
+}
+
+fn delete_and_exists(cache: &Cache) {
+    assert!(!cache.delete(b"k").unwrap());
+    cache.set(b"k", b"v", ttl_secs(60)).unwrap();
+    assert!(cache.exists(b"k").unwrap());
+    assert!(cache.delete(b"k").unwrap());
+    assert!(!cache.exists(b"k").unwrap());
+    assert_eq!(cache.get(b"k").unwrap(), None);
+}
+
+fn many_at_once(cache: &Cache) {
+    assert_eq!(cache.get_many(&[]).unwrap(), Vec::<Option<Vec<u8>>>::new());
+    cache.set_many(&[], ttl_secs(60)).unwrap();
+    cache
+        .set_many(&[(b"a", b"1"), (b"b", b""), (b"c", b"3")], ttl_secs(60))
+        .unwrap();
+    let values = cache.get_many(&[b"c", b"missing", b"a", b"b"]).unwrap();
+    assert_eq!(values, vec![Some(b"3".to_vec()), None, Some(b"1".to_vec()), Some(Vec::new())]);
+    assert!(matches!(cache.remaining(b"a").unwrap(), Remaining::Left(_)));
+    let invalid = cache.set_many(&[(b"x", b"1"), (b"", b"2")], ttl_secs(60)).unwrap_err();
+    assert_eq!(invalid.kind, ErrorKind::InvalidArgument);
+    assert_eq!(cache.get(b"x").unwrap(), None, "a rejected batch stores nothing");
+}
+
+fn counters(cache: &Cache) {
+    assert_eq!(cache.increment(b"n", 1, ttl_secs(100)).unwrap(), 1);
+    assert_eq!(cache.increment(b"n", 41, ttl_secs(5)).unwrap(), 42);
+    assert_eq!(cache.increment(b"n", -50, ttl_secs(5)).unwrap(), -8);
+    let Remaining::Left(left) = cache.remaining(b"n").unwrap() else { panic!("a new counter gets its TTL") };
+    assert!(left > Duration::from_secs(90), "an existing counter keeps its TTL");
+    assert_eq!(cache.get(b"n").unwrap().as_deref(), Some(&b"-8"[..]));
+    cache.set(b"text", b"not a number", ttl_secs(60)).unwrap();
+    assert_eq!(cache.increment(b"text", 1, ttl_secs(60)).unwrap_err().kind, ErrorKind::WrongType);
+    assert_eq!(cache.get(b"text").unwrap().as_deref(), Some(&b"not a number"[..]));
+    cache.set(b"big", i64::MAX.to_string().as_bytes(), ttl_secs(60)).unwrap();
+    assert_eq!(cache.increment(b"big", 1, ttl_secs(60)).unwrap_err().kind, ErrorKind::InvalidArgument);
+    assert_eq!(cache.get(b"big").unwrap(), Some(i64::MAX.to_string().into_bytes()));
+    assert_eq!(cache.increment(b"forever", 1, Ttl::Never).unwrap(), 1);
+    assert_eq!(cache.remaining(b"forever").unwrap(), Remaining::Forever);
+}
+
+fn counter_expires_with_its_ttl(cache: &Cache) {
+    assert_eq!(cache.increment(b"hits", 1, SHORT).unwrap(), 1);
+    assert!(wait_until(Duration::from_secs(3), || !cache.exists(b"hits").unwrap()));
+    assert_eq!(cache.increment(b"hits", 1, SHORT).unwrap(), 1, "an expired counter starts again");
+}
+
+fn bad_arguments_are_refused(cache: &Cache) {
+    let kind = |result: rcache::Result<()>| result.unwrap_err().kind;
+    assert_eq!(kind(cache.set(b"", b"v", ttl_secs(1))), ErrorKind::InvalidArgument);
+    assert_eq!(cache.get(b"").unwrap_err().kind, ErrorKind::InvalidArgument);
+    assert_eq!(kind(cache.set(b"k", b"v", Ttl::After(Duration::ZERO))), ErrorKind::InvalidArgument);
+    assert_eq!(kind(cache.set(b"k", b"v", Ttl::After(rcache::MAX_TTL * 2))), ErrorKind::InvalidArgument);
+    let long_key = vec![b'k'; cache.options().max_key_bytes + 1];
+    assert_eq!(kind(cache.set(&long_key, b"v", ttl_secs(1))), ErrorKind::TooLarge);
+    let big_value = vec![0u8; cache.options().max_value_bytes + 1];
+    assert_eq!(kind(cache.set(b"k", &big_value, ttl_secs(1))), ErrorKind::TooLarge);
+    assert_eq!(cache.get(b"k").unwrap(), None, "nothing was stored by a refused call");
+}
+
+fn concurrent_callers_get_their_own_replies(cache: &Cache) {
+    std::thread::scope(|scope| {
+        for thread in 0..16 {
+            scope.spawn(move || {
+                for round in 0..300 {
+                    let key = format!("t{thread}:{}", round % 7);
+                    let value = format!("{thread}/{round}");
+                    cache.set(key.as_bytes(), value.as_bytes(), ttl_secs(60)).unwrap();
+                    assert_eq!(cache.get(key.as_bytes()).unwrap(), Some(value.into_bytes()));
+                    cache.increment(b"shared", 1, ttl_secs(60)).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(cache.get(b"shared").unwrap(), Some(b"4800".to_vec()));
+}
+
+fn small_limits() -> Options {
+    Options { max_key_bytes: 300, max_value_bytes: 1024, ..Options::default() }
+}
+
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(#[test]
+            fn $case() {
+                let cache = super::Cache::connect(Some("memory://"), super::small_limits()).unwrap();
+                super::$case(&cache);
+            })*
+        }
+        mod redis {
+            $(#[test]
+            fn $case() {
+                let server = super::RedisServer::start();
+                let options = super::Options { key_prefix: b"suite:".to_vec(), ..super::small_limits() };
+                let cache = super::Cache::connect(Some(&server.url()), options).unwrap();
+                super::$case(&cache);
+            })*
+        }
+    };
+}
+
+suite!(
+    set_then_get_and_miss,
+    keys_and_values_are_binary_safe,
+    entries_expire,
+    ttl_never_and_default,
+    remaining_and_expire,
+    delete_and_exists,
+    many_at_once,
+    counters,
+    counter_expires_with_its_ttl,
+    bad_arguments_are_refused,
+    concurrent_callers_get_their_own_replies,
+);
+
+#[test]
+fn default_ttl_applies_to_entries_stored_without_one() {
+    let options = Options { default_ttl: Some(Duration::from_secs(30)), ..Options::default() };
+    let cache = Cache::connect(None, options).unwrap();
+    ttl_never_and_default(&cache);
+}
+
+#[test]
+fn memory_backend_stays_within_its_bounds() {
+    let limits = MemoryLimits { max_entries: 100, max_bytes: 64 * 1024 };
+    let cache = Cache::connect(Some("memory://"), Options { memory_limits: limits, ..Options::default() }).unwrap();
+    for index in 0..1000u32 {
+        cache.set(format!("key{index}").as_bytes(), &[7u8; 300], Ttl::Never).unwrap();
+    }
+    let live = (0..1000u32).filter(|index| cache.exists(format!("key{index}").as_bytes()).unwrap()).count();
+    assert!(live <= 100, "{live} entries kept");
+    assert!(live > 0);
+    assert!(cache.exists(b"key999").unwrap(), "the newest entry survives eviction");
+    let too_big = cache.set(b"huge", &vec![0u8; 128 * 1024], Ttl::Never).unwrap_err();
+    assert_eq!(too_big.kind, ErrorKind::TooLarge);
+    assert!(cache.exists(b"key999").unwrap(), "a refused entry evicts nothing");
+}
+
+#[test]
+fn memory_backend_recently_read_entries_survive_eviction() {
+    let limits = MemoryLimits { max_entries: 10, max_bytes: 1 << 20 };
+    let cache = Cache::connect(Some("memory://"), Options { memory_limits: limits, ..Options::default() }).unwrap();
+    cache.set(b"hot", b"v", Ttl::Never).unwrap();
+    for index in 0..100u32 {
+        cache.get(b"hot").unwrap();
+        cache.set(format!("cold{index}").as_bytes(), b"v", Ttl::Never).unwrap();
+    }
+    assert!(cache.exists(b"hot").unwrap());
+}
+
+#[test]
+fn urls_are_checked() {
+    let kind = |url: &str| Cache::connect(Some(url), Options::default()).err().map(|e| e.kind);
+    assert_eq!(kind("nonsense"), Some(ErrorKind::InvalidArgument));
+    assert_eq!(kind("ftp://host"), Some(ErrorKind::InvalidArgument));
+    assert_eq!(kind("memory://somewhere"), Some(ErrorKind::InvalidArgument));
+    assert_eq!(kind("redis://:notaport"), Some(ErrorKind::InvalidArgument));
+    assert_eq!(kind("redis+sentinel://h:26379/mymaster"), Some(ErrorKind::Unsupported));
+    assert_eq!(kind("memory://"), None);
+    assert_eq!(kind(""), None, "an empty URL means the embedded backend");
+}
+
+#[test]
+fn options_are_checked() {
+    let refused = |options: Options| Cache::connect(None, options).err().map(|e| e.kind);
+    assert_eq!(refused(Options { connect_timeout: Duration::ZERO, ..Options::default() }), Some(ErrorKind::InvalidArgument));
+    assert_eq!(refused(Options { max_value_bytes: rcache::MAX_VALUE_LIMIT + 1, ..Options::default() }), Some(ErrorKind::InvalidArgument));
+    assert_eq!(refused(Options { default_ttl: Some(Duration::ZERO), ..Options::default() }), Some(ErrorKind::InvalidArgument));
+}

@@ -1,0 +1,172 @@
+//! Real faults under a Redis client: the server killed, restarted, paused,
+//! unreachable, or holding data of another type.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rcache::{Cache, ErrorKind, Options, Ttl};
+use support::{RedisServer, wait_until};
+
+fn quick_timeouts() -> Options {
+    Options {
+        connect_timeout: Duration::from_millis(300),
+        response_timeout: Duration::from_millis(300),
+        ..Options::default()
+    }
+}
+
+const MINUTE: Ttl = Ttl::After(Duration::from_secs(60));
+
+#[test]
+fn an_unreachable_server_fails_within_the_connect_timeout() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let started = Instant::now();
+    let error = Cache::connect(Some(&format!("redis://127.0.0.1:{port}")), quick_timeouts()).err().unwrap();
+    assert_eq!(error.kind, ErrorKind::Connection, "{error}");
+    assert!(error.message.contains(&port.to_string()), "the message names the server: {error}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_server_that_accepts_but_never_answers_times_out_on_connect() {
+    let server = RedisServer::start();
+    server.pause();
+    let error = Cache::connect(Some(&server.url()), quick_timeouts()).err().unwrap();
+    assert_eq!(error.kind, ErrorKind::Timeout, "{error}");
+    server.resume();
+}
+
+#[test]
+fn a_paused_server_gives_timeouts_and_the_client_recovers_when_it_resumes() {
+    let server = RedisServer::start();
+    let cache = Cache::connect(Some(&server.url()), quick_timeouts()).unwrap();
+    cache.set(b"k", b"before", MINUTE).unwrap();
+    server.pause();
+    let started = Instant::now();
+    let error = cache.get(b"k").unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Timeout, "{error}");
+    assert!(started.elapsed() < Duration::from_secs(5), "bounded by the configured timeouts");
+    server.resume();
+    assert!(wait_until(Duration::from_secs(10), || cache.get(b"k").ok().flatten().is_some()));
+    assert_eq!(cache.get(b"k").unwrap().as_deref(), Some(&b"before"[..]));
+}
+
+#[test]
+fn a_killed_server_gives_errors_quickly_and_a_restarted_one_is_used_again() {
+    let mut server = RedisServer::start();
+    let cache = Cache::connect(Some(&server.url()), quick_timeouts()).unwrap();
+    cache.set(b"k", b"v", MINUTE).unwrap();
+    server.kill();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let error = cache.get(b"k").unwrap_err();
+        assert!(matches!(error.kind, ErrorKind::Connection | ErrorKind::Timeout), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    server.restart();
+    assert!(wait_until(Duration::from_secs(10), || cache.set(b"k", b"again", MINUTE).is_ok()));
+    assert_eq!(cache.get(b"k").unwrap().as_deref(), Some(&b"again"[..]));
+}
+
+#[test]
+fn a_restart_under_load_never_mixes_up_replies() {
+    let mut server = RedisServer::start();
+    let options = Options { response_timeout: Duration::from_millis(500), ..quick_timeouts() };
+    let cache = Cache::connect(Some(&server.url()), options).unwrap();
+    let stop = AtomicBool::new(false);
+    let successes = AtomicU64::new(0);
+    let failures = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for thread in 0..8 {
+            let (cache, stop, successes, failures) = (&cache, &stop, &successes, &failures);
+            scope.spawn(move || {
+                let key = format!("thread{thread}");
+                let mut round = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    round += 1;
+                    let value = format!("{thread}:{round}");
+                    let stored = cache.set(key.as_bytes(), value.as_bytes(), MINUTE).is_ok();
+                    match cache.get(key.as_bytes()) {
+                        // After a restart the entry may be gone, never someone else's.
+                        Ok(Some(seen)) => {
+                            let seen = String::from_utf8(seen).unwrap();
+                            assert!(seen.starts_with(&format!("{thread}:")), "thread {thread} read {seen}");
+                            if stored {
+                                assert_eq!(seen, value);
+                            }
+                            successes.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            assert!(matches!(error.kind, ErrorKind::Connection | ErrorKind::Timeout), "{error}");
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        server.restart();
+        let before = successes.load(Ordering::Relaxed);
+        assert!(
+            wait_until(Duration::from_secs(10), || successes.load(Ordering::Relaxed) > before + 100),
+            "the client recovers by itself after the restart"
+        );
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert!(successes.load(Ordering::Relaxed) > 0);
+}
+
+#[test]
+fn data_of_another_type_is_reported_and_left_alone() {
+    let server = RedisServer::start();
+    let cache = Cache::connect(Some(&server.url()), Options::default()).unwrap();
+    assert_eq!(server.command(&["HSET", "hash", "field", "value"]).as_deref(), Some(":1\r\n"));
+    assert_eq!(cache.get(b"hash").unwrap_err().kind, ErrorKind::WrongType);
+    assert_eq!(cache.increment(b"hash", 1, MINUTE).unwrap_err().kind, ErrorKind::WrongType);
+    assert_eq!(cache.get_many(&[b"hash"]).unwrap(), vec![None], "MGET reads other types as misses");
+    assert!(cache.exists(b"hash").unwrap());
+    assert_eq!(server.command(&["HGET", "hash", "field"]).as_deref(), Some("$5\r\nvalue\r\n"));
+}
+
+#[test]
+fn the_namespace_prefix_isolates_clients_sharing_a_database() {
+    let server = RedisServer::start();
+    let connect = |prefix: &str| {
+        Cache::connect(Some(&server.url()), Options { key_prefix: prefix.as_bytes().to_vec(), ..Options::default() }).unwrap()
+    };
+    let (first, second) = (connect("app1:"), connect("app2:"));
+    first.set(b"k", b"one", MINUTE).unwrap();
+    second.set(b"k", b"two", MINUTE).unwrap();
+    assert_eq!(first.get(b"k").unwrap().as_deref(), Some(&b"one"[..]));
+    assert_eq!(second.get(b"k").unwrap().as_deref(), Some(&b"two"[..]));
+    assert_eq!(server.command(&["GET", "app1:k"]).as_deref(), Some("$3\r\none\r\n"));
+}
+
+#[test]
+fn a_unix_socket_url_reaches_the_server() {
+    let server = RedisServer::start();
+    let socket = std::env::temp_dir().join(format!("rcache-{}.sock", server.port));
+    let socket_text = socket.to_str().unwrap();
+    let reply = server.command(&["CONFIG", "SET", "unixsocket", socket_text]);
+    if reply.as_deref() != Some("+OK\r\n") {
+        // Redis 7 refuses to change unixsocket at run time; start a second server for it.
+        let mut child = std::process::Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket", socket_text, "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(wait_until(Duration::from_secs(10), || socket.exists()));
+        let result = std::panic::catch_unwind(|| {
+            let cache = Cache::connect(Some(&format!("unix://{socket_text}?db=2")), Options::default()).unwrap();
+            cache.set(b"k", b"v", MINUTE).unwrap();
+            assert_eq!(cache.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_file(&socket);
+        result.unwrap();
+    }
+}
