@@ -18,6 +18,12 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null || 
   # The package starts a system service on 6379; the tests never use it.
 fi
 
+if ! command -v openssl >/dev/null; then
+  echo "prereqs: installing openssl (the TLS test makes its certificate)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
+
 if ! python3 -c 'import pytest' 2>/dev/null; then
   echo "prereqs: installing pytest"
   python3 -m pip install --quiet 'pytest>=8' 2>/dev/null \

@@ -170,3 +170,26 @@ fn a_unix_socket_url_reaches_the_server() {
         result.unwrap();
     }
 }
+
+#[test]
+fn an_acl_user_is_confined_to_its_keys() {
+    let server = RedisServer::start();
+    let reply = server.command(&["ACL", "SETUSER", "app", "on", ">secret", "~app:*", "+@all"]);
+    assert_eq!(reply.as_deref(), Some("+OK\r\n"));
+    let url = format!("redis://app:secret@127.0.0.1:{}/0", server.port);
+
+    let confined = Cache::connect(Some(&url), Options { key_prefix: b"app:".to_vec(), ..Options::default() }).unwrap();
+    confined.set(b"k", b"v", MINUTE).unwrap();
+    assert_eq!(confined.increment(b"n", 1, MINUTE).unwrap(), 1);
+    assert_eq!(confined.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+
+    let outside = Cache::connect(Some(&url), Options::default()).unwrap();
+    let refused = outside.set(b"k", b"v", MINUTE).unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Server);
+    assert!(refused.message.contains("NOPERM") || refused.message.contains("permission"), "{refused}");
+
+    let wrong_password = format!("redis://app:wrong@127.0.0.1:{}/0", server.port);
+    let error = Cache::connect(Some(&wrong_password), Options::default()).err().unwrap();
+    assert_eq!(error.kind, ErrorKind::Connection, "{error}");
+    assert!(!error.message.contains("wrong"), "the password never appears in messages: {error}");
+}
