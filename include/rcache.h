@@ -127,7 +127,8 @@ enum rcache_status rcache_client_connect(const char *url,
 
 // Closes the connection and releases the handle. NULL is a no-op. No other
 // call on the handle may run or follow. In a child process after fork() the
-// inherited handle's memory is left alone (its I/O thread does not exist there).
+// inherited handle is not touched (its connection belongs to the parent): its
+// memory is left allocated.
 void rcache_client_free(struct rcache_client *client);
 
 // Reads `key`. On `RCACHE_STATUS_OK` the value is in `*value_out`, to be
@@ -174,7 +175,8 @@ enum rcache_status rcache_client_expire(const struct rcache_client *client,
 // Reads `count` keys in one round trip. On `RCACHE_STATUS_OK`, `values_out[i]`
 // holds the value of `keys[i]`, or `data == NULL` for a miss; release each
 // with `rcache_buffer_free` (or all with `rcache_buffers_free`). On an error
-// `values_out` is untouched.
+// `values_out` is untouched. Unlike `rcache_client_get`, a Redis key holding
+// another data type reads as a miss here (MGET semantics).
 enum rcache_status rcache_client_get_many(const struct rcache_client *client,
                                           const struct rcache_bytes *keys,
                                           size_t count,
@@ -211,9 +213,10 @@ void rcache_buffers_free(struct rcache_buffer *buffers, size_t count);
 // until the next failing call on the same thread; never free it.
 const char *rcache_last_error(void);
 
-// The enumerator's name, e.g. `"RCACHE_STATUS_MISS"`, for logs. Never NULL;
-// the string is static.
-const char *rcache_status_name(enum rcache_status status);
+// The enumerator's name for a status value, e.g. `"RCACHE_STATUS_MISS"`, or
+// `"RCACHE_STATUS_UNKNOWN"` for a value outside the enum. Never NULL; the
+// string is static.
+const char *rcache_status_name(int status);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,6 +1,6 @@
-//! The embedded in-process backend: sharded LRU maps with per-entry expiry.
+//! The embedded in-process backend: an LRU map with per-entry expiry behind
+//! one lock, so the size bounds hold exactly for the whole store.
 
-use std::hash::BuildHasher;
 use std::time::Instant;
 
 use lru::LruCache;
@@ -11,9 +11,6 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// Bytes charged per entry on top of its key and value, for the map's own bookkeeping.
 const ENTRY_OVERHEAD: usize = 96;
-/// Below this many entries one shard keeps the size bound exact.
-const SHARDING_THRESHOLD: usize = 4096;
-const SHARDS: usize = 16;
 
 /// Size bounds of a memory backend; the least recently used entries are
 /// evicted to stay within both.
@@ -38,14 +35,14 @@ impl Entry {
     }
 }
 
-struct Shard {
+struct Store {
     entries: LruCache<Box<[u8]>, Entry>,
     bytes: usize,
     max_entries: usize,
     max_bytes: usize,
 }
 
-impl Shard {
+impl Store {
     /// The live entry for `key`, dropping it first if it has expired.
     fn live(&mut self, key: &[u8], now: Instant) -> Option<&mut Entry> {
         let expired = !self.entries.peek(key)?.is_live(now);
@@ -103,40 +100,24 @@ impl Shard {
 
 /// An in-process store shared by every thread of the handle that owns it.
 pub struct MemoryBackend {
-    shards: Box<[Mutex<Shard>]>,
-    hasher: std::collections::hash_map::RandomState,
+    store: Mutex<Store>,
 }
 
 impl MemoryBackend {
     pub fn new(limits: MemoryLimits) -> Self {
-        let count = if limits.max_entries < SHARDING_THRESHOLD { 1 } else { SHARDS };
-        let shards = (0..count)
-            .map(|_| {
-                Mutex::new(Shard {
-                    entries: LruCache::unbounded(),
-                    bytes: 0,
-                    max_entries: limits.max_entries.div_ceil(count),
-                    max_bytes: limits.max_bytes.div_ceil(count),
-                })
-            })
-            .collect();
-        MemoryBackend { shards, hasher: Default::default() }
-    }
-
-    fn shard_index(&self, key: &[u8]) -> usize {
-        if self.shards.len() == 1 {
-            return 0;
+        MemoryBackend {
+            store: Mutex::new(Store {
+                entries: LruCache::unbounded(),
+                bytes: 0,
+                max_entries: limits.max_entries,
+                max_bytes: limits.max_bytes,
+            }),
         }
-        self.hasher.hash_one(key) as usize % self.shards.len()
-    }
-
-    fn shard(&self, key: &[u8]) -> &Mutex<Shard> {
-        &self.shards[self.shard_index(key)]
     }
 
     /// Entries currently held, expired ones not yet dropped included.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|shard| shard.lock().entries.len()).sum()
+        self.store.lock().entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -145,7 +126,7 @@ impl MemoryBackend {
 
     /// Bytes charged against the `max_bytes` bound.
     pub fn bytes_used(&self) -> usize {
-        self.shards.iter().map(|shard| shard.lock().bytes).sum()
+        self.store.lock().bytes
     }
 }
 
@@ -166,7 +147,7 @@ fn parse_counter(value: &[u8]) -> Result<i64> {
 impl Backend for MemoryBackend {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let now = Instant::now();
-        Ok(self.shard(key).lock().live(key, now).map(|entry| entry.value.to_vec()))
+        Ok(self.store.lock().live(key, now).map(|entry| entry.value.to_vec()))
     }
 
     fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
@@ -175,39 +156,38 @@ impl Backend for MemoryBackend {
 
     fn set(&self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<()> {
         let now = Instant::now();
-        self.shard(key).lock().insert(key, value.into(), deadline(expiry, now), now)
+        self.store.lock().insert(key, value.into(), deadline(expiry, now), now)
     }
 
     fn set_many(&self, entries: &[(Vec<u8>, &[u8])], expiry: Expiry) -> Result<()> {
-        // Lock every shard involved, in index order, so no reader sees half the batch.
         let now = Instant::now();
         let expires_at = deadline(expiry, now);
-        let mut guards: Vec<_> = self.shards.iter().map(|shard| shard.lock()).collect();
+        let mut store = self.store.lock();
         for (key, value) in entries {
-            guards[self.shard_index(key)].check_fits(key, value)?;
+            store.check_fits(key, value)?;
         }
         for (key, value) in entries {
-            guards[self.shard_index(key)].insert(key, (*value).into(), expires_at, now)?;
+            store.insert(key, (*value).into(), expires_at, now)?;
         }
         Ok(())
     }
 
     fn delete(&self, key: &[u8]) -> Result<bool> {
         let now = Instant::now();
-        let mut shard = self.shard(key).lock();
-        let existed = shard.live(key, now).is_some();
-        shard.remove(key);
+        let mut store = self.store.lock();
+        let existed = store.live(key, now).is_some();
+        store.remove(key);
         Ok(existed)
     }
 
     fn exists(&self, key: &[u8]) -> Result<bool> {
         let now = Instant::now();
-        Ok(self.shard(key).lock().live(key, now).is_some())
+        Ok(self.store.lock().live(key, now).is_some())
     }
 
     fn remaining(&self, key: &[u8]) -> Result<Remaining> {
         let now = Instant::now();
-        Ok(match self.shard(key).lock().live(key, now) {
+        Ok(match self.store.lock().live(key, now) {
             None => Remaining::Missing,
             Some(Entry { expires_at: None, .. }) => Remaining::Forever,
             Some(Entry { expires_at: Some(at), .. }) => Remaining::Left(*at - now),
@@ -216,7 +196,7 @@ impl Backend for MemoryBackend {
 
     fn expire(&self, key: &[u8], expiry: Expiry) -> Result<bool> {
         let now = Instant::now();
-        Ok(match self.shard(key).lock().live(key, now) {
+        Ok(match self.store.lock().live(key, now) {
             Some(entry) => {
                 entry.expires_at = deadline(expiry, now);
                 true
@@ -227,15 +207,15 @@ impl Backend for MemoryBackend {
 
     fn increment(&self, key: &[u8], delta: i64, expiry_if_new: Expiry) -> Result<i64> {
         let now = Instant::now();
-        let mut shard = self.shard(key).lock();
-        let (current, expires_at) = match shard.live(key, now) {
+        let mut store = self.store.lock();
+        let (current, expires_at) = match store.live(key, now) {
             Some(entry) => (parse_counter(&entry.value)?, entry.expires_at),
             None => (0, deadline(expiry_if_new, now)),
         };
         let next = current
             .checked_add(delta)
             .ok_or_else(|| Error::invalid("increment or decrement would overflow"))?;
-        shard.insert(key, next.to_string().into_bytes().into(), expires_at, now)?;
+        store.insert(key, next.to_string().into_bytes().into(), expires_at, now)?;
         Ok(next)
     }
 }

@@ -94,7 +94,8 @@ pub unsafe extern "C" fn rcache_client_connect(
 
 /// Closes the connection and releases the handle. NULL is a no-op. No other
 /// call on the handle may run or follow. In a child process after fork() the
-/// inherited handle's memory is left alone (its I/O thread does not exist there).
+/// inherited handle is not touched (its connection belongs to the parent): its
+/// memory is left allocated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_client_free(client: *mut rcache_client) {
     guard(|| {
@@ -221,7 +222,8 @@ pub unsafe extern "C" fn rcache_client_expire(
 /// Reads `count` keys in one round trip. On `RCACHE_STATUS_OK`, `values_out[i]`
 /// holds the value of `keys[i]`, or `data == NULL` for a miss; release each
 /// with `rcache_buffer_free` (or all with `rcache_buffers_free`). On an error
-/// `values_out` is untouched.
+/// `values_out` is untouched. Unlike `rcache_client_get`, a Redis key holding
+/// another data type reads as a miss here (MGET semantics).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_client_get_many(
     client: *const rcache_client,

@@ -1,5 +1,7 @@
 //! The status every fallible export returns, and failures on their way to C.
 
+use std::ffi::{c_char, c_int};
+
 use crate::error::{Error, ErrorKind};
 
 use super::last_error;
@@ -78,23 +80,28 @@ impl From<Error> for Failure {
     }
 }
 
-/// The enumerator's name, e.g. `"RCACHE_STATUS_MISS"`, for logs. Never NULL;
-/// the string is static.
+/// The enumerator's name for a status value, e.g. `"RCACHE_STATUS_MISS"`, or
+/// `"RCACHE_STATUS_UNKNOWN"` for a value outside the enum. Never NULL; the
+/// string is static.
 #[unsafe(no_mangle)]
-pub extern "C" fn rcache_status_name(status: rcache_status) -> *const std::ffi::c_char {
+pub extern "C" fn rcache_status_name(status: c_int) -> *const c_char {
     use rcache_status::*;
-    let name: &'static std::ffi::CStr = match status {
-        RCACHE_STATUS_OK => c"RCACHE_STATUS_OK",
-        RCACHE_STATUS_MISS => c"RCACHE_STATUS_MISS",
-        RCACHE_STATUS_INVALID_ARGUMENT => c"RCACHE_STATUS_INVALID_ARGUMENT",
-        RCACHE_STATUS_CONNECTION => c"RCACHE_STATUS_CONNECTION",
-        RCACHE_STATUS_TIMEOUT => c"RCACHE_STATUS_TIMEOUT",
-        RCACHE_STATUS_SERVER => c"RCACHE_STATUS_SERVER",
-        RCACHE_STATUS_WRONG_TYPE => c"RCACHE_STATUS_WRONG_TYPE",
-        RCACHE_STATUS_TOO_LARGE => c"RCACHE_STATUS_TOO_LARGE",
-        RCACHE_STATUS_FORKED => c"RCACHE_STATUS_FORKED",
-        RCACHE_STATUS_UNSUPPORTED => c"RCACHE_STATUS_UNSUPPORTED",
-        RCACHE_STATUS_PANIC => c"RCACHE_STATUS_PANIC",
-    };
+    let known = [
+        (RCACHE_STATUS_OK, c"RCACHE_STATUS_OK"),
+        (RCACHE_STATUS_MISS, c"RCACHE_STATUS_MISS"),
+        (RCACHE_STATUS_INVALID_ARGUMENT, c"RCACHE_STATUS_INVALID_ARGUMENT"),
+        (RCACHE_STATUS_CONNECTION, c"RCACHE_STATUS_CONNECTION"),
+        (RCACHE_STATUS_TIMEOUT, c"RCACHE_STATUS_TIMEOUT"),
+        (RCACHE_STATUS_SERVER, c"RCACHE_STATUS_SERVER"),
+        (RCACHE_STATUS_WRONG_TYPE, c"RCACHE_STATUS_WRONG_TYPE"),
+        (RCACHE_STATUS_TOO_LARGE, c"RCACHE_STATUS_TOO_LARGE"),
+        (RCACHE_STATUS_FORKED, c"RCACHE_STATUS_FORKED"),
+        (RCACHE_STATUS_UNSUPPORTED, c"RCACHE_STATUS_UNSUPPORTED"),
+        (RCACHE_STATUS_PANIC, c"RCACHE_STATUS_PANIC"),
+    ];
+    let name = known
+        .iter()
+        .find(|(known, _)| *known as c_int == status)
+        .map_or(c"RCACHE_STATUS_UNKNOWN", |(_, name)| *name);
     name.as_ptr()
 }

@@ -1,0 +1,49 @@
+"""rcache: a Redis-backed application cache (Python bindings to librcache).
+
+``Client`` stores bytes; ``Cache`` stores pickled Python objects. Both talk
+to Redis (``redis://host:port/db``, ``rediss://``, ``unix://``) or to an
+embedded in-process store (``memory://``, the default). Set ``RCACHE_LIB`` to
+choose the librcache.so to load.
+"""
+
+from . import _lib
+from .cache import Cache
+from .client import NO_EXPIRY, Client
+from .errors import (
+    ClosedError,
+    ConnectionError,
+    CorruptValueError,
+    ForkedError,
+    InternalError,
+    InvalidArgumentError,
+    RCacheError,
+    ServerError,
+    TimeoutError,
+    TooLargeError,
+    UnsupportedError,
+    WrongTypeError,
+)
+
+#: Version of the loaded librcache (rcache_version()).
+__version__ = _lib.version
+#: ABI version of the loaded librcache.
+ABI_VERSION = _lib.abi_version
+
+# rcache.ConnectionError and rcache.TimeoutError are left out of __all__ so
+# that `from rcache import *` does not shadow the builtins they subclass.
+__all__ = [
+    "Client",
+    "Cache",
+    "NO_EXPIRY",
+    "RCacheError",
+    "InvalidArgumentError",
+    "ClosedError",
+    "ServerError",
+    "WrongTypeError",
+    "TooLargeError",
+    "ForkedError",
+    "UnsupportedError",
+    "InternalError",
+    "CorruptValueError",
+    "__version__",
+]

@@ -1,0 +1,194 @@
+"""Loads librcache and declares the C signatures; the only module that knows about ctypes types.
+
+Search order for the shared library:
+
+1. the ``RCACHE_LIB`` environment variable (a path to the ``.so``); when it is
+   set, nothing else is tried, so a typo fails loudly instead of silently
+   loading another copy;
+2. ``librcache.so`` next to this package's files (a wheel that bundles it);
+3. the repository's build output, ``../../target/release/librcache.so``
+   relative to the package directory (a checkout after ``cargo build --release``);
+4. the system search path: ``ctypes.util.find_library("rcache")``, then plain
+   ``librcache.so`` (``LD_LIBRARY_PATH``, ldconfig cache).
+
+After loading, ``rcache_abi_version()`` must equal :data:`ABI_VERSION`, else
+ImportError.
+"""
+
+import ctypes
+import ctypes.util
+import os
+from ctypes import POINTER, Structure, c_char_p, c_int, c_int64, c_size_t, c_uint32, c_void_p
+
+#: The ABI version (``RCACHE_ABI_VERSION`` in rcache.h) these bindings were written for.
+ABI_VERSION = 1
+
+LIBRARY_NAME = "librcache.so"
+
+# rcache_status values (enum rcache_status in rcache.h).
+STATUS_OK = 0
+STATUS_MISS = 1
+STATUS_INVALID_ARGUMENT = 2
+STATUS_CONNECTION = 3
+STATUS_TIMEOUT = 4
+STATUS_SERVER = 5
+STATUS_WRONG_TYPE = 6
+STATUS_TOO_LARGE = 7
+STATUS_FORKED = 8
+STATUS_UNSUPPORTED = 9
+STATUS_PANIC = 10
+STATUS_LAST = STATUS_PANIC
+
+# Per-call TTL conventions (RCACHE_TTL_* in rcache.h).
+TTL_NONE = -1
+TTL_DEFAULT = 0
+
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+UINT32_MAX = 2**32 - 1
+SIZE_MAX = 2 ** (8 * ctypes.sizeof(c_size_t)) - 1
+
+
+class rcache_options(Structure):
+    """struct rcache_options; a zeroed struct means "all library defaults"."""
+
+    _fields_ = [
+        ("connect_timeout_ms", c_uint32),
+        ("response_timeout_ms", c_uint32),
+        ("key_prefix", c_char_p),
+        ("default_ttl_ms", c_int64),
+        ("max_key_bytes", c_size_t),
+        ("max_value_bytes", c_size_t),
+        ("memory_max_entries", c_size_t),
+        ("memory_max_bytes", c_size_t),
+    ]
+
+
+class rcache_buffer(Structure):
+    """struct rcache_buffer: library-owned bytes; release with rcache_buffer_free.
+
+    ``data`` reads back as an int address, or None for an empty (miss) buffer.
+    """
+
+    _fields_ = [("data", c_void_p), ("len", c_size_t)]
+
+
+class rcache_bytes(Structure):
+    """struct rcache_bytes: borrowed bytes.
+
+    ``data`` is declared c_char_p (same layout as ``const uint8_t *``) so a
+    Python ``bytes`` object can be assigned without copying; ctypes keeps a
+    reference to it in the struct, and the length travels separately, so
+    embedded NULs are fine.
+    """
+
+    _fields_ = [("data", c_char_p), ("len", c_size_t)]
+
+
+class rcache_client(Structure):
+    """Opaque struct rcache_client; only pointers to it are used."""
+
+
+client_p = POINTER(rcache_client)
+buffer_p = POINTER(rcache_buffer)
+bytes_p = POINTER(rcache_bytes)
+int64_p = POINTER(c_int64)
+
+# Keys and values are declared c_char_p rather than POINTER(c_uint8): ctypes
+# then passes a bytes object's own buffer, without a copy.
+_SIGNATURES = {
+    "rcache_version": (c_char_p, []),
+    "rcache_abi_version": (c_uint32, []),
+    "rcache_options_default": (rcache_options, []),
+    "rcache_client_connect": (c_int, [c_char_p, POINTER(rcache_options), POINTER(client_p)]),
+    "rcache_client_free": (None, [client_p]),
+    "rcache_client_get": (c_int, [client_p, c_char_p, c_size_t, buffer_p]),
+    "rcache_client_set": (c_int, [client_p, c_char_p, c_size_t, c_char_p, c_size_t, c_int64]),
+    "rcache_client_delete": (c_int, [client_p, c_char_p, c_size_t]),
+    "rcache_client_exists": (c_int, [client_p, c_char_p, c_size_t]),
+    "rcache_client_ttl": (c_int, [client_p, c_char_p, c_size_t, int64_p]),
+    "rcache_client_expire": (c_int, [client_p, c_char_p, c_size_t, c_int64]),
+    "rcache_client_get_many": (c_int, [client_p, bytes_p, c_size_t, buffer_p]),
+    "rcache_client_set_many": (c_int, [client_p, bytes_p, bytes_p, c_size_t, c_int64]),
+    "rcache_client_incr": (c_int, [client_p, c_char_p, c_size_t, c_int64, c_int64, int64_p]),
+    "rcache_buffer_free": (None, [buffer_p]),
+    "rcache_buffers_free": (None, [buffer_p, c_size_t]),
+    "rcache_last_error": (c_char_p, []),
+    # The C parameter is an enum; pass only values 0..STATUS_LAST (see status_name).
+    "rcache_status_name": (c_char_p, [c_int]),
+}
+
+
+def _candidates():
+    """(description, path-or-name) pairs in search order, produced lazily:
+    find_library runs helper programs, so it is tried only when needed."""
+    explicit = os.environ.get("RCACHE_LIB")
+    if explicit:
+        yield "RCACHE_LIB", explicit
+        return
+    package_dir = os.path.dirname(os.path.abspath(__file__))
+    yield "next to the package", os.path.join(package_dir, LIBRARY_NAME)
+    # bindings/python/rcache -> the checkout's root.
+    root = os.path.normpath(os.path.join(package_dir, "..", "..", ".."))
+    yield "repository build output", os.path.join(root, "target", "release", LIBRARY_NAME)
+    found = ctypes.util.find_library("rcache")
+    if found:
+        yield "ctypes.util.find_library", found
+    yield "system search path", LIBRARY_NAME
+
+
+def _load():
+    tried = []
+    for origin, path in _candidates():
+        if os.sep in path and not os.path.exists(path):
+            tried.append(f"{path} ({origin}): no such file")
+            continue
+        try:
+            return ctypes.CDLL(path), path
+        except OSError as error:
+            tried.append(f"{path} ({origin}): {error}")
+    raise ImportError(
+        "rcache: cannot load the native library librcache.so. Tried:\n  "
+        + "\n  ".join(tried)
+        + "\nBuild it with `cargo build --release` in the rcache checkout, or set "
+        "RCACHE_LIB to the path of librcache.so."
+    )
+
+
+def _declare(lib, path):
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        try:
+            function = getattr(lib, name)
+        except AttributeError:
+            raise ImportError(f"rcache: {path} does not export {name}; it is not a compatible librcache") from None
+        function.restype = restype
+        function.argtypes = argtypes
+
+
+lib, path = _load()
+_declare(lib, path)
+
+abi_version = lib.rcache_abi_version()
+if abi_version != ABI_VERSION:
+    raise ImportError(
+        f"rcache: {path} has ABI version {abi_version}, but these bindings need ABI version "
+        f"{ABI_VERSION}; install matching bindings or point RCACHE_LIB at a matching librcache.so"
+    )
+
+version = lib.rcache_version().decode("ascii")
+
+# Status names, read once: rcache_status_name must not see values outside the enum.
+STATUS_NAMES = tuple(lib.rcache_status_name(status).decode("ascii") for status in range(STATUS_LAST + 1))
+
+
+def status_name(status):
+    """The enumerator name of a status int, e.g. "RCACHE_STATUS_MISS"."""
+    if 0 <= status <= STATUS_LAST:
+        return STATUS_NAMES[status]
+    return f"RCACHE_STATUS_UNKNOWN({status})"
+
+
+def last_error():
+    """The reason of the last failed call on this thread (see rcache_last_error)."""
+    message = lib.rcache_last_error()
+    return message.decode("utf-8", "replace") if message else ""

@@ -1,0 +1,130 @@
+"""Cache: a Client that stores pickled Python objects."""
+
+import pickle
+import re
+
+from .client import Client
+from .errors import CorruptValueError
+
+__all__ = ["Cache"]
+
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+_MISSING = object()
+# What Client.incr stores: decimal integer text.
+_COUNTER = re.compile(rb"-?[0-9]+\Z")
+
+
+def _dumps(obj):
+    return pickle.dumps(obj, _PROTOCOL)
+
+
+def _loads(key, data):
+    # Protocol 2+ pickles start with PROTO (0x80, version) and end with STOP.
+    # Checking that first keeps raw bytes that happen to parse as a protocol-0
+    # pickle (b"N." is None) from being returned as a value.
+    if len(data) >= 3 and data[0] == 0x80 and 2 <= data[1] <= _PROTOCOL and data[-1] == 0x2E:
+        try:
+            return pickle.loads(data)
+        except Exception as error:
+            raise CorruptValueError(f"value of key {key!r} does not unpickle: {error!r}") from error
+    if _COUNTER.match(data):
+        return int(data)
+    raise CorruptValueError(
+        f"value of key {key!r} ({len(data)} bytes) was not written by rcache.Cache: "
+        f"it is not a pickle (starts with {data[:8]!r})"
+    )
+
+
+class Cache:
+    """Stores Python objects, pickled with the highest protocol, in a Client.
+
+    ``Cache(url, **options)`` opens (and owns) a Client with those arguments;
+    ``Cache(client=existing)`` wraps one without owning it (close() then
+    leaves it open). ``ttl`` follows Client.set: seconds, None for the default,
+    NO_EXPIRY for none. A cached None is a hit.
+
+    Counters written by incr() are plain integer text, which get() reads
+    back as int. Any other value that is not a pickle, or fails to
+    unpickle, raises CorruptValueError. Unpickling runs code chosen by whoever
+    can write to the cache: use it only with a trusted Redis.
+    """
+
+    def __init__(self, url=None, *, client=None, **options):
+        if client is not None:
+            if url is not None or options:
+                raise TypeError("pass either client= or url/options, not both")
+            if not isinstance(client, Client):
+                raise TypeError(f"client must be an rcache.Client, not {type(client).__name__}")
+            self._owns_client = False
+        else:
+            client = Client(url, **options)
+            self._owns_client = True
+        self.client = client
+
+    def __repr__(self):
+        return f"<rcache.Cache {self.client!r}>"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self):
+        """Closes the Client if this Cache opened it. Idempotent."""
+        if self._owns_client:
+            self.client.close()
+
+    def get(self, key, default=None):
+        """The object stored under key, or default on a miss."""
+        data = self.client.get(key)
+        if data is None:
+            return default
+        return _loads(key, data)
+
+    def set(self, key, obj, ttl=None):
+        """Stores obj (anything picklable) under key."""
+        self.client.set(key, _dumps(obj), ttl)
+
+    def get_many(self, keys, default=None):
+        """Objects of keys in one round trip, in order; default for each miss."""
+        keys = list(keys) if not isinstance(keys, (str, bytes)) else keys
+        values = self.client.get_many(keys)
+        return [default if data is None else _loads(key, data) for key, data in zip(keys, values)]
+
+    def set_many(self, items, ttl=None):
+        """Stores every (key, obj) of items (a mapping or pairs), all or nothing."""
+        if hasattr(items, "items"):
+            items = items.items()
+        self.client.set_many([(key, _dumps(obj)) for key, obj in items], ttl)
+
+    def delete(self, key):
+        """Deletes key; True if it existed."""
+        return self.client.delete(key)
+
+    def exists(self, key):
+        """True if key exists."""
+        return self.client.exists(key)
+
+    def ttl(self, key):
+        """Seconds left, -1.0 for no expiry, None if missing (see Client.ttl)."""
+        return self.client.ttl(key)
+
+    def expire(self, key, ttl):
+        """New TTL for an existing key; False if missing (see Client.expire)."""
+        return self.client.expire(key, ttl)
+
+    def incr(self, key, delta=1, ttl=None):
+        """Adds delta to the integer counter at key; returns the new value.
+        The counter is stored as integer text (not pickled); get() reads it as int."""
+        return self.client.incr(key, delta, ttl)
+
+    def get_or_set(self, key, fn, ttl=None):
+        """The cached object, or fn() stored with ttl and returned on a miss.
+        Without locking: concurrent misses may each call fn(). If fn raises,
+        nothing is stored."""
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            value = fn()
+            self.set(key, value, ttl)
+        return value

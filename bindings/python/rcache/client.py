@@ -1,0 +1,539 @@
+"""Client: bytes in, bytes out, one call into librcache per method."""
+
+import datetime
+import math
+import numbers
+import operator
+import os
+import threading
+import time
+import weakref
+from ctypes import byref, c_int64, string_at
+
+from . import _lib
+from ._lib import lib as _c
+from .errors import ClosedError, ForkedError, InvalidArgumentError, from_status
+
+__all__ = ["Client", "NO_EXPIRY"]
+
+
+class _NoExpiry:
+    """Type of NO_EXPIRY (a singleton)."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self):
+        return "rcache.NO_EXPIRY"
+
+    def __reduce__(self):
+        return "NO_EXPIRY"
+
+
+#: Pass as ``ttl`` (or ``default_ttl``) to store without expiry.
+NO_EXPIRY = _NoExpiry()
+
+_OK = _lib.STATUS_OK
+_MISS = _lib.STATUS_MISS
+_INT64_MIN = _lib.INT64_MIN
+_INT64_MAX = _lib.INT64_MAX
+
+# The C functions, bound once.
+_connect = _c.rcache_client_connect
+_free = _c.rcache_client_free
+_get = _c.rcache_client_get
+_set = _c.rcache_client_set
+_delete = _c.rcache_client_delete
+_exists = _c.rcache_client_exists
+_ttl = _c.rcache_client_ttl
+_expire = _c.rcache_client_expire
+_get_many = _c.rcache_client_get_many
+_set_many = _c.rcache_client_set_many
+_incr = _c.rcache_client_incr
+_buffer_free = _c.rcache_buffer_free
+_buffers_free = _c.rcache_buffers_free
+_Buffer = _lib.rcache_buffer
+_Bytes = _lib.rcache_bytes
+
+
+# --- conversions -------------------------------------------------------------
+
+
+def _as_bytes(obj, what):
+    """bytes of a bytes-like object, or TypeError."""
+    if isinstance(obj, str):
+        raise TypeError(f"{what} must be bytes-like, not str (encode it first)")
+    try:
+        return memoryview(obj).tobytes()
+    except TypeError:
+        raise TypeError(f"{what} must be bytes-like, not {type(obj).__name__}") from None
+
+
+def _key(key):
+    """A key as bytes: str is encoded as UTF-8, bytes-like objects are copied."""
+    kind = type(key)
+    if kind is bytes:
+        return key
+    if kind is str:
+        try:
+            return key.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise InvalidArgumentError(f"key is not encodable as UTF-8: {error}") from None
+    if key is None:
+        raise TypeError("key must be str or bytes-like, not None")
+    if isinstance(key, str):
+        return _key(str(key))
+    try:
+        return memoryview(key).tobytes()
+    except TypeError:
+        raise TypeError(f"key must be str or bytes-like, not {type(key).__name__}") from None
+
+
+def _value(value):
+    """A value as bytes; only bytes-like objects are accepted."""
+    if type(value) is bytes:
+        return value
+    return _as_bytes(value, "value")
+
+
+def _seconds_to_ms(seconds, what):
+    """Positive seconds (int, float, timedelta or other real) to whole
+    milliseconds, rounded up so that any positive duration is at least 1 ms;
+    clamped to INT64_MAX (the library refuses anything over 100 years)."""
+    kind = type(seconds)
+    if kind is int:
+        if seconds <= 0:
+            raise InvalidArgumentError(f"{what} must be positive, not {seconds!r}")
+        return min(seconds * 1000, _INT64_MAX)
+    if kind is bool or isinstance(seconds, bool):
+        raise TypeError(f"{what} must be a number of seconds, not bool")
+    if kind is datetime.timedelta:
+        seconds = seconds.total_seconds()
+    elif kind is not float:
+        if not isinstance(seconds, numbers.Real):
+            raise TypeError(f"{what} must be a number of seconds, not {kind.__name__}")
+        seconds = float(seconds)
+    if math.isnan(seconds) or seconds <= 0:
+        raise InvalidArgumentError(f"{what} must be positive, not {seconds!r}")
+    millis = seconds * 1000.0
+    if millis >= _INT64_MAX:  # also inf
+        return _INT64_MAX
+    # round() first so that float noise (0.007 * 1000 == 7.000000000000001)
+    # does not add a millisecond.
+    return max(1, math.ceil(round(millis, 6)))
+
+
+def _ttl_ms(ttl, what="ttl"):
+    """The C per-call TTL: None -> client default, NO_EXPIRY -> none, else ms."""
+    if ttl is None:
+        return _lib.TTL_DEFAULT
+    if ttl is NO_EXPIRY:
+        return _lib.TTL_NONE
+    return _seconds_to_ms(ttl, what)
+
+
+def _timeout_ms(seconds, what):
+    if seconds is None:
+        return 0
+    millis = _seconds_to_ms(seconds, what)
+    if millis > _lib.UINT32_MAX:
+        raise InvalidArgumentError(f"{what} must be at most {_lib.UINT32_MAX // 1000} seconds")
+    return millis
+
+
+def _size(value, what):
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, not bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}") from None
+    if not 0 < value <= _lib.SIZE_MAX:
+        raise InvalidArgumentError(f"{what} must be between 1 and {_lib.SIZE_MAX}, not {value}")
+    return value
+
+
+def _int64(value, what):
+    if type(value) is int:
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return value
+    elif isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, not bool")
+    else:
+        try:
+            return _int64(operator.index(value), what)
+        except TypeError:
+            raise TypeError(f"{what} must be an int, not {type(value).__name__}") from None
+    raise InvalidArgumentError(f"{what} {value} does not fit in a signed 64-bit integer")
+
+
+def _prefix(prefix):
+    if prefix is None:
+        return None
+    if isinstance(prefix, str):
+        prefix = prefix.encode("utf-8")
+    else:
+        prefix = _as_bytes(prefix, "prefix")
+    if b"\0" in prefix:
+        raise InvalidArgumentError("prefix must not contain NUL bytes")
+    return prefix or None
+
+
+def _redact(url):
+    """The URL without its password, for repr()."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if at and ":" in userinfo:
+        user = userinfo.split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{host}"
+    return url
+
+
+# --- fork --------------------------------------------------------------------
+
+_live = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    for client in list(_live):
+        client._disown_after_fork()
+    _live.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# --- the client --------------------------------------------------------------
+
+
+class Client:
+    """A connection to Redis (``redis://``, ``rediss://``, ``unix://``) or an
+    embedded in-process store (``memory://``, the default when url is None).
+
+    Keys are str (encoded as UTF-8) or bytes-like; values are bytes-like and
+    come back as bytes. Durations are seconds (int, float or timedelta) and
+    are rounded up to whole milliseconds. A ``ttl`` of None means the client's
+    ``default_ttl`` (none unless set); ``NO_EXPIRY`` stores without expiry.
+
+    Errors raise subclasses of :class:`rcache.RCacheError`; an argument of
+    the wrong Python type raises plain TypeError. Every call is bounded by
+    ``connect_timeout + response_timeout`` (1 s + 1 s by default). A Client
+    never retries beyond that: while Redis is down calls fail fast with
+    ConnectionError/TimeoutError and the same Client reconnects by itself.
+
+    One Client may be shared by any number of threads; calls release the GIL.
+    After :meth:`close` every call raises :class:`rcache.ClosedError`. In a
+    child process after ``fork()`` an inherited Client raises
+    :class:`rcache.ForkedError`; create a new one in the child.
+    Each ``memory://`` Client is its own private store.
+    """
+
+    def __init__(
+        self,
+        url=None,
+        *,
+        connect_timeout=None,
+        response_timeout=None,
+        prefix=None,
+        default_ttl=None,
+        max_key_bytes=None,
+        max_value_bytes=None,
+        memory_max_entries=None,
+        memory_max_bytes=None,
+    ):
+        # In-flight calls, one entry each: list.append/pop are atomic, so this
+        # is a refcount that close() waits on without a lock on the fast path.
+        self._inflight = []
+        self._handle = None
+        self._forked = False
+        self._close_lock = threading.Lock()
+        if url is None:
+            url_bytes = None
+        elif isinstance(url, str):
+            url_bytes = url.encode("utf-8")
+        elif isinstance(url, bytes):
+            url_bytes, url = url, url.decode("utf-8", "replace")
+        else:
+            raise TypeError(f"url must be str, not {type(url).__name__}")
+        if url_bytes is not None and b"\0" in url_bytes:
+            raise InvalidArgumentError("url must not contain NUL characters")
+        self._url = _redact(url or "memory://")
+        prefix = _prefix(prefix)
+        default_ttl_ms = _lib.TTL_NONE if default_ttl is NO_EXPIRY else _ttl_ms(default_ttl, "default_ttl")
+        options = _lib.rcache_options(
+            connect_timeout_ms=_timeout_ms(connect_timeout, "connect_timeout"),
+            response_timeout_ms=_timeout_ms(response_timeout, "response_timeout"),
+            key_prefix=prefix,
+            default_ttl_ms=default_ttl_ms,
+            max_key_bytes=_size(max_key_bytes, "max_key_bytes"),
+            max_value_bytes=_size(max_value_bytes, "max_value_bytes"),
+            memory_max_entries=_size(memory_max_entries, "memory_max_entries"),
+            memory_max_bytes=_size(memory_max_bytes, "memory_max_bytes"),
+        )
+        handle = _lib.client_p()
+        status = _connect(url_bytes, byref(options), byref(handle))
+        if status != _OK:
+            raise from_status(status)
+        self._handle = handle
+        self._pid = os.getpid()
+        _live.add(self)
+
+    def __repr__(self):
+        state = "closed" if self._handle is None else "open"
+        return f"<rcache.Client {self._url!r} {state}>"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __reduce__(self):
+        raise TypeError("an rcache.Client cannot be pickled; create one in each process")
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    @property
+    def closed(self):
+        """True after close() (or in a child process after fork())."""
+        return self._handle is None
+
+    def close(self):
+        """Closes the connection and frees the handle. Idempotent. Waits for
+        calls running in other threads to return (each is bounded by the
+        timeouts); calls that start afterwards raise ClosedError."""
+        with self._close_lock:
+            handle = self._handle
+            if handle is None:
+                return
+            self._handle = None
+            delay = 0.0001
+            while self._inflight:
+                time.sleep(delay)
+                delay = min(delay * 2, 0.01)
+            _free(handle)
+
+    def _disown_after_fork(self):
+        """In a fork child: the handle belongs to the parent's I/O thread.
+        rcache_client_free only releases the handle's record there."""
+        handle = self._handle
+        self._handle = None
+        self._forked = True
+        self._inflight = []
+        self._close_lock = threading.Lock()
+        if handle is not None:
+            _free(handle)
+
+    def _unusable(self):
+        if self._forked:
+            return ForkedError(
+                f"this Client was created in process {self._pid} before fork(); "
+                "create a new Client in this process"
+            )
+        return ClosedError("this Client is closed")
+
+    # Each method: convert the arguments, register the call in _inflight
+    # (append before reading _handle, so close() either sees the call or the
+    # call sees None), one C call, convert the result.
+
+    def get(self, key):
+        """The value stored under key (bytes), or None if it is missing."""
+        key = _key(key)
+        # A fresh out-buffer per call rather than a shared one: a signal
+        # handler or another thread could otherwise reuse it before it is read.
+        buffer = _Buffer()
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            handle = self._handle
+            if handle is None:
+                raise self._unusable()
+            status = _get(handle, key, len(key), buffer)
+        finally:
+            inflight.pop()
+        if status == _OK:
+            try:
+                return string_at(buffer.data, buffer.len)
+            finally:
+                _buffer_free(buffer)
+        if status == _MISS:
+            return None
+        raise from_status(status)
+
+    def set(self, key, value, ttl=None):
+        """Stores value (bytes-like) under key. ttl: seconds, None for the
+        client's default_ttl, NO_EXPIRY for none."""
+        key = _key(key)
+        value = _value(value)
+        ttl_ms = _ttl_ms(ttl)
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            handle = self._handle
+            if handle is None:
+                raise self._unusable()
+            status = _set(handle, key, len(key), value, len(value), ttl_ms)
+        finally:
+            inflight.pop()
+        if status != _OK:
+            raise from_status(status)
+
+    def delete(self, key):
+        """Deletes key; True if it existed."""
+        key = _key(key)
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            handle = self._handle
+            if handle is None:
+                raise self._unusable()
+            status = _delete(handle, key, len(key))
+        finally:
+            inflight.pop()
+        if status == _OK:
+            return True
+        if status == _MISS:
+            return False
+        raise from_status(status)
+
+    def exists(self, key):
+        """True if key exists (and has not expired)."""
+        key = _key(key)
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            handle = self._handle
+            if handle is None:
+                raise self._unusable()
+            status = _exists(handle, key, len(key))
+        finally:
+            inflight.pop()
+        if status == _OK:
+            return True
+        if status == _MISS:
+            return False
+        raise from_status(status)
+
+    def ttl(self, key):
+        """Seconds key has left (float, millisecond resolution), -1.0 if it
+        has no expiry, None if it is missing."""
+        key = _key(key)
+        millis = c_int64()
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            handle = self._handle
+            if handle is None:
+                raise self._unusable()
+            status = _ttl(handle, key, len(key), millis)
+        finally:
+            inflight.pop()
+        if status == _OK:
+            millis = millis.value
+            return -1.0 if millis == _lib.TTL_NONE else millis / 1000.0
+        if status == _MISS:
+            return None
+        raise from_status(status)
+
+    def expire(self, key, ttl):
+        """Gives an existing key a new TTL in seconds; NO_EXPIRY removes the
+        expiry; None applies the client's default_ttl (so it too removes the
+        expiry when no default_ttl is set). False if key is missing."""
+        key = _key(key)
+        ttl_ms = _ttl_ms(ttl)
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            handle = self._handle
+            if handle is None:
+                raise self._unusable()
+            status = _expire(handle, key, len(key), ttl_ms)
+        finally:
+            inflight.pop()
+        if status == _OK:
+            return True
+        if status == _MISS:
+            return False
+        raise from_status(status)
+
+    def get_many(self, keys):
+        """Values of keys (an iterable, not a single str/bytes) in one round
+        trip: a list in the same order, None for each miss."""
+        if isinstance(keys, (str, bytes, bytearray, memoryview)):
+            raise TypeError("keys must be an iterable of keys, not a single key")
+        keys = [_key(key) for key in keys]
+        count = len(keys)
+        request = (_Bytes * count)(*[(key, len(key)) for key in keys])
+        values = (_Buffer * count)()
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            handle = self._handle
+            if handle is None:
+                raise self._unusable()
+            status = _get_many(handle, request, count, values)
+        finally:
+            inflight.pop()
+        if status != _OK:
+            raise from_status(status)
+        try:
+            return [None if value.data is None else string_at(value.data, value.len) for value in values]
+        finally:
+            _buffers_free(values, count)
+
+    def set_many(self, items, ttl=None):
+        """Stores every entry of items (a mapping or an iterable of (key,
+        value) pairs) with one ttl, all or nothing, in one round trip."""
+        if hasattr(items, "items"):
+            items = items.items()
+        keys = []
+        values = []
+        for key, value in items:
+            keys.append(_key(key))
+            values.append(_value(value))
+        ttl_ms = _ttl_ms(ttl)
+        count = len(keys)
+        key_array = (_Bytes * count)(*[(key, len(key)) for key in keys])
+        value_array = (_Bytes * count)(*[(value, len(value)) for value in values])
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            handle = self._handle
+            if handle is None:
+                raise self._unusable()
+            status = _set_many(handle, key_array, value_array, count, ttl_ms)
+        finally:
+            inflight.pop()
+        if status != _OK:
+            raise from_status(status)
+
+    def incr(self, key, delta=1, ttl=None):
+        """Adds delta to the integer counter at key and returns the new value.
+        A missing counter starts at 0 and gets ttl; an existing one keeps its
+        TTL. WrongTypeError if the stored value is not an integer."""
+        key = _key(key)
+        delta = _int64(delta, "delta")
+        ttl_ms = _ttl_ms(ttl)
+        result = c_int64()
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            handle = self._handle
+            if handle is None:
+                raise self._unusable()
+            status = _incr(handle, key, len(key), delta, ttl_ms, result)
+        finally:
+            inflight.pop()
+        if status != _OK:
+            raise from_status(status)
+        return result.value

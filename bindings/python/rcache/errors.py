@@ -1,0 +1,126 @@
+"""The exceptions rcache raises: one hierarchy rooted at RCacheError.
+
+Every error status of the C library has one class. Several also derive from
+the matching builtin, so ``except ValueError`` / ``except TimeoutError`` /
+``except ConnectionError`` keep working in callers that do not know rcache.
+"""
+
+import builtins
+
+from . import _lib
+
+__all__ = [
+    "RCacheError",
+    "InvalidArgumentError",
+    "ClosedError",
+    "ConnectionError",
+    "TimeoutError",
+    "ServerError",
+    "WrongTypeError",
+    "TooLargeError",
+    "ForkedError",
+    "UnsupportedError",
+    "InternalError",
+    "CorruptValueError",
+]
+
+
+class RCacheError(Exception):
+    """Base of every rcache error.
+
+    ``status`` is the C status name (e.g. ``"RCACHE_STATUS_TIMEOUT"``), or None
+    for errors that only the Python layer raises (CorruptValueError);
+    ``message`` is the human-readable reason.
+    """
+
+    status = None
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class InvalidArgumentError(RCacheError, ValueError):
+    """A NULL/None or empty key, a TTL or option out of range, a malformed URL."""
+
+    status = "RCACHE_STATUS_INVALID_ARGUMENT"
+
+
+class ClosedError(InvalidArgumentError):
+    """The Client (or Cache) was closed; every call after close() raises this."""
+
+
+class ConnectionError(RCacheError, builtins.ConnectionError):
+    """The server could not be reached or the connection broke."""
+
+    status = "RCACHE_STATUS_CONNECTION"
+
+
+class TimeoutError(RCacheError, builtins.TimeoutError):
+    """The server did not answer within the configured timeout."""
+
+    status = "RCACHE_STATUS_TIMEOUT"
+
+
+class ServerError(RCacheError):
+    """The server answered with an error."""
+
+    status = "RCACHE_STATUS_SERVER"
+
+
+class WrongTypeError(RCacheError, TypeError):
+    """The stored value has the wrong type for the operation (a Redis hash read
+    with get(), a non-integer value passed to incr())."""
+
+    status = "RCACHE_STATUS_WRONG_TYPE"
+
+
+class TooLargeError(RCacheError, ValueError):
+    """A key or value exceeds the configured limit."""
+
+    status = "RCACHE_STATUS_TOO_LARGE"
+
+
+class ForkedError(RCacheError):
+    """The Client was created before fork(); create a new one in this process."""
+
+    status = "RCACHE_STATUS_FORKED"
+
+
+class UnsupportedError(RCacheError):
+    """The URL names a feature this build of the library does not provide."""
+
+    status = "RCACHE_STATUS_UNSUPPORTED"
+
+
+class InternalError(RCacheError):
+    """The library hit an internal bug (a caught panic); the Client can still be closed."""
+
+    status = "RCACHE_STATUS_PANIC"
+
+
+class CorruptValueError(RCacheError):
+    """A stored value is not a pickle written by rcache.Cache (or fails to unpickle)."""
+
+
+_BY_STATUS = {
+    _lib.STATUS_INVALID_ARGUMENT: InvalidArgumentError,
+    _lib.STATUS_CONNECTION: ConnectionError,
+    _lib.STATUS_TIMEOUT: TimeoutError,
+    _lib.STATUS_SERVER: ServerError,
+    _lib.STATUS_WRONG_TYPE: WrongTypeError,
+    _lib.STATUS_TOO_LARGE: TooLargeError,
+    _lib.STATUS_FORKED: ForkedError,
+    _lib.STATUS_UNSUPPORTED: UnsupportedError,
+    _lib.STATUS_PANIC: InternalError,
+}
+
+
+def from_status(status):
+    """The exception for an error status; call it right after the failing
+    call, on the same thread, so rcache_last_error() still holds its reason."""
+    message = _lib.last_error() or _lib.status_name(status)
+    cls = _BY_STATUS.get(status, RCacheError)
+    return cls(message, _lib.status_name(status))

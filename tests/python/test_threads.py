@@ -1,0 +1,91 @@
+"""One Client shared by many threads."""
+
+import os
+import threading
+import time
+
+import rcache
+
+THREADS = 16
+ROUNDS = 150
+
+
+def run_threads(count, target):
+    errors = []
+    barrier = threading.Barrier(count)
+
+    def wrapper(index):
+        try:
+            barrier.wait()
+            target(index)
+        except BaseException as error:  # reported to the main thread
+            errors.append((index, repr(error)))
+
+    threads = [threading.Thread(target=wrapper, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads), "threads hung"
+    return errors
+
+
+def test_threads_see_only_their_own_values(client):
+    def work(index):
+        for round_ in range(ROUNDS):
+            key = f"thread{index}:{round_ % 7}"
+            value = f"{index}:{round_}:".encode() + os.urandom(8)
+            client.set(key, value)
+            got = client.get(key)
+            assert got == value, f"thread {index} read {got!r}, wrote {value!r}"
+            if round_ % 10 == 0:
+                keys = [f"thread{index}:{r}" for r in range(7)]
+                values = client.get_many(keys)
+                assert values[round_ % 7] == value
+                assert client.incr(f"count{index}") == round_ // 10 + 1
+
+    errors = run_threads(THREADS, work)
+    assert errors == []
+    for index in range(THREADS):
+        assert client.get(f"count{index}") == str((ROUNDS - 1) // 10 + 1).encode()
+
+
+def test_close_racing_with_calls(make_client):
+    client = make_client()
+    client.set("k", b"v")
+    started = threading.Event()
+    unexpected = []
+    calls = [0] * 8
+
+    def work(index):
+        while True:
+            try:
+                assert client.get("k") == b"v"
+                client.set(f"k{index}", b"x")
+                calls[index] += 1
+                started.set()
+            except rcache.ClosedError:
+                return
+            except BaseException as error:
+                unexpected.append(repr(error))
+                return
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    assert started.wait(10)
+    time.sleep(0.05)
+    client.close()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert unexpected == []
+    assert sum(calls) > 0
+    assert client.closed
+
+
+def test_concurrent_close_is_safe(make_client):
+    client = make_client()
+    errors = run_threads(8, lambda index: client.close())
+    assert errors == []
+    assert client.closed
