@@ -24,6 +24,10 @@
 // compare it with `rcache_abi_version()` before use.
 #define RCACHE_ABI_VERSION 1
 
+// The longest TTL accepted, in milliseconds (100 years); longer ones get
+// `RCACHE_STATUS_INVALID_ARGUMENT`.
+#define RCACHE_TTL_MAX 3153600000000
+
 // Store without expiry: pass as `ttl_ms` (or as `default_ttl_ms`).
 #define RCACHE_TTL_NONE -1
 
@@ -68,7 +72,10 @@ typedef struct rcache_client rcache_client;
 typedef struct rcache_options {
   // Bound on establishing a connection, in milliseconds. Default 1000.
   uint32_t connect_timeout_ms;
-  // Bound on waiting for each reply, in milliseconds. Default 1000.
+  // Bound on waiting for each reply, in milliseconds. Default 1000. A call
+  // never takes longer than `connect_timeout_ms + response_timeout_ms`
+  // (a reconnect included). After `RCACHE_STATUS_TIMEOUT` or
+  // `RCACHE_STATUS_CONNECTION` the command may or may not have been applied.
   uint32_t response_timeout_ms;
   // NUL-terminated text prepended to every key, e.g. `"myapp:"`; NULL for none.
   // Copied during `rcache_client_connect`.
@@ -79,10 +86,12 @@ typedef struct rcache_options {
   // Longest key accepted, prefix excluded. Default 64 KiB.
   size_t max_key_bytes;
   // Longest value accepted, at most 512 MiB. Default 64 MiB.
+  // Longer keys and values get `RCACHE_STATUS_TOO_LARGE`.
   size_t max_value_bytes;
   // `memory://` only: most entries kept before the least recently used are evicted. Default 1,000,000.
   size_t memory_max_entries;
   // `memory://` only: most bytes (keys, values, bookkeeping) kept. Default 256 MiB.
+  // A single entry larger than this gets `RCACHE_STATUS_TOO_LARGE`.
   size_t memory_max_bytes;
 } rcache_options;
 
@@ -140,7 +149,8 @@ enum rcache_status rcache_client_get(const struct rcache_client *client,
 
 // Stores `value` under `key`. `ttl_ms` > 0 is the TTL in milliseconds;
 // `RCACHE_TTL_DEFAULT` (0) applies the client's default TTL; `RCACHE_TTL_NONE`
-// (-1) stores without expiry. Other negative values are invalid.
+// (-1) stores without expiry. Other negative values, and values over
+// `RCACHE_TTL_MAX`, get `RCACHE_STATUS_INVALID_ARGUMENT`.
 enum rcache_status rcache_client_set(const struct rcache_client *client,
                                      const uint8_t *key,
                                      size_t key_len,
@@ -193,7 +203,10 @@ enum rcache_status rcache_client_set_many(const struct rcache_client *client,
 // Adds `delta` to the integer counter at `key` and writes the new value to
 // `*value_out`. A missing counter starts at 0 and gets `ttl_ms` in the same
 // atomic step (conventions as in `rcache_client_set`); an existing one keeps
-// its TTL. `RCACHE_STATUS_WRONG_TYPE` if the stored value is not an integer.
+// its TTL. `RCACHE_STATUS_WRONG_TYPE` if the stored value is not a canonical
+// decimal integer (as Redis reads it), `RCACHE_STATUS_INVALID_ARGUMENT` if the
+// result would overflow `int64_t`; the stored value is unchanged in both cases.
+// Never retried: after `RCACHE_STATUS_TIMEOUT` the increment may have been applied.
 enum rcache_status rcache_client_incr(const struct rcache_client *client,
                                       const uint8_t *key,
                                       size_t key_len,

@@ -137,11 +137,35 @@ fn deadline(expiry: Expiry, now: Instant) -> Option<Instant> {
     }
 }
 
+/// Reads a counter the way Redis does: canonical decimal only, so `"007"`,
+/// `"+5"`, `"-0"` and `" 1"` are not integers.
 fn parse_counter(value: &[u8]) -> Result<i64> {
+    let digits = value.strip_prefix(b"-").unwrap_or(value);
+    let canonical = match digits {
+        [] => false,
+        [b'0'] => digits.len() == value.len(),
+        [first, ..] => *first != b'0' && digits.iter().all(u8::is_ascii_digit),
+    };
     std::str::from_utf8(value)
         .ok()
+        .filter(|_| canonical)
         .and_then(|text| text.parse().ok())
         .ok_or_else(|| Error::new(ErrorKind::WrongType, "value is not an integer or out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_counter;
+
+    #[test]
+    fn counters_are_read_as_redis_reads_them() {
+        for accepted in ["0", "7", "-7", "9223372036854775807", "-9223372036854775808"] {
+            assert_eq!(parse_counter(accepted.as_bytes()).unwrap().to_string(), accepted);
+        }
+        for refused in ["", "-", "007", "+5", "-0", " 1", "1 ", "1.0", "9223372036854775808", "x"] {
+            assert!(parse_counter(refused.as_bytes()).is_err(), "{refused:?}");
+        }
+    }
 }
 
 impl Backend for MemoryBackend {

@@ -108,9 +108,9 @@ impl RedisBackend {
         };
         let attempts = async {
             match send().await {
-                Err(e) if retry == Retry::Once && (e.is_connection_dropped() || e.is_io_error()) => {
-                    send().await
-                }
+                // A timed-out command may still run on the server; only a
+                // dropped connection is worth a second attempt.
+                Err(e) if retry == Retry::Once && connection_dropped(&e) => send().await,
                 result => result,
             }
         };
@@ -124,6 +124,10 @@ impl RedisBackend {
             })?
             .map_err(|e| convert_error(&self.target, e))
     }
+}
+
+fn connection_dropped(error: &RedisError) -> bool {
+    !error.is_timeout() && (error.is_connection_dropped() || error.is_io_error())
 }
 
 fn convert_error(target: &str, error: RedisError) -> Error {

@@ -137,7 +137,8 @@ pub unsafe extern "C" fn rcache_client_get(
 
 /// Stores `value` under `key`. `ttl_ms` > 0 is the TTL in milliseconds;
 /// `RCACHE_TTL_DEFAULT` (0) applies the client's default TTL; `RCACHE_TTL_NONE`
-/// (-1) stores without expiry. Other negative values are invalid.
+/// (-1) stores without expiry. Other negative values, and values over
+/// `RCACHE_TTL_MAX`, get `RCACHE_STATUS_INVALID_ARGUMENT`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_client_set(
     client: *const rcache_client,
@@ -280,7 +281,10 @@ pub unsafe extern "C" fn rcache_client_set_many(
 /// Adds `delta` to the integer counter at `key` and writes the new value to
 /// `*value_out`. A missing counter starts at 0 and gets `ttl_ms` in the same
 /// atomic step (conventions as in `rcache_client_set`); an existing one keeps
-/// its TTL. `RCACHE_STATUS_WRONG_TYPE` if the stored value is not an integer.
+/// its TTL. `RCACHE_STATUS_WRONG_TYPE` if the stored value is not a canonical
+/// decimal integer (as Redis reads it), `RCACHE_STATUS_INVALID_ARGUMENT` if the
+/// result would overflow `int64_t`; the stored value is unchanged in both cases.
+/// Never retried: after `RCACHE_STATUS_TIMEOUT` the increment may have been applied.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_client_incr(
     client: *const rcache_client,

@@ -14,7 +14,7 @@ mod types;
 pub use client::*;
 pub use last_error::rcache_last_error;
 pub use status::{rcache_status, rcache_status_name};
-pub use types::{RCACHE_TTL_DEFAULT, RCACHE_TTL_NONE, rcache_buffer, rcache_bytes, rcache_options};
+pub use types::{RCACHE_TTL_DEFAULT, RCACHE_TTL_MAX, RCACHE_TTL_NONE, rcache_buffer, rcache_bytes, rcache_options};
 
 use std::ffi::c_char;
 
@@ -43,5 +43,10 @@ mod tests {
     fn version_constants_match_the_crate_version() {
         let expected = format!("{}.{}.{}", super::RCACHE_VERSION_MAJOR, super::RCACHE_VERSION_MINOR, super::RCACHE_VERSION_PATCH);
         assert_eq!(env!("CARGO_PKG_VERSION"), expected);
+    }
+
+    #[test]
+    fn the_c_ttl_limit_is_the_engine_limit() {
+        assert_eq!(super::RCACHE_TTL_MAX as u128, crate::MAX_TTL.as_millis());
     }
 }

@@ -7,6 +7,10 @@ use crate::{MemoryLimits, Options, Ttl};
 
 use super::status::Failure;
 
+/// The longest TTL accepted, in milliseconds (100 years); longer ones get
+/// `RCACHE_STATUS_INVALID_ARGUMENT`.
+pub const RCACHE_TTL_MAX: i64 = 3_153_600_000_000;
+
 /// Store without expiry: pass as `ttl_ms` (or as `default_ttl_ms`).
 pub const RCACHE_TTL_NONE: i64 = -1;
 /// Use the client's default TTL: pass as `ttl_ms`.
@@ -50,7 +54,10 @@ impl rcache_buffer {
 pub struct rcache_options {
     /// Bound on establishing a connection, in milliseconds. Default 1000.
     pub connect_timeout_ms: u32,
-    /// Bound on waiting for each reply, in milliseconds. Default 1000.
+    /// Bound on waiting for each reply, in milliseconds. Default 1000. A call
+    /// never takes longer than `connect_timeout_ms + response_timeout_ms`
+    /// (a reconnect included). After `RCACHE_STATUS_TIMEOUT` or
+    /// `RCACHE_STATUS_CONNECTION` the command may or may not have been applied.
     pub response_timeout_ms: u32,
     /// NUL-terminated text prepended to every key, e.g. `"myapp:"`; NULL for none.
     /// Copied during `rcache_client_connect`.
@@ -61,10 +68,12 @@ pub struct rcache_options {
     /// Longest key accepted, prefix excluded. Default 64 KiB.
     pub max_key_bytes: usize,
     /// Longest value accepted, at most 512 MiB. Default 64 MiB.
+    /// Longer keys and values get `RCACHE_STATUS_TOO_LARGE`.
     pub max_value_bytes: usize,
     /// `memory://` only: most entries kept before the least recently used are evicted. Default 1,000,000.
     pub memory_max_entries: usize,
     /// `memory://` only: most bytes (keys, values, bookkeeping) kept. Default 256 MiB.
+    /// A single entry larger than this gets `RCACHE_STATUS_TOO_LARGE`.
     pub memory_max_bytes: usize,
 }
 

@@ -1,0 +1,149 @@
+/*
+ * A tiny test helper for the C and C++ tests of rcache's C ABI.
+ *
+ * Every macro counts one pass or one failure. A failure prints file:line, the
+ * expression, and, for status checks, the expected and actual status names
+ * (rcache_status_name) and rcache_last_error() of the calling thread.
+ * The counters are atomic, so the macros may be used from several threads.
+ * A test program ends with `return check_summary();`, which prints
+ * "N passed, M failed" and returns non-zero if anything failed.
+ *
+ *   CHECK(cond)                      a condition
+ *   CHECK_EQ_INT(actual, expected)   two integers, printed on failure
+ *   CHECK_STR(actual, expected)      two NUL-terminated strings
+ *   CHECK_BYTES(ptr, len, exp, elen) a byte range against expected bytes
+ *   EXPECT_STATUS(expected, call)    the status of a call
+ *   EXPECT_OK(call)                  EXPECT_STATUS(RCACHE_STATUS_OK, call)
+ *   EXPECT_MISS(call)                EXPECT_STATUS(RCACHE_STATUS_MISS, call)
+ *   EXPECT_ERROR(expected, call)     an error status and a non-empty rcache_last_error()
+ *
+ * Each macro evaluates its arguments once and yields 1 on a pass, 0 on a failure.
+ */
+#ifndef RCACHE_TEST_CHECK_H
+#define RCACHE_TEST_CHECK_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rcache.h"
+
+#ifdef __cplusplus
+#include <atomic>
+static std::atomic<long> check_passed_count{0};
+static std::atomic<long> check_failed_count{0};
+#define CHECK_COUNT(counter) ((counter)++)
+#define CHECK_LOAD(counter) ((counter).load())
+#else
+#include <stdatomic.h>
+static atomic_long check_passed_count;
+static atomic_long check_failed_count;
+#define CHECK_COUNT(counter) atomic_fetch_add(&(counter), 1)
+#define CHECK_LOAD(counter) atomic_load(&(counter))
+#endif
+
+static inline int check_record(int ok) {
+  if (ok) {
+    CHECK_COUNT(check_passed_count);
+  } else {
+    CHECK_COUNT(check_failed_count);
+  }
+  return ok;
+}
+
+static inline void check_print_last_error(void) {
+  const char *message = rcache_last_error();
+  fprintf(stderr, "    rcache_last_error(): \"%s\"\n", message ? message : "(NULL!)");
+}
+
+static inline int check_true(const char *file, int line, const char *text, int ok) {
+  if (!ok) {
+    fprintf(stderr, "%s:%d: CHECK failed: %s\n", file, line, text);
+    check_print_last_error();
+  }
+  return check_record(ok);
+}
+
+static inline int check_eq_int(const char *file, int line, const char *text, long long actual,
+                               long long expected) {
+  int ok = actual == expected;
+  if (!ok) {
+    fprintf(stderr, "%s:%d: CHECK failed: %s\n    got %lld, expected %lld\n", file, line, text,
+            actual, expected);
+    check_print_last_error();
+  }
+  return check_record(ok);
+}
+
+static inline int check_str(const char *file, int line, const char *text, const char *actual,
+                            const char *expected) {
+  int ok = actual != NULL && expected != NULL && strcmp(actual, expected) == 0;
+  if (!ok) {
+    fprintf(stderr, "%s:%d: CHECK failed: %s\n    got \"%s\", expected \"%s\"\n", file, line,
+            text, actual ? actual : "(NULL)", expected ? expected : "(NULL)");
+  }
+  return check_record(ok);
+}
+
+static inline int check_bytes(const char *file, int line, const char *text, const void *actual,
+                              size_t actual_len, const void *expected, size_t expected_len) {
+  int ok = actual_len == expected_len &&
+           (expected_len == 0 || (actual != NULL && memcmp(actual, expected, expected_len) == 0));
+  if (!ok) {
+    fprintf(stderr, "%s:%d: CHECK failed: %s\n    got %zu bytes at %p, expected %zu bytes\n", file,
+            line, text, actual_len, actual, expected_len);
+  }
+  return check_record(ok);
+}
+
+static inline int check_status(const char *file, int line, const char *text,
+                               rcache_status expected, rcache_status actual) {
+  int ok = actual == expected;
+  if (!ok) {
+    fprintf(stderr, "%s:%d: %s\n    returned %s, expected %s\n", file, line, text,
+            rcache_status_name(actual), rcache_status_name(expected));
+    check_print_last_error();
+  }
+  return check_record(ok);
+}
+
+/* An error status other than the expected one, or an empty message, is a failure. */
+static inline int check_error(const char *file, int line, const char *text,
+                              rcache_status expected, rcache_status actual) {
+  const char *message = rcache_last_error();
+  int has_message = message != NULL && message[0] != '\0';
+  int ok = actual == expected && has_message;
+  if (!ok) {
+    fprintf(stderr, "%s:%d: %s\n    returned %s, expected %s%s\n", file, line, text,
+            rcache_status_name(actual), rcache_status_name(expected),
+            has_message ? "" : " with a non-empty rcache_last_error()");
+    check_print_last_error();
+  }
+  return check_record(ok);
+}
+
+/* Prints the summary line and gives the process exit status. */
+static inline int check_summary(void) {
+  long passed = CHECK_LOAD(check_passed_count);
+  long failed = CHECK_LOAD(check_failed_count);
+  fflush(stderr);
+  printf("%ld passed, %ld failed\n", passed, failed);
+  fflush(stdout);
+  return failed == 0 ? 0 : 1;
+}
+
+#define CHECK(cond) check_true(__FILE__, __LINE__, #cond, (cond) ? 1 : 0)
+#define CHECK_EQ_INT(actual, expected)                                                  \
+  check_eq_int(__FILE__, __LINE__, #actual " == " #expected, (long long)(actual), \
+               (long long)(expected))
+#define CHECK_STR(actual, expected) \
+  check_str(__FILE__, __LINE__, #actual " == " #expected, (actual), (expected))
+#define CHECK_BYTES(ptr, len, expected, expected_len)                                    \
+  check_bytes(__FILE__, __LINE__, #ptr "[0.." #len "] == " #expected, (ptr), (len), \
+              (expected), (expected_len))
+#define EXPECT_STATUS(expected, call) check_status(__FILE__, __LINE__, #call, (expected), (call))
+#define EXPECT_OK(call) EXPECT_STATUS(RCACHE_STATUS_OK, call)
+#define EXPECT_MISS(call) EXPECT_STATUS(RCACHE_STATUS_MISS, call)
+#define EXPECT_ERROR(expected, call) check_error(__FILE__, __LINE__, #call, (expected), (call))
+
+#endif /* RCACHE_TEST_CHECK_H */

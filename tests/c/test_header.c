@@ -1,0 +1,70 @@
+/*
+ * rcache.h compiles on its own as C11 under -Wall -Wextra -Wpedantic -Werror
+ * (see the Makefile's header target), and its include guard lets it be
+ * included twice. Nothing else is included before it.
+ */
+#include "rcache.h"
+#include "rcache.h"
+
+#ifndef RCACHE_H
+#error "rcache.h does not define its include guard RCACHE_H"
+#endif
+
+/* Every name the header promises is declared with the expected type. */
+_Static_assert(RCACHE_TTL_NONE == -1, "RCACHE_TTL_NONE is -1");
+_Static_assert(RCACHE_TTL_DEFAULT == 0, "RCACHE_TTL_DEFAULT is 0");
+_Static_assert(RCACHE_ABI_VERSION >= 1, "RCACHE_ABI_VERSION is set");
+_Static_assert(RCACHE_VERSION_MAJOR >= 0 && RCACHE_VERSION_MINOR >= 0 && RCACHE_VERSION_PATCH >= 0,
+               "version macros are integers");
+_Static_assert(RCACHE_STATUS_OK == 0 && RCACHE_STATUS_PANIC == 10, "status values");
+_Static_assert(sizeof(rcache_bytes) == sizeof(void *) + sizeof(size_t), "rcache_bytes is two words");
+_Static_assert(sizeof(rcache_buffer) == sizeof(void *) + sizeof(size_t), "rcache_buffer is two words");
+
+/* The declarations have the documented signatures (a mismatch is a compile error). */
+const char *(*const check_version)(void) = rcache_version;
+uint32_t (*const check_abi_version)(void) = rcache_abi_version;
+rcache_options (*const check_options_default)(void) = rcache_options_default;
+rcache_status (*const check_connect)(const char *, const rcache_options *, rcache_client **) =
+    rcache_client_connect;
+void (*const check_client_free)(rcache_client *) = rcache_client_free;
+rcache_status (*const check_get)(const rcache_client *, const uint8_t *, size_t, rcache_buffer *) =
+    rcache_client_get;
+rcache_status (*const check_set)(const rcache_client *, const uint8_t *, size_t, const uint8_t *,
+                                 size_t, int64_t) = rcache_client_set;
+rcache_status (*const check_delete)(const rcache_client *, const uint8_t *, size_t) =
+    rcache_client_delete;
+rcache_status (*const check_exists)(const rcache_client *, const uint8_t *, size_t) =
+    rcache_client_exists;
+rcache_status (*const check_ttl)(const rcache_client *, const uint8_t *, size_t, int64_t *) =
+    rcache_client_ttl;
+rcache_status (*const check_expire)(const rcache_client *, const uint8_t *, size_t, int64_t) =
+    rcache_client_expire;
+rcache_status (*const check_get_many)(const rcache_client *, const rcache_bytes *, size_t,
+                                      rcache_buffer *) = rcache_client_get_many;
+rcache_status (*const check_set_many)(const rcache_client *, const rcache_bytes *,
+                                      const rcache_bytes *, size_t, int64_t) =
+    rcache_client_set_many;
+rcache_status (*const check_incr)(const rcache_client *, const uint8_t *, size_t, int64_t, int64_t,
+                                  int64_t *) = rcache_client_incr;
+void (*const check_buffer_free)(rcache_buffer *) = rcache_buffer_free;
+void (*const check_buffers_free)(rcache_buffer *, size_t) = rcache_buffers_free;
+const char *(*const check_last_error)(void) = rcache_last_error;
+const char *(*const check_status_name)(int) = rcache_status_name;
+
+/* The option fields, by name and type. */
+void header_fill_options(rcache_options *options);
+void header_fill_options(rcache_options *options) {
+  uint32_t connect_timeout_ms = 1, response_timeout_ms = 1;
+  const char *key_prefix = "p:";
+  int64_t default_ttl_ms = RCACHE_TTL_NONE;
+  size_t limit = 1;
+  bool flag = true;
+  options->connect_timeout_ms = connect_timeout_ms;
+  options->response_timeout_ms = response_timeout_ms;
+  options->key_prefix = key_prefix;
+  options->default_ttl_ms = default_ttl_ms;
+  options->max_key_bytes = limit;
+  options->max_value_bytes = limit;
+  options->memory_max_entries = limit;
+  options->memory_max_bytes = flag ? limit : 0;
+}

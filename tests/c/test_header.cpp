@@ -1,0 +1,87 @@
+// rcache.h compiles on its own as C++17 under -Wall -Wextra -Wpedantic -Werror
+// (see the Makefile's header target), and its include guard lets it be
+// included twice. Nothing else is included before it.
+#include "rcache.h"
+#include "rcache.h"
+
+#ifndef RCACHE_H
+#error "rcache.h does not define its include guard RCACHE_H"
+#endif
+
+#include <type_traits>
+
+static_assert(RCACHE_TTL_NONE == -1, "RCACHE_TTL_NONE is -1");
+static_assert(RCACHE_TTL_DEFAULT == 0, "RCACHE_TTL_DEFAULT is 0");
+static_assert(RCACHE_ABI_VERSION >= 1, "RCACHE_ABI_VERSION is set");
+static_assert(RCACHE_STATUS_OK == 0 && RCACHE_STATUS_PANIC == 10, "status values");
+static_assert(std::is_standard_layout<rcache_options>::value, "rcache_options is a C struct");
+static_assert(std::is_trivially_copyable<rcache_buffer>::value, "rcache_buffer is a C struct");
+static_assert(std::is_trivially_copyable<rcache_bytes>::value, "rcache_bytes is a C struct");
+static_assert(std::is_enum<rcache_status>::value, "rcache_status is an enum");
+
+// The declarations have the documented signatures and C linkage-compatible types.
+static_assert(std::is_same<decltype(&rcache_version), const char *(*)()>::value, "");
+static_assert(std::is_same<decltype(&rcache_abi_version), uint32_t (*)()>::value, "");
+static_assert(std::is_same<decltype(&rcache_options_default), rcache_options (*)()>::value, "");
+static_assert(std::is_same<decltype(&rcache_client_connect),
+                           rcache_status (*)(const char *, const rcache_options *,
+                                             rcache_client **)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_free), void (*)(rcache_client *)>::value, "");
+static_assert(std::is_same<decltype(&rcache_client_get),
+                           rcache_status (*)(const rcache_client *, const uint8_t *, size_t,
+                                             rcache_buffer *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_set),
+                           rcache_status (*)(const rcache_client *, const uint8_t *, size_t,
+                                             const uint8_t *, size_t, int64_t)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_delete),
+                           rcache_status (*)(const rcache_client *, const uint8_t *, size_t)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_exists),
+                           rcache_status (*)(const rcache_client *, const uint8_t *, size_t)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_ttl),
+                           rcache_status (*)(const rcache_client *, const uint8_t *, size_t,
+                                             int64_t *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_expire),
+                           rcache_status (*)(const rcache_client *, const uint8_t *, size_t,
+                                             int64_t)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_get_many),
+                           rcache_status (*)(const rcache_client *, const rcache_bytes *, size_t,
+                                             rcache_buffer *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_set_many),
+                           rcache_status (*)(const rcache_client *, const rcache_bytes *,
+                                             const rcache_bytes *, size_t, int64_t)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_incr),
+                           rcache_status (*)(const rcache_client *, const uint8_t *, size_t,
+                                             int64_t, int64_t, int64_t *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_buffer_free), void (*)(rcache_buffer *)>::value, "");
+static_assert(std::is_same<decltype(&rcache_buffers_free),
+                           void (*)(rcache_buffer *, size_t)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_last_error), const char *(*)()>::value, "");
+static_assert(std::is_same<decltype(&rcache_status_name), const char *(*)(int)>::value, "");
+
+// The option fields, by name and type.
+static_assert(std::is_same<decltype(rcache_options::connect_timeout_ms), uint32_t>::value, "");
+static_assert(std::is_same<decltype(rcache_options::response_timeout_ms), uint32_t>::value, "");
+static_assert(std::is_same<decltype(rcache_options::key_prefix), const char *>::value, "");
+static_assert(std::is_same<decltype(rcache_options::default_ttl_ms), int64_t>::value, "");
+static_assert(std::is_same<decltype(rcache_options::max_key_bytes), size_t>::value, "");
+static_assert(std::is_same<decltype(rcache_options::max_value_bytes), size_t>::value, "");
+static_assert(std::is_same<decltype(rcache_options::memory_max_entries), size_t>::value, "");
+static_assert(std::is_same<decltype(rcache_options::memory_max_bytes), size_t>::value, "");
+static_assert(std::is_same<decltype(rcache_buffer::data), uint8_t *>::value, "");
+static_assert(std::is_same<decltype(rcache_bytes::data), const uint8_t *>::value, "");
+
+// The names live in the global namespace and are usable from a C++ namespace.
+namespace header_check {
+inline rcache_options defaults() { return rcache_options_default(); }
+}  // namespace header_check
