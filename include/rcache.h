@@ -14,6 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Most tags one call may name.
+#define MAX_TAGS 256
+
 #define RCACHE_VERSION_MAJOR 0
 
 #define RCACHE_VERSION_MINOR 1
@@ -60,6 +63,9 @@ typedef enum rcache_status {
   RCACHE_STATUS_UNSUPPORTED = 9,
   // The library hit an internal bug; the handle is still safe to free.
   RCACHE_STATUS_PANIC = 10,
+  // Stored data could not be decoded (for example a damaged tagged entry);
+  // nothing was changed.
+  RCACHE_STATUS_CORRUPT = 11,
 } rcache_status;
 
 // An open cache client: a connection to Redis or an embedded store.
@@ -213,6 +219,48 @@ enum rcache_status rcache_client_incr(const struct rcache_client *client,
                                       int64_t delta,
                                       int64_t ttl_ms,
                                       int64_t *value_out);
+
+// Stores `value` under `key` like `rcache_client_set`, tagged with
+// `tag_count` tags: the entry becomes unreadable, from every client, once
+// any of its tags is invalidated with `rcache_client_invalidate_tags`.
+// Recording the tags and writing the entry is one atomic step, so a write
+// racing with an invalidation never survives it. At most 256 tags; with none
+// this is `rcache_client_set`.
+enum rcache_status rcache_client_set_tagged(const struct rcache_client *client,
+                                            const uint8_t *key,
+                                            size_t key_len,
+                                            const uint8_t *value,
+                                            size_t value_len,
+                                            int64_t ttl_ms,
+                                            const struct rcache_bytes *tags,
+                                            size_t tag_count);
+
+// Adds tags to the existing entry at `key`, keeping its value and TTL.
+// `RCACHE_STATUS_MISS` if the key is missing or already invalidated.
+enum rcache_status rcache_client_add_tags(const struct rcache_client *client,
+                                          const uint8_t *key,
+                                          size_t key_len,
+                                          const struct rcache_bytes *tags,
+                                          size_t tag_count);
+
+// Invalidates `tag_count` tags: when this returns `RCACHE_STATUS_OK`, no
+// client reads an entry that carried any of them. Costs one small write per
+// tag, whatever the number of tagged entries; the entries themselves are
+// left to expire.
+enum rcache_status rcache_client_invalidate_tags(const struct rcache_client *client,
+                                                 const struct rcache_bytes *tags,
+                                                 size_t tag_count);
+
+// Deletes the keys of the client's namespace that match the glob `pattern`
+// (Redis syntax: `*`, `?`, `[...]`, `\` escapes; matched against keys without
+// the prefix), or all of the namespace's keys (tags included) when `pattern`
+// is NULL. On Redis it scans and unlinks in batches, never KEYS or FLUSHDB,
+// and never touches keys outside the namespace. The number deleted goes to
+// `*deleted_out` when that is not NULL.
+enum rcache_status rcache_client_clear(const struct rcache_client *client,
+                                       const uint8_t *pattern,
+                                       size_t pattern_len,
+                                       uint64_t *deleted_out);
 
 // Releases the bytes of a buffer the library handed out and resets it to
 // empty. NULL, and a buffer already empty, are no-ops.

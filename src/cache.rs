@@ -5,7 +5,13 @@ use std::time::Duration;
 
 use crate::backend::{Backend, Expiry, MemoryBackend, RedisBackend, RedisSettings, Remaining};
 use crate::error::{Error, Result};
+use crate::glob;
 use crate::options::{DEFAULT_URL, MAX_TTL, Options, Target};
+
+/// Keys under the namespace that start with this hold tags; callers' keys may not.
+pub const TAG_SPACE: &[u8] = b"__rcache_tag:";
+/// Most tags one call may name.
+pub const MAX_TAGS: usize = 256;
 
 /// How long an entry written by one call lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +94,43 @@ impl Cache {
         self.backend.set_many(&entries, expiry)
     }
 
+    /// Stores `value` valid until it expires or any of `tags` is invalidated.
+    /// With no tags this is `set`.
+    pub fn set_with_tags(&self, key: &[u8], value: &[u8], ttl: Ttl, tags: &[&[u8]]) -> Result<()> {
+        if tags.is_empty() {
+            return self.set(key, value, ttl);
+        }
+        let key = self.full_key(key)?;
+        let tags = self.tag_keys(tags)?;
+        self.check_value(value)?;
+        self.backend.set_tagged(&key, value, self.expiry(ttl)?, &tags)
+    }
+
+    /// Adds tags to an existing entry, keeping its value and TTL; false when
+    /// the key is missing (or already invalidated).
+    pub fn add_tags(&self, key: &[u8], tags: &[&[u8]]) -> Result<bool> {
+        let key = self.full_key(key)?;
+        let tags = self.tag_keys(tags)?;
+        self.backend.add_tags(&key, &tags)
+    }
+
+    /// Makes every entry carrying any of `tags` unreadable, from every client,
+    /// before returning. Costs O(number of tags), whatever the number of entries.
+    pub fn invalidate_tags(&self, tags: &[&[u8]]) -> Result<()> {
+        self.backend.invalidate_tags(&self.tag_keys(tags)?)
+    }
+
+    /// Deletes the namespace's keys matching the Redis glob `pattern` (matched
+    /// against keys without the prefix), or every key of the namespace, tags
+    /// included, when `None`. Incremental on Redis (SCAN and UNLINK in
+    /// batches); never touches keys outside the namespace. Returns how many
+    /// keys were deleted.
+    pub fn clear(&self, pattern: Option<&[u8]>) -> Result<u64> {
+        let mut full = glob::escape(&self.options.key_prefix);
+        full.extend_from_slice(pattern.unwrap_or(b"*"));
+        self.backend.clear(&full)
+    }
+
     /// True when the key existed.
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
         self.backend.delete(&self.full_key(key)?)
@@ -118,6 +161,9 @@ impl Cache {
         if key.is_empty() {
             return Err(Error::invalid("key must not be empty"));
         }
+        if key.starts_with(TAG_SPACE) {
+            return Err(Error::invalid("keys starting with \"__rcache_tag:\" are reserved for tags"));
+        }
         if key.len() > self.options.max_key_bytes {
             return Err(Error::too_large(format!(
                 "key of {} bytes exceeds the limit of {} bytes",
@@ -129,6 +175,31 @@ impl Cache {
         full.extend_from_slice(&self.options.key_prefix);
         full.extend_from_slice(key);
         Ok(full)
+    }
+
+    /// The full keys of `tags`, without duplicates.
+    fn tag_keys(&self, tags: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
+        if tags.len() > MAX_TAGS {
+            return Err(Error::invalid(format!("at most {MAX_TAGS} tags per call, got {}", tags.len())));
+        }
+        let mut keys: Vec<Vec<u8>> = Vec::with_capacity(tags.len());
+        for tag in tags {
+            if tag.is_empty() {
+                return Err(Error::invalid("tag must not be empty"));
+            }
+            if tag.len() > self.options.max_key_bytes {
+                return Err(Error::too_large(format!(
+                    "tag of {} bytes exceeds the key limit of {} bytes",
+                    tag.len(),
+                    self.options.max_key_bytes
+                )));
+            }
+            let key = [&self.options.key_prefix, TAG_SPACE, tag].concat();
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        Ok(keys)
     }
 
     fn check_value<'v>(&self, value: &'v [u8]) -> Result<&'v [u8]> {

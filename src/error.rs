@@ -17,6 +17,8 @@ pub enum ErrorKind {
     WrongType,
     /// A key or value is larger than the configured limit.
     TooLarge,
+    /// Stored data could not be decoded (for example a damaged tagged entry).
+    Corrupt,
     /// The URL names a feature this build does not provide.
     Unsupported,
 }

@@ -5,9 +5,10 @@ pub mod backend;
 mod cache;
 mod error;
 pub mod ffi;
+mod glob;
 mod options;
 
 pub use backend::{Expiry, MemoryLimits, Remaining};
-pub use cache::{BackendKind, Cache, Ttl};
+pub use cache::{BackendKind, Cache, MAX_TAGS, TAG_SPACE, Ttl};
 pub use error::{Error, ErrorKind, Result};
 pub use options::{DEFAULT_URL, MAX_TTL, MAX_VALUE_LIMIT, Options};

@@ -141,6 +141,124 @@ fn concurrent_callers_get_their_own_replies(cache: &Cache) {
     assert_eq!(cache.get(b"shared").unwrap(), Some(b"4800".to_vec()));
 }
 
+fn tagged_entries_vanish_when_a_tag_is_invalidated(cache: &Cache) {
+    cache.set_with_tags(b"profile:1", b"ada", ttl_secs(60), &[b"user:1", b"profiles"]).unwrap();
+    cache.set_with_tags(b"profile:2", b"bob", ttl_secs(60), &[b"user:2", b"profiles"]).unwrap();
+    cache.set_with_tags(b"avatar:1", b"png", ttl_secs(60), &[b"user:1"]).unwrap();
+    cache.set(b"plain", b"untouched", ttl_secs(60)).unwrap();
+    assert_eq!(cache.get(b"profile:1").unwrap().as_deref(), Some(&b"ada"[..]));
+
+    cache.invalidate_tags(&[b"user:1"]).unwrap();
+    assert_eq!(cache.get(b"profile:1").unwrap(), None);
+    assert_eq!(cache.get(b"avatar:1").unwrap(), None);
+    assert!(!cache.exists(b"avatar:1").unwrap());
+    assert_eq!(cache.get(b"profile:2").unwrap().as_deref(), Some(&b"bob"[..]));
+    assert_eq!(
+        cache.get_many(&[b"profile:1", b"profile:2", b"plain"]).unwrap(),
+        vec![None, Some(b"bob".to_vec()), Some(b"untouched".to_vec())]
+    );
+
+    cache.invalidate_tags(&[b"profiles", b"never-used"]).unwrap();
+    assert_eq!(cache.get(b"profile:2").unwrap(), None);
+    assert_eq!(cache.get(b"plain").unwrap().as_deref(), Some(&b"untouched"[..]));
+
+    cache.set_with_tags(b"profile:1", b"ada again", ttl_secs(60), &[b"user:1"]).unwrap();
+    assert_eq!(cache.get(b"profile:1").unwrap().as_deref(), Some(&b"ada again"[..]), "a write after invalidation is valid");
+}
+
+fn tags_can_be_added_to_an_existing_entry(cache: &Cache) {
+    assert!(!cache.add_tags(b"absent", &[b"t"]).unwrap());
+    cache.set(b"k", b"v", ttl_secs(100)).unwrap();
+    assert!(cache.add_tags(b"k", &[b"a"]).unwrap());
+    assert!(cache.add_tags(b"k", &[b"a", b"b"]).unwrap());
+    let Remaining::Left(left) = cache.remaining(b"k").unwrap() else { panic!("the TTL is kept") };
+    assert!(left > Duration::from_secs(90));
+    assert_eq!(cache.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    cache.invalidate_tags(&[b"b"]).unwrap();
+    assert_eq!(cache.get(b"k").unwrap(), None);
+    assert!(!cache.add_tags(b"k", &[b"c"]).unwrap(), "an invalidated entry is missing");
+}
+
+fn tagged_values_are_binary_safe_and_may_be_empty(cache: &Cache) {
+    let every_byte: Vec<u8> = (0..=255).collect();
+    cache.set_with_tags(b"bin", &every_byte, ttl_secs(60), &[b"t\0:x", &every_byte[..40]]).unwrap();
+    assert_eq!(cache.get(b"bin").unwrap(), Some(every_byte.clone()));
+    cache.set_with_tags(b"empty", b"", Ttl::Never, &[b"t"]).unwrap();
+    assert_eq!(cache.get(b"empty").unwrap(), Some(Vec::new()));
+    cache.invalidate_tags(&[&every_byte[..40]]).unwrap();
+    assert_eq!(cache.get(b"bin").unwrap(), None);
+    assert_eq!(cache.get(b"empty").unwrap(), Some(Vec::new()));
+}
+
+fn bad_tags_are_refused(cache: &Cache) {
+    let kind = |result: rcache::Result<()>| result.unwrap_err().kind;
+    assert_eq!(kind(cache.set_with_tags(b"k", b"v", ttl_secs(1), &[b""])), ErrorKind::InvalidArgument);
+    let long_tag = vec![b't'; cache.options().max_key_bytes + 1];
+    assert_eq!(kind(cache.set_with_tags(b"k", b"v", ttl_secs(1), &[&long_tag])), ErrorKind::TooLarge);
+    let many: Vec<&[u8]> = (0..=rcache::MAX_TAGS).map(|_| &b"t"[..]).collect();
+    assert_eq!(kind(cache.invalidate_tags(&many)), ErrorKind::InvalidArgument);
+    assert_eq!(kind(cache.set(b"__rcache_tag:x", b"v", ttl_secs(1))), ErrorKind::InvalidArgument);
+    assert_eq!(cache.get(b"k").unwrap(), None, "nothing was stored by a refused call");
+}
+
+fn clear_by_pattern_and_whole_namespace(cache: &Cache) {
+    for key in ["user:1", "user:2", "user:10", "post:1", "a*b"] {
+        cache.set(key.as_bytes(), b"v", ttl_secs(60)).unwrap();
+    }
+    cache.set_with_tags(b"user:3", b"v", ttl_secs(60), &[b"t"]).unwrap();
+    assert_eq!(cache.clear(Some(b"user:?")).unwrap(), 3);
+    assert!(cache.exists(b"user:10").unwrap());
+    assert!(!cache.exists(b"user:1").unwrap());
+    assert_eq!(cache.clear(Some(b"a\\*b")).unwrap(), 1);
+    assert!(cache.exists(b"post:1").unwrap());
+    let deleted = cache.clear(None).unwrap();
+    assert!(deleted >= 2, "the rest, tags included: {deleted}");
+    for key in ["user:10", "post:1"] {
+        assert!(!cache.exists(key.as_bytes()).unwrap());
+    }
+    assert_eq!(cache.clear(None).unwrap(), 0);
+}
+
+fn a_write_racing_an_invalidation_never_survives_it(cache: &Cache) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    const WRITERS: usize = 3;
+    // Each writer stores increasing sequence numbers and publishes the last
+    // one whose write has returned. A write that returned before an
+    // invalidation started must be unreadable once the invalidation returns.
+    let landed: [AtomicU64; WRITERS] = Default::default();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for writer in 0..WRITERS {
+            let (landed, stop) = (&landed[writer], &stop);
+            scope.spawn(move || {
+                let key = format!("race:{writer}");
+                let mut sequence = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    sequence += 1;
+                    cache.set_with_tags(key.as_bytes(), sequence.to_string().as_bytes(), ttl_secs(60), &[b"race"]).unwrap();
+                    landed.store(sequence, Ordering::SeqCst);
+                }
+            });
+        }
+        let check = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for _ in 0..200 {
+                let before: Vec<u64> = landed.iter().map(|last| last.load(Ordering::SeqCst)).collect();
+                cache.invalidate_tags(&[b"race"]).unwrap();
+                for (writer, landed_before) in before.iter().enumerate() {
+                    if let Some(value) = cache.get(format!("race:{writer}").as_bytes()).unwrap() {
+                        let sequence: u64 = String::from_utf8(value).unwrap().parse().unwrap();
+                        assert!(sequence > *landed_before, "writer {writer}: read {sequence}, invalidated up to {landed_before}");
+                    }
+                }
+            }
+        }));
+        stop.store(true, Ordering::Relaxed);
+        if let Err(panic) = check {
+            std::panic::resume_unwind(panic);
+        }
+    });
+}
+
 fn small_limits() -> Options {
     Options { max_key_bytes: 300, max_value_bytes: 1024, ..Options::default() }
 }
@@ -178,6 +296,12 @@ suite!(
     counter_expires_with_its_ttl,
     bad_arguments_are_refused,
     concurrent_callers_get_their_own_replies,
+    tagged_entries_vanish_when_a_tag_is_invalidated,
+    tags_can_be_added_to_an_existing_entry,
+    tagged_values_are_binary_safe_and_may_be_empty,
+    bad_tags_are_refused,
+    clear_by_pattern_and_whole_namespace,
+    a_write_racing_an_invalidation_never_survives_it,
 );
 
 #[test]

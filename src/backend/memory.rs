@@ -1,13 +1,19 @@
 //! The embedded in-process backend: an LRU map with per-entry expiry behind
 //! one lock, so the size bounds hold exactly for the whole store.
+//!
+//! Tags work as on Redis: each tag has a token; an entry records the tokens
+//! of its tags when written and is valid while they are unchanged.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use super::{Backend, Expiry, Remaining};
+use super::{Backend, Expiry, Remaining, TAG_MARGIN};
 use crate::error::{Error, ErrorKind, Result};
+use crate::glob;
 
 /// Bytes charged per entry on top of its key and value, for the map's own bookkeeping.
 const ENTRY_OVERHEAD: usize = 96;
@@ -20,18 +26,39 @@ pub struct MemoryLimits {
     pub max_bytes: usize,
 }
 
+/// Tag tokens are never reused within the process.
+fn fresh_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 struct Entry {
     value: Box<[u8]>,
     expires_at: Option<Instant>,
+    /// (tag key, token it had when recorded).
+    tags: Box<[(Box<[u8]>, u64)]>,
 }
 
 impl Entry {
-    fn is_live(&self, now: Instant) -> bool {
-        self.expires_at.is_none_or(|at| at > now)
+    fn charge(key: &[u8], value: &[u8], tags: &[(Box<[u8]>, u64)]) -> usize {
+        let tag_bytes: usize = tags.iter().map(|(tag, _)| tag.len() + 24).sum();
+        key.len() + value.len() + tag_bytes + ENTRY_OVERHEAD
     }
+}
 
-    fn charge(key: &[u8], value: &[u8]) -> usize {
-        key.len() + value.len() + ENTRY_OVERHEAD
+struct Tag {
+    token: u64,
+    expires_at: Option<Instant>,
+}
+
+fn is_live(expires_at: Option<Instant>, now: Instant) -> bool {
+    expires_at.is_none_or(|at| at > now)
+}
+
+fn deadline(expiry: Expiry, now: Instant) -> Option<Instant> {
+    match expiry {
+        Expiry::Never => None,
+        Expiry::After(ttl) => Some(now + ttl),
     }
 }
 
@@ -40,13 +67,22 @@ struct Store {
     bytes: usize,
     max_entries: usize,
     max_bytes: usize,
+    tags: HashMap<Box<[u8]>, Tag>,
+    /// Tag count after the last sweep of expired tags.
+    tags_swept_at: usize,
 }
 
 impl Store {
-    /// The live entry for `key`, dropping it first if it has expired.
+    fn token(tags: &HashMap<Box<[u8]>, Tag>, tag: &[u8], now: Instant) -> Option<u64> {
+        tags.get(tag).filter(|state| is_live(state.expires_at, now)).map(|state| state.token)
+    }
+
+    /// The live, valid entry for `key`; an expired or invalidated one is dropped first.
     fn live(&mut self, key: &[u8], now: Instant) -> Option<&mut Entry> {
-        let expired = !self.entries.peek(key)?.is_live(now);
-        if expired {
+        let entry = self.entries.peek(key)?;
+        let valid = is_live(entry.expires_at, now)
+            && entry.tags.iter().all(|(tag, token)| Self::token(&self.tags, tag, now) == Some(*token));
+        if !valid {
             self.remove(key);
             return None;
         }
@@ -54,8 +90,7 @@ impl Store {
     }
 
     /// Refuses an entry that could only be stored by evicting everything else and then itself.
-    fn check_fits(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        let charge = Entry::charge(key, value);
+    fn check_fits(&self, charge: usize) -> Result<()> {
         if charge > self.max_bytes {
             return Err(Error::too_large(format!(
                 "entry of {charge} bytes exceeds the memory backend's bound of {} bytes",
@@ -68,18 +103,19 @@ impl Store {
     fn remove(&mut self, key: &[u8]) -> bool {
         match self.entries.pop_entry(key) {
             Some((key, entry)) => {
-                self.bytes -= Entry::charge(&key, &entry.value);
+                self.bytes -= Entry::charge(&key, &entry.value, &entry.tags);
                 true
             }
             None => false,
         }
     }
 
-    fn insert(&mut self, key: &[u8], value: Box<[u8]>, expires_at: Option<Instant>, now: Instant) -> Result<()> {
-        self.check_fits(key, &value)?;
+    fn insert(&mut self, key: &[u8], entry: Entry, now: Instant) -> Result<()> {
+        let charge = Entry::charge(key, &entry.value, &entry.tags);
+        self.check_fits(charge)?;
         self.remove(key);
-        self.bytes += Entry::charge(key, &value);
-        self.entries.put(key.into(), Entry { value, expires_at });
+        self.bytes += charge;
+        self.entries.put(key.into(), entry);
         self.shrink(now);
         Ok(())
     }
@@ -88,13 +124,41 @@ impl Store {
     fn shrink(&mut self, now: Instant) {
         while let Some((key, entry)) = self.entries.peek_lru() {
             let over = self.entries.len() > self.max_entries || self.bytes > self.max_bytes;
-            if !over && entry.is_live(now) {
+            if !over && is_live(entry.expires_at, now) {
                 break;
             }
-            let charge = Entry::charge(key, &entry.value);
+            let charge = Entry::charge(key, &entry.value, &entry.tags);
             self.entries.pop_lru();
             self.bytes -= charge;
         }
+    }
+
+    /// The token of `tag`, creating the tag if needed, living at least as long as an entry expiring at `until`.
+    fn ensure_tag(&mut self, tag: &[u8], until: Option<Instant>, now: Instant) -> u64 {
+        let covers = until.map(|at| at + TAG_MARGIN);
+        let state = self.tags.entry(tag.into()).or_insert(Tag { token: fresh_token(), expires_at: covers });
+        if !is_live(state.expires_at, now) {
+            *state = Tag { token: fresh_token(), expires_at: covers };
+        }
+        state.expires_at = match (state.expires_at, covers) {
+            (Some(current), Some(needed)) => Some(current.max(needed)),
+            _ => None,
+        };
+        let token = state.token;
+        self.sweep_tags(now);
+        token
+    }
+
+    /// Forgets expired tags once the map has doubled since the last sweep.
+    fn sweep_tags(&mut self, now: Instant) {
+        if self.tags.len() > 2 * self.tags_swept_at + 64 {
+            self.tags.retain(|_, state| is_live(state.expires_at, now));
+            self.tags_swept_at = self.tags.len();
+        }
+    }
+
+    fn record_tags(&mut self, tags: &[Vec<u8>], until: Option<Instant>, now: Instant) -> Vec<(Box<[u8]>, u64)> {
+        tags.iter().map(|tag| (tag.as_slice().into(), self.ensure_tag(tag, until, now))).collect()
     }
 }
 
@@ -111,6 +175,8 @@ impl MemoryBackend {
                 bytes: 0,
                 max_entries: limits.max_entries,
                 max_bytes: limits.max_bytes,
+                tags: HashMap::new(),
+                tags_swept_at: 0,
             }),
         }
     }
@@ -128,12 +194,10 @@ impl MemoryBackend {
     pub fn bytes_used(&self) -> usize {
         self.store.lock().bytes
     }
-}
 
-fn deadline(expiry: Expiry, now: Instant) -> Option<Instant> {
-    match expiry {
-        Expiry::Never => None,
-        Expiry::After(ttl) => Some(now + ttl),
+    /// Tags currently remembered, expired ones not yet swept included.
+    pub fn tag_count(&self) -> usize {
+        self.store.lock().tags.len()
     }
 }
 
@@ -153,19 +217,8 @@ fn parse_counter(value: &[u8]) -> Result<i64> {
         .ok_or_else(|| Error::new(ErrorKind::WrongType, "value is not an integer or out of range"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_counter;
-
-    #[test]
-    fn counters_are_read_as_redis_reads_them() {
-        for accepted in ["0", "7", "-7", "9223372036854775807", "-9223372036854775808"] {
-            assert_eq!(parse_counter(accepted.as_bytes()).unwrap().to_string(), accepted);
-        }
-        for refused in ["", "-", "007", "+5", "-0", " 1", "1 ", "1.0", "9223372036854775808", "x"] {
-            assert!(parse_counter(refused.as_bytes()).is_err(), "{refused:?}");
-        }
-    }
+fn plain(value: &[u8], expires_at: Option<Instant>) -> Entry {
+    Entry { value: value.into(), expires_at, tags: Box::new([]) }
 }
 
 impl Backend for MemoryBackend {
@@ -175,12 +228,14 @@ impl Backend for MemoryBackend {
     }
 
     fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
-        keys.iter().map(|key| self.get(key)).collect()
+        let now = Instant::now();
+        let mut store = self.store.lock();
+        Ok(keys.iter().map(|key| store.live(key, now).map(|entry| entry.value.to_vec())).collect())
     }
 
     fn set(&self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<()> {
         let now = Instant::now();
-        self.store.lock().insert(key, value.into(), deadline(expiry, now), now)
+        self.store.lock().insert(key, plain(value, deadline(expiry, now)), now)
     }
 
     fn set_many(&self, entries: &[(Vec<u8>, &[u8])], expiry: Expiry) -> Result<()> {
@@ -188,12 +243,58 @@ impl Backend for MemoryBackend {
         let expires_at = deadline(expiry, now);
         let mut store = self.store.lock();
         for (key, value) in entries {
-            store.check_fits(key, value)?;
+            store.check_fits(Entry::charge(key, value, &[]))?;
         }
         for (key, value) in entries {
-            store.insert(key, (*value).into(), expires_at, now)?;
+            store.insert(key, plain(value, expires_at), now)?;
         }
         Ok(())
+    }
+
+    fn set_tagged(&self, key: &[u8], value: &[u8], expiry: Expiry, tags: &[Vec<u8>]) -> Result<()> {
+        let now = Instant::now();
+        let expires_at = deadline(expiry, now);
+        let mut store = self.store.lock();
+        let recorded = store.record_tags(tags, expires_at, now);
+        let entry = Entry { value: value.into(), expires_at, tags: recorded.into() };
+        store.insert(key, entry, now)
+    }
+
+    fn add_tags(&self, key: &[u8], tags: &[Vec<u8>]) -> Result<bool> {
+        let now = Instant::now();
+        let mut store = self.store.lock();
+        let Some(entry) = store.live(key, now) else { return Ok(false) };
+        let expires_at = entry.expires_at;
+        let known: Vec<Box<[u8]>> = entry.tags.iter().map(|(tag, _)| tag.clone()).collect();
+        let new: Vec<Vec<u8>> = tags.iter().filter(|tag| !known.iter().any(|k| **k == ***tag)).cloned().collect();
+        let mut recorded = store.record_tags(&new, expires_at, now);
+        let Some((key, entry)) = store.entries.pop_entry(key) else { return Ok(false) };
+        store.bytes -= Entry::charge(&key, &entry.value, &entry.tags);
+        recorded.splice(0..0, entry.tags.into_vec());
+        store.insert(&key, Entry { value: entry.value, expires_at, tags: recorded.into() }, now)?;
+        Ok(true)
+    }
+
+    fn invalidate_tags(&self, tags: &[Vec<u8>]) -> Result<()> {
+        let mut store = self.store.lock();
+        for tag in tags {
+            if let Some(state) = store.tags.get_mut(tag.as_slice()) {
+                state.token = fresh_token();
+            }
+        }
+        Ok(())
+    }
+
+    fn clear(&self, pattern: &[u8]) -> Result<u64> {
+        let mut store = self.store.lock();
+        let doomed: Vec<Box<[u8]>> =
+            store.entries.iter().map(|(key, _)| key).filter(|key| glob::matches(pattern, key)).cloned().collect();
+        for key in &doomed {
+            store.remove(key);
+        }
+        let tags_before = store.tags.len();
+        store.tags.retain(|tag, _| !glob::matches(pattern, tag));
+        Ok((doomed.len() + tags_before - store.tags.len()) as u64)
     }
 
     fn delete(&self, key: &[u8]) -> Result<bool> {
@@ -214,7 +315,7 @@ impl Backend for MemoryBackend {
         Ok(match self.store.lock().live(key, now) {
             None => Remaining::Missing,
             Some(Entry { expires_at: None, .. }) => Remaining::Forever,
-            Some(Entry { expires_at: Some(at), .. }) => Remaining::Left(*at - now),
+            Some(Entry { expires_at: Some(at), .. }) => Remaining::Left(at.saturating_duration_since(now)),
         })
     }
 
@@ -239,7 +340,22 @@ impl Backend for MemoryBackend {
         let next = current
             .checked_add(delta)
             .ok_or_else(|| Error::invalid("increment or decrement would overflow"))?;
-        store.insert(key, next.to_string().into_bytes().into(), expires_at, now)?;
+        store.insert(key, plain(next.to_string().as_bytes(), expires_at), now)?;
         Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_counter;
+
+    #[test]
+    fn counters_are_read_as_redis_reads_them() {
+        for accepted in ["0", "7", "-7", "9223372036854775807", "-9223372036854775808"] {
+            assert_eq!(parse_counter(accepted.as_bytes()).unwrap().to_string(), accepted);
+        }
+        for refused in ["", "-", "007", "+5", "-0", " 1", "1 ", "1.0", "9223372036854775808", "x"] {
+            assert!(parse_counter(refused.as_bytes()).is_err(), "{refused:?}");
+        }
     }
 }

@@ -11,6 +11,9 @@ pub use self::redis::{RedisBackend, RedisSettings};
 
 use std::time::Duration;
 
+/// Tags outlive the entries recorded against them by this margin.
+pub const TAG_MARGIN: Duration = Duration::from_millis(1000);
+
 use crate::error::Result;
 
 /// How long a stored entry lives.
@@ -33,12 +36,23 @@ pub enum Remaining {
 /// Implementations are shared between threads; every method may be called
 /// concurrently.
 pub trait Backend: Send + Sync {
+    /// The value, or `None` when missing, expired, or carrying an invalidated tag.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Values in the order of `keys`, in one round trip.
     fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>>;
     fn set(&self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<()>;
     /// Stores every entry with the same expiry, all or nothing, in one round trip.
     fn set_many(&self, entries: &[(Vec<u8>, &[u8])], expiry: Expiry) -> Result<()>;
+    /// Stores a value valid until any of `tags` (full tag keys) is invalidated.
+    /// Reading the tags' tokens and writing the entry is one atomic step.
+    fn set_tagged(&self, key: &[u8], value: &[u8], expiry: Expiry, tags: &[Vec<u8>]) -> Result<()>;
+    /// Adds tags to a live entry, keeping its value and TTL; false when missing or invalid.
+    fn add_tags(&self, key: &[u8], tags: &[Vec<u8>]) -> Result<bool>;
+    /// Makes every entry carrying one of `tags` invalid, in O(number of tags).
+    fn invalidate_tags(&self, tags: &[Vec<u8>]) -> Result<()>;
+    /// Deletes every key matching the glob `pattern` (full keys), incrementally;
+    /// returns how many were deleted.
+    fn clear(&self, pattern: &[u8]) -> Result<u64>;
     /// True when the key existed.
     fn delete(&self, key: &[u8]) -> Result<bool>;
     fn exists(&self, key: &[u8]) -> Result<bool>;

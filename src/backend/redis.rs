@@ -10,7 +10,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError};
+use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError, Script, ScriptInvocation};
 use tokio::runtime::Runtime;
 
 use super::{Backend, Expiry, Remaining};
@@ -33,6 +33,7 @@ pub struct RedisBackend {
     call_deadline: Duration,
     /// The server, for error messages; never carries a password.
     target: String,
+    scripts: Scripts,
 }
 
 /// Whether a command may be sent again after the connection dropped under it.
@@ -45,6 +46,37 @@ enum Retry {
 enum Request<'a> {
     Command(&'a Cmd),
     Pipeline(&'a Pipeline),
+    Script(&'a ScriptInvocation<'a>),
+}
+
+/// The Lua scripts behind tags; each is the shared prelude plus its body.
+struct Scripts {
+    read: Script,
+    set_tagged: Script,
+    add_tags: Script,
+}
+
+macro_rules! lua {
+    ($body:literal) => {
+        Script::new(concat!(include_str!("lua/envelope.lua"), include_str!("lua/tag.lua"), include_str!($body)))
+    };
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Scripts { read: lua!("lua/read.lua"), set_tagged: lua!("lua/set_tagged.lua"), add_tags: lua!("lua/add_tags.lua") }
+    }
+}
+
+/// Batch size of the SCAN/UNLINK loop behind `clear`: small enough that no
+/// single step blocks the server for long.
+const CLEAR_BATCH: usize = 1000;
+
+/// A random token for a tag: 16 lowercase hex characters (64 bits).
+fn fresh_token() -> String {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 fn install_tls_provider() {
@@ -87,6 +119,7 @@ impl RedisBackend {
             runtime,
             call_deadline: settings.connect_timeout + settings.response_timeout,
             target,
+            scripts: Scripts::new(),
         })
     }
 
@@ -98,12 +131,17 @@ impl RedisBackend {
         self.execute(Request::Pipeline(pipeline), retry)
     }
 
+    fn invoke<T: FromRedisValue>(&self, invocation: &ScriptInvocation<'_>, retry: Retry) -> Result<T> {
+        self.execute(Request::Script(invocation), retry)
+    }
+
     fn execute<T: FromRedisValue>(&self, request: Request<'_>, retry: Retry) -> Result<T> {
         let send = || async {
             let mut connection = self.connection.clone();
             match request {
                 Request::Command(cmd) => cmd.query_async::<T>(&mut connection).await,
                 Request::Pipeline(pipeline) => pipeline.query_async::<T>(&mut connection).await,
+                Request::Script(invocation) => invocation.invoke_async::<T>(&mut connection).await,
             }
         };
         let attempts = async {
@@ -138,6 +176,8 @@ fn convert_error(target: &str, error: RedisError) -> Error {
         ErrorKind::Connection
     } else if text.contains("WRONGTYPE") || text.contains("not an integer") {
         ErrorKind::WrongType
+    } else if text.contains("CORRUPT rcache entry") {
+        ErrorKind::Corrupt
     } else if text.contains("would overflow") {
         ErrorKind::InvalidArgument
     } else {
@@ -159,14 +199,16 @@ fn with_expiry(cmd: &mut Cmd, expiry: Expiry) {
 
 impl Backend for RedisBackend {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.query(redis::cmd("GET").arg(key), Retry::Once)
+        self.invoke(self.scripts.read.key(key).arg("one"), Retry::Once)
     }
 
     fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        self.query(redis::cmd("MGET").arg(keys), Retry::Once)
+        let mut invocation = self.scripts.read.prepare_invoke();
+        invocation.key(keys).arg("many");
+        self.invoke(&invocation, Retry::Once)
     }
 
     fn set(&self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<()> {
@@ -191,13 +233,69 @@ impl Backend for RedisBackend {
         self.query_pipeline(&pipeline, Retry::Once)
     }
 
+    fn set_tagged(&self, key: &[u8], value: &[u8], expiry: Expiry, tags: &[Vec<u8>]) -> Result<()> {
+        let ttl_ms = match expiry {
+            Expiry::Never => 0,
+            Expiry::After(ttl) => ttl.as_millis().max(1) as u64,
+        };
+        let mut invocation = self.scripts.set_tagged.key(key);
+        invocation.key(tags).arg(value).arg(ttl_ms);
+        for _ in tags {
+            invocation.arg(fresh_token());
+        }
+        let _: i64 = self.invoke(&invocation, Retry::Once)?;
+        Ok(())
+    }
+
+    fn add_tags(&self, key: &[u8], tags: &[Vec<u8>]) -> Result<bool> {
+        let mut invocation = self.scripts.add_tags.key(key);
+        invocation.key(tags);
+        for _ in tags {
+            invocation.arg(fresh_token());
+        }
+        let added: i64 = self.invoke(&invocation, Retry::Once)?;
+        Ok(added > 0)
+    }
+
+    fn invalidate_tags(&self, tags: &[Vec<u8>]) -> Result<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        // A missing tag needs nothing: entries recording it are already invalid.
+        let mut pipeline = redis::pipe();
+        pipeline.atomic();
+        for tag in tags {
+            pipeline.cmd("SET").arg(tag).arg(fresh_token()).arg("XX").arg("KEEPTTL").ignore();
+        }
+        self.query_pipeline(&pipeline, Retry::Once)
+    }
+
+    fn clear(&self, pattern: &[u8]) -> Result<u64> {
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = self.query(
+                redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(CLEAR_BATCH),
+                Retry::Once,
+            )?;
+            if !keys.is_empty() {
+                let removed: u64 = self.query(redis::cmd("UNLINK").arg(&keys), Retry::Once)?;
+                deleted += removed;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
     fn delete(&self, key: &[u8]) -> Result<bool> {
         let removed: u64 = self.query(redis::cmd("UNLINK").arg(key), Retry::Once)?;
         Ok(removed > 0)
     }
 
     fn exists(&self, key: &[u8]) -> Result<bool> {
-        let found: u64 = self.query(redis::cmd("EXISTS").arg(key), Retry::Once)?;
+        let found: u64 = self.invoke(self.scripts.read.key(key).arg("exists"), Retry::Once)?;
         Ok(found > 0)
     }
 

@@ -303,6 +303,116 @@ pub unsafe extern "C" fn rcache_client_incr(
     })
 }
 
+/// The byte strings of an `rcache_bytes` array argument.
+///
+/// # Safety
+/// As `array` and `bytes`: `count` readable elements, each pointing to its readable bytes.
+unsafe fn byte_strings<'a>(items: *const rcache_bytes, count: usize, name: &str) -> Result<Vec<&'a [u8]>, Failure> {
+    // SAFETY: forwarded to the caller's promise.
+    let items = unsafe { array(items, count, name) }?;
+    // SAFETY: each element's bytes are readable as the caller promises.
+    items.iter().map(|item| unsafe { bytes(item.data, item.len, name) }).collect()
+}
+
+/// Stores `value` under `key` like `rcache_client_set`, tagged with
+/// `tag_count` tags: the entry becomes unreadable, from every client, once
+/// any of its tags is invalidated with `rcache_client_invalidate_tags`.
+/// Recording the tags and writing the entry is one atomic step, so a write
+/// racing with an invalidation never survives it. At most 256 tags; with none
+/// this is `rcache_client_set`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_set_tagged(
+    client: *const rcache_client,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    ttl_ms: i64,
+    tags: *const rcache_bytes,
+    tag_count: usize,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, key, value, tags) = unsafe {
+            (
+                rcache_client::cache(client)?,
+                bytes(key, key_len, "key")?,
+                bytes(value, value_len, "value")?,
+                byte_strings(tags, tag_count, "tags")?,
+            )
+        };
+        cache.set_with_tags(key, value, ttl_from_millis(ttl_ms)?, &tags)?;
+        Ok(OK)
+    })
+}
+
+/// Adds tags to the existing entry at `key`, keeping its value and TTL.
+/// `RCACHE_STATUS_MISS` if the key is missing or already invalidated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_add_tags(
+    client: *const rcache_client,
+    key: *const u8,
+    key_len: usize,
+    tags: *const rcache_bytes,
+    tag_count: usize,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, key, tags) = unsafe {
+            (rcache_client::cache(client)?, bytes(key, key_len, "key")?, byte_strings(tags, tag_count, "tags")?)
+        };
+        Ok(found(cache.add_tags(key, &tags)?))
+    })
+}
+
+/// Invalidates `tag_count` tags: when this returns `RCACHE_STATUS_OK`, no
+/// client reads an entry that carried any of them. Costs one small write per
+/// tag, whatever the number of tagged entries; the entries themselves are
+/// left to expire.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_invalidate_tags(
+    client: *const rcache_client,
+    tags: *const rcache_bytes,
+    tag_count: usize,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, tags) = unsafe { (rcache_client::cache(client)?, byte_strings(tags, tag_count, "tags")?) };
+        cache.invalidate_tags(&tags)?;
+        Ok(OK)
+    })
+}
+
+/// Deletes the keys of the client's namespace that match the glob `pattern`
+/// (Redis syntax: `*`, `?`, `[...]`, `\` escapes; matched against keys without
+/// the prefix), or all of the namespace's keys (tags included) when `pattern`
+/// is NULL. On Redis it scans and unlinks in batches, never KEYS or FLUSHDB,
+/// and never touches keys outside the namespace. The number deleted goes to
+/// `*deleted_out` when that is not NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_clear(
+    client: *const rcache_client,
+    pattern: *const u8,
+    pattern_len: usize,
+    deleted_out: *mut u64,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let cache = unsafe { rcache_client::cache(client) }?;
+        let pattern = match pattern.is_null() {
+            true => None,
+            // SAFETY: a non-NULL pattern points to pattern_len readable bytes.
+            false => Some(unsafe { bytes(pattern, pattern_len, "pattern") }?),
+        };
+        let deleted = cache.clear(pattern)?;
+        // SAFETY: a non-NULL deleted_out points to writable storage.
+        if let Some(out) = unsafe { deleted_out.as_mut() } {
+            *out = deleted;
+        }
+        Ok(OK)
+    })
+}
+
 /// Releases the bytes of a buffer the library handed out and resets it to
 /// empty. NULL, and a buffer already empty, are no-ops.
 #[unsafe(no_mangle)]

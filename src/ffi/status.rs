@@ -35,6 +35,9 @@ pub enum rcache_status {
     RCACHE_STATUS_UNSUPPORTED = 9,
     /// The library hit an internal bug; the handle is still safe to free.
     RCACHE_STATUS_PANIC = 10,
+    /// Stored data could not be decoded (for example a damaged tagged entry);
+    /// nothing was changed.
+    RCACHE_STATUS_CORRUPT = 11,
 }
 
 impl From<ErrorKind> for rcache_status {
@@ -47,6 +50,7 @@ impl From<ErrorKind> for rcache_status {
             ErrorKind::WrongType => rcache_status::RCACHE_STATUS_WRONG_TYPE,
             ErrorKind::TooLarge => rcache_status::RCACHE_STATUS_TOO_LARGE,
             ErrorKind::Unsupported => rcache_status::RCACHE_STATUS_UNSUPPORTED,
+            ErrorKind::Corrupt => rcache_status::RCACHE_STATUS_CORRUPT,
         }
     }
 }
@@ -98,6 +102,7 @@ pub extern "C" fn rcache_status_name(status: c_int) -> *const c_char {
         (RCACHE_STATUS_FORKED, c"RCACHE_STATUS_FORKED"),
         (RCACHE_STATUS_UNSUPPORTED, c"RCACHE_STATUS_UNSUPPORTED"),
         (RCACHE_STATUS_PANIC, c"RCACHE_STATUS_PANIC"),
+        (RCACHE_STATUS_CORRUPT, c"RCACHE_STATUS_CORRUPT"),
     ];
     let name = known
         .iter()

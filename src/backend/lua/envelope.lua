@@ -1,0 +1,40 @@
+-- A tagged entry is stored as one string:
+--   MAGIC <count> ':' { <tag key length> ':' <tag key> <16-byte token> } <payload>
+-- It is valid while every tag key still holds the token recorded in it. A
+-- value without MAGIC is a plain entry, returned as it is.
+local MAGIC = '\0rcache-tags\0'
+
+-- The payload of a stored value, or false when a tag has been invalidated
+-- (its token changed) or has vanished (expired or evicted).
+local function payload_of(value)
+  if string.sub(value, 1, #MAGIC) ~= MAGIC then
+    return value
+  end
+  local pos = #MAGIC + 1
+  local colon = string.find(value, ':', pos, true)
+  local count = colon and tonumber(string.sub(value, pos, colon - 1))
+  if not count then
+    return redis.error_reply('CORRUPT rcache entry: bad tag header')
+  end
+  pos = colon + 1
+  local tag_keys, tokens = {}, {}
+  for i = 1, count do
+    colon = string.find(value, ':', pos, true)
+    local length = colon and tonumber(string.sub(value, pos, colon - 1))
+    if not length or colon + length + 16 > #value + 1 then
+      return redis.error_reply('CORRUPT rcache entry: bad tag record')
+    end
+    tag_keys[i] = string.sub(value, colon + 1, colon + length)
+    tokens[i] = string.sub(value, colon + length + 1, colon + length + 16)
+    pos = colon + length + 17
+  end
+  if count > 0 then
+    local current = redis.call('MGET', unpack(tag_keys))
+    for i = 1, count do
+      if current[i] ~= tokens[i] then
+        return false
+      end
+    end
+  end
+  return string.sub(value, pos)
+end

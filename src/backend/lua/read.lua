@@ -1,0 +1,21 @@
+-- KEYS: value keys. ARGV[1]: 'one' (errors propagate), 'many' (other types
+-- read as misses, like MGET) or 'exists' (1 or 0).
+local mode = ARGV[1]
+if mode == 'one' or mode == 'exists' then
+  local value = redis.call('GET', KEYS[1])
+  local payload = value and payload_of(value)
+  if mode == 'exists' then
+    return payload and 1 or 0
+  end
+  return payload
+end
+local values = {}
+for i, key in ipairs(KEYS) do
+  local value = redis.pcall('GET', key)
+  if type(value) == 'string' then
+    values[i] = payload_of(value)
+  else
+    values[i] = false
+  end
+end
+return values

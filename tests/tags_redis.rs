@@ -1,0 +1,132 @@
+//! The tag guarantees that depend on Redis itself: bounded metadata, eviction
+//! under `allkeys-lru`, and a clear that stays in its namespace.
+
+mod support;
+
+use std::time::Duration;
+
+use rcache::{Cache, Options, Ttl};
+use support::{RedisServer, wait_until};
+
+fn connect(server: &RedisServer, prefix: &str) -> Cache {
+    Cache::connect(Some(&server.url()), Options { key_prefix: prefix.as_bytes().to_vec(), ..Options::default() }).unwrap()
+}
+
+fn integer_reply(reply: Option<String>) -> i64 {
+    let reply = reply.expect("server answers");
+    reply.trim_start_matches(':').trim().parse().unwrap_or_else(|_| panic!("not an integer reply: {reply}"))
+}
+
+fn info_field(server: &RedisServer, section: &str, field: &str) -> Option<String> {
+    let info = server.command(&["INFO", section])?;
+    info.lines().find_map(|line| line.strip_prefix(&format!("{field}:")).map(str::to_string))
+}
+
+/// Walks the keyspace so Redis expires every key whose TTL has passed.
+fn expire_everything_due(server: &RedisServer) {
+    let mut cursor = "0".to_string();
+    loop {
+        let reply = server.command(&["SCAN", &cursor, "COUNT", "10000"]).unwrap();
+        cursor = reply.lines().nth(2).unwrap().to_string();
+        if cursor == "0" {
+            break;
+        }
+    }
+}
+
+#[test]
+fn tag_metadata_is_bounded_once_tagged_entries_expire() {
+    let server = RedisServer::start();
+    let cache = connect(&server, "bounded:");
+    let ttl = Ttl::After(Duration::from_millis(300));
+    let groups: Vec<String> = (0..100).map(|group| format!("group:{group}")).collect();
+    for index in 0..100_000u32 {
+        let group = groups[index as usize % groups.len()].as_bytes();
+        cache.set_with_tags(format!("entry:{index}").as_bytes(), b"value", ttl, &[b"all", group]).unwrap();
+    }
+    let tag_keys = server.command(&["KEYS", "bounded:__rcache_tag:*"]).unwrap();
+    assert!(tag_keys.starts_with("*101\r\n"), "one small key per tag, whatever the number of entries");
+
+    std::thread::sleep(Duration::from_millis(300) + rcache::backend::TAG_MARGIN);
+    assert!(wait_until(Duration::from_secs(10), || {
+        expire_everything_due(&server);
+        integer_reply(server.command(&["DBSIZE"])) == 0
+    }));
+    let used: u64 = info_field(&server, "memory", "used_memory").unwrap().trim().parse().unwrap();
+    assert!(used < 4 * 1024 * 1024, "used_memory back to an empty server's: {used}");
+}
+
+#[test]
+fn a_vanished_tag_only_causes_misses() {
+    let server = RedisServer::start();
+    let cache = connect(&server, "evict:");
+    cache.set_with_tags(b"k", b"v", Ttl::After(Duration::from_secs(60)), &[b"t"]).unwrap();
+    // Eviction of the tag key, as allkeys-lru may do: the entry becomes a miss, never stale.
+    assert_eq!(integer_reply(server.command(&["DEL", "evict:__rcache_tag:t"])), 1);
+    assert_eq!(cache.get(b"k").unwrap(), None);
+    // A new tag with the same name gets a new token: the old entry stays invalid.
+    cache.set_with_tags(b"other", b"v", Ttl::After(Duration::from_secs(60)), &[b"t"]).unwrap();
+    assert_eq!(cache.get(b"k").unwrap(), None);
+    assert_eq!(cache.get(b"other").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn under_allkeys_lru_pressure_an_invalidated_value_never_comes_back() {
+    let server = RedisServer::start();
+    for (name, value) in [("maxmemory", "8mb"), ("maxmemory-policy", "allkeys-lru"), ("maxmemory-samples", "3")] {
+        assert_eq!(server.command(&["CONFIG", "SET", name, value]).as_deref(), Some("+OK\r\n"));
+    }
+    let cache = connect(&server, "lru:");
+    let minute = Ttl::After(Duration::from_secs(60));
+    let value = vec![b'v'; 200];
+    for round in 0..20u32 {
+        let tag = format!("round:{round}");
+        let keys: Vec<String> = (0..500).map(|index| format!("r{round}:{index}")).collect();
+        for key in &keys {
+            cache.set_with_tags(key.as_bytes(), &value, minute, &[tag.as_bytes(), b"shared"]).unwrap();
+        }
+        cache.invalidate_tags(&[tag.as_bytes()]).unwrap();
+        // Pressure: plain keys push the server past maxmemory, evicting whatever it samples.
+        for filler in 0..2000u32 {
+            cache.set(format!("filler:{round}:{filler}").as_bytes(), &value, minute).unwrap();
+        }
+        for key in &keys {
+            assert_eq!(cache.get(key.as_bytes()).unwrap(), None, "{key} came back after invalidation");
+        }
+    }
+    let evicted: u64 = info_field(&server, "stats", "evicted_keys").unwrap().trim().parse().unwrap();
+    assert!(evicted > 0, "the test put the server under eviction pressure");
+}
+
+#[test]
+fn clear_stays_in_its_namespace_and_never_uses_keys_or_flushdb() {
+    let server = RedisServer::start();
+    let (mine, theirs) = (connect(&server, "mine:"), connect(&server, "theirs:"));
+    let minute = Ttl::After(Duration::from_secs(60));
+    for index in 0..5000u32 {
+        mine.set(format!("k{index}").as_bytes(), b"v", minute).unwrap();
+        theirs.set(format!("k{index}").as_bytes(), b"v", minute).unwrap();
+    }
+    mine.set_with_tags(b"tagged", b"v", minute, &[b"t"]).unwrap();
+    assert_eq!(server.command(&["SET", "mine", "no prefix"]).as_deref(), Some("+OK\r\n"));
+
+    assert_eq!(mine.clear(None).unwrap(), 5002, "entries and the tag key");
+    assert_eq!(integer_reply(server.command(&["DBSIZE"])), 5001);
+    assert!(theirs.exists(b"k4999").unwrap());
+
+    let stats = server.command(&["INFO", "commandstats"]).unwrap();
+    assert!(stats.contains("cmdstat_scan"), "clear scans");
+    assert!(!stats.contains("cmdstat_keys:") && !stats.contains("cmdstat_flushdb") && !stats.contains("cmdstat_flushall"));
+}
+
+#[test]
+fn a_prefix_with_glob_characters_is_matched_literally() {
+    let server = RedisServer::start();
+    let odd = connect(&server, "app[1]*:");
+    let other = connect(&server, "app1x:");
+    let minute = Ttl::After(Duration::from_secs(60));
+    odd.set(b"k", b"v", minute).unwrap();
+    other.set(b"k", b"v", minute).unwrap();
+    assert_eq!(odd.clear(None).unwrap(), 1);
+    assert!(other.exists(b"k").unwrap());
+}
