@@ -50,6 +50,8 @@ check-header:
 ## bench: benchmark figures against redis-benchmark and redis-py on a private server.
 bench: prereqs build
 	bash bench/run.sh
+	cargo build --release --example bench_tags
+	tests/with-redis.sh target/release/examples/bench_tags
 
 clean:
 	cargo clean
