@@ -14,9 +14,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Most tags one call may name.
-#define MAX_TAGS 256
-
 #define RCACHE_VERSION_MAJOR 0
 
 #define RCACHE_VERSION_MINOR 1
@@ -30,6 +27,9 @@
 // The longest TTL accepted, in milliseconds (100 years); longer ones get
 // `RCACHE_STATUS_INVALID_ARGUMENT`.
 #define RCACHE_TTL_MAX 3153600000000
+
+// Most tags one call may name.
+#define RCACHE_MAX_TAGS 256
 
 // Store without expiry: pass as `ttl_ms` (or as `default_ttl_ms`).
 #define RCACHE_TTL_NONE -1
@@ -66,12 +66,19 @@ typedef enum rcache_status {
   // Stored data could not be decoded (for example a damaged tagged entry);
   // nothing was changed.
   RCACHE_STATUS_CORRUPT = 11,
+  // A compute callback failed; its message is in `rcache_last_error()`.
+  RCACHE_STATUS_COMPUTE_FAILED = 12,
 } rcache_status;
 
 // An open cache client: a connection to Redis or an embedded store.
 // Opaque; create it with `rcache_client_connect`, release it with
 // `rcache_client_free`. Thread-safe: share one handle between threads.
 typedef struct rcache_client rcache_client;
+
+// Where a compute callback leaves its result: call `rcache_compute_output_set`
+// (success) or `rcache_compute_output_fail` (failure) on it. Owned by the
+// library; valid only during the callback.
+typedef struct rcache_compute_output rcache_compute_output;
 
 // Settings for `rcache_client_connect`. Start from `rcache_options_default()`
 // or zero the struct: every field left 0 (or NULL) takes the library default.
@@ -115,6 +122,31 @@ typedef struct rcache_bytes {
   size_t len;
 } rcache_bytes;
 
+// Settings of one `rcache_client_get_or_compute` call. Zero the struct or
+// start from `rcache_compute_options_default()`; fields left 0 take defaults.
+typedef struct rcache_compute_options {
+  // TTL of the stored value, as `ttl_ms` of `rcache_client_set`.
+  int64_t ttl_ms;
+  // Tags recorded with the stored value (as `rcache_client_set_tagged`); may be NULL when `tag_count` is 0.
+  const struct rcache_bytes *tags;
+  size_t tag_count;
+  // Lease of the compute lock, renewed every third of it while the
+  // callback runs; a crashed process frees it after this long. Default 10000.
+  uint32_t lock_lease_ms;
+  // Longest a caller waits for another caller's computation. Default 10000.
+  uint32_t wait_timeout_ms;
+  // After `wait_timeout_ms`: false computes the value itself, true returns
+  // `RCACHE_STATUS_TIMEOUT`.
+  bool fail_on_wait_timeout;
+} rcache_compute_options;
+
+// Computes the value of a missing key. Runs on the thread that called
+// `rcache_client_get_or_compute`, at most once per call. Return true after
+// `rcache_compute_output_set`; return false (optionally after
+// `rcache_compute_output_fail`) to fail: nothing is stored and the call returns
+// `RCACHE_STATUS_COMPUTE_FAILED`. It may use the client, but must not free it.
+typedef bool (*rcache_compute_fn)(void *user_data, struct rcache_compute_output *output);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -153,7 +185,9 @@ enum rcache_status rcache_client_get(const struct rcache_client *client,
                                      size_t key_len,
                                      struct rcache_buffer *value_out);
 
-// Stores `value` under `key`. `ttl_ms` > 0 is the TTL in milliseconds;
+// Stores `value` under `key`. Keys are binary-safe; keys starting with
+// `__rcache_` are reserved for the library's own tags and locks
+// (`RCACHE_STATUS_INVALID_ARGUMENT`). `ttl_ms` > 0 is the TTL in milliseconds;
 // `RCACHE_TTL_DEFAULT` (0) applies the client's default TTL; `RCACHE_TTL_NONE`
 // (-1) stores without expiry. Other negative values, and values over
 // `RCACHE_TTL_MAX`, get `RCACHE_STATUS_INVALID_ARGUMENT`.
@@ -268,6 +302,37 @@ void rcache_buffer_free(struct rcache_buffer *buffer);
 
 // `rcache_buffer_free` on each of `count` buffers, as filled by `rcache_client_get_many`.
 void rcache_buffers_free(struct rcache_buffer *buffers, size_t count);
+
+// The default compute options: the client's default TTL, no tags, a 10 s
+// lease, a 10 s wait, then compute.
+struct rcache_compute_options rcache_compute_options_default(void);
+
+// Gives the computed value (copied) to the library. Call it from the callback only.
+enum rcache_status rcache_compute_output_set(struct rcache_compute_output *output,
+                                             const uint8_t *value,
+                                             size_t value_len);
+
+// Records why the computation failed (a NUL-terminated message, copied; may
+// be NULL). The callback then returns false.
+enum rcache_status rcache_compute_output_fail(struct rcache_compute_output *output,
+                                              const char *message);
+
+// Reads `key`; on a miss calls `compute` to produce the value, stores it with
+// the options' TTL and tags, and returns it. Concurrent callers that miss the
+// same key, in any thread or process sharing the backend, wait while one of
+// them computes (a lock with a unique owner token, renewed while the
+// callback runs) and then get its value. If the callback fails, nothing is
+// stored, the lock is released and a waiting caller computes instead.
+// `options` may be NULL for the defaults. On `RCACHE_STATUS_OK` the value is
+// in `*value_out` (free it with `rcache_buffer_free`); `RCACHE_STATUS_COMPUTE_FAILED`
+// when the callback failed (its message in `rcache_last_error()`).
+enum rcache_status rcache_client_get_or_compute(const struct rcache_client *client,
+                                                const uint8_t *key,
+                                                size_t key_len,
+                                                const struct rcache_compute_options *options,
+                                                rcache_compute_fn compute,
+                                                void *user_data,
+                                                struct rcache_buffer *value_out);
 
 // The reason of the last call on this thread that returned an error status,
 // or `""` if none has. The string belongs to the library and stays valid

@@ -8,8 +8,13 @@ use crate::error::{Error, Result};
 use crate::glob;
 use crate::options::{DEFAULT_URL, MAX_TTL, Options, Target};
 
-/// Keys under the namespace that start with this hold tags; callers' keys may not.
+/// Keys under the namespace that start with this belong to rcache itself
+/// (tags, locks); callers' keys may not.
+pub const RESERVED_SPACE: &[u8] = b"__rcache_";
+/// Where tags live, inside the reserved space.
 pub const TAG_SPACE: &[u8] = b"__rcache_tag:";
+/// Where compute locks live, inside the reserved space.
+pub const LOCK_SPACE: &[u8] = b"__rcache_lock:";
 /// Most tags one call may name.
 pub const MAX_TAGS: usize = 256;
 
@@ -27,7 +32,7 @@ pub enum Ttl {
 /// A cache client. Cheap to share: every method takes `&self` and may be
 /// called from any number of threads at once.
 pub struct Cache {
-    backend: Box<dyn Backend>,
+    pub(crate) backend: Box<dyn Backend>,
     options: Options,
     kind: BackendKind,
 }
@@ -157,12 +162,12 @@ impl Cache {
         self.backend.increment(&self.full_key(key)?, delta, self.expiry(ttl)?)
     }
 
-    fn full_key(&self, key: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn full_key(&self, key: &[u8]) -> Result<Vec<u8>> {
         if key.is_empty() {
             return Err(Error::invalid("key must not be empty"));
         }
-        if key.starts_with(TAG_SPACE) {
-            return Err(Error::invalid("keys starting with \"__rcache_tag:\" are reserved for tags"));
+        if key.starts_with(RESERVED_SPACE) {
+            return Err(Error::invalid("keys starting with \"__rcache_\" are reserved for rcache's own use"));
         }
         if key.len() > self.options.max_key_bytes {
             return Err(Error::too_large(format!(

@@ -3,12 +3,14 @@
 
 pub mod backend;
 mod cache;
+mod compute;
 mod error;
 pub mod ffi;
 mod glob;
 mod options;
 
 pub use backend::{Expiry, MemoryLimits, Remaining};
-pub use cache::{BackendKind, Cache, MAX_TAGS, TAG_SPACE, Ttl};
+pub use compute::{ComputeError, ComputeOptions, OnWaitTimeout};
+pub use cache::{BackendKind, Cache, MAX_TAGS, RESERVED_SPACE, Ttl};
 pub use error::{Error, ErrorKind, Result};
 pub use options::{DEFAULT_URL, MAX_TTL, MAX_VALUE_LIMIT, Options};

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use rcache::{Cache, ErrorKind, MemoryLimits, Options, Remaining, Ttl};
+use rcache::{Cache, ComputeError, ComputeOptions, ErrorKind, MemoryLimits, OnWaitTimeout, Options, Remaining, Ttl};
 use support::{RedisServer, wait_until};
 
 const SHORT: Ttl = Ttl::After(Duration::from_millis(80));
@@ -259,6 +259,100 @@ fn a_write_racing_an_invalidation_never_survives_it(cache: &Cache) {
     });
 }
 
+fn get_or_compute_computes_once_then_hits(cache: &Cache) {
+    let options = ComputeOptions { ttl: ttl_secs(60), tags: &[b"t"], ..ComputeOptions::default() };
+    let computed = cache.get_or_compute(b"k", &options, || Ok::<_, ()>(b"fresh".to_vec())).unwrap();
+    assert_eq!(computed, b"fresh");
+    let hit = cache.get_or_compute(b"k", &options, || -> Result<Vec<u8>, ()> { panic!("must not compute on a hit") });
+    assert_eq!(hit.unwrap(), b"fresh");
+    cache.invalidate_tags(&[b"t"]).unwrap();
+    let again = cache.get_or_compute(b"k", &options, || Ok::<_, ()>(b"again".to_vec())).unwrap();
+    assert_eq!(again, b"again", "tags given to get_or_compute are recorded");
+}
+
+fn a_failed_computation_stores_nothing_and_frees_the_lock(cache: &Cache) {
+    let options = ComputeOptions { ttl: ttl_secs(60), ..ComputeOptions::default() };
+    let failed = cache.get_or_compute(b"k", &options, || Err::<Vec<u8>, _>("backend down"));
+    assert!(matches!(failed, Err(ComputeError::Compute("backend down"))));
+    assert_eq!(cache.get(b"k").unwrap(), None);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cache.get_or_compute(b"k", &options, || -> Result<Vec<u8>, ()> { panic!("bug in the computation") })
+    }));
+    assert!(panicked.is_err());
+    let started = std::time::Instant::now();
+    let value = cache.get_or_compute(b"k", &options, || Ok::<_, ()>(b"ok".to_vec())).unwrap();
+    assert_eq!(value, b"ok");
+    assert!(started.elapsed() < Duration::from_secs(5), "the lock was released, not left to expire");
+}
+
+fn concurrent_misses_compute_once(cache: &Cache) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let computations = AtomicU32::new(0);
+    // A lease much shorter than the computation: renewal must keep the lock.
+    let options = ComputeOptions { ttl: ttl_secs(60), lock_lease: Duration::from_millis(60), ..ComputeOptions::default() };
+    std::thread::scope(|scope| {
+        for _ in 0..16 {
+            scope.spawn(|| {
+                let value = cache
+                    .get_or_compute(b"slow", &options, || {
+                        computations.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(250));
+                        Ok::<_, ()>(b"expensive".to_vec())
+                    })
+                    .unwrap();
+                assert_eq!(value, b"expensive");
+            });
+        }
+    });
+    assert_eq!(computations.load(Ordering::SeqCst), 1);
+}
+
+fn waiters_take_over_from_a_failed_computation(cache: &Cache) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let attempts = AtomicU32::new(0);
+    let options = ComputeOptions { ttl: ttl_secs(60), ..ComputeOptions::default() };
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    cache.get_or_compute(b"k", &options, || {
+                        std::thread::sleep(Duration::from_millis(50));
+                        match attempts.fetch_add(1, Ordering::SeqCst) {
+                            0 => Err("first attempt fails"),
+                            _ => Ok(b"second".to_vec()),
+                        }
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().map(|handle| handle.join().unwrap()).collect()
+    });
+    assert_eq!(results.iter().filter(|result| result.is_err()).count(), 1, "only the failing caller sees its error");
+    assert!(results.iter().flatten().all(|value| value == b"second"));
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+}
+
+fn a_waiter_gives_up_or_computes_after_its_timeout(cache: &Cache) {
+    let holder = ComputeOptions { ttl: ttl_secs(60), ..ComputeOptions::default() };
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            cache
+                .get_or_compute(b"k", &holder, || {
+                    std::thread::sleep(Duration::from_millis(600));
+                    Ok::<_, ()>(b"slow".to_vec())
+                })
+                .unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let impatient = ComputeOptions { wait_timeout: Duration::from_millis(50), on_wait_timeout: OnWaitTimeout::Fail, ..holder };
+        let gave_up = cache.get_or_compute(b"k", &impatient, || Ok::<_, ()>(b"mine".to_vec()));
+        assert!(matches!(gave_up, Err(ComputeError::Cache(ref error)) if error.kind == ErrorKind::Timeout));
+        let itself = ComputeOptions { on_wait_timeout: OnWaitTimeout::Compute, ..impatient };
+        let computed = cache.get_or_compute(b"k", &itself, || Ok::<_, ()>(b"mine".to_vec())).unwrap();
+        assert_eq!(computed, b"mine");
+    });
+}
+
 fn small_limits() -> Options {
     Options { max_key_bytes: 300, max_value_bytes: 1024, ..Options::default() }
 }
@@ -302,6 +396,11 @@ suite!(
     bad_tags_are_refused,
     clear_by_pattern_and_whole_namespace,
     a_write_racing_an_invalidation_never_survives_it,
+    get_or_compute_computes_once_then_hits,
+    a_failed_computation_stores_nothing_and_frees_the_lock,
+    concurrent_misses_compute_once,
+    waiters_take_over_from_a_failed_computation,
+    a_waiter_gives_up_or_computes_after_its_timeout,
 );
 
 #[test]

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lru::LruCache;
 use parking_lot::Mutex;
@@ -144,17 +144,21 @@ impl Store {
             (Some(current), Some(needed)) => Some(current.max(needed)),
             _ => None,
         };
-        let token = state.token;
-        self.sweep_tags(now);
-        token
+        state.token
     }
 
-    /// Forgets expired tags once the map has doubled since the last sweep.
+    /// Once the map has doubled since the last sweep, forgets tags that have
+    /// expired or that no entry records any more (a tag made again later gets
+    /// a fresh token, which no old entry holds). Keeps the tag map within a
+    /// constant factor of the tags the entries use.
     fn sweep_tags(&mut self, now: Instant) {
-        if self.tags.len() > 2 * self.tags_swept_at + 64 {
-            self.tags.retain(|_, state| is_live(state.expires_at, now));
-            self.tags_swept_at = self.tags.len();
+        if self.tags.len() <= 2 * self.tags_swept_at + 64 {
+            return;
         }
+        let recorded: std::collections::HashSet<&[u8]> =
+            self.entries.iter().flat_map(|(_, entry)| entry.tags.iter().map(|(tag, _)| &**tag)).collect();
+        self.tags.retain(|tag, state| is_live(state.expires_at, now) && recorded.contains(&**tag));
+        self.tags_swept_at = self.tags.len();
     }
 
     fn record_tags(&mut self, tags: &[Vec<u8>], until: Option<Instant>, now: Instant) -> Vec<(Box<[u8]>, u64)> {
@@ -257,7 +261,9 @@ impl Backend for MemoryBackend {
         let mut store = self.store.lock();
         let recorded = store.record_tags(tags, expires_at, now);
         let entry = Entry { value: value.into(), expires_at, tags: recorded.into() };
-        store.insert(key, entry, now)
+        store.insert(key, entry, now)?;
+        store.sweep_tags(now);
+        Ok(())
     }
 
     fn add_tags(&self, key: &[u8], tags: &[Vec<u8>]) -> Result<bool> {
@@ -265,13 +271,18 @@ impl Backend for MemoryBackend {
         let mut store = self.store.lock();
         let Some(entry) = store.live(key, now) else { return Ok(false) };
         let expires_at = entry.expires_at;
-        let known: Vec<Box<[u8]>> = entry.tags.iter().map(|(tag, _)| tag.clone()).collect();
-        let new: Vec<Vec<u8>> = tags.iter().filter(|tag| !known.iter().any(|k| **k == ***tag)).cloned().collect();
+        let new: Vec<Vec<u8>> =
+            tags.iter().filter(|tag| !entry.tags.iter().any(|(known, _)| **known == ***tag)).cloned().collect();
+        let before = Entry::charge(key, &entry.value, &entry.tags);
+        let added: usize = new.iter().map(|tag| tag.len() + 24).sum();
+        store.check_fits(before + added)?;
         let mut recorded = store.record_tags(&new, expires_at, now);
-        let Some((key, entry)) = store.entries.pop_entry(key) else { return Ok(false) };
-        store.bytes -= Entry::charge(&key, &entry.value, &entry.tags);
-        recorded.splice(0..0, entry.tags.into_vec());
-        store.insert(&key, Entry { value: entry.value, expires_at, tags: recorded.into() }, now)?;
+        let entry = store.entries.get_mut(key).expect("the entry is live");
+        recorded.splice(0..0, entry.tags.iter().cloned());
+        entry.tags = recorded.into();
+        store.bytes += added;
+        store.shrink(now);
+        store.sweep_tags(now);
         Ok(true)
     }
 
@@ -295,6 +306,37 @@ impl Backend for MemoryBackend {
         let tags_before = store.tags.len();
         store.tags.retain(|tag, _| !glob::matches(pattern, tag));
         Ok((doomed.len() + tags_before - store.tags.len()) as u64)
+    }
+
+    fn lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
+        let now = Instant::now();
+        let mut store = self.store.lock();
+        if store.live(key, now).is_some() {
+            return Ok(false);
+        }
+        store.insert(key, plain(owner, Some(now + lease)), now)?;
+        Ok(true)
+    }
+
+    fn extend_lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
+        let now = Instant::now();
+        Ok(match self.store.lock().live(key, now) {
+            Some(entry) if *entry.value == *owner => {
+                entry.expires_at = Some(now + lease);
+                true
+            }
+            _ => false,
+        })
+    }
+
+    fn unlock(&self, key: &[u8], owner: &[u8]) -> Result<bool> {
+        let now = Instant::now();
+        let mut store = self.store.lock();
+        let held = store.live(key, now).is_some_and(|entry| *entry.value == *owner);
+        if held {
+            store.remove(key);
+        }
+        Ok(held)
     }
 
     fn delete(&self, key: &[u8]) -> Result<bool> {
@@ -321,13 +363,16 @@ impl Backend for MemoryBackend {
 
     fn expire(&self, key: &[u8], expiry: Expiry) -> Result<bool> {
         let now = Instant::now();
-        Ok(match self.store.lock().live(key, now) {
-            Some(entry) => {
-                entry.expires_at = deadline(expiry, now);
-                true
-            }
-            None => false,
-        })
+        let until = deadline(expiry, now);
+        let mut store = self.store.lock();
+        let Some(entry) = store.live(key, now) else { return Ok(false) };
+        entry.expires_at = until;
+        // The entry's tags must live as long as it does.
+        let tags: Vec<Box<[u8]>> = entry.tags.iter().map(|(tag, _)| tag.clone()).collect();
+        for tag in tags {
+            store.ensure_tag(&tag, until, now);
+        }
+        Ok(true)
     }
 
     fn increment(&self, key: &[u8], delta: i64, expiry_if_new: Expiry) -> Result<i64> {

@@ -53,6 +53,13 @@ pub trait Backend: Send + Sync {
     /// Deletes every key matching the glob `pattern` (full keys), incrementally;
     /// returns how many were deleted.
     fn clear(&self, pattern: &[u8]) -> Result<u64>;
+    /// Takes the lock at `key` for `owner` (a unique token) for `lease`,
+    /// unless anyone holds it; true when taken.
+    fn lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool>;
+    /// Renews a lock `owner` holds for another `lease`; false when it is not theirs any more.
+    fn extend_lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool>;
+    /// Releases a lock `owner` holds; false when it was not theirs.
+    fn unlock(&self, key: &[u8], owner: &[u8]) -> Result<bool>;
     /// True when the key existed.
     fn delete(&self, key: &[u8]) -> Result<bool>;
     fn exists(&self, key: &[u8]) -> Result<bool>;

@@ -1,13 +1,18 @@
-//! The Redis backend: one multiplexed, automatically reconnecting connection
-//! per handle, on a private current-thread tokio runtime.
+//! The Redis backend: a few "lanes", each one multiplexed, automatically
+//! reconnecting connection on its own current-thread tokio runtime.
 //!
-//! The runtime has no thread of its own: whichever calling thread is inside
-//! `block_on` drives the socket for every caller. A lone caller thus does its
-//! own I/O with no hand-off between threads, and concurrent callers share one
-//! connection whose writes are batched.
+//! A runtime has no thread of its own: the calling thread inside `block_on`
+//! drives its lane's socket, so a lone caller does its own I/O with no hand-off
+//! between threads. A call takes an idle lane; lanes are opened on demand up to
+//! `MAX_LANES`, so concurrent callers each drive their own socket (as separate
+//! clients would) instead of waking one another through a shared one. When all
+//! lanes are busy, callers share them, which multiplexing allows.
 
-use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Once, OnceLock};
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError, Script, ScriptInvocation};
@@ -25,10 +30,27 @@ pub struct RedisSettings {
     pub response_timeout: Duration,
 }
 
-pub struct RedisBackend {
+/// Most connections one handle opens.
+pub const MAX_LANES: usize = 16;
+
+/// One connection and the runtime that drives it.
+struct Lane {
     connection: ConnectionManager,
     /// Declared after the connection so it is dropped last.
     runtime: Runtime,
+}
+
+pub struct RedisBackend {
+    /// Opened on demand; lane 0 at connect time.
+    lanes: Box<[OnceLock<Lane>]>,
+    /// Lanes opened and not in use.
+    idle: Mutex<Vec<usize>>,
+    /// Lanes opened (or being opened) so far.
+    opened: AtomicUsize,
+    /// Picks the lane to share when all are busy.
+    next_shared: AtomicUsize,
+    client: Client,
+    config: ConnectionManagerConfig,
     /// The most one call may take, its retry included.
     call_deadline: Duration,
     /// The server, for error messages; never carries a password.
@@ -54,6 +76,9 @@ struct Scripts {
     read: Script,
     set_tagged: Script,
     add_tags: Script,
+    key_ops: Script,
+    extend_lock: Script,
+    unlock: Script,
 }
 
 macro_rules! lua {
@@ -64,13 +89,35 @@ macro_rules! lua {
 
 impl Scripts {
     fn new() -> Self {
-        Scripts { read: lua!("lua/read.lua"), set_tagged: lua!("lua/set_tagged.lua"), add_tags: lua!("lua/add_tags.lua") }
+        Scripts {
+            read: lua!("lua/read.lua"),
+            set_tagged: lua!("lua/set_tagged.lua"),
+            add_tags: lua!("lua/add_tags.lua"),
+            key_ops: lua!("lua/key_ops.lua"),
+            extend_lock: Script::new(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
+            ),
+            unlock: Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"),
+        }
     }
 }
 
 /// Batch size of the SCAN/UNLINK loop behind `clear`: small enough that no
 /// single step blocks the server for long.
 const CLEAR_BATCH: usize = 1000;
+
+/// The first bytes of a stored tagged entry (see `lua/envelope.lua`).
+const TAG_MARKER: &[u8] = b"\0rcache-tags\0";
+
+/// A plain value as stored: one that happens to start with the tag marker is
+/// wrapped as an entry with no tags, so reads return it unchanged.
+fn stored_form(value: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if value.starts_with(TAG_MARKER) {
+        std::borrow::Cow::Owned([TAG_MARKER, b"0:", value].concat())
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
 
 /// A random token for a tag: 16 lowercase hex characters (64 bits).
 fn fresh_token() -> String {
@@ -94,33 +141,55 @@ impl RedisBackend {
         let client = Client::open(settings.url.as_str())
             .map_err(|e| Error::invalid(format!("invalid Redis URL: {e}")))?;
         let target = client.get_connection_info().addr().to_string();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::new(ErrorKind::Connection, format!("cannot start the I/O runtime: {e}")))?;
         // Failures surface at once and the next call reconnects, so a call never
         // waits through a backoff schedule while the server is down.
         let config = ConnectionManagerConfig::new()
             .set_number_of_retries(0)
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(settings.response_timeout));
-        let connecting = ConnectionManager::new_with_config(client, config);
-        let connection = runtime
-            .block_on(async { tokio::time::timeout(settings.connect_timeout, connecting).await })
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::Timeout,
-                    format!("{target}: no connection within {} ms", settings.connect_timeout.as_millis()),
-                )
-            })?
-            .map_err(|e| convert_error(&target, e))?;
+        let first = Lane::connect(&client, &config, &target, settings.connect_timeout)?;
+        let lanes: Box<[OnceLock<Lane>]> = (0..MAX_LANES).map(|_| OnceLock::new()).collect();
+        let _ = lanes[0].set(first);
         Ok(RedisBackend {
-            connection,
-            runtime,
+            lanes,
+            idle: Mutex::new(vec![0]),
+            opened: AtomicUsize::new(1),
+            next_shared: AtomicUsize::new(0),
+            client,
+            config,
             call_deadline: settings.connect_timeout + settings.response_timeout,
             target,
             scripts: Scripts::new(),
         })
+    }
+
+    /// Runs `work` on an idle lane, opening one if allowed, else on a shared one.
+    fn with_lane<T>(&self, work: impl FnOnce(&Lane) -> Result<T>) -> Result<T> {
+        let claimed = self.idle.lock().pop().or_else(|| {
+            let index = self.opened.fetch_add(1, Ordering::Relaxed);
+            (index < MAX_LANES).then_some(index)
+        });
+        let Some(index) = claimed else {
+            let opened = self.lanes.iter().filter(|lane| lane.get().is_some()).count().max(1);
+            let index = self.next_shared.fetch_add(1, Ordering::Relaxed) % opened;
+            return work(self.lanes[index].get().expect("lanes open in order"));
+        };
+        // Give the lane back even if `work` panics.
+        struct Return<'a>(&'a Mutex<Vec<usize>>, usize);
+        impl Drop for Return<'_> {
+            fn drop(&mut self) {
+                self.0.lock().push(self.1);
+            }
+        }
+        let lane = match self.lanes[index].get() {
+            Some(lane) => lane,
+            None => {
+                let lane = Lane::open(&self.client, &self.config, &self.target)?;
+                self.lanes[index].get_or_init(|| lane)
+            }
+        };
+        let _return = Return(&self.idle, index);
+        work(lane)
     }
 
     fn query<T: FromRedisValue>(&self, cmd: &Cmd, retry: Retry) -> Result<T> {
@@ -136,8 +205,12 @@ impl RedisBackend {
     }
 
     fn execute<T: FromRedisValue>(&self, request: Request<'_>, retry: Retry) -> Result<T> {
+        self.with_lane(|lane| self.execute_on(lane, request, retry))
+    }
+
+    fn execute_on<T: FromRedisValue>(&self, lane: &Lane, request: Request<'_>, retry: Retry) -> Result<T> {
         let send = || async {
-            let mut connection = self.connection.clone();
+            let mut connection = lane.connection.clone();
             match request {
                 Request::Command(cmd) => cmd.query_async::<T>(&mut connection).await,
                 Request::Pipeline(pipeline) => pipeline.query_async::<T>(&mut connection).await,
@@ -152,7 +225,7 @@ impl RedisBackend {
                 result => result,
             }
         };
-        self.runtime
+        lane.runtime
             .block_on(async { tokio::time::timeout(self.call_deadline, attempts).await })
             .map_err(|_| {
                 Error::new(
@@ -161,6 +234,38 @@ impl RedisBackend {
                 )
             })?
             .map_err(|e| convert_error(&self.target, e))
+    }
+}
+
+fn new_runtime() -> Result<Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::new(ErrorKind::Connection, format!("cannot start the I/O runtime: {e}")))
+}
+
+impl Lane {
+    /// A lane connected now, waiting at most `timeout`; nothing is left
+    /// behind when it fails.
+    fn connect(client: &Client, config: &ConnectionManagerConfig, target: &str, timeout: Duration) -> Result<Lane> {
+        let runtime = new_runtime()?;
+        let connecting = ConnectionManager::new_with_config(client.clone(), config.clone());
+        let connection = runtime
+            .block_on(async { tokio::time::timeout(timeout, connecting).await })
+            .map_err(|_| Error::new(ErrorKind::Timeout, format!("{target}: no connection within {} ms", timeout.as_millis())))?
+            .map_err(|e| convert_error(target, e))?;
+        Ok(Lane { connection, runtime })
+    }
+
+    /// A lane whose connection is made on first use.
+    fn open(client: &Client, config: &ConnectionManagerConfig, target: &str) -> Result<Lane> {
+        let runtime = new_runtime()?;
+        let connection = {
+            let _context = runtime.enter();
+            ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                .map_err(|e| convert_error(target, e))?
+        };
+        Ok(Lane { connection, runtime })
     }
 }
 
@@ -176,7 +281,7 @@ fn convert_error(target: &str, error: RedisError) -> Error {
         ErrorKind::Connection
     } else if text.contains("WRONGTYPE") || text.contains("not an integer") {
         ErrorKind::WrongType
-    } else if text.contains("CORRUPT rcache entry") {
+    } else if text.contains("CORRUPT") && text.contains("rcache entry") {
         ErrorKind::Corrupt
     } else if text.contains("would overflow") {
         ErrorKind::InvalidArgument
@@ -213,7 +318,7 @@ impl Backend for RedisBackend {
 
     fn set(&self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<()> {
         let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value);
+        cmd.arg(key).arg(&*stored_form(value));
         with_expiry(&mut cmd, expiry);
         self.query(&cmd, Retry::Once)
     }
@@ -226,7 +331,7 @@ impl Backend for RedisBackend {
         pipeline.atomic();
         for (key, value) in entries {
             let mut cmd = redis::cmd("SET");
-            cmd.arg(key).arg(*value);
+            cmd.arg(key).arg(&*stored_form(value));
             with_expiry(&mut cmd, expiry);
             pipeline.add_command(cmd).ignore();
         }
@@ -289,9 +394,28 @@ impl Backend for RedisBackend {
         }
     }
 
+    fn lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
+        let millis = lease.as_millis().max(1) as u64;
+        // Not retried: a lost reply would make our own lock look taken by someone else.
+        let reply: Option<String> =
+            self.query(redis::cmd("SET").arg(key).arg(owner).arg("NX").arg("PX").arg(millis), Retry::Never)?;
+        Ok(reply.is_some())
+    }
+
+    fn extend_lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
+        let millis = lease.as_millis().max(1) as u64;
+        let extended: i64 = self.invoke(self.scripts.extend_lock.key(key).arg(owner).arg(millis), Retry::Once)?;
+        Ok(extended > 0)
+    }
+
+    fn unlock(&self, key: &[u8], owner: &[u8]) -> Result<bool> {
+        let released: i64 = self.invoke(self.scripts.unlock.key(key).arg(owner), Retry::Once)?;
+        Ok(released > 0)
+    }
+
     fn delete(&self, key: &[u8]) -> Result<bool> {
-        let removed: u64 = self.query(redis::cmd("UNLINK").arg(key), Retry::Once)?;
-        Ok(removed > 0)
+        let deleted: i64 = self.invoke(self.scripts.key_ops.key(key).arg("delete"), Retry::Once)?;
+        Ok(deleted > 0)
     }
 
     fn exists(&self, key: &[u8]) -> Result<bool> {
@@ -300,7 +424,7 @@ impl Backend for RedisBackend {
     }
 
     fn remaining(&self, key: &[u8]) -> Result<Remaining> {
-        let millis: i64 = self.query(redis::cmd("PTTL").arg(key), Retry::Once)?;
+        let millis: i64 = self.invoke(self.scripts.key_ops.key(key).arg("ttl"), Retry::Once)?;
         Ok(match millis {
             -2 => Remaining::Missing,
             -1 => Remaining::Forever,
@@ -309,19 +433,12 @@ impl Backend for RedisBackend {
     }
 
     fn expire(&self, key: &[u8], expiry: Expiry) -> Result<bool> {
-        match expiry {
-            Expiry::After(ttl) => {
-                let millis = ttl.as_millis().max(1) as u64;
-                self.query(redis::cmd("PEXPIRE").arg(key).arg(millis), Retry::Once)
-            }
-            // PERSIST answers 0 both for a missing key and for one without expiry.
-            Expiry::Never => {
-                let mut pipeline = redis::pipe();
-                pipeline.atomic().cmd("PERSIST").arg(key).ignore().cmd("EXISTS").arg(key);
-                let (found,): (bool,) = self.query_pipeline(&pipeline, Retry::Once)?;
-                Ok(found)
-            }
-        }
+        let millis = match expiry {
+            Expiry::Never => 0,
+            Expiry::After(ttl) => ttl.as_millis().max(1) as u64,
+        };
+        let done: i64 = self.invoke(self.scripts.key_ops.key(key).arg("expire").arg(millis), Retry::Once)?;
+        Ok(done > 0)
     }
 
     fn increment(&self, key: &[u8], delta: i64, expiry_if_new: Expiry) -> Result<i64> {

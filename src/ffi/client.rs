@@ -35,7 +35,7 @@ impl rcache_client {
     ///
     /// # Safety
     /// A non-NULL `client` must come from `rcache_client_connect` and not be freed.
-    unsafe fn cache<'a>(client: *const rcache_client) -> Result<&'a Cache, Failure> {
+    pub(crate) unsafe fn cache<'a>(client: *const rcache_client) -> Result<&'a Cache, Failure> {
         // SAFETY: forwarded to the caller's promise.
         let client = unsafe { non_null(client, "client") }?;
         if client.generation != fork::generation() {
@@ -135,7 +135,9 @@ pub unsafe extern "C" fn rcache_client_get(
     })
 }
 
-/// Stores `value` under `key`. `ttl_ms` > 0 is the TTL in milliseconds;
+/// Stores `value` under `key`. Keys are binary-safe; keys starting with
+/// `__rcache_` are reserved for the library's own tags and locks
+/// (`RCACHE_STATUS_INVALID_ARGUMENT`). `ttl_ms` > 0 is the TTL in milliseconds;
 /// `RCACHE_TTL_DEFAULT` (0) applies the client's default TTL; `RCACHE_TTL_NONE`
 /// (-1) stores without expiry. Other negative values, and values over
 /// `RCACHE_TTL_MAX`, get `RCACHE_STATUS_INVALID_ARGUMENT`.
@@ -307,7 +309,7 @@ pub unsafe extern "C" fn rcache_client_incr(
 ///
 /// # Safety
 /// As `array` and `bytes`: `count` readable elements, each pointing to its readable bytes.
-unsafe fn byte_strings<'a>(items: *const rcache_bytes, count: usize, name: &str) -> Result<Vec<&'a [u8]>, Failure> {
+pub(crate) unsafe fn byte_strings<'a>(items: *const rcache_bytes, count: usize, name: &str) -> Result<Vec<&'a [u8]>, Failure> {
     // SAFETY: forwarded to the caller's promise.
     let items = unsafe { array(items, count, name) }?;
     // SAFETY: each element's bytes are readable as the caller promises.

@@ -6,15 +6,17 @@
 
 mod boundary;
 mod client;
+mod compute;
 mod fork;
 mod last_error;
 mod status;
 mod types;
 
 pub use client::*;
+pub use compute::*;
 pub use last_error::rcache_last_error;
 pub use status::{rcache_status, rcache_status_name};
-pub use types::{RCACHE_TTL_DEFAULT, RCACHE_TTL_MAX, RCACHE_TTL_NONE, rcache_buffer, rcache_bytes, rcache_options};
+pub use types::{RCACHE_MAX_TAGS, RCACHE_TTL_DEFAULT, RCACHE_TTL_MAX, RCACHE_TTL_NONE, rcache_buffer, rcache_bytes, rcache_options};
 
 use std::ffi::c_char;
 
@@ -43,6 +45,11 @@ mod tests {
     fn version_constants_match_the_crate_version() {
         let expected = format!("{}.{}.{}", super::RCACHE_VERSION_MAJOR, super::RCACHE_VERSION_MINOR, super::RCACHE_VERSION_PATCH);
         assert_eq!(env!("CARGO_PKG_VERSION"), expected);
+    }
+
+    #[test]
+    fn the_c_tag_limit_is_the_engine_limit() {
+        assert_eq!(super::RCACHE_MAX_TAGS, crate::MAX_TAGS);
     }
 
     #[test]

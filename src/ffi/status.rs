@@ -38,6 +38,8 @@ pub enum rcache_status {
     /// Stored data could not be decoded (for example a damaged tagged entry);
     /// nothing was changed.
     RCACHE_STATUS_CORRUPT = 11,
+    /// A compute callback failed; its message is in `rcache_last_error()`.
+    RCACHE_STATUS_COMPUTE_FAILED = 12,
 }
 
 impl From<ErrorKind> for rcache_status {
@@ -103,6 +105,7 @@ pub extern "C" fn rcache_status_name(status: c_int) -> *const c_char {
         (RCACHE_STATUS_UNSUPPORTED, c"RCACHE_STATUS_UNSUPPORTED"),
         (RCACHE_STATUS_PANIC, c"RCACHE_STATUS_PANIC"),
         (RCACHE_STATUS_CORRUPT, c"RCACHE_STATUS_CORRUPT"),
+        (RCACHE_STATUS_COMPUTE_FAILED, c"RCACHE_STATUS_COMPUTE_FAILED"),
     ];
     let name = known
         .iter()

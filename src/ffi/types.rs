@@ -11,6 +11,9 @@ use super::status::Failure;
 /// `RCACHE_STATUS_INVALID_ARGUMENT`.
 pub const RCACHE_TTL_MAX: i64 = 3_153_600_000_000;
 
+/// Most tags one call may name.
+pub const RCACHE_MAX_TAGS: usize = 256;
+
 /// Store without expiry: pass as `ttl_ms` (or as `default_ttl_ms`).
 pub const RCACHE_TTL_NONE: i64 = -1;
 /// Use the client's default TTL: pass as `ttl_ms`.

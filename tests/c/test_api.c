@@ -4,9 +4,9 @@
  *   test_api URL        e.g. test_api memory://   or   test_api redis://127.0.0.1:PORT/0
  *
  * Every key the suite writes carries a per-process prefix, so runs against
- * the same Redis server do not see each other. The Redis-only part that
- * stores a hash with redis-cli needs RCACHE_TEST_REDIS_PORT (set by
- * tests/with-redis.sh); without it that part is skipped.
+ * the same Redis server do not see each other. The Redis-only parts that
+ * write with redis-cli (a hash, a damaged tagged entry) need
+ * RCACHE_TEST_REDIS_PORT (set by tests/with-redis.sh); without it they are skipped.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -165,7 +165,7 @@ static void test_version_and_names(void) {
       NAME(RCACHE_STATUS_TIMEOUT),      NAME(RCACHE_STATUS_SERVER),
       NAME(RCACHE_STATUS_WRONG_TYPE),   NAME(RCACHE_STATUS_TOO_LARGE),
       NAME(RCACHE_STATUS_FORKED),       NAME(RCACHE_STATUS_UNSUPPORTED),
-      NAME(RCACHE_STATUS_PANIC),
+      NAME(RCACHE_STATUS_PANIC),        NAME(RCACHE_STATUS_CORRUPT),
 #undef NAME
   };
 
@@ -182,7 +182,7 @@ static void test_version_and_names(void) {
   CHECK_EQ_INT(RCACHE_TTL_DEFAULT, 0);
 
   for (i = 0; i < sizeof names / sizeof names[0]; i++) {
-    CHECK_EQ_INT(names[i].status, i); /* the enumerators are 0..10 in order */
+    CHECK_EQ_INT(names[i].status, i); /* the enumerators are 0..11 in order */
     CHECK_STR(rcache_status_name(names[i].status), names[i].name);
   }
 
@@ -200,7 +200,8 @@ static void test_version_and_names(void) {
  * log, or from a newer library) is "RCACHE_STATUS_UNKNOWN". Called in a child
  * process, so that a crash there is one failed check, not the end of the suite. */
 static void test_status_name_out_of_range(void) {
-  static const int outside[] = {11, 12, 100, -1, INT_MAX, INT_MIN};
+  /* The first is one past RCACHE_STATUS_COMPUTE_FAILED, the last status the header declares. */
+  static const int outside[] = {(int)RCACHE_STATUS_COMPUTE_FAILED + 1, 100, -1, INT_MAX, INT_MIN};
   pid_t pid;
   int status = 0;
   fflush(stdout);
@@ -1178,6 +1179,407 @@ static void test_wrong_type_on_redis(rcache_client *c) {
   ALIVE(c);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Tags and clear. */
+
+/* One tag from a string literal, as an rcache_bytes initializer. */
+#define TAG(text) {(const uint8_t *)(text), sizeof(text) - 1}
+/* A (tags, tag_count) argument pair from TAG() initializers. */
+#define TAGS(...)                                   \
+  (const rcache_bytes[]){__VA_ARGS__},              \
+      sizeof((const rcache_bytes[]){__VA_ARGS__}) / sizeof(rcache_bytes)
+/* The header caps one call at 256 tags (its RCACHE_MAX_TAGS). */
+#define MOST_TAGS 256
+
+static void test_tag_invalidation(rcache_client *c) {
+  rcache_buffer out = SENTINEL_BUFFER;
+  rcache_bytes keys[3] = {{(const uint8_t *)"tg:profile:1", 12},
+                          {(const uint8_t *)"tg:profile:2", 12},
+                          {(const uint8_t *)"tg:plain", 8}};
+  rcache_buffer values[3] = {SENTINEL_BUFFER, SENTINEL_BUFFER, SENTINEL_BUFFER};
+
+  EXPECT_OK(rcache_client_set_tagged(c, LIT("tg:profile:1"), LIT("ada"), 60000,
+                                     TAGS(TAG("user:1"), TAG("profiles"))));
+  EXPECT_OK(rcache_client_set_tagged(c, LIT("tg:profile:2"), LIT("bob"), 60000,
+                                     TAGS(TAG("user:2"), TAG("profiles"))));
+  EXPECT_OK(rcache_client_set_tagged(c, LIT("tg:avatar:1"), LIT("png"), 60000, TAGS(TAG("user:1"))));
+  EXPECT_OK(rcache_client_set(c, LIT("tg:plain"), LIT("untouched"), 60000));
+  CHECK_VALUE(c, LIT("tg:profile:1"), "ada");
+
+  EXPECT_OK(rcache_client_invalidate_tags(c, TAGS(TAG("user:1"))));
+  EXPECT_MISS(rcache_client_get(c, LIT("tg:profile:1"), &out));
+  CHECK(buffer_is_sentinel(out));
+  EXPECT_MISS(rcache_client_get(c, LIT("tg:avatar:1"), &out));
+  EXPECT_MISS(rcache_client_exists(c, LIT("tg:avatar:1")));
+  CHECK_VALUE(c, LIT("tg:profile:2"), "bob");
+  if (EXPECT_OK(rcache_client_get_many(c, keys, 3, values))) {
+    CHECK(values[0].data == NULL);
+    CHECK_BYTES(values[1].data, values[1].len, "bob", 3);
+    CHECK_BYTES(values[2].data, values[2].len, "untouched", 9);
+    rcache_buffers_free(values, 3);
+  }
+
+  /* Several tags at once, one of them never used. */
+  EXPECT_OK(rcache_client_invalidate_tags(c, TAGS(TAG("profiles"), TAG("never-used"))));
+  EXPECT_MISS(rcache_client_get(c, LIT("tg:profile:2"), &out));
+  CHECK_VALUE(c, LIT("tg:plain"), "untouched");
+  /* Tags named like keys have nothing to do with those keys. */
+  EXPECT_OK(rcache_client_invalidate_tags(c, TAGS(TAG("tg:plain"))));
+  CHECK_VALUE(c, LIT("tg:plain"), "untouched");
+
+  /* A write after the invalidation is valid. */
+  EXPECT_OK(rcache_client_set_tagged(c, LIT("tg:profile:1"), LIT("ada again"), 60000,
+                                     TAGS(TAG("user:1"))));
+  CHECK_VALUE(c, LIT("tg:profile:1"), "ada again");
+  /* An untagged write replaces a tagged entry, and the tag no longer applies. */
+  EXPECT_OK(rcache_client_set(c, LIT("tg:profile:1"), LIT("plain now"), 60000));
+  EXPECT_OK(rcache_client_invalidate_tags(c, TAGS(TAG("user:1"))));
+  CHECK_VALUE(c, LIT("tg:profile:1"), "plain now");
+
+  /* No tags: NULL with count 0 is rcache_client_set, and invalidating nothing is fine. */
+  EXPECT_OK(rcache_client_set_tagged(c, LIT("tg:none"), LIT("v"), RCACHE_TTL_NONE, NULL, 0));
+  CHECK_VALUE(c, LIT("tg:none"), "v");
+  EXPECT_OK(rcache_client_invalidate_tags(c, NULL, 0));
+  CHECK_VALUE(c, LIT("tg:none"), "v");
+  ALIVE(c);
+}
+
+static void test_tag_ttls_and_add_tags(rcache_client *c) {
+  int64_t ttl = SENTINEL_I64;
+  rcache_buffer out = SENTINEL_BUFFER;
+
+  /* A tagged entry has the TTL it was given, and expires. */
+  EXPECT_OK(rcache_client_set_tagged(c, LIT("tt:long"), LIT("v"), 100000, TAGS(TAG("t"))));
+  if (EXPECT_OK(rcache_client_ttl(c, LIT("tt:long"), &ttl))) CHECK(ttl > 90000 && ttl <= 100000);
+  EXPECT_OK(rcache_client_set_tagged(c, LIT("tt:forever"), LIT("v"), RCACHE_TTL_NONE, TAGS(TAG("t"))));
+  if (EXPECT_OK(rcache_client_ttl(c, LIT("tt:forever"), &ttl))) CHECK_EQ_INT(ttl, -1);
+  EXPECT_OK(rcache_client_set_tagged(c, LIT("tt:default"), LIT("v"), RCACHE_TTL_DEFAULT, TAGS(TAG("t"))));
+  if (EXPECT_OK(rcache_client_ttl(c, LIT("tt:default"), &ttl))) CHECK_EQ_INT(ttl, -1);
+  EXPECT_OK(rcache_client_set_tagged(c, LIT("tt:short"), LIT("v"), 100, TAGS(TAG("t"))));
+  CHECK(wait_until_missing(c, LIT("tt:short"), 3000));
+  CHECK_VALUE(c, LIT("tt:long"), "v");
+
+  /* add_tags: MISS for a missing key, output-free; keeps value and TTL. */
+  EXPECT_MISS(rcache_client_add_tags(c, LIT("tt:absent"), TAGS(TAG("a"))));
+  EXPECT_MISS(rcache_client_exists(c, LIT("tt:absent")));
+  EXPECT_OK(rcache_client_set(c, LIT("tt:k"), LIT("value"), 100000));
+  EXPECT_OK(rcache_client_add_tags(c, LIT("tt:k"), TAGS(TAG("a"))));
+  EXPECT_OK(rcache_client_add_tags(c, LIT("tt:k"), TAGS(TAG("a"), TAG("b"))));
+  if (EXPECT_OK(rcache_client_ttl(c, LIT("tt:k"), &ttl))) CHECK(ttl > 90000 && ttl <= 100000);
+  CHECK_VALUE(c, LIT("tt:k"), "value");
+  EXPECT_OK(rcache_client_add_tags(c, LIT("tt:forever"), TAGS(TAG("c"))));
+  if (EXPECT_OK(rcache_client_ttl(c, LIT("tt:forever"), &ttl))) CHECK_EQ_INT(ttl, -1);
+  /* No tags to add: the entry stays as it is. */
+  EXPECT_OK(rcache_client_add_tags(c, LIT("tt:k"), NULL, 0));
+  CHECK_VALUE(c, LIT("tt:k"), "value");
+
+  /* An added tag invalidates, and the original ones still count. */
+  EXPECT_OK(rcache_client_invalidate_tags(c, TAGS(TAG("b"))));
+  EXPECT_MISS(rcache_client_get(c, LIT("tt:k"), &out));
+  CHECK(buffer_is_sentinel(out));
+  EXPECT_MISS(rcache_client_add_tags(c, LIT("tt:k"), TAGS(TAG("c")))); /* invalidated: missing */
+  CHECK_VALUE(c, LIT("tt:forever"), "v");
+  EXPECT_OK(rcache_client_invalidate_tags(c, TAGS(TAG("t"))));
+  EXPECT_MISS(rcache_client_get(c, LIT("tt:forever"), &out));
+  EXPECT_MISS(rcache_client_get(c, LIT("tt:long"), &out));
+  CHECK(buffer_is_sentinel(out));
+  ALIVE(c);
+}
+
+static void test_binary_tags(rcache_client *c) {
+  uint8_t all[256];
+  rcache_buffer out = SENTINEL_BUFFER;
+  rcache_bytes tags[3] = {{(const uint8_t *)"t\0:x", 4}, {NULL, 40}, {NULL, 256}};
+  int i;
+  for (i = 0; i < 256; i++) all[i] = (uint8_t)i;
+  tags[1].data = all;
+  tags[2].data = all;
+
+  EXPECT_OK(rcache_client_set_tagged(c, LIT("bt:bin"), all, sizeof all, 60000, tags, 3));
+  if (EXPECT_OK(rcache_client_get(c, LIT("bt:bin"), &out))) {
+    CHECK_BYTES(out.data, out.len, all, sizeof all);
+    rcache_buffer_free(&out);
+  }
+  /* An empty tagged value is a hit, with non-NULL data. */
+  EXPECT_OK(rcache_client_set_tagged(c, LIT("bt:empty"), NULL, 0, RCACHE_TTL_NONE, &tags[0], 1));
+  out = SENTINEL_BUFFER;
+  if (EXPECT_OK(rcache_client_get(c, LIT("bt:empty"), &out))) {
+    CHECK(out.data != NULL && out.len == 0);
+    rcache_buffer_free(&out);
+  }
+  /* "t" is not "t\0:x", and a 40-byte prefix of the 256-byte tag is another tag. */
+  EXPECT_OK(rcache_client_invalidate_tags(c, TAGS(TAG("t"))));
+  EXPECT_OK(rcache_client_invalidate_tags(c, &tags[2], 1));
+  EXPECT_MISS(rcache_client_get(c, LIT("bt:bin"), &out));
+  EXPECT_OK(rcache_client_exists(c, LIT("bt:empty")));
+  EXPECT_OK(rcache_client_invalidate_tags(c, &tags[0], 1));
+  EXPECT_MISS(rcache_client_exists(c, LIT("bt:empty")));
+  ALIVE(c);
+}
+
+static void test_tag_bad_input(rcache_client *c) {
+  const rcache_status INVALID = RCACHE_STATUS_INVALID_ARGUMENT;
+  static rcache_bytes many[MOST_TAGS + 1];
+  static char names[MOST_TAGS + 1][8];
+  rcache_bytes empty_tag[2] = {TAG("fine"), {(const uint8_t *)"x", 0}};
+  rcache_bytes null_empty_tag[1] = {{NULL, 0}};
+  rcache_bytes null_tag[2] = {TAG("fine"), {NULL, 3}};
+  rcache_buffer out = SENTINEL_BUFFER;
+  uint64_t deleted = 0x5EED;
+  size_t i;
+
+  for (i = 0; i <= MOST_TAGS; i++) {
+    snprintf(names[i], sizeof names[i], "m%zu", i);
+    many[i].data = (const uint8_t *)names[i];
+    many[i].len = strlen(names[i]);
+  }
+  EXPECT_OK(rcache_client_set(c, LIT("tb:k"), LIT("before"), RCACHE_TTL_NONE));
+
+  /* NULL client. */
+  EXPECT_BAD(c, INVALID, rcache_client_set_tagged(NULL, LIT("tb:k"), LIT("v"), 1000, TAGS(TAG("t"))));
+  EXPECT_BAD(c, INVALID, rcache_client_add_tags(NULL, LIT("tb:k"), TAGS(TAG("t"))));
+  EXPECT_BAD(c, INVALID, rcache_client_invalidate_tags(NULL, TAGS(TAG("t"))));
+  EXPECT_BAD(c, INVALID, rcache_client_clear(NULL, LIT("*"), &deleted));
+  EXPECT_BAD(c, INVALID, rcache_client_clear(NULL, NULL, 0, NULL));
+  CHECK_EQ_INT(deleted, 0x5EED);
+
+  /* NULL or empty key, NULL value with a length, a bad TTL. */
+  EXPECT_BAD(c, INVALID, rcache_client_set_tagged(c, NULL, 3, LIT("v"), 1000, TAGS(TAG("t"))));
+  EXPECT_BAD(c, INVALID, rcache_client_set_tagged(c, NULL, 0, LIT("v"), 1000, TAGS(TAG("t"))));
+  EXPECT_BAD(c, INVALID, rcache_client_add_tags(c, NULL, 3, TAGS(TAG("t"))));
+  EXPECT_BAD(c, INVALID, rcache_client_add_tags(c, (const uint8_t *)"k", 0, TAGS(TAG("t"))));
+  EXPECT_BAD(c, INVALID, rcache_client_set_tagged(c, LIT("tb:k"), NULL, 5, 1000, TAGS(TAG("t"))));
+  EXPECT_BAD(c, INVALID, rcache_client_set_tagged(c, LIT("tb:k"), LIT("v"), -2, TAGS(TAG("t"))));
+  EXPECT_BAD(c, INVALID,
+             rcache_client_set_tagged(c, LIT("tb:k"), LIT("v"), HUNDRED_YEARS_MS + 1, TAGS(TAG("t"))));
+
+  /* A NULL tags array with count > 0. */
+  EXPECT_BAD(c, INVALID, rcache_client_set_tagged(c, LIT("tb:k"), LIT("v"), 1000, NULL, 2));
+  EXPECT_BAD(c, INVALID, rcache_client_add_tags(c, LIT("tb:k"), NULL, 2));
+  EXPECT_BAD(c, INVALID, rcache_client_invalidate_tags(c, NULL, 2));
+
+  /* An empty tag (NULL or not), or NULL data with a length, anywhere in the array. */
+  EXPECT_BAD(c, INVALID, rcache_client_set_tagged(c, LIT("tb:k"), LIT("v"), 1000, empty_tag, 2));
+  EXPECT_BAD(c, INVALID, rcache_client_add_tags(c, LIT("tb:k"), empty_tag, 2));
+  EXPECT_BAD(c, INVALID, rcache_client_invalidate_tags(c, empty_tag, 2));
+  EXPECT_BAD(c, INVALID, rcache_client_set_tagged(c, LIT("tb:k"), LIT("v"), 1000, null_empty_tag, 1));
+  EXPECT_BAD(c, INVALID, rcache_client_invalidate_tags(c, null_empty_tag, 1));
+  EXPECT_BAD(c, INVALID, rcache_client_set_tagged(c, LIT("tb:k"), LIT("v"), 1000, null_tag, 2));
+  EXPECT_BAD(c, INVALID, rcache_client_add_tags(c, LIT("tb:k"), null_tag, 2));
+  EXPECT_BAD(c, INVALID, rcache_client_invalidate_tags(c, null_tag, 2));
+
+  /* One tag too many. */
+  EXPECT_BAD(c, INVALID, rcache_client_set_tagged(c, LIT("tb:k"), LIT("v"), 1000, many, MOST_TAGS + 1));
+  EXPECT_BAD(c, INVALID, rcache_client_add_tags(c, LIT("tb:k"), many, MOST_TAGS + 1));
+  EXPECT_BAD(c, INVALID, rcache_client_invalidate_tags(c, many, MOST_TAGS + 1));
+  /* Nothing above changed the entry. */
+  CHECK_VALUE(c, LIT("tb:k"), "before");
+
+  /* Keys starting with "__rcache_tag:" are reserved; the text elsewhere in a key is fine. */
+  EXPECT_BAD(c, INVALID, rcache_client_set(c, LIT("__rcache_tag:x"), LIT("v"), RCACHE_TTL_NONE));
+  EXPECT_BAD(c, INVALID,
+             rcache_client_set_tagged(c, LIT("__rcache_tag:x"), LIT("v"), 1000, TAGS(TAG("t"))));
+  EXPECT_BAD(c, INVALID, rcache_client_set_tagged(c, LIT("__rcache_tag:"), LIT("v"), 1000, NULL, 0));
+  EXPECT_BAD(c, INVALID, rcache_client_add_tags(c, LIT("__rcache_tag:x"), TAGS(TAG("t"))));
+  EXPECT_BAD(c, INVALID, rcache_client_get(c, LIT("__rcache_tag:x"), &out));
+  EXPECT_BAD(c, INVALID, rcache_client_delete(c, LIT("__rcache_tag:t")));
+  CHECK(buffer_is_sentinel(out));
+  EXPECT_OK(rcache_client_set(c, LIT("x__rcache_tag:y"), LIT("fine"), RCACHE_TTL_NONE));
+  CHECK_VALUE(c, LIT("x__rcache_tag:y"), "fine");
+
+  /* The most tags allowed. */
+  EXPECT_OK(rcache_client_set_tagged(c, LIT("tb:most"), LIT("v"), 60000, many, MOST_TAGS));
+  EXPECT_OK(rcache_client_add_tags(c, LIT("tb:most"), many, MOST_TAGS));
+  CHECK_VALUE(c, LIT("tb:most"), "v");
+  EXPECT_OK(rcache_client_invalidate_tags(c, &many[MOST_TAGS - 1], 1));
+  EXPECT_MISS(rcache_client_exists(c, LIT("tb:most")));
+  ALIVE(c);
+
+  /* Tags count against max_key_bytes like keys; values against max_value_bytes. */
+  {
+    rcache_options options = test_options();
+    rcache_client *small;
+    options.max_key_bytes = 8;
+    options.max_value_bytes = 16; /* room for ALIVE's values */
+    small = open_with(&options);
+    EXPECT_OK(rcache_client_set_tagged(small, LIT("k"), LIT("v"), 60000, TAGS(TAG("12345678"))));
+    EXPECT_BAD(small, RCACHE_STATUS_TOO_LARGE,
+               rcache_client_set_tagged(small, LIT("k2"), LIT("v"), 60000, TAGS(TAG("123456789"))));
+    EXPECT_BAD(small, RCACHE_STATUS_TOO_LARGE,
+               rcache_client_add_tags(small, LIT("k"), TAGS(TAG("fine"), TAG("123456789"))));
+    EXPECT_BAD(small, RCACHE_STATUS_TOO_LARGE,
+               rcache_client_invalidate_tags(small, TAGS(TAG("123456789"))));
+    EXPECT_BAD(small, RCACHE_STATUS_TOO_LARGE,
+               rcache_client_set_tagged(small, LIT("k3"), LIT("0123456789abcdefg"), 60000,
+                                        TAGS(TAG("t"))));
+    EXPECT_MISS(rcache_client_exists(small, LIT("k2")));
+    EXPECT_MISS(rcache_client_exists(small, LIT("k3")));
+    CHECK_VALUE(small, LIT("k"), "v");
+    EXPECT_OK(rcache_client_invalidate_tags(small, TAGS(TAG("12345678"))));
+    EXPECT_MISS(rcache_client_exists(small, LIT("k")));
+    rcache_client_free(small);
+  }
+}
+
+/* The keys of `names` that exist, as a bit mask (bit i for names[i]). */
+static unsigned existing(rcache_client *c, const char *const *names, size_t count) {
+  unsigned mask = 0;
+  size_t i;
+  for (i = 0; i < count; i++) {
+    if (rcache_client_exists(c, STR(names[i])) == RCACHE_STATUS_OK) mask |= 1u << i;
+  }
+  return mask;
+}
+
+static void test_clear(void) {
+  static const char *const names[] = {"user:1", "user:2", "user:10", "a1",  "b2",
+                                      "ab",     "a*b",    "c3",      "*",   "post:1"};
+  enum { USER_1, USER_2, USER_10, A1, B2, AB, A_STAR_B, C3, STAR, POST_1, COUNT };
+  char prefix[96];
+  rcache_options options = rcache_options_default();
+  rcache_client *c;
+  uint64_t deleted = 0x5EED;
+  size_t i;
+
+  snprintf(prefix, sizeof prefix, "%sclear:", g_prefix);
+  options.key_prefix = prefix;
+  c = open_with(&options);
+  for (i = 0; i < COUNT; i++) EXPECT_OK(rcache_client_set(c, STR(names[i]), LIT("v"), 60000));
+  EXPECT_OK(rcache_client_set_tagged(c, LIT("user:3"), LIT("v"), 60000, TAGS(TAG("t"))));
+
+  if (EXPECT_OK(rcache_client_clear(c, LIT("user:?"), &deleted))) CHECK_EQ_INT(deleted, 3);
+  EXPECT_MISS(rcache_client_exists(c, LIT("user:3")));
+  CHECK_EQ_INT(existing(c, names, COUNT), ((1u << COUNT) - 1) & ~(1u << USER_1 | 1u << USER_2));
+
+  if (EXPECT_OK(rcache_client_clear(c, LIT("[ab]*"), &deleted))) CHECK_EQ_INT(deleted, 4);
+  CHECK_EQ_INT(existing(c, names, COUNT), 1u << USER_10 | 1u << C3 | 1u << STAR | 1u << POST_1);
+  /* "\*" is the key "*" only. */
+  if (EXPECT_OK(rcache_client_clear(c, LIT("\\*"), &deleted))) CHECK_EQ_INT(deleted, 1);
+  CHECK_EQ_INT(existing(c, names, COUNT), 1u << USER_10 | 1u << C3 | 1u << POST_1);
+  /* deleted_out may be NULL. */
+  EXPECT_OK(rcache_client_clear(c, LIT("post:*"), NULL));
+  EXPECT_MISS(rcache_client_exists(c, LIT("post:1")));
+  if (EXPECT_OK(rcache_client_clear(c, LIT("nothing*"), &deleted))) CHECK_EQ_INT(deleted, 0);
+  /* An empty pattern (not NULL) matches no key: keys are never empty. */
+  deleted = 0x5EED;
+  if (EXPECT_OK(rcache_client_clear(c, (const uint8_t *)"", 0, &deleted))) CHECK_EQ_INT(deleted, 0);
+  CHECK_EQ_INT(existing(c, names, COUNT), 1u << USER_10 | 1u << C3);
+
+  /* NULL: the whole namespace, tags included. */
+  if (EXPECT_OK(rcache_client_clear(c, NULL, 0, &deleted))) CHECK(deleted >= 2);
+  CHECK_EQ_INT(existing(c, names, COUNT), 0);
+  if (EXPECT_OK(rcache_client_clear(c, NULL, 0, &deleted))) CHECK_EQ_INT(deleted, 0);
+  EXPECT_OK(rcache_client_clear(c, NULL, 0, NULL));
+  /* Tags work afresh after a clear. */
+  EXPECT_OK(rcache_client_set_tagged(c, LIT("k"), LIT("v"), 60000, TAGS(TAG("t"))));
+  CHECK_VALUE(c, LIT("k"), "v");
+  EXPECT_OK(rcache_client_invalidate_tags(c, TAGS(TAG("t"))));
+  EXPECT_MISS(rcache_client_exists(c, LIT("k")));
+  ALIVE(c);
+  rcache_client_free(c);
+}
+
+/* Redis only: clear() of one namespace leaves other prefixes' keys on the same server. */
+static void test_clear_namespaces_on_redis(void) {
+  char prefix_one[96], prefix_two[96], prefix_glob[96], raw_key[96];
+  rcache_options options = rcache_options_default();
+  rcache_client *one, *two, *glob, *bare;
+  uint64_t deleted = 0;
+
+  snprintf(prefix_one, sizeof prefix_one, "%sns:one:", g_prefix);
+  snprintf(prefix_two, sizeof prefix_two, "%sns:two:", g_prefix);
+  /* Glob characters in a prefix are matched literally. */
+  snprintf(prefix_glob, sizeof prefix_glob, "%sns:[ot]*:", g_prefix);
+  snprintf(raw_key, sizeof raw_key, "%sns:raw", g_prefix);
+  options.key_prefix = prefix_one;
+  one = open_with(&options);
+  options.key_prefix = prefix_two;
+  two = open_with(&options);
+  options.key_prefix = prefix_glob;
+  glob = open_with(&options);
+  options.key_prefix = NULL;
+  bare = open_with(&options);
+
+  EXPECT_OK(rcache_client_set(bare, STR(raw_key), LIT("raw"), RCACHE_TTL_NONE));
+  EXPECT_OK(rcache_client_set(one, LIT("k"), LIT("one"), RCACHE_TTL_NONE));
+  EXPECT_OK(rcache_client_set_tagged(one, LIT("tagged"), LIT("one"), RCACHE_TTL_NONE, TAGS(TAG("t"))));
+  EXPECT_OK(rcache_client_set(two, LIT("k"), LIT("two"), RCACHE_TTL_NONE));
+  EXPECT_OK(rcache_client_set_tagged(two, LIT("tagged"), LIT("two"), RCACHE_TTL_NONE, TAGS(TAG("t"))));
+  EXPECT_OK(rcache_client_set(glob, LIT("k"), LIT("glob"), RCACHE_TTL_NONE));
+
+  if (EXPECT_OK(rcache_client_clear(glob, NULL, 0, &deleted))) CHECK_EQ_INT(deleted, 1);
+  if (EXPECT_OK(rcache_client_clear(one, NULL, 0, &deleted))) CHECK_EQ_INT(deleted, 3);
+  EXPECT_MISS(rcache_client_exists(one, LIT("k")));
+  EXPECT_MISS(rcache_client_exists(one, LIT("tagged")));
+  CHECK_VALUE(two, LIT("k"), "two");
+  CHECK_VALUE(two, LIT("tagged"), "two");
+  CHECK_VALUE(bare, STR(raw_key), "raw");
+  /* A tag is per namespace: one's "t" is not two's. */
+  EXPECT_OK(rcache_client_set_tagged(one, LIT("tagged"), LIT("one"), RCACHE_TTL_NONE, TAGS(TAG("t"))));
+  EXPECT_OK(rcache_client_invalidate_tags(one, TAGS(TAG("t"))));
+  CHECK_VALUE(two, LIT("tagged"), "two");
+  EXPECT_OK(rcache_client_invalidate_tags(two, TAGS(TAG("t"))));
+  EXPECT_MISS(rcache_client_exists(two, LIT("tagged")));
+  /* Another client on the same namespace sees the invalidation at once. */
+  {
+    rcache_client *again;
+    options.key_prefix = prefix_two;
+    again = open_with(&options);
+    EXPECT_OK(rcache_client_set_tagged(two, LIT("tagged"), LIT("two"), RCACHE_TTL_NONE, TAGS(TAG("u"))));
+    CHECK_VALUE(again, LIT("tagged"), "two");
+    EXPECT_OK(rcache_client_invalidate_tags(again, TAGS(TAG("u"))));
+    EXPECT_MISS(rcache_client_exists(two, LIT("tagged")));
+    rcache_client_free(again);
+  }
+  EXPECT_OK(rcache_client_clear(two, NULL, 0, NULL));
+  EXPECT_OK(rcache_client_delete(bare, STR(raw_key)));
+  rcache_client_free(one);
+  rcache_client_free(two);
+  rcache_client_free(glob);
+  rcache_client_free(bare);
+}
+
+/* Redis only: a damaged tagged entry, written behind the library's back. */
+static void test_corrupt_tagged_on_redis(rcache_client *c) {
+  const char *port = redis_port("corrupt tagged entry test");
+  char command[512];
+  rcache_buffer out = SENTINEL_BUFFER;
+  rcache_buffer values[1] = {SENTINEL_BUFFER};
+  rcache_bytes keys[1] = {{(const uint8_t *)"cor:good", 8}};
+
+  if (port == NULL) return;
+  /* The tagged-entry marker followed by garbage instead of a tag header. */
+  snprintf(command, sizeof command,
+           "printf '\\000rcache-tags\\000garbage' | redis-cli -p %s -x SET '%scor:bad' >/dev/null",
+           port, g_prefix);
+  if (!CHECK(system(command) == 0)) return;
+  EXPECT_OK(rcache_client_set_tagged(c, LIT("cor:good"), LIT("good"), 60000, TAGS(TAG("cor"))));
+
+  EXPECT_BAD(c, RCACHE_STATUS_CORRUPT, rcache_client_get(c, LIT("cor:bad"), &out));
+  CHECK(buffer_is_sentinel(out));
+  EXPECT_BAD(c, RCACHE_STATUS_CORRUPT, rcache_client_add_tags(c, LIT("cor:bad"), TAGS(TAG("cor"))));
+  /* Nothing was changed: it reads as damaged as before. */
+  EXPECT_BAD(c, RCACHE_STATUS_CORRUPT, rcache_client_get(c, LIT("cor:bad"), &out));
+  CHECK(buffer_is_sentinel(out));
+  /* Other entries, tags and calls are unaffected. */
+  CHECK_VALUE(c, LIT("cor:good"), "good");
+  if (EXPECT_OK(rcache_client_get_many(c, keys, 1, values))) {
+    CHECK_BYTES(values[0].data, values[0].len, "good", 4);
+    rcache_buffers_free(values, 1);
+  }
+  EXPECT_OK(rcache_client_invalidate_tags(c, TAGS(TAG("cor"))));
+  EXPECT_MISS(rcache_client_exists(c, LIT("cor:good")));
+  ALIVE(c);
+  /* The damaged entry can be deleted, or overwritten. */
+  EXPECT_OK(rcache_client_delete(c, LIT("cor:bad")));
+  EXPECT_MISS(rcache_client_get(c, LIT("cor:bad"), &out));
+  CHECK(system(command) == 0);
+  EXPECT_OK(rcache_client_set_tagged(c, LIT("cor:bad"), LIT("fresh"), 60000, TAGS(TAG("cor"))));
+  CHECK_VALUE(c, LIT("cor:bad"), "fresh");
+  EXPECT_OK(rcache_client_delete(c, LIT("cor:bad")));
+  ALIVE(c);
+}
+
 /* Redis only: the connection is killed under the client, then the server stalls. */
 static void test_connection_trouble_on_redis(void) {
   const char *port = redis_port("connection trouble test");
@@ -1270,7 +1672,14 @@ int main(int argc, char **argv) {
   test_bad_urls();
   test_unreachable_server();
   test_free_noops(c);
+  test_tag_invalidation(c);
+  test_tag_ttls_and_add_tags(c);
+  test_binary_tags(c);
+  test_tag_bad_input(c);
+  test_clear();
+  if (g_redis) test_clear_namespaces_on_redis();
   if (g_redis) test_wrong_type_on_redis(c);
+  if (g_redis) test_corrupt_tagged_on_redis(c);
   if (g_redis) test_connection_trouble_on_redis();
   ALIVE(c);
   rcache_client_free(c);

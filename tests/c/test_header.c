@@ -17,6 +17,8 @@ _Static_assert(RCACHE_ABI_VERSION >= 1, "RCACHE_ABI_VERSION is set");
 _Static_assert(RCACHE_VERSION_MAJOR >= 0 && RCACHE_VERSION_MINOR >= 0 && RCACHE_VERSION_PATCH >= 0,
                "version macros are integers");
 _Static_assert(RCACHE_STATUS_OK == 0 && RCACHE_STATUS_PANIC == 10, "status values");
+_Static_assert(RCACHE_STATUS_CORRUPT == 11, "RCACHE_STATUS_CORRUPT is 11");
+_Static_assert(RCACHE_MAX_TAGS == 256, "at most 256 tags per call");
 _Static_assert(sizeof(rcache_bytes) == sizeof(void *) + sizeof(size_t), "rcache_bytes is two words");
 _Static_assert(sizeof(rcache_buffer) == sizeof(void *) + sizeof(size_t), "rcache_buffer is two words");
 
@@ -46,6 +48,15 @@ rcache_status (*const check_set_many)(const rcache_client *, const rcache_bytes 
     rcache_client_set_many;
 rcache_status (*const check_incr)(const rcache_client *, const uint8_t *, size_t, int64_t, int64_t,
                                   int64_t *) = rcache_client_incr;
+rcache_status (*const check_set_tagged)(const rcache_client *, const uint8_t *, size_t,
+                                        const uint8_t *, size_t, int64_t, const rcache_bytes *,
+                                        size_t) = rcache_client_set_tagged;
+rcache_status (*const check_add_tags)(const rcache_client *, const uint8_t *, size_t,
+                                      const rcache_bytes *, size_t) = rcache_client_add_tags;
+rcache_status (*const check_invalidate_tags)(const rcache_client *, const rcache_bytes *, size_t) =
+    rcache_client_invalidate_tags;
+rcache_status (*const check_clear)(const rcache_client *, const uint8_t *, size_t, uint64_t *) =
+    rcache_client_clear;
 void (*const check_buffer_free)(rcache_buffer *) = rcache_buffer_free;
 void (*const check_buffers_free)(rcache_buffer *, size_t) = rcache_buffers_free;
 const char *(*const check_last_error)(void) = rcache_last_error;

@@ -14,6 +14,8 @@ static_assert(RCACHE_TTL_NONE == -1, "RCACHE_TTL_NONE is -1");
 static_assert(RCACHE_TTL_DEFAULT == 0, "RCACHE_TTL_DEFAULT is 0");
 static_assert(RCACHE_ABI_VERSION >= 1, "RCACHE_ABI_VERSION is set");
 static_assert(RCACHE_STATUS_OK == 0 && RCACHE_STATUS_PANIC == 10, "status values");
+static_assert(RCACHE_STATUS_CORRUPT == 11, "RCACHE_STATUS_CORRUPT is 11");
+static_assert(RCACHE_MAX_TAGS == 256, "at most 256 tags per call");
 static_assert(std::is_standard_layout<rcache_options>::value, "rcache_options is a C struct");
 static_assert(std::is_trivially_copyable<rcache_buffer>::value, "rcache_buffer is a C struct");
 static_assert(std::is_trivially_copyable<rcache_bytes>::value, "rcache_bytes is a C struct");
@@ -61,6 +63,23 @@ static_assert(std::is_same<decltype(&rcache_client_set_many),
 static_assert(std::is_same<decltype(&rcache_client_incr),
                            rcache_status (*)(const rcache_client *, const uint8_t *, size_t,
                                              int64_t, int64_t, int64_t *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_set_tagged),
+                           rcache_status (*)(const rcache_client *, const uint8_t *, size_t,
+                                             const uint8_t *, size_t, int64_t,
+                                             const rcache_bytes *, size_t)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_add_tags),
+                           rcache_status (*)(const rcache_client *, const uint8_t *, size_t,
+                                             const rcache_bytes *, size_t)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_invalidate_tags),
+                           rcache_status (*)(const rcache_client *, const rcache_bytes *,
+                                             size_t)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_clear),
+                           rcache_status (*)(const rcache_client *, const uint8_t *, size_t,
+                                             uint64_t *)>::value,
               "");
 static_assert(std::is_same<decltype(&rcache_buffer_free), void (*)(rcache_buffer *)>::value, "");
 static_assert(std::is_same<decltype(&rcache_buffers_free),

@@ -11,10 +11,14 @@
  * Finally every thread fails a call with a message of its own and checks,
  * after all the others have failed theirs, that rcache_last_error() still
  * gives its own message.
+ *
+ * Then tagged writers race tag invalidations: a write that returned before an
+ * invalidation started must be unreadable once the invalidation has returned.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +34,9 @@
 #define MAX_KEY_BYTES 64
 /* Mismatches printed per thread; the rest are only counted. */
 #define REPORT_LIMIT 5
+/* The invalidation race: writer threads, and invalidations checked. */
+#define RACE_WRITERS 3
+#define RACE_ROUNDS 200
 
 static rcache_client *g_client;
 static pthread_barrier_t g_barrier;
@@ -155,6 +162,121 @@ static void *work(void *arg) {
   return NULL;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Tagged writes racing invalidations. */
+
+/* g_landed[w]: the last sequence number whose tagged write by writer w has returned. */
+static atomic_ullong g_landed[RACE_WRITERS];
+static atomic_int g_race_stop;
+static const rcache_bytes RACE_TAG = {(const uint8_t *)"race", 4};
+
+struct racer {
+  int id;
+  long errors;
+};
+
+static void race_key(char *key, size_t size, int writer) { snprintf(key, size, "race:%d", writer); }
+
+static void *race_writer(void *arg) {
+  struct racer *r = arg;
+  char key[24], value[32];
+  unsigned long long sequence = 0;
+  race_key(key, sizeof key, r->id);
+  while (!atomic_load(&g_race_stop)) {
+    rcache_status status;
+    sequence++;
+    snprintf(value, sizeof value, "%llu", sequence);
+    status = rcache_client_set_tagged(g_client, (const uint8_t *)key, strlen(key),
+                                      (const uint8_t *)value, strlen(value), 60000, &RACE_TAG, 1);
+    if (status != RCACHE_STATUS_OK) {
+      if (r->errors++ < REPORT_LIMIT) {
+        fprintf(stderr, "race writer %d: set_tagged failed (%s: %s)\n", r->id,
+                rcache_status_name(status), rcache_last_error());
+      }
+      if (r->errors > 100) break;
+      continue;
+    }
+    atomic_store(&g_landed[r->id], sequence);
+  }
+  return NULL;
+}
+
+/* Each round: note what had landed, invalidate, then every key must be a miss or
+ * hold a sequence number written after the note was taken. */
+static void check_invalidation_race(void) {
+  struct racer racers[RACE_WRITERS];
+  pthread_t threads[RACE_WRITERS];
+  long stale = 0, failures = 0, rounds_with_hits = 0;
+  int w, round, created = 0, started;
+
+  for (w = 0; w < RACE_WRITERS; w++) {
+    racers[w].id = w;
+    racers[w].errors = 0;
+  }
+  while (created < RACE_WRITERS &&
+         CHECK(pthread_create(&threads[created], NULL, race_writer, &racers[created]) == 0)) {
+    created++;
+  }
+  started = created == RACE_WRITERS;
+  /* Let every writer land a first write (bounded), so the rounds race real writes. */
+  for (round = 0; started && round < 100000; round++) {
+    int all = 1;
+    for (w = 0; w < RACE_WRITERS; w++) all &= atomic_load(&g_landed[w]) > 0;
+    if (all) break;
+    sched_yield();
+  }
+  for (round = 0; started && round < RACE_ROUNDS; round++) {
+    unsigned long long before[RACE_WRITERS];
+    rcache_status status;
+    int hits = 0;
+    for (w = 0; w < RACE_WRITERS; w++) before[w] = atomic_load(&g_landed[w]);
+    status = rcache_client_invalidate_tags(g_client, &RACE_TAG, 1);
+    if (status != RCACHE_STATUS_OK) {
+      if (failures++ < REPORT_LIMIT) {
+        fprintf(stderr, "race round %d: invalidate failed (%s: %s)\n", round,
+                rcache_status_name(status), rcache_last_error());
+      }
+      continue;
+    }
+    for (w = 0; w < RACE_WRITERS; w++) {
+      char key[24], text[32];
+      rcache_buffer out = {NULL, 0};
+      race_key(key, sizeof key, w);
+      status = rcache_client_get(g_client, (const uint8_t *)key, strlen(key), &out);
+      if (status == RCACHE_STATUS_MISS) continue;
+      if (status != RCACHE_STATUS_OK || out.len == 0 || out.len >= sizeof text) {
+        if (failures++ < REPORT_LIMIT) {
+          fprintf(stderr, "race round %d: get of %s failed (%s: %s)\n", round, key,
+                  rcache_status_name(status),
+                  status == RCACHE_STATUS_OK ? "bad length" : rcache_last_error());
+        }
+        if (status == RCACHE_STATUS_OK) rcache_buffer_free(&out);
+        continue;
+      }
+      hits = 1;
+      memcpy(text, out.data, out.len);
+      text[out.len] = '\0';
+      rcache_buffer_free(&out);
+      if (strtoull(text, NULL, 10) <= before[w] && stale++ < REPORT_LIMIT) {
+        fprintf(stderr, "race round %d: writer %d: read %s, but invalidated up to %llu\n", round,
+                w, text, before[w]);
+      }
+    }
+    rounds_with_hits += hits;
+  }
+  atomic_store(&g_race_stop, 1);
+  for (w = 0; w < created; w++) CHECK(pthread_join(threads[w], NULL) == 0);
+
+  printf("invalidation race: %d rounds, %ld with writes landing after the invalidation\n",
+         RACE_ROUNDS, rounds_with_hits);
+  CHECK_EQ_INT(stale, 0);
+  CHECK_EQ_INT(failures, 0);
+  for (w = 0; w < RACE_WRITERS; w++) {
+    CHECK_EQ_INT(racers[w].errors, 0);
+    CHECK(atomic_load(&g_landed[w]) > 0); /* every writer took part */
+  }
+}
+
 int main(int argc, char **argv) {
   struct worker workers[THREADS];
   pthread_t threads[THREADS];
@@ -201,6 +323,8 @@ int main(int argc, char **argv) {
   }
   for (t = 0; t < THREADS * ITERATIONS; t++) seen += atomic_load(&g_seen[t]) != 0;
   CHECK_EQ_INT(seen, THREADS * ITERATIONS);
+
+  check_invalidation_race();
 
   pthread_barrier_destroy(&g_barrier);
   rcache_client_free(g_client);

@@ -14,8 +14,11 @@ HEADER = ROOT / "include" / "rcache.h"
 
 STATUSES = [
     "OK", "MISS", "INVALID_ARGUMENT", "CONNECTION", "TIMEOUT", "SERVER",
-    "WRONG_TYPE", "TOO_LARGE", "FORKED", "UNSUPPORTED", "PANIC",
+    "WRONG_TYPE", "TOO_LARGE", "FORKED", "UNSUPPORTED", "PANIC", "CORRUPT", "COMPUTE_FAILED",
 ]
+
+# Each prototype in the header: return type, name, parameter list.
+PROTOTYPE = re.compile(r"^([A-Za-z_][\w \t*]*?)\s*\b(rcache_\w+)\(([^)]*)\);", re.MULTILINE)
 
 
 def test_every_header_function_is_declared():
@@ -23,10 +26,22 @@ def test_every_header_function_is_declared():
     assert declared == set(_lib._SIGNATURES)
 
 
+def test_parameter_counts_and_void_returns_match_the_header():
+    prototypes = PROTOTYPE.findall(HEADER.read_text())
+    assert {name for _, name, _ in prototypes} == set(_lib._SIGNATURES)
+    for returns, name, parameters in prototypes:
+        restype, argtypes = _lib._SIGNATURES[name]
+        count = 0 if parameters.strip() == "void" else len(parameters.split(","))
+        assert len(argtypes) == count, name
+        assert (restype is None) == (returns.strip() == "void"), name
+
+
 def test_status_names():
     for value, name in enumerate(STATUSES):
         assert getattr(_lib, "STATUS_" + name) == value
         assert _lib.status_name(value) == "RCACHE_STATUS_" + name
+    assert _lib.STATUS_LAST == len(STATUSES) - 1
+    assert "UNKNOWN" in _lib.status_name(len(STATUSES))
     assert "UNKNOWN" in _lib.status_name(99)
 
 
@@ -55,6 +70,7 @@ def test_layout_matches_the_header(tmp_path):
         '  printf("abi %d\\n", RCACHE_ABI_VERSION);',
         '  printf("ttl_none %d\\n", RCACHE_TTL_NONE);',
         '  printf("ttl_default %d\\n", RCACHE_TTL_DEFAULT);',
+        '  printf("max_tags %d\\n", RCACHE_MAX_TAGS);',
         '  printf("sizeof_status %zu\\n", sizeof(rcache_status));',
         '  printf("sizeof_options %zu\\n", sizeof(rcache_options));',
         '  printf("sizeof_buffer %zu\\n", sizeof(rcache_buffer));',
@@ -74,6 +90,7 @@ def test_layout_matches_the_header(tmp_path):
     assert int(out["abi"]) == _lib.ABI_VERSION
     assert int(out["ttl_none"]) == _lib.TTL_NONE
     assert int(out["ttl_default"]) == _lib.TTL_DEFAULT
+    assert int(out["max_tags"]) == _lib.MAX_TAGS
     assert int(out["sizeof_status"]) == ctypes.sizeof(ctypes.c_int)
     assert int(out["sizeof_options"]) == ctypes.sizeof(_lib.rcache_options)
     assert int(out["sizeof_buffer"]) == ctypes.sizeof(_lib.rcache_buffer)

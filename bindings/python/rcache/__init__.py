@@ -11,6 +11,7 @@ from .cache import Cache
 from .client import NO_EXPIRY, Client
 from .errors import (
     ClosedError,
+    ComputeError,
     ConnectionError,
     CorruptValueError,
     ForkedError,
@@ -28,6 +29,8 @@ from .errors import (
 __version__ = _lib.version
 #: ABI version of the loaded librcache.
 ABI_VERSION = _lib.abi_version
+#: Most tags one call (set, add_tags, invalidate_tags) may name.
+MAX_TAGS = _lib.MAX_TAGS
 
 # rcache.ConnectionError and rcache.TimeoutError are left out of __all__ so
 # that `from rcache import *` does not shadow the builtins they subclass.
@@ -35,6 +38,7 @@ __all__ = [
     "Client",
     "Cache",
     "NO_EXPIRY",
+    "MAX_TAGS",
     "RCacheError",
     "InvalidArgumentError",
     "ClosedError",
@@ -45,5 +49,6 @@ __all__ = [
     "UnsupportedError",
     "InternalError",
     "CorruptValueError",
+    "ComputeError",
     "__version__",
 ]

@@ -18,7 +18,7 @@ ImportError.
 import ctypes
 import ctypes.util
 import os
-from ctypes import POINTER, Structure, c_char_p, c_int, c_int64, c_size_t, c_uint32, c_void_p
+from ctypes import POINTER, Structure, c_char_p, c_int, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 
 #: The ABI version (``RCACHE_ABI_VERSION`` in rcache.h) these bindings were written for.
 ABI_VERSION = 1
@@ -37,11 +37,16 @@ STATUS_TOO_LARGE = 7
 STATUS_FORKED = 8
 STATUS_UNSUPPORTED = 9
 STATUS_PANIC = 10
-STATUS_LAST = STATUS_PANIC
+STATUS_CORRUPT = 11
+STATUS_COMPUTE_FAILED = 12
+STATUS_LAST = STATUS_COMPUTE_FAILED
 
 # Per-call TTL conventions (RCACHE_TTL_* in rcache.h).
 TTL_NONE = -1
 TTL_DEFAULT = 0
+
+# Most tags one call may name (RCACHE_MAX_TAGS in rcache.h).
+MAX_TAGS = 256
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
@@ -85,6 +90,27 @@ class rcache_bytes(Structure):
     _fields_ = [("data", c_char_p), ("len", c_size_t)]
 
 
+class rcache_compute_options(Structure):
+    """struct rcache_compute_options; zeroed fields take the library defaults."""
+
+    _fields_ = [
+        ("ttl_ms", c_int64),
+        ("tags", POINTER(rcache_bytes)),
+        ("tag_count", c_size_t),
+        ("lock_lease_ms", c_uint32),
+        ("wait_timeout_ms", c_uint32),
+        ("fail_on_wait_timeout", ctypes.c_bool),
+    ]
+
+
+class rcache_compute_output(Structure):
+    """Opaque struct rcache_compute_output, handed to compute callbacks."""
+
+
+#: bool (*rcache_compute_fn)(void *user_data, rcache_compute_output *output)
+compute_fn = ctypes.CFUNCTYPE(ctypes.c_bool, c_void_p, POINTER(rcache_compute_output))
+
+
 class rcache_client(Structure):
     """Opaque struct rcache_client; only pointers to it are used."""
 
@@ -93,6 +119,7 @@ client_p = POINTER(rcache_client)
 buffer_p = POINTER(rcache_buffer)
 bytes_p = POINTER(rcache_bytes)
 int64_p = POINTER(c_int64)
+uint64_p = POINTER(c_uint64)
 
 # Keys and values are declared c_char_p rather than POINTER(c_uint8): ctypes
 # then passes a bytes object's own buffer, without a copy.
@@ -111,6 +138,21 @@ _SIGNATURES = {
     "rcache_client_get_many": (c_int, [client_p, bytes_p, c_size_t, buffer_p]),
     "rcache_client_set_many": (c_int, [client_p, bytes_p, bytes_p, c_size_t, c_int64]),
     "rcache_client_incr": (c_int, [client_p, c_char_p, c_size_t, c_int64, c_int64, int64_p]),
+    "rcache_client_set_tagged": (
+        c_int,
+        [client_p, c_char_p, c_size_t, c_char_p, c_size_t, c_int64, bytes_p, c_size_t],
+    ),
+    "rcache_client_add_tags": (c_int, [client_p, c_char_p, c_size_t, bytes_p, c_size_t]),
+    "rcache_client_invalidate_tags": (c_int, [client_p, bytes_p, c_size_t]),
+    # A NULL pattern (None) means the whole namespace; deleted_out may be NULL.
+    "rcache_client_clear": (c_int, [client_p, c_char_p, c_size_t, uint64_p]),
+    "rcache_compute_options_default": (rcache_compute_options, []),
+    "rcache_compute_output_set": (c_int, [POINTER(rcache_compute_output), c_char_p, c_size_t]),
+    "rcache_compute_output_fail": (c_int, [POINTER(rcache_compute_output), c_char_p]),
+    "rcache_client_get_or_compute": (
+        c_int,
+        [client_p, c_char_p, c_size_t, POINTER(rcache_compute_options), compute_fn, c_void_p, buffer_p],
+    ),
     "rcache_buffer_free": (None, [buffer_p]),
     "rcache_buffers_free": (None, [buffer_p, c_size_t]),
     "rcache_last_error": (c_char_p, []),

@@ -45,7 +45,8 @@ class Cache:
 
     Counters written by incr() are plain integer text, which get() reads
     back as int. Any other value that is not a pickle, or fails to
-    unpickle, raises CorruptValueError. Unpickling runs code chosen by whoever
+    unpickle, raises CorruptValueError, as does an entry the library finds
+    damaged. Unpickling runs code chosen by whoever
     can write to the cache: use it only with a trusted Redis.
     """
 
@@ -82,9 +83,24 @@ class Cache:
             return default
         return _loads(key, data)
 
-    def set(self, key, obj, ttl=None):
-        """Stores obj (anything picklable) under key."""
-        self.client.set(key, _dumps(obj), ttl)
+    def set(self, key, obj, ttl=None, tags=None):
+        """Stores obj (anything picklable) under key; tags as in Client.set."""
+        self.client.set(key, _dumps(obj), ttl, tags)
+
+    def add_tags(self, key, tags):
+        """Adds tags to an existing entry, keeping it and its TTL; False if
+        missing (see Client.add_tags)."""
+        return self.client.add_tags(key, tags)
+
+    def invalidate_tags(self, tags):
+        """Makes every entry carrying any of tags (an iterable) unreadable
+        (see Client.invalidate_tags)."""
+        self.client.invalidate_tags(tags)
+
+    def clear(self, pattern=None):
+        """Deletes the namespace's keys matching the glob pattern, or all of
+        them when None; returns how many (see Client.clear)."""
+        return self.client.clear(pattern)
 
     def get_many(self, keys, default=None):
         """Objects of keys in one round trip, in order; default for each miss."""

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import weakref
-from ctypes import byref, c_int64, string_at
+from ctypes import POINTER, byref, c_int64, c_uint64, cast, string_at
 
 from . import _lib
 from ._lib import lib as _c
@@ -54,6 +54,12 @@ _expire = _c.rcache_client_expire
 _get_many = _c.rcache_client_get_many
 _set_many = _c.rcache_client_set_many
 _incr = _c.rcache_client_incr
+_set_tagged = _c.rcache_client_set_tagged
+_add_tags = _c.rcache_client_add_tags
+_invalidate_tags = _c.rcache_client_invalidate_tags
+_clear = _c.rcache_client_clear
+_get_or_compute = _c.rcache_client_get_or_compute
+_compute_output_set = _c.rcache_compute_output_set
 _buffer_free = _c.rcache_buffer_free
 _buffers_free = _c.rcache_buffers_free
 _Buffer = _lib.rcache_buffer
@@ -73,8 +79,9 @@ def _as_bytes(obj, what):
         raise TypeError(f"{what} must be bytes-like, not {type(obj).__name__}") from None
 
 
-def _key(key):
-    """A key as bytes: str is encoded as UTF-8, bytes-like objects are copied."""
+def _key(key, what="key"):
+    """A key (or a tag, or a pattern: what names it in errors) as bytes: str
+    is encoded as UTF-8, bytes-like objects are copied."""
     kind = type(key)
     if kind is bytes:
         return key
@@ -82,15 +89,28 @@ def _key(key):
         try:
             return key.encode("utf-8")
         except UnicodeEncodeError as error:
-            raise InvalidArgumentError(f"key is not encodable as UTF-8: {error}") from None
+            raise InvalidArgumentError(f"{what} is not encodable as UTF-8: {error}") from None
     if key is None:
-        raise TypeError("key must be str or bytes-like, not None")
+        raise TypeError(f"{what} must be str or bytes-like, not None")
     if isinstance(key, str):
-        return _key(str(key))
+        return _key(str(key), what)
     try:
         return memoryview(key).tobytes()
     except TypeError:
-        raise TypeError(f"key must be str or bytes-like, not {type(key).__name__}") from None
+        raise TypeError(f"{what} must be str or bytes-like, not {type(key).__name__}") from None
+
+
+def _tags(tags):
+    """An iterable of tags (each str or bytes-like) as (rcache_bytes array, count).
+    A single str or bytes-like object is refused rather than iterated."""
+    if isinstance(tags, (str, bytes, bytearray, memoryview)):
+        raise TypeError("tags must be an iterable of tags, not a single tag (wrap it in a list)")
+    try:
+        tags = iter(tags)
+    except TypeError:
+        raise TypeError(f"tags must be an iterable of tags, not {type(tags).__name__}") from None
+    tags = [_key(tag, "tag") for tag in tags]
+    return (_Bytes * len(tags))(*[(tag, len(tag)) for tag in tags]), len(tags)
 
 
 def _value(value):
@@ -220,6 +240,8 @@ class Client:
     come back as bytes. Durations are seconds (int, float or timedelta) and
     are rounded up to whole milliseconds. A ``ttl`` of None means the client's
     ``default_ttl`` (none unless set); ``NO_EXPIRY`` stores without expiry.
+    Tags are like keys (str or bytes-like) and always come as an iterable;
+    keys starting with ``__rcache_tag:`` are reserved for them.
 
     Errors raise subclasses of :class:`rcache.RCacheError`; an argument of
     the wrong Python type raises plain TypeError. Every call is bounded by
@@ -370,23 +392,91 @@ class Client:
             return None
         raise from_status(status)
 
-    def set(self, key, value, ttl=None):
+    def set(self, key, value, ttl=None, tags=None):
         """Stores value (bytes-like) under key. ttl: seconds, None for the
-        client's default_ttl, NO_EXPIRY for none."""
+        client's default_ttl, NO_EXPIRY for none. tags: an iterable of tags
+        (str or bytes-like; a single str or bytes is a TypeError, not split
+        into characters): the entry becomes unreadable, from every client,
+        once any of them is passed to invalidate_tags(). At most
+        MAX_TAGS (256) tags; None or no tags stores a plain entry."""
         key = _key(key)
         value = _value(value)
         ttl_ms = _ttl_ms(ttl)
+        tag_array, tag_count = (None, 0) if tags is None else _tags(tags)
         inflight = self._inflight
         inflight.append(None)
         try:
             handle = self._handle
             if handle is None:
                 raise self._unusable()
-            status = _set(handle, key, len(key), value, len(value), ttl_ms)
+            if tag_count:
+                status = _set_tagged(handle, key, len(key), value, len(value), ttl_ms, tag_array, tag_count)
+            else:
+                status = _set(handle, key, len(key), value, len(value), ttl_ms)
         finally:
             inflight.pop()
         if status != _OK:
             raise from_status(status)
+
+    def add_tags(self, key, tags):
+        """Adds tags (an iterable, as in set()) to the existing entry at key,
+        keeping its value and TTL. False if key is missing or already
+        invalidated."""
+        key = _key(key)
+        tag_array, tag_count = _tags(tags)
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            handle = self._handle
+            if handle is None:
+                raise self._unusable()
+            status = _add_tags(handle, key, len(key), tag_array, tag_count)
+        finally:
+            inflight.pop()
+        if status == _OK:
+            return True
+        if status == _MISS:
+            return False
+        raise from_status(status)
+
+    def invalidate_tags(self, tags):
+        """Invalidates every tag of tags (an iterable of str or bytes-like
+        tags; a single str or bytes is a TypeError): once this returns, no
+        client reads an entry that carried any of them. Costs one small write
+        per tag, whatever the number of entries. At most MAX_TAGS (256)."""
+        tag_array, tag_count = _tags(tags)
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            handle = self._handle
+            if handle is None:
+                raise self._unusable()
+            status = _invalidate_tags(handle, tag_array, tag_count)
+        finally:
+            inflight.pop()
+        if status != _OK:
+            raise from_status(status)
+
+    def clear(self, pattern=None):
+        """Deletes the keys of this client's namespace (its prefix) that match
+        pattern, a Redis glob (str or bytes: ``*``, ``?``, ``[...]``, ``\\``
+        escapes) matched against keys without the prefix; or every key of the
+        namespace, tags included, when pattern is None. Keys outside the
+        namespace are never touched. Returns how many keys were deleted."""
+        pattern = None if pattern is None else _key(pattern, "pattern")
+        deleted = c_uint64()
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            handle = self._handle
+            if handle is None:
+                raise self._unusable()
+            status = _clear(handle, pattern, 0 if pattern is None else len(pattern), deleted)
+        finally:
+            inflight.pop()
+        if status != _OK:
+            raise from_status(status)
+        return deleted.value
 
     def delete(self, key):
         """Deletes key; True if it existed."""
@@ -516,6 +606,55 @@ class Client:
             inflight.pop()
         if status != _OK:
             raise from_status(status)
+
+    def get_or_set(self, key, compute, ttl=None, tags=None, wait_timeout=None, lock_lease=None, wait_fails=False):
+        """The value at key; on a miss, compute() (returning bytes-like) makes
+        it and it is stored with ttl and tags. Concurrent callers that miss
+        the same key, in any thread or process, wait while one of them
+        computes, then get its value. If compute raises, its exception
+        propagates to its caller, nothing is stored, and a waiting caller
+        computes instead. wait_timeout (seconds, default 10): after it a
+        waiter computes itself, or raises TimeoutError with wait_fails=True.
+        lock_lease (seconds, default 10) is renewed while compute runs."""
+        key = _key(key)
+        options = _lib.rcache_compute_options(
+            ttl_ms=_ttl_ms(ttl),
+            lock_lease_ms=_timeout_ms(lock_lease, "lock_lease"),
+            wait_timeout_ms=_timeout_ms(wait_timeout, "wait_timeout"),
+            fail_on_wait_timeout=bool(wait_fails),
+        )
+        tag_array = None
+        if tags is not None:
+            tag_array, options.tag_count = _tags(tags)
+            options.tags = cast(tag_array, POINTER(_Bytes))
+        raised = []
+
+        def callback(_user_data, output):
+            try:
+                value = _value(compute())
+            except BaseException as error:  # re-raised below, on the caller's side
+                raised.append(error)
+                return False
+            return _compute_output_set(output, value, len(value)) == _OK
+
+        buffer = _Buffer()
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            handle = self._handle
+            if handle is None:
+                raise self._unusable()
+            status = _get_or_compute(handle, key, len(key), byref(options), _lib.compute_fn(callback), None, byref(buffer))
+        finally:
+            inflight.pop()
+        if raised:
+            raise raised[0]
+        if status != _OK:
+            raise from_status(status)
+        try:
+            return string_at(buffer.data, buffer.len)
+        finally:
+            _buffer_free(byref(buffer))
 
     def incr(self, key, delta=1, ttl=None):
         """Adds delta to the integer counter at key and returns the new value.

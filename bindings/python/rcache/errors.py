@@ -29,8 +29,8 @@ class RCacheError(Exception):
     """Base of every rcache error.
 
     ``status`` is the C status name (e.g. ``"RCACHE_STATUS_TIMEOUT"``), or None
-    for errors that only the Python layer raises (CorruptValueError);
-    ``message`` is the human-readable reason.
+    for errors that only the Python layer raises (a CorruptValueError from
+    unpickling); ``message`` is the human-readable reason.
     """
 
     status = None
@@ -102,7 +102,17 @@ class InternalError(RCacheError):
 
 
 class CorruptValueError(RCacheError):
-    """A stored value is not a pickle written by rcache.Cache (or fails to unpickle)."""
+    """Stored data could not be decoded: the library found a damaged entry
+    (``status`` is ``"RCACHE_STATUS_CORRUPT"``; nothing was changed), or
+    rcache.Cache read a value that is not one of its pickles or fails to
+    unpickle (``status`` is None)."""
+
+
+class ComputeError(RCacheError):
+    """A computation given to get_or_set() failed in another way than by
+    raising (the Python exception itself is re-raised as it is)."""
+
+    status = "RCACHE_STATUS_COMPUTE_FAILED"
 
 
 _BY_STATUS = {
@@ -115,6 +125,8 @@ _BY_STATUS = {
     _lib.STATUS_FORKED: ForkedError,
     _lib.STATUS_UNSUPPORTED: UnsupportedError,
     _lib.STATUS_PANIC: InternalError,
+    _lib.STATUS_CORRUPT: CorruptValueError,
+    _lib.STATUS_COMPUTE_FAILED: ComputeError,
 }
 
 

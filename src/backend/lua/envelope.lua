@@ -4,6 +4,25 @@
 -- value without MAGIC is a plain entry, returned as it is.
 local MAGIC = '\0rcache-tags\0'
 
+-- The tag keys recorded in a stored value (empty for a plain value).
+local function tag_keys_of(value)
+  local keys = {}
+  if string.sub(value, 1, #MAGIC) ~= MAGIC then
+    return keys
+  end
+  local pos = #MAGIC + 1
+  local colon = string.find(value, ':', pos, true)
+  local count = tonumber(string.sub(value, pos, colon - 1))
+  pos = colon + 1
+  for i = 1, count do
+    colon = string.find(value, ':', pos, true)
+    local length = tonumber(string.sub(value, pos, colon - 1))
+    keys[i] = string.sub(value, colon + 1, colon + length)
+    pos = colon + length + 17
+  end
+  return keys
+end
+
 -- The payload of a stored value, or false when a tag has been invalidated
 -- (its token changed) or has vanished (expired or evicted).
 local function payload_of(value)
@@ -13,7 +32,7 @@ local function payload_of(value)
   local pos = #MAGIC + 1
   local colon = string.find(value, ':', pos, true)
   local count = colon and tonumber(string.sub(value, pos, colon - 1))
-  if not count then
+  if not count or count < 0 or count ~= math.floor(count) then
     return redis.error_reply('CORRUPT rcache entry: bad tag header')
   end
   pos = colon + 1
@@ -21,7 +40,7 @@ local function payload_of(value)
   for i = 1, count do
     colon = string.find(value, ':', pos, true)
     local length = colon and tonumber(string.sub(value, pos, colon - 1))
-    if not length or colon + length + 16 > #value + 1 then
+    if not length or length < 1 or length ~= math.floor(length) or colon + length + 16 > #value then
       return redis.error_reply('CORRUPT rcache entry: bad tag record')
     end
     tag_keys[i] = string.sub(value, colon + 1, colon + length)

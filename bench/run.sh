@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Runs rcache's benchmarks against a private redis-server and prints one
+# Markdown summary (also written to build/bench/report.md); raw output goes to
+# build/bench/log.txt. Needs target/release/librcache.so (cargo build --release).
+#
+#   bash bench/run.sh
+#
+# Environment: BENCH_ROUNDS (default 5) repetitions of every Redis figure
+# without CPU pinning, of which the median decides the targets; BENCH_SECONDS
+# (default 1) wall-time bound of each run; CC (default cc). Then one pass of
+# each pinned control (client and server on one CPU; on two CPUs). The whole
+# run takes about 3 minutes.
+#
+# It never touches another Redis server: it starts its own on a free loopback
+# port in a temporary directory and stops it on exit.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+rounds=${BENCH_ROUNDS:-5}
+seconds=${BENCH_SECONDS:-1}
+value_size=100
+out=$root/build/bench
+lib=$root/target/release/librcache.so
+mkdir -p "$out"
+results=$out/results.txt
+meta=$out/meta.txt
+log=$out/log.txt
+: >"$results"
+: >"$meta"
+: >"$log"
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+note() { printf 'note=%s\n' "$*" >>"$meta"; }
+
+[ -f "$lib" ] || { say "$lib not found; run cargo build --release first"; exit 2; }
+for tool in redis-server redis-cli redis-benchmark python3; do
+  command -v "$tool" >/dev/null || { say "$tool not found (Debian: apt-get install redis-server redis-tools python3)"; exit 2; }
+done
+
+# --- the C benchmark ---------------------------------------------------------
+${CC:-cc} -O2 -Wall -Wextra -Werror -pthread -I "$root/include" "$root/bench/bench.c" -o "$out/bench" \
+  -L "$root/target/release" -lrcache -Wl,-rpath,"$root/target/release"
+
+# --- benchmark-only Python packages --------------------------------------------
+missing=()
+python3 -c 'import redis' 2>/dev/null || missing+=(redis)
+python3 -c 'import hiredis' 2>/dev/null || missing+=(hiredis)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing benchmark-only Python packages: python3 -m pip install --quiet ${missing[*]}"
+  if PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet "${missing[@]}" >>"$log" 2>&1; then
+    note "run.sh installed ${missing[*]} with pip for the redis-py comparison"
+  else
+    say "pip install failed (see $log); the redis-py figures may be missing"
+    note "pip install ${missing[*]} failed; see build/bench/log.txt"
+  fi
+fi
+have_redis_py=no
+python3 -c 'import redis' 2>/dev/null && have_redis_py=yes
+[ "$have_redis_py" = yes ] || note "redis-py is not importable: its figures and the Python 1-thread target are not measured"
+
+# --- a private redis-server --------------------------------------------------
+workdir=$(mktemp -d "${TMPDIR:-/tmp}/rcache-bench.XXXXXX")
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+stop() {
+  if [ -f "$workdir/redis.pid" ]; then
+    pid=$(cat "$workdir/redis.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -rf "$workdir"
+}
+trap stop EXIT
+trap 'exit 130' INT TERM
+redis-server --port "$port" --bind 127.0.0.1 --dir "$workdir" --save '' --appendonly no \
+  --daemonize yes --pidfile "$workdir/redis.pid" --logfile "$workdir/redis.log"
+for _ in $(seq 1 100); do
+  redis-cli -p "$port" ping >/dev/null 2>&1 && [ -s "$workdir/redis.pid" ] && break
+  sleep 0.05
+done
+redis-cli -p "$port" ping >/dev/null || { say "the private redis-server did not start; see $workdir/redis.log"; exit 1; }
+redis_pid=$(cat "$workdir/redis.pid")
+url="redis://127.0.0.1:$port/0"
+all_cpus="0-$(($(nproc) - 1))"
+
+# --- what was measured, and on what -------------------------------------------
+{
+  echo "date=$(date -u)"
+  echo "nproc=$(nproc)"
+  echo "memory=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+  echo "cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+  echo "load=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "redis=$(redis-server --version | awk '{ print $1, $2, $3 }')"
+  echo "python=$(python3 --version 2>&1)"
+  echo "rcache=$("$out/bench" --version)"
+  echo "commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" --no-optional-locks status --porcelain -- src include Cargo.toml Cargo.lock 2>/dev/null | grep -q . && echo ' + uncommitted library changes')"
+  echo "port=$port"
+  echo "rounds=$rounds"
+  echo "seconds=$seconds"
+  echo "value_size=$value_size"
+  if [ "$have_redis_py" = yes ]; then
+    python3 -c 'import redis, redis.utils; print(f"redis_py={redis.__version__}"); print(f"hiredis={bool(redis.utils.HIREDIS_AVAILABLE)}")'
+  fi
+} >>"$meta"
+
+# --- runners: each appends "RESULT round=R placement=P ..." lines to $results ---
+failures=0
+tag() { sed -n "s/^RESULT /RESULT round=$1 placement=$2 /p" >>"$results"; }
+
+# Runs a command with output to the log, its RESULT lines tagged; a failure is counted, not fatal.
+run_tagged() {
+  local round=$1 placement=$2
+  shift 2
+  echo "\$ $*" >>"$log"
+  if ! timeout -k 5 180 "$@" 2>&1 | tee -a "$log" | tag "$round" "$placement"; then
+    say "FAILED: $* (see $log)"
+    failures=$((failures + 1))
+  fi
+}
+
+# redis-benchmark's --csv lines become RESULT lines (its rps and its p50/p99 in ms).
+redis_benchmark() {
+  local round=$1 placement=$2 clients=$3 requests=$4
+  shift 4
+  local command=("$@" redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -d "$value_size" -c "$clients" -P 1
+    -r 10000 -n "$requests" --csv)
+  echo "\$ ${command[*]}" >>"$log"
+  if ! timeout -k 5 180 "${command[@]}" 2>&1 | tee -a "$log" | awk -F, -v clients="$clients" -v n="$requests" '
+      { gsub(/"/, "") }
+      $1 == "test" { for (i = 1; i <= NF; i++) col[$i] = i; next }
+      $1 == "SET" || $1 == "GET" {
+        rps = $(col["rps"])
+        printf "RESULT label=redis-benchmark op=%s threads=%d ops=%d seconds=%.3f ops_per_sec=%.0f p50_us=%.3f p99_us=%.3f\n",
+          tolower($1), clients, n, n / rps, rps, $(col["p50_latency_ms"]) * 1000, $(col["p99_latency_ms"]) * 1000
+      }' | tag "$round" "$placement"; then
+    say "FAILED: ${command[*]} (see $log)"
+    failures=$((failures + 1))
+  fi
+}
+
+# One pass over the Redis figures; $pin (empty or "taskset -c 0") places the clients.
+redis_round() {
+  local round=$1 placement=$2
+  shift 2
+  local pin=("$@")
+  redis_benchmark "$round" "$placement" 1 40000 "${pin[@]}"
+  run_tagged "$round" "$placement" "${pin[@]}" "$out/bench" --url "$url" --threads 1 --seconds "$seconds" --value-size "$value_size"
+  redis_benchmark "$round" "$placement" 8 150000 "${pin[@]}"
+  run_tagged "$round" "$placement" "${pin[@]}" "$out/bench" --url "$url" --threads 8 --seconds "$seconds" --value-size "$value_size"
+  run_tagged "$round" "$placement" "${pin[@]}" python3 "$root/bench/bench.py" --client rcache --url "$url" \
+    --threads 1,8 --seconds "$seconds" --value-size "$value_size"
+  if [ "$have_redis_py" = yes ]; then
+    run_tagged "$round" "$placement" "${pin[@]}" python3 "$root/bench/bench.py" --client redis-py --url "$url" \
+      --threads 1,8 --seconds "$seconds" --value-size "$value_size"
+  fi
+}
+
+started=$(date +%s)
+say "private redis-server on 127.0.0.1:$port; $rounds rounds of ${seconds} s runs; raw output in $log"
+say "memory:// (C and Python, 1 and 8 threads)"
+run_tagged 1 free "$out/bench" --url memory:// --threads 1,8 --seconds 1 --value-size "$value_size"
+run_tagged 1 free python3 "$root/bench/bench.py" --client rcache --url memory:// --threads 1,8 --seconds 1 --value-size "$value_size"
+for round in $(seq 1 "$rounds"); do
+  say "round $round/$rounds: redis-benchmark, C and Python, 1 and 8 threads, no pinning"
+  redis_round "$round" free
+done
+if command -v taskset >/dev/null && [ "$(nproc)" -gt 1 ]; then
+  say "control: every client and the redis-server pinned to CPU 0"
+  taskset -a -p -c 0 "$redis_pid" >/dev/null
+  redis_round 1 cpu0 taskset -c 0
+  say "control: clients pinned to CPU 0, the redis-server to CPU 1"
+  taskset -a -p -c 1 "$redis_pid" >/dev/null
+  redis_round 1 split taskset -c 0
+  taskset -a -p -c "$all_cpus" "$redis_pid" >/dev/null
+else
+  note "the pinned controls were skipped (no taskset, or a single CPU)"
+fi
+say "done in $(($(date +%s) - started)) s"
+
+echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$meta"
+[ "$failures" -eq 0 ] || note "$failures benchmark command(s) failed; see build/bench/log.txt"
+note "Redis figures depend on whether the scheduler puts a client thread and redis-server on the same CPU (cheap wake-ups) or on different CPUs (costly cross-CPU wake-ups on this VM): see the min–max column and the one-CPU control."
+note "client CPU µs/op is the benchmark process's getrusage/process_time delta over its operations; this kernel samples CPU time at scheduler ticks, so it is indicative only, least reliable when the client mostly sleeps (split placement)."
+python3 "$root/bench/summarize.py" "$results" "$meta" | tee "$out/report.md"
+echo
+say "report written to build/bench/report.md"
+[ "$failures" -eq 0 ]

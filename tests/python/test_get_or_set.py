@@ -1,0 +1,114 @@
+"""get_or_set: one computation per key across threads and processes."""
+
+import multiprocessing
+import os
+import threading
+import time
+
+import pytest
+
+import rcache
+
+
+def test_a_miss_computes_and_a_hit_does_not(url, prefix):
+    with rcache.Client(url, prefix=prefix) as client:
+        assert client.get_or_set("k", lambda: b"fresh", ttl=60, tags=["t"]) == b"fresh"
+        assert client.get_or_set("k", lambda: pytest.fail("computed on a hit")) == b"fresh"
+        client.invalidate_tags(["t"])
+        assert client.get_or_set("k", lambda: b"again", ttl=60) == b"again"
+
+
+def test_an_exception_propagates_and_nothing_is_stored(url, prefix):
+    class Boom(Exception):
+        pass
+
+    def fails():
+        raise Boom("no data")
+
+    with rcache.Client(url, prefix=prefix) as client:
+        with pytest.raises(Boom, match="no data"):
+            client.get_or_set("k", fails, ttl=60)
+        assert client.get("k") is None
+        started = time.monotonic()
+        assert client.get_or_set("k", lambda: b"ok", ttl=60) == b"ok"
+        assert time.monotonic() - started < 5, "the lock was released, not left to expire"
+
+
+def test_a_non_bytes_result_is_a_type_error(url, prefix):
+    with rcache.Client(url, prefix=prefix) as client:
+        with pytest.raises(TypeError):
+            client.get_or_set("k", lambda: "text", ttl=60)
+        assert client.get("k") is None
+
+
+def test_threads_compute_once(url, prefix):
+    calls = []
+    with rcache.Client(url, prefix=prefix) as client:
+
+        def compute():
+            calls.append(1)
+            time.sleep(0.2)
+            return b"expensive"
+
+        results = []
+        threads = [
+            threading.Thread(target=lambda: results.append(client.get_or_set("slow", compute, ttl=60, lock_lease=0.06)))
+            for _ in range(16)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert results == [b"expensive"] * 16
+    assert len(calls) == 1
+
+
+def _compete(url, prefix, key, counter_key, start_at, results):
+    with rcache.Client(url, prefix=prefix) as client:
+
+        def compute():
+            client.incr(counter_key, ttl=60)
+            time.sleep(0.2)
+            return b"shared"
+
+        def worker():
+            while time.time() < start_at:
+                time.sleep(0.001)
+            results.put(client.get_or_set(key, compute, ttl=60))
+
+        threads = [threading.Thread(target=worker) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
+def test_64_threads_in_4_processes_compute_once(redis_server, prefix):
+    redis_url = redis_server.url
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    start_at = time.time() + 2.0
+    processes = [
+        context.Process(target=_compete, args=(redis_url, prefix, "key", "computations", start_at, results))
+        for _ in range(4)
+    ]
+    for process in processes:
+        process.start()
+    values = [results.get(timeout=60) for _ in range(64)]
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    assert values == [b"shared"] * 64
+    with rcache.Client(redis_url, prefix=prefix) as client:
+        assert client.get("computations") == b"1"
+
+
+def test_a_waiter_can_give_up(url, prefix):
+    with rcache.Client(url, prefix=prefix) as client:
+        holder = threading.Thread(target=lambda: client.get_or_set("k", lambda: time.sleep(0.5) or b"slow", ttl=60))
+        holder.start()
+        time.sleep(0.1)
+        with pytest.raises(rcache.TimeoutError):
+            client.get_or_set("k", lambda: b"mine", wait_timeout=0.05, wait_fails=True)
+        assert client.get_or_set("k", lambda: b"mine", wait_timeout=0.05) == b"mine"
+        holder.join()
