@@ -353,6 +353,26 @@ fn a_waiter_gives_up_or_computes_after_its_timeout(cache: &Cache) {
     });
 }
 
+fn extending_a_tagged_entry_keeps_its_tags_alive(cache: &Cache) {
+    cache.set_with_tags(b"k", b"v", Ttl::After(Duration::from_millis(200)), &[b"t"]).unwrap();
+    assert!(cache.expire(b"k", ttl_secs(60)).unwrap());
+    std::thread::sleep(Duration::from_millis(200) + rcache::backend::TAG_MARGIN + Duration::from_millis(300));
+    assert_eq!(cache.get(b"k").unwrap().as_deref(), Some(&b"v"[..]), "the tag outlives its first deadline");
+    cache.invalidate_tags(&[b"t"]).unwrap();
+    assert_eq!(cache.get(b"k").unwrap(), None);
+    assert_eq!(cache.remaining(b"k").unwrap(), Remaining::Missing, "an invalidated entry has no TTL");
+    assert!(!cache.expire(b"k", ttl_secs(60)).unwrap());
+    assert!(!cache.delete(b"k").unwrap());
+}
+
+fn a_plain_value_that_looks_like_a_tagged_entry_reads_back_unchanged(cache: &Cache) {
+    let tricky = b"\0rcache-tags\00:hello".to_vec();
+    cache.set(b"k", &tricky, ttl_secs(60)).unwrap();
+    assert_eq!(cache.get(b"k").unwrap(), Some(tricky.clone()));
+    cache.set_many(&[(b"m", &tricky)], ttl_secs(60)).unwrap();
+    assert_eq!(cache.get_many(&[b"m"]).unwrap(), vec![Some(tricky)]);
+}
+
 fn small_limits() -> Options {
     Options { max_key_bytes: 300, max_value_bytes: 1024, ..Options::default() }
 }
@@ -401,7 +421,26 @@ suite!(
     concurrent_misses_compute_once,
     waiters_take_over_from_a_failed_computation,
     a_waiter_gives_up_or_computes_after_its_timeout,
+    extending_a_tagged_entry_keeps_its_tags_alive,
+    a_plain_value_that_looks_like_a_tagged_entry_reads_back_unchanged,
 );
+
+#[test]
+fn memory_backend_tags_stay_bounded_and_refused_tags_lose_nothing() {
+    let limits = MemoryLimits { max_entries: 10, max_bytes: 64 * 1024 };
+    let backend = rcache::backend::MemoryBackend::new(limits);
+    use rcache::backend::Backend;
+    for index in 0..20_000u32 {
+        backend.set_tagged(format!("k{index}").as_bytes(), b"v", rcache::Expiry::Never, &[format!("tag{index}").into_bytes()]).unwrap();
+    }
+    assert!(backend.tag_count() < 1000, "{} tags remembered for 10 live entries", backend.tag_count());
+
+    let small = rcache::backend::MemoryBackend::new(MemoryLimits { max_entries: 10, max_bytes: 400 });
+    small.set(b"k", &[0u8; 200], rcache::Expiry::Never).unwrap();
+    let refused = small.add_tags(b"k", &[vec![b't'; 200]]).unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::TooLarge);
+    assert_eq!(small.get(b"k").unwrap(), Some(vec![0u8; 200]), "a refused add_tags keeps the entry");
+}
 
 #[test]
 fn default_ttl_applies_to_entries_stored_without_one() {
