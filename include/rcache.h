@@ -106,6 +106,18 @@ typedef struct rcache_options {
   // `memory://` only: most bytes (keys, values, bookkeeping) kept. Default 256 MiB.
   // A single entry larger than this gets `RCACHE_STATUS_TOO_LARGE`.
   size_t memory_max_bytes;
+  // When the server cannot be reached or answers too late: reads return
+  // `RCACHE_STATUS_MISS`, writes of entries are dropped (`RCACHE_STATUS_OK`),
+  // get-or-compute computes without caching; each such call is counted in
+  // `rcache_stats.fail_opens`. Deletes, invalidations, clears and counters
+  // still report the error. Default false.
+  bool fail_open;
+  // Consecutive connection failures or timeouts after which calls skip the
+  // server for `breaker_cooldown_ms`, failing at once with
+  // `RCACHE_STATUS_CONNECTION`. Default 5.
+  uint32_t breaker_threshold;
+  // How long an open breaker turns calls away, in milliseconds. Default 1000.
+  uint32_t breaker_cooldown_ms;
 } rcache_options;
 
 // Bytes owned by the library, handed to the caller. Release them with
@@ -122,8 +134,19 @@ typedef struct rcache_bytes {
   size_t len;
 } rcache_bytes;
 
-// Settings of one `rcache_client_get_or_compute` call. Zero the struct or
-// start from `rcache_compute_options_default()`; fields left 0 take defaults.
+// Counters of a client's life so far, from `rcache_client_stats`.
+typedef struct rcache_stats {
+  // Calls answered without the server because of `fail_open`.
+  uint64_t fail_opens;
+  // Times the circuit breaker opened.
+  uint64_t breaker_trips;
+  // Calls the open breaker failed at once, without trying the server.
+  uint64_t breaker_skips;
+} rcache_stats;
+
+// Settings of one `rcache_client_get_or_compute` call. Start from
+// `rcache_compute_options_default()`; in a zeroed struct every field takes
+// its default except `early_refresh_beta`, which 0 turns off.
 typedef struct rcache_compute_options {
   // TTL of the stored value, as `ttl_ms` of `rcache_client_set`.
   int64_t ttl_ms;
@@ -138,6 +161,11 @@ typedef struct rcache_compute_options {
   // After `wait_timeout_ms`: false computes the value itself, true returns
   // `RCACHE_STATUS_TIMEOUT`.
   bool fail_on_wait_timeout;
+  // Early refresh (XFetch): a caller recomputes a still-valid value with a
+  // probability that rises as its expiry nears, scaled by how long the
+  // value took to compute, while the others keep getting it. 1.0 by
+  // default; 0 turns it off; larger refreshes earlier.
+  double early_refresh_beta;
 } rcache_compute_options;
 
 // Computes the value of a missing key. Runs on the thread that called
@@ -253,6 +281,10 @@ enum rcache_status rcache_client_incr(const struct rcache_client *client,
                                       int64_t delta,
                                       int64_t ttl_ms,
                                       int64_t *value_out);
+
+// The client's counters so far, in `*stats_out`.
+enum rcache_status rcache_client_stats(const struct rcache_client *client,
+                                       struct rcache_stats *stats_out);
 
 // Stores `value` under `key` like `rcache_client_set`, tagged with
 // `tag_count` tags: the entry becomes unreadable, from every client, once

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use crate::backend::{Backend, Expiry, MemoryBackend, RedisBackend, RedisSettings, Remaining};
-use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, ErrorKind, Result};
 use crate::glob;
 use crate::options::{DEFAULT_URL, MAX_TTL, Options, Target};
 
@@ -15,6 +17,8 @@ pub const RESERVED_SPACE: &[u8] = b"__rcache_";
 pub const TAG_SPACE: &[u8] = b"__rcache_tag:";
 /// Where compute locks live, inside the reserved space.
 pub const LOCK_SPACE: &[u8] = b"__rcache_lock:";
+/// Where get-or-compute records how long a value took to compute.
+pub const META_SPACE: &[u8] = b"__rcache_meta:";
 /// Most tags one call may name.
 pub const MAX_TAGS: usize = 256;
 
@@ -34,7 +38,19 @@ pub enum Ttl {
 pub struct Cache {
     pub(crate) backend: Box<dyn Backend>,
     options: Options,
+    fail_opens: AtomicU64,
     kind: BackendKind,
+}
+
+/// Counters of a client's life so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Calls answered without the server under `Options::fail_open`.
+    pub fail_opens: u64,
+    /// Times the circuit breaker opened.
+    pub breaker_trips: u64,
+    /// Calls the open breaker failed at once, without trying the server.
+    pub breaker_skips: u64,
 }
 
 /// Which family of backend a client talks to.
@@ -57,11 +73,13 @@ impl Cache {
                     url,
                     connect_timeout: options.connect_timeout,
                     response_timeout: options.response_timeout,
+                    breaker_threshold: options.breaker_threshold,
+                    breaker_cooldown: options.breaker_cooldown,
                 };
                 (Box::new(RedisBackend::connect(&settings)?), BackendKind::Redis)
             }
         };
-        Ok(Cache { backend, options, kind })
+        Ok(Cache { backend, options, kind, fail_opens: AtomicU64::new(0) })
     }
 
     pub fn backend_kind(&self) -> BackendKind {
@@ -72,21 +90,43 @@ impl Cache {
         &self.options
     }
 
+    pub fn stats(&self) -> Stats {
+        let (breaker_trips, breaker_skips) = self.backend.breaker_counts();
+        Stats { fail_opens: self.fail_opens.load(Ordering::Relaxed), breaker_trips, breaker_skips }
+    }
+
+    /// Under `fail_open`, answers a call the server could not with `fallback`, counting it.
+    pub(crate) fn or_fail_open<T>(&self, result: Result<T>, fallback: impl FnOnce() -> T) -> Result<T> {
+        match result {
+            Err(error) if self.is_fail_open(&error) => {
+                self.fail_opens.fetch_add(1, Ordering::Relaxed);
+                Ok(fallback())
+            }
+            other => other,
+        }
+    }
+
+    pub(crate) fn is_fail_open(&self, error: &Error) -> bool {
+        self.options.fail_open && matches!(error.kind, ErrorKind::Connection | ErrorKind::Timeout)
+    }
+
     /// The stored value, or `None` on a miss.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.backend.get(&self.full_key(key)?)
+        let key = self.full_key(key)?;
+        self.or_fail_open(self.backend.get(&key), || None)
     }
 
     /// Values in the order of `keys`, fetched in one round trip.
     pub fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
         let keys = keys.iter().map(|key| self.full_key(key)).collect::<Result<Vec<_>>>()?;
-        self.backend.get_many(&keys)
+        self.or_fail_open(self.backend.get_many(&keys), || vec![None; keys.len()])
     }
 
     pub fn set(&self, key: &[u8], value: &[u8], ttl: Ttl) -> Result<()> {
         let key = self.full_key(key)?;
         self.check_value(value)?;
-        self.backend.set(&key, value, self.expiry(ttl)?)
+        let expiry = self.expiry(ttl)?;
+        self.or_fail_open(self.backend.set(&key, value, expiry), || ())
     }
 
     /// Stores every entry with the same TTL, all or nothing, in one round trip.
@@ -96,7 +136,7 @@ impl Cache {
             .iter()
             .map(|(key, value)| Ok((self.full_key(key)?, self.check_value(value)?)))
             .collect::<Result<Vec<_>>>()?;
-        self.backend.set_many(&entries, expiry)
+        self.or_fail_open(self.backend.set_many(&entries, expiry), || ())
     }
 
     /// Stores `value` valid until it expires or any of `tags` is invalidated.
@@ -108,7 +148,8 @@ impl Cache {
         let key = self.full_key(key)?;
         let tags = self.tag_keys(tags)?;
         self.check_value(value)?;
-        self.backend.set_tagged(&key, value, self.expiry(ttl)?, &tags)
+        let expiry = self.expiry(ttl)?;
+        self.or_fail_open(self.backend.set_tagged(&key, value, expiry, &tags), || ())
     }
 
     /// Adds tags to an existing entry, keeping its value and TTL; false when
@@ -116,7 +157,7 @@ impl Cache {
     pub fn add_tags(&self, key: &[u8], tags: &[&[u8]]) -> Result<bool> {
         let key = self.full_key(key)?;
         let tags = self.tag_keys(tags)?;
-        self.backend.add_tags(&key, &tags)
+        self.or_fail_open(self.backend.add_tags(&key, &tags), || false)
     }
 
     /// Makes every entry carrying any of `tags` unreadable, from every client,
@@ -142,12 +183,14 @@ impl Cache {
     }
 
     pub fn exists(&self, key: &[u8]) -> Result<bool> {
-        self.backend.exists(&self.full_key(key)?)
+        let key = self.full_key(key)?;
+        self.or_fail_open(self.backend.exists(&key), || false)
     }
 
     /// How much longer the entry lives.
     pub fn remaining(&self, key: &[u8]) -> Result<Remaining> {
-        self.backend.remaining(&self.full_key(key)?)
+        let key = self.full_key(key)?;
+        self.or_fail_open(self.backend.remaining(&key), || Remaining::Missing)
     }
 
     /// Gives an existing entry a new TTL; false when the key is missing.
@@ -218,7 +261,7 @@ impl Cache {
         Ok(value)
     }
 
-    fn expiry(&self, ttl: Ttl) -> Result<Expiry> {
+    pub(crate) fn expiry(&self, ttl: Ttl) -> Result<Expiry> {
         match ttl {
             Ttl::Default => Ok(self.options.default_ttl.map_or(Expiry::Never, Expiry::After)),
             Ttl::Never => Ok(Expiry::Never),

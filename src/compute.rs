@@ -4,7 +4,8 @@
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use crate::cache::{Cache, LOCK_SPACE, Ttl};
+use crate::backend::Remaining;
+use crate::cache::{Cache, LOCK_SPACE, META_SPACE, Ttl};
 use crate::error::{Error, ErrorKind, Result};
 
 /// What a waiter does when the value has not appeared within `wait_timeout`.
@@ -28,6 +29,11 @@ pub struct ComputeOptions<'t> {
     /// Longest a waiter waits for another caller's value.
     pub wait_timeout: Duration,
     pub on_wait_timeout: OnWaitTimeout,
+    /// Early refresh (XFetch, Vattani et al., VLDB 2015): a reader recomputes
+    /// a still-valid value with a probability that rises as its expiry nears,
+    /// scaled by how long it took to compute; the other readers keep getting
+    /// the current value meanwhile. 1.0 is the paper's default; 0 disables it.
+    pub early_refresh_beta: f64,
 }
 
 impl Default for ComputeOptions<'_> {
@@ -38,6 +44,7 @@ impl Default for ComputeOptions<'_> {
             lock_lease: Duration::from_secs(10),
             wait_timeout: Duration::from_secs(10),
             on_wait_timeout: OnWaitTimeout::Compute,
+            early_refresh_beta: 1.0,
         }
     }
 }
@@ -59,6 +66,21 @@ impl<E> From<Error> for ComputeError<E> {
 const FIRST_PAUSE: Duration = Duration::from_millis(2);
 const LONGEST_PAUSE: Duration = Duration::from_millis(20);
 
+/// A uniform random number in (0, 1].
+fn unit_random() -> f64 {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    ((u64::from_le_bytes(bytes) >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+}
+
+/// XFetch's test: refresh when `remaining <= delta * beta * -ln(rand)`.
+fn due_for_refresh(delta: Duration, remaining: Remaining, beta: f64) -> bool {
+    match remaining {
+        Remaining::Left(left) => left.as_secs_f64() <= delta.as_secs_f64() * beta * -unit_random().ln(),
+        Remaining::Forever | Remaining::Missing => false,
+    }
+}
+
 fn owner_token() -> Vec<u8> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the OS random source is available");
@@ -71,7 +93,32 @@ impl Cache {
     /// same key, in any thread or process, wait while one of them computes,
     /// then get its value. If `compute` fails or panics, nothing is stored,
     /// the lock is released, and one of the waiters takes over.
+    ///
+    /// Under `Options::fail_open`, when the server cannot be reached the value
+    /// is computed and returned without being cached.
     pub fn get_or_compute<E>(
+        &self,
+        key: &[u8],
+        options: &ComputeOptions<'_>,
+        compute: impl FnOnce() -> std::result::Result<Vec<u8>, E>,
+    ) -> std::result::Result<Vec<u8>, ComputeError<E>> {
+        let mut compute = Some(compute);
+        let result = self.get_or_compute_once(key, options, || (compute.take().expect("computed at most once"))());
+        match result {
+            // The server failed before the computation ran: compute without caching.
+            Err(ComputeError::Cache(error)) if self.is_fail_open(&error) => match compute.take() {
+                Some(compute) => {
+                    let value = compute().map_err(ComputeError::Compute)?;
+                    self.or_fail_open(Err(error), || ())?;
+                    Ok(value)
+                }
+                None => Err(ComputeError::Cache(error)),
+            },
+            other => other,
+        }
+    }
+
+    fn get_or_compute_once<E>(
         &self,
         key: &[u8],
         options: &ComputeOptions<'_>,
@@ -80,15 +127,30 @@ impl Cache {
         if options.lock_lease < Duration::from_millis(3) {
             return Err(Error::invalid("lock lease must be at least 3 ms").into());
         }
-        if let Some(value) = self.get(key)? {
+        if !(options.early_refresh_beta >= 0.0 && options.early_refresh_beta.is_finite()) {
+            return Err(Error::invalid("early_refresh_beta must be a finite number >= 0").into());
+        }
+        let prefix = self.options().key_prefix.as_slice();
+        let lock_key = [prefix, LOCK_SPACE, key].concat();
+        let meta_key = [prefix, META_SPACE, key].concat();
+        let owner = owner_token();
+        if options.early_refresh_beta > 0.0 {
+            if let Some((value, meta, remaining)) = self.backend.get_for_refresh(&self.full_key(key)?, &meta_key)? {
+                let delta = meta.and_then(|meta| String::from_utf8(meta).ok()?.parse().ok()).map(Duration::from_millis);
+                let due = delta.is_some_and(|delta| due_for_refresh(delta, remaining, options.early_refresh_beta));
+                // Refresh early only if no one else is; meanwhile everyone gets the current value.
+                if due && self.backend.lock(&lock_key, &owner, options.lock_lease)? {
+                    return self.compute_holding_lock(key, &lock_key, &meta_key, &owner, options, false, compute);
+                }
+                return Ok(value);
+            }
+        } else if let Some(value) = self.get(key)? {
             return Ok(value);
         }
-        let lock_key = [self.options().key_prefix.as_slice(), LOCK_SPACE, key].concat();
-        let owner = owner_token();
         let deadline = Instant::now() + options.wait_timeout;
         loop {
             if self.backend.lock(&lock_key, &owner, options.lock_lease)? {
-                return self.compute_holding_lock(key, &lock_key, &owner, options, compute);
+                return self.compute_holding_lock(key, &lock_key, &meta_key, &owner, options, true, compute);
             }
             match self.wait_for_value(key, &lock_key, deadline)? {
                 Waited::Value(value) => return Ok(value),
@@ -133,17 +195,22 @@ impl Cache {
         }
     }
 
+    /// Computes and stores the value while holding the lock. `recheck` first
+    /// looks again: the previous holder may have stored the value between
+    /// our miss and our lock (an early refresh skips it: the value is there).
+    #[allow(clippy::too_many_arguments)]
     fn compute_holding_lock<E>(
         &self,
         key: &[u8],
         lock_key: &[u8],
+        meta_key: &[u8],
         owner: &[u8],
         options: &ComputeOptions<'_>,
+        recheck: bool,
         compute: impl FnOnce() -> std::result::Result<Vec<u8>, E>,
     ) -> std::result::Result<Vec<u8>, ComputeError<E>> {
         let release = || self.backend.unlock(lock_key, owner);
-        // The previous holder may have stored the value between our miss and our lock.
-        match self.get(key) {
+        match if recheck { self.get(key) } else { Ok(None) } {
             Ok(Some(value)) => {
                 release()?;
                 return Ok(value);
@@ -154,6 +221,7 @@ impl Cache {
                 return Err(error.into());
             }
         }
+        let started = Instant::now();
         let outcome = std::thread::scope(|scope| {
             let (stop, stopped) = mpsc::channel::<()>();
             scope.spawn(move || {
@@ -168,8 +236,13 @@ impl Cache {
             drop(stop);
             outcome
         });
+        let took = started.elapsed();
         let stored = match &outcome {
-            Ok(Ok(value)) => self.set_with_tags(key, value, options.ttl, options.tags),
+            Ok(Ok(value)) => self.set_with_tags(key, value, options.ttl, options.tags).and_then(|()| {
+                // How long it took, for early refresh: a hint that lives as long as the value.
+                let expiry = self.expiry(options.ttl)?;
+                self.backend.set(meta_key, took.as_millis().max(1).to_string().as_bytes(), expiry)
+            }),
             _ => Ok(()),
         };
         let released = release();
@@ -178,7 +251,10 @@ impl Cache {
             Ok(Err(error)) => Err(ComputeError::Compute(error)),
             Ok(Ok(value)) => {
                 stored?;
-                released?;
+                // The value is stored; a lock we could not release expires with its lease.
+                if let Err(error) = released {
+                    self.or_fail_open(Err(error), || false)?;
+                }
                 Ok(value)
             }
         }

@@ -27,6 +27,16 @@ pub struct Options {
     pub max_value_bytes: usize,
     /// Size bound of the embedded backend.
     pub memory_limits: MemoryLimits,
+    /// When the server cannot be reached or answers too late: reads are
+    /// misses, writes of entries are dropped, get-or-compute computes without
+    /// caching; each such call is counted in `Stats::fail_opens`. Deletes,
+    /// invalidations, clears and counters still report the error.
+    pub fail_open: bool,
+    /// After this many consecutive connection failures or timeouts, calls
+    /// skip the server for `breaker_cooldown` (failing at once), then one
+    /// probe call goes through.
+    pub breaker_threshold: u32,
+    pub breaker_cooldown: Duration,
 }
 
 impl Default for Options {
@@ -39,6 +49,9 @@ impl Default for Options {
             max_key_bytes: 64 * 1024,
             max_value_bytes: 64 * 1024 * 1024,
             memory_limits: MemoryLimits { max_entries: 1_000_000, max_bytes: 256 * 1024 * 1024 },
+            fail_open: false,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_millis(1000),
         }
     }
 }
@@ -57,6 +70,9 @@ impl Options {
         }
         if self.memory_limits.max_entries == 0 || self.memory_limits.max_bytes == 0 {
             return Err(Error::invalid("memory limits must be greater than zero"));
+        }
+        if self.breaker_threshold == 0 || self.breaker_cooldown.is_zero() {
+            return Err(Error::invalid("breaker threshold and cool-down must be greater than zero"));
         }
         if self.default_ttl.is_some_and(|ttl| ttl.is_zero() || ttl > MAX_TTL) {
             return Err(Error::invalid("default TTL must be between 1 ms and 100 years"));

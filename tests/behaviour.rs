@@ -366,11 +366,45 @@ fn extending_a_tagged_entry_keeps_its_tags_alive(cache: &Cache) {
 }
 
 fn a_plain_value_that_looks_like_a_tagged_entry_reads_back_unchanged(cache: &Cache) {
-    let tricky = b"\0rcache-tags\00:hello".to_vec();
+    let tricky = [b"\0rcache-tags\0".as_slice(), b"0:hello"].concat();
     cache.set(b"k", &tricky, ttl_secs(60)).unwrap();
     assert_eq!(cache.get(b"k").unwrap(), Some(tricky.clone()));
     cache.set_many(&[(b"m", &tricky)], ttl_secs(60)).unwrap();
     assert_eq!(cache.get_many(&[b"m"]).unwrap(), vec![Some(tricky)]);
+}
+
+fn early_refresh_recomputes_before_expiry_one_caller_at_a_time(cache: &Cache) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let run = |beta: f64, key: &[u8]| {
+        let (computations, running, overlapped) = (AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0));
+        let options = ComputeOptions { ttl: Ttl::After(Duration::from_millis(1500)), early_refresh_beta: beta, ..ComputeOptions::default() };
+        let compute = || {
+            if running.fetch_add(1, Ordering::SeqCst) > 0 {
+                overlapped.fetch_add(1, Ordering::SeqCst);
+            }
+            let round = computations.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(40));
+            running.fetch_sub(1, Ordering::SeqCst);
+            Ok::<_, ()>(round.to_string().into_bytes())
+        };
+        cache.get_or_compute(key, &options, compute).unwrap();
+        let until = std::time::Instant::now() + Duration::from_millis(1000);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    while std::time::Instant::now() < until {
+                        cache.get_or_compute(key, &options, compute).unwrap();
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                });
+            }
+        });
+        assert_eq!(overlapped.load(Ordering::SeqCst), 0, "one refresh at a time");
+        computations.load(Ordering::SeqCst)
+    };
+    // Within 1 s of a 1.5 s TTL, only early refresh recomputes.
+    assert_eq!(run(0.0, b"steady"), 1, "beta 0 turns early refresh off");
+    assert!(run(30.0, b"eager") >= 2, "with a large beta the value is refreshed before it expires");
 }
 
 fn small_limits() -> Options {
@@ -423,6 +457,7 @@ suite!(
     a_waiter_gives_up_or_computes_after_its_timeout,
     extending_a_tagged_entry_keeps_its_tags_alive,
     a_plain_value_that_looks_like_a_tagged_entry_reads_back_unchanged,
+    early_refresh_recomputes_before_expiry_one_caller_at_a_time,
 );
 
 #[test]

@@ -193,3 +193,60 @@ fn an_acl_user_is_confined_to_its_keys() {
     assert_eq!(error.kind, ErrorKind::Connection, "{error}");
     assert!(!error.message.contains("wrong"), "the password never appears in messages: {error}");
 }
+
+#[test]
+fn the_circuit_breaker_skips_a_dead_server_and_recovers_by_itself() {
+    let mut server = RedisServer::start();
+    let options = Options { breaker_threshold: 3, breaker_cooldown: Duration::from_millis(300), ..quick_timeouts() };
+    let cache = Cache::connect(Some(&server.url()), options).unwrap();
+    server.kill();
+    for _ in 0..3 {
+        assert_eq!(cache.get(b"k").unwrap_err().kind, ErrorKind::Connection);
+    }
+    let skipped = cache.get(b"k").unwrap_err();
+    assert_eq!(skipped.kind, ErrorKind::Connection);
+    assert!(skipped.message.contains("circuit breaker"), "{skipped}");
+    let stats = cache.stats();
+    assert_eq!(stats.breaker_trips, 1);
+    assert!(stats.breaker_skips >= 1);
+
+    server.restart();
+    assert!(wait_until(Duration::from_secs(10), || cache.set(b"k", b"back", MINUTE).is_ok()));
+    assert_eq!(cache.get(b"k").unwrap().as_deref(), Some(&b"back"[..]));
+}
+
+#[test]
+fn fail_open_keeps_the_application_up_while_the_server_is_down() {
+    let mut server = RedisServer::start();
+    let options = Options { fail_open: true, ..quick_timeouts() };
+    let cache = Cache::connect(Some(&server.url()), options).unwrap();
+    cache.set(b"k", b"v", MINUTE).unwrap();
+    server.kill();
+
+    assert_eq!(cache.get(b"k").unwrap(), None, "a read is a miss");
+    cache.set(b"k", b"dropped", MINUTE).unwrap();
+    cache.set_with_tags(b"t", b"dropped", MINUTE, &[b"tag"]).unwrap();
+    assert_eq!(cache.get_many(&[b"a", b"b"]).unwrap(), vec![None, None]);
+    let computed = cache.get_or_compute(b"k", &rcache::ComputeOptions::default(), || Ok::<_, ()>(b"computed".to_vec()));
+    assert_eq!(computed.unwrap(), b"computed");
+    // Losing these silently could serve stale data later: they still fail.
+    assert!(cache.delete(b"k").is_err());
+    assert!(cache.invalidate_tags(&[b"tag"]).is_err());
+    assert!(cache.increment(b"n", 1, MINUTE).is_err());
+    assert!(cache.stats().fail_opens >= 5);
+
+    server.restart();
+    assert!(wait_until(Duration::from_secs(10), || cache.set(b"k", b"again", MINUTE).is_ok() && cache.get(b"k").unwrap().is_some()));
+}
+
+#[test]
+fn fail_open_answers_a_stalled_server_within_the_timeouts() {
+    let server = RedisServer::start();
+    let options = Options { fail_open: true, ..quick_timeouts() };
+    let cache = Cache::connect(Some(&server.url()), options).unwrap();
+    server.pause();
+    let started = Instant::now();
+    assert_eq!(cache.get(b"k").unwrap(), None);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    server.resume();
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use super::{Backend, Expiry, Remaining, TAG_MARGIN};
+use super::{Backend, Expiry, ForRefresh, Remaining, TAG_MARGIN};
 use crate::error::{Error, ErrorKind, Result};
 use crate::glob;
 
@@ -306,6 +306,19 @@ impl Backend for MemoryBackend {
         let tags_before = store.tags.len();
         store.tags.retain(|tag, _| !glob::matches(pattern, tag));
         Ok((doomed.len() + tags_before - store.tags.len()) as u64)
+    }
+
+    fn get_for_refresh(&self, key: &[u8], meta_key: &[u8]) -> Result<Option<ForRefresh>> {
+        let now = Instant::now();
+        let mut store = self.store.lock();
+        let Some(entry) = store.live(key, now) else { return Ok(None) };
+        let value = entry.value.to_vec();
+        let remaining = match entry.expires_at {
+            None => Remaining::Forever,
+            Some(at) => Remaining::Left(at.saturating_duration_since(now)),
+        };
+        let meta = store.live(meta_key, now).map(|entry| entry.value.to_vec());
+        Ok(Some((value, meta, remaining)))
     }
 
     fn lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {

@@ -31,6 +31,9 @@ pub enum Remaining {
     Left(Duration),
 }
 
+/// A value, the metadata stored beside it, and its remaining lifetime.
+pub type ForRefresh = (Vec<u8>, Option<Vec<u8>>, Remaining);
+
 /// The primitive operations every backend provides, each atomic on its own.
 ///
 /// Implementations are shared between threads; every method may be called
@@ -53,6 +56,9 @@ pub trait Backend: Send + Sync {
     /// Deletes every key matching the glob `pattern` (full keys), incrementally;
     /// returns how many were deleted.
     fn clear(&self, pattern: &[u8]) -> Result<u64>;
+    /// For early refresh: the value at `key` (tags honoured), the bytes at
+    /// `meta_key`, and the value's remaining lifetime, in one round trip.
+    fn get_for_refresh(&self, key: &[u8], meta_key: &[u8]) -> Result<Option<ForRefresh>>;
     /// Takes the lock at `key` for `owner` (a unique token) for `lease`,
     /// unless anyone holds it; true when taken.
     fn lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool>;
@@ -69,4 +75,8 @@ pub trait Backend: Send + Sync {
     /// Adds `delta` to the integer stored at `key`, creating it from 0 with
     /// `expiry_if_new` in the same atomic step when it is missing.
     fn increment(&self, key: &[u8], delta: i64, expiry_if_new: Expiry) -> Result<i64>;
+    /// How often a circuit breaker opened, and how many calls it turned away.
+    fn breaker_counts(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }

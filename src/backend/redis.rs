@@ -18,7 +18,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError, Script, ScriptInvocation};
 use tokio::runtime::Runtime;
 
-use super::{Backend, Expiry, Remaining};
+use super::{Backend, Expiry, ForRefresh, Remaining};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Where and how to connect.
@@ -28,6 +28,8 @@ pub struct RedisSettings {
     pub url: String,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    pub breaker_threshold: u32,
+    pub breaker_cooldown: Duration,
 }
 
 /// Most connections one handle opens.
@@ -53,6 +55,7 @@ pub struct RedisBackend {
     config: ConnectionManagerConfig,
     /// The most one call may take, its retry included.
     call_deadline: Duration,
+    breaker: Breaker,
     /// The server, for error messages; never carries a password.
     target: String,
     scripts: Scripts,
@@ -158,6 +161,7 @@ impl RedisBackend {
             client,
             config,
             call_deadline: settings.connect_timeout + settings.response_timeout,
+            breaker: Breaker::new(settings.breaker_threshold, settings.breaker_cooldown),
             target,
             scripts: Scripts::new(),
         })
@@ -205,8 +209,12 @@ impl RedisBackend {
     }
 
     fn execute<T: FromRedisValue>(&self, request: Request<'_>, retry: Retry) -> Result<T> {
-        self.with_lane(|lane| self.execute_on(lane, request, retry))
+        self.breaker.admit(&self.target)?;
+        let result = self.with_lane(|lane| self.execute_on(lane, request, retry));
+        self.breaker.record(&result);
+        result
     }
+
 
     fn execute_on<T: FromRedisValue>(&self, lane: &Lane, request: Request<'_>, retry: Retry) -> Result<T> {
         let send = || async {
@@ -234,6 +242,67 @@ impl RedisBackend {
                 )
             })?
             .map_err(|e| convert_error(&self.target, e))
+    }
+}
+
+/// A circuit breaker: after `threshold` consecutive connection failures or
+/// timeouts, calls fail at once for `cooldown`; then calls go through again,
+/// and one more failure opens it anew.
+struct Breaker {
+    threshold: u32,
+    cooldown: Duration,
+    failures: std::sync::atomic::AtomicU32,
+    /// Milliseconds after `epoch` until which calls are turned away.
+    open_until: std::sync::atomic::AtomicU64,
+    epoch: std::time::Instant,
+    trips: std::sync::atomic::AtomicU64,
+    skipped: std::sync::atomic::AtomicU64,
+}
+
+impl Breaker {
+    fn new(threshold: u32, cooldown: Duration) -> Self {
+        Breaker {
+            threshold,
+            cooldown,
+            failures: Default::default(),
+            open_until: Default::default(),
+            epoch: std::time::Instant::now(),
+            trips: Default::default(),
+            skipped: Default::default(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn admit(&self, target: &str) -> Result<()> {
+        let open_until = self.open_until.load(Ordering::Relaxed);
+        if open_until > self.now_ms() {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            return Err(Error::new(
+                ErrorKind::Connection,
+                format!(
+                    "{target}: not tried: {} consecutive failures opened the circuit breaker for {} ms",
+                    self.failures.load(Ordering::Relaxed),
+                    self.cooldown.as_millis()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn record<T>(&self, result: &Result<T>) {
+        match result {
+            Err(error) if matches!(error.kind, ErrorKind::Connection | ErrorKind::Timeout) => {
+                let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                if failures >= self.threshold {
+                    self.open_until.store(self.now_ms() + self.cooldown.as_millis() as u64, Ordering::Relaxed);
+                    self.trips.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            _ => self.failures.store(0, Ordering::Relaxed),
+        }
     }
 }
 
@@ -303,6 +372,10 @@ fn with_expiry(cmd: &mut Cmd, expiry: Expiry) {
 }
 
 impl Backend for RedisBackend {
+    fn breaker_counts(&self) -> (u64, u64) {
+        (self.breaker.trips.load(Ordering::Relaxed), self.breaker.skipped.load(Ordering::Relaxed))
+    }
+
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.invoke(self.scripts.read.key(key).arg("one"), Retry::Once)
     }
@@ -392,6 +465,18 @@ impl Backend for RedisBackend {
             }
             cursor = next;
         }
+    }
+
+    fn get_for_refresh(&self, key: &[u8], meta_key: &[u8]) -> Result<Option<ForRefresh>> {
+        let found: Option<(Vec<u8>, Option<Vec<u8>>, i64)> =
+            self.invoke(self.scripts.read.key(key).key(meta_key).arg("refresh"), Retry::Once)?;
+        Ok(found.map(|(value, meta, millis)| {
+            let remaining = match millis {
+                -1 => Remaining::Forever,
+                left => Remaining::Left(Duration::from_millis(left.max(0) as u64)),
+            };
+            (value, meta, remaining)
+        }))
     }
 
     fn lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {

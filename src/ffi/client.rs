@@ -16,7 +16,7 @@ use crate::{Cache, Remaining};
 use super::boundary::{array, bytes, guard, non_null, out_param};
 use super::fork;
 use super::status::{Failure, rcache_status};
-use super::types::{rcache_buffer, rcache_bytes, rcache_options, ttl_from_millis};
+use super::types::{rcache_buffer, rcache_bytes, rcache_options, rcache_stats, ttl_from_millis};
 
 use rcache_status::{RCACHE_STATUS_MISS as MISS, RCACHE_STATUS_OK as OK};
 
@@ -301,6 +301,22 @@ pub unsafe extern "C" fn rcache_client_incr(
         let (cache, key, value_out) =
             unsafe { (rcache_client::cache(client)?, bytes(key, key_len, "key")?, out_param(value_out, "value_out")?) };
         *value_out = cache.increment(key, delta, ttl_from_millis(ttl_ms)?)?;
+        Ok(OK)
+    })
+}
+
+/// The client's counters so far, in `*stats_out`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_stats(client: *const rcache_client, stats_out: *mut rcache_stats) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, stats_out) = unsafe { (rcache_client::cache(client)?, out_param(stats_out, "stats_out")?) };
+        let stats = cache.stats();
+        *stats_out = rcache_stats {
+            fail_opens: stats.fail_opens,
+            breaker_trips: stats.breaker_trips,
+            breaker_skips: stats.breaker_skips,
+        };
         Ok(OK)
     })
 }

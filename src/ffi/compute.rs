@@ -28,8 +28,9 @@ pub struct rcache_compute_output {
 #[allow(non_camel_case_types)]
 pub type rcache_compute_fn = Option<unsafe extern "C" fn(user_data: *mut c_void, output: *mut rcache_compute_output) -> bool>;
 
-/// Settings of one `rcache_client_get_or_compute` call. Zero the struct or
-/// start from `rcache_compute_options_default()`; fields left 0 take defaults.
+/// Settings of one `rcache_client_get_or_compute` call. Start from
+/// `rcache_compute_options_default()`; in a zeroed struct every field takes
+/// its default except `early_refresh_beta`, which 0 turns off.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -47,6 +48,11 @@ pub struct rcache_compute_options {
     /// After `wait_timeout_ms`: false computes the value itself, true returns
     /// `RCACHE_STATUS_TIMEOUT`.
     pub fail_on_wait_timeout: bool,
+    /// Early refresh (XFetch): a caller recomputes a still-valid value with a
+    /// probability that rises as its expiry nears, scaled by how long the
+    /// value took to compute, while the others keep getting it. 1.0 by
+    /// default; 0 turns it off; larger refreshes earlier.
+    pub early_refresh_beta: f64,
 }
 
 /// The default compute options: the client's default TTL, no tags, a 10 s
@@ -61,6 +67,7 @@ pub extern "C" fn rcache_compute_options_default() -> rcache_compute_options {
         lock_lease_ms: defaults.lock_lease.as_millis() as u32,
         wait_timeout_ms: defaults.wait_timeout.as_millis() as u32,
         fail_on_wait_timeout: false,
+        early_refresh_beta: defaults.early_refresh_beta,
     }
 }
 
@@ -138,6 +145,7 @@ pub unsafe extern "C" fn rcache_client_get_or_compute(
             lock_lease: millis_or(options.lock_lease_ms, defaults.lock_lease_ms),
             wait_timeout: millis_or(options.wait_timeout_ms, defaults.wait_timeout_ms),
             on_wait_timeout: if options.fail_on_wait_timeout { OnWaitTimeout::Fail } else { OnWaitTimeout::Compute },
+            early_refresh_beta: options.early_refresh_beta,
         };
         let run_callback = || {
             let mut output = rcache_compute_output { value: None, failure: None };

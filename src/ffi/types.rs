@@ -78,6 +78,31 @@ pub struct rcache_options {
     /// `memory://` only: most bytes (keys, values, bookkeeping) kept. Default 256 MiB.
     /// A single entry larger than this gets `RCACHE_STATUS_TOO_LARGE`.
     pub memory_max_bytes: usize,
+    /// When the server cannot be reached or answers too late: reads return
+    /// `RCACHE_STATUS_MISS`, writes of entries are dropped (`RCACHE_STATUS_OK`),
+    /// get-or-compute computes without caching; each such call is counted in
+    /// `rcache_stats.fail_opens`. Deletes, invalidations, clears and counters
+    /// still report the error. Default false.
+    pub fail_open: bool,
+    /// Consecutive connection failures or timeouts after which calls skip the
+    /// server for `breaker_cooldown_ms`, failing at once with
+    /// `RCACHE_STATUS_CONNECTION`. Default 5.
+    pub breaker_threshold: u32,
+    /// How long an open breaker turns calls away, in milliseconds. Default 1000.
+    pub breaker_cooldown_ms: u32,
+}
+
+/// Counters of a client's life so far, from `rcache_client_stats`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct rcache_stats {
+    /// Calls answered without the server because of `fail_open`.
+    pub fail_opens: u64,
+    /// Times the circuit breaker opened.
+    pub breaker_trips: u64,
+    /// Calls the open breaker failed at once, without trying the server.
+    pub breaker_skips: u64,
 }
 
 impl rcache_options {
@@ -91,6 +116,9 @@ impl rcache_options {
             max_value_bytes: options.max_value_bytes,
             memory_max_entries: options.memory_limits.max_entries,
             memory_max_bytes: options.memory_limits.max_bytes,
+            fail_open: options.fail_open,
+            breaker_threshold: options.breaker_threshold,
+            breaker_cooldown_ms: options.breaker_cooldown.as_millis() as u32,
         }
     }
 
@@ -126,6 +154,9 @@ impl rcache_options {
                 max_entries: or_default(self.memory_max_entries, defaults.memory_limits.max_entries),
                 max_bytes: or_default(self.memory_max_bytes, defaults.memory_limits.max_bytes),
             },
+            fail_open: self.fail_open,
+            breaker_threshold: if self.breaker_threshold == 0 { defaults.breaker_threshold } else { self.breaker_threshold },
+            breaker_cooldown: millis_or(self.breaker_cooldown_ms, defaults.breaker_cooldown),
         })
     }
 }

@@ -112,3 +112,21 @@ def test_a_waiter_can_give_up(url, prefix):
             client.get_or_set("k", lambda: b"mine", wait_timeout=0.05, wait_fails=True)
         assert client.get_or_set("k", lambda: b"mine", wait_timeout=0.05) == b"mine"
         holder.join()
+
+
+def test_fail_open_and_the_breaker_while_redis_is_down(private_redis, prefix):
+    client = rcache.Client(
+        private_redis.url, prefix=prefix, fail_open=True, breaker_threshold=2, breaker_cooldown=0.2,
+        connect_timeout=0.3, response_timeout=0.3,
+    )
+    client.set("k", b"v", ttl=60)
+    private_redis.kill()
+    assert client.get("k") is None
+    client.set("k", b"dropped", ttl=60)
+    assert client.get_or_set("k", lambda: b"computed", ttl=60) == b"computed"
+    with pytest.raises(rcache.ConnectionError):
+        client.delete("k")
+    stats = client.stats()
+    assert stats["fail_opens"] >= 3
+    assert stats["breaker_trips"] >= 1
+    client.close()

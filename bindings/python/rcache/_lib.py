@@ -66,7 +66,16 @@ class rcache_options(Structure):
         ("max_value_bytes", c_size_t),
         ("memory_max_entries", c_size_t),
         ("memory_max_bytes", c_size_t),
+        ("fail_open", ctypes.c_bool),
+        ("breaker_threshold", c_uint32),
+        ("breaker_cooldown_ms", c_uint32),
     ]
+
+
+class rcache_stats(Structure):
+    """struct rcache_stats: a client's counters so far."""
+
+    _fields_ = [("fail_opens", c_uint64), ("breaker_trips", c_uint64), ("breaker_skips", c_uint64)]
 
 
 class rcache_buffer(Structure):
@@ -100,6 +109,7 @@ class rcache_compute_options(Structure):
         ("lock_lease_ms", c_uint32),
         ("wait_timeout_ms", c_uint32),
         ("fail_on_wait_timeout", ctypes.c_bool),
+        ("early_refresh_beta", ctypes.c_double),
     ]
 
 
@@ -146,6 +156,7 @@ _SIGNATURES = {
     "rcache_client_invalidate_tags": (c_int, [client_p, bytes_p, c_size_t]),
     # A NULL pattern (None) means the whole namespace; deleted_out may be NULL.
     "rcache_client_clear": (c_int, [client_p, c_char_p, c_size_t, uint64_p]),
+    "rcache_client_stats": (c_int, [client_p, POINTER(rcache_stats)]),
     "rcache_compute_options_default": (rcache_compute_options, []),
     "rcache_compute_output_set": (c_int, [POINTER(rcache_compute_output), c_char_p, c_size_t]),
     "rcache_compute_output_fail": (c_int, [POINTER(rcache_compute_output), c_char_p]),

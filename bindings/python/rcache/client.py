@@ -113,6 +113,25 @@ def _tags(tags):
     return (_Bytes * len(tags))(*[(tag, len(tag)) for tag in tags]), len(tags)
 
 
+def _count(value):
+    """A positive 32-bit count."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"breaker_threshold must be an int, not {type(value).__name__}")
+    if not 0 < value <= _lib.UINT32_MAX:
+        raise InvalidArgumentError(f"breaker_threshold must be between 1 and {_lib.UINT32_MAX}")
+    return int(value)
+
+
+def _beta(beta):
+    """The early-refresh factor: a finite number >= 0."""
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
+        raise TypeError(f"beta must be a number, not {type(beta).__name__}")
+    beta = float(beta)
+    if not (math.isfinite(beta) and beta >= 0):
+        raise InvalidArgumentError(f"beta must be a finite number >= 0, got {beta!r}")
+    return beta
+
+
 def _value(value):
     """A value as bytes; only bytes-like objects are accepted."""
     if type(value) is bytes:
@@ -254,6 +273,13 @@ class Client:
     child process after ``fork()`` an inherited Client raises
     :class:`rcache.ForkedError`; create a new one in the child.
     Each ``memory://`` Client is its own private store.
+
+    fail_open=True keeps an application up while Redis is down: reads are
+    misses, writes of entries are dropped, get_or_set computes without
+    caching (counted in stats()["fail_opens"]); deletes, invalidations,
+    clears and counters still raise. After breaker_threshold (default 5)
+    consecutive connection failures or timeouts, calls fail at once for
+    breaker_cooldown seconds (default 1), then the server is tried again.
     """
 
     def __init__(
@@ -268,6 +294,9 @@ class Client:
         max_value_bytes=None,
         memory_max_entries=None,
         memory_max_bytes=None,
+        fail_open=False,
+        breaker_threshold=None,
+        breaker_cooldown=None,
     ):
         # In-flight calls, one entry each: list.append/pop are atomic, so this
         # is a refcount that close() waits on without a lock on the fast path.
@@ -297,6 +326,9 @@ class Client:
             max_value_bytes=_size(max_value_bytes, "max_value_bytes"),
             memory_max_entries=_size(memory_max_entries, "memory_max_entries"),
             memory_max_bytes=_size(memory_max_bytes, "memory_max_bytes"),
+            fail_open=bool(fail_open),
+            breaker_threshold=0 if breaker_threshold is None else _count(breaker_threshold),
+            breaker_cooldown_ms=_timeout_ms(breaker_cooldown, "breaker_cooldown"),
         )
         handle = _lib.client_p()
         status = _connect(url_bytes, byref(options), byref(handle))
@@ -607,7 +639,9 @@ class Client:
         if status != _OK:
             raise from_status(status)
 
-    def get_or_set(self, key, compute, ttl=None, tags=None, wait_timeout=None, lock_lease=None, wait_fails=False):
+    def get_or_set(
+        self, key, compute, ttl=None, tags=None, wait_timeout=None, lock_lease=None, wait_fails=False, beta=1.0
+    ):
         """The value at key; on a miss, compute() (returning bytes-like) makes
         it and it is stored with ttl and tags. Concurrent callers that miss
         the same key, in any thread or process, wait while one of them
@@ -615,13 +649,17 @@ class Client:
         propagates to its caller, nothing is stored, and a waiting caller
         computes instead. wait_timeout (seconds, default 10): after it a
         waiter computes itself, or raises TimeoutError with wait_fails=True.
-        lock_lease (seconds, default 10) is renewed while compute runs."""
+        lock_lease (seconds, default 10) is renewed while compute runs.
+        beta: early refresh (XFetch); a caller recomputes a still-valid value
+        with a probability rising as its expiry nears, scaled by how long it
+        took to compute, while the others keep getting it; 0 turns it off."""
         key = _key(key)
         options = _lib.rcache_compute_options(
             ttl_ms=_ttl_ms(ttl),
             lock_lease_ms=_timeout_ms(lock_lease, "lock_lease"),
             wait_timeout_ms=_timeout_ms(wait_timeout, "wait_timeout"),
             fail_on_wait_timeout=bool(wait_fails),
+            early_refresh_beta=_beta(beta),
         )
         tag_array = None
         if tags is not None:
@@ -655,6 +693,23 @@ class Client:
             return string_at(buffer.data, buffer.len)
         finally:
             _buffer_free(byref(buffer))
+
+    def stats(self):
+        """This client's counters: fail_opens (calls answered without the
+        server under fail_open), breaker_trips, breaker_skips."""
+        stats = _lib.rcache_stats()
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            handle = self._handle
+            if handle is None:
+                raise self._unusable()
+            status = _c.rcache_client_stats(handle, byref(stats))
+        finally:
+            inflight.pop()
+        if status != _OK:
+            raise from_status(status)
+        return {"fail_opens": stats.fail_opens, "breaker_trips": stats.breaker_trips, "breaker_skips": stats.breaker_skips}
 
     def incr(self, key, delta=1, ttl=None):
         """Adds delta to the integer counter at key and returns the new value.
