@@ -116,7 +116,7 @@ typedef struct rcache_options {
   // server for `breaker_cooldown_ms`, failing at once with
   // `RCACHE_STATUS_CONNECTION`. Default 5.
   uint32_t breaker_threshold;
-  // How long an open breaker turns calls away, in milliseconds. Default 1000.
+  // How long an open breaker turns calls away, in milliseconds. Default 500.
   uint32_t breaker_cooldown_ms;
 } rcache_options;
 
@@ -136,12 +136,31 @@ typedef struct rcache_bytes {
 
 // Counters of a client's life so far, from `rcache_client_stats`.
 typedef struct rcache_stats {
+  // Reads that found a value (get, get-many per key, get-or-compute).
+  uint64_t hits;
+  // Reads that found nothing.
+  uint64_t misses;
+  // Computations run by get-or-compute, early refreshes included.
+  uint64_t computations;
+  // Get-or-compute calls that waited for another caller's computation.
+  uint64_t lock_waits;
+  // Computations started early (XFetch) while the value was still valid.
+  uint64_t early_refreshes;
   // Calls answered without the server because of `fail_open`.
   uint64_t fail_opens;
   // Times the circuit breaker opened.
   uint64_t breaker_trips;
   // Calls the open breaker failed at once, without trying the server.
   uint64_t breaker_skips;
+  // Failed calls by kind: connection, timeout, server, anything else.
+  uint64_t connection_errors;
+  uint64_t timeout_errors;
+  uint64_t server_errors;
+  uint64_t other_errors;
+  // Latency of backend calls in microseconds (each within 19%); 0 before the first.
+  uint64_t latency_p50_us;
+  uint64_t latency_p99_us;
+  uint64_t latency_max_us;
 } rcache_stats;
 
 // Settings of one `rcache_client_get_or_compute` call. Start from

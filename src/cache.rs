@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use crate::backend::{Backend, Expiry, MemoryBackend, RedisBackend, RedisSettings, Remaining};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::glob;
+use crate::stats::{Counters, Stats, bump};
 use crate::options::{DEFAULT_URL, MAX_TTL, Options, Target};
 
 /// Keys under the namespace that start with this belong to rcache itself
@@ -38,19 +39,8 @@ pub enum Ttl {
 pub struct Cache {
     pub(crate) backend: Box<dyn Backend>,
     options: Options,
-    fail_opens: AtomicU64,
+    pub(crate) counters: Counters,
     kind: BackendKind,
-}
-
-/// Counters of a client's life so far.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Calls answered without the server under `Options::fail_open`.
-    pub fail_opens: u64,
-    /// Times the circuit breaker opened.
-    pub breaker_trips: u64,
-    /// Calls the open breaker failed at once, without trying the server.
-    pub breaker_skips: u64,
 }
 
 /// Which family of backend a client talks to.
@@ -79,7 +69,7 @@ impl Cache {
                 (Box::new(RedisBackend::connect(&settings)?), BackendKind::Redis)
             }
         };
-        Ok(Cache { backend, options, kind, fail_opens: AtomicU64::new(0) })
+        Ok(Cache { backend, options, kind, counters: Counters::default() })
     }
 
     pub fn backend_kind(&self) -> BackendKind {
@@ -90,16 +80,28 @@ impl Cache {
         &self.options
     }
 
+    /// The client's counters so far.
     pub fn stats(&self) -> Stats {
         let (breaker_trips, breaker_skips) = self.backend.breaker_counts();
-        Stats { fail_opens: self.fail_opens.load(Ordering::Relaxed), breaker_trips, breaker_skips }
+        self.counters.snapshot(breaker_trips, breaker_skips)
+    }
+
+    /// Runs one backend operation, recording its latency and any error.
+    pub(crate) fn call<T>(&self, operation: impl FnOnce(&dyn Backend) -> Result<T>) -> Result<T> {
+        let started = Instant::now();
+        let result = operation(&*self.backend);
+        self.counters.record_call(started.elapsed());
+        if let Err(error) = &result {
+            self.counters.record_error(error);
+        }
+        result
     }
 
     /// Under `fail_open`, answers a call the server could not with `fallback`, counting it.
     pub(crate) fn or_fail_open<T>(&self, result: Result<T>, fallback: impl FnOnce() -> T) -> Result<T> {
         match result {
             Err(error) if self.is_fail_open(&error) => {
-                self.fail_opens.fetch_add(1, Ordering::Relaxed);
+                bump(&self.counters.fail_opens);
                 Ok(fallback())
             }
             other => other,
@@ -113,20 +115,26 @@ impl Cache {
     /// The stored value, or `None` on a miss.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let key = self.full_key(key)?;
-        self.or_fail_open(self.backend.get(&key), || None)
+        let value = self.or_fail_open(self.call(|backend| backend.get(&key)), || None)?;
+        self.counters.record_lookup(value.is_some());
+        Ok(value)
     }
 
     /// Values in the order of `keys`, fetched in one round trip.
     pub fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
         let keys = keys.iter().map(|key| self.full_key(key)).collect::<Result<Vec<_>>>()?;
-        self.or_fail_open(self.backend.get_many(&keys), || vec![None; keys.len()])
+        let values = self.or_fail_open(self.call(|backend| backend.get_many(&keys)), || vec![None; keys.len()])?;
+        for value in &values {
+            self.counters.record_lookup(value.is_some());
+        }
+        Ok(values)
     }
 
     pub fn set(&self, key: &[u8], value: &[u8], ttl: Ttl) -> Result<()> {
         let key = self.full_key(key)?;
         self.check_value(value)?;
         let expiry = self.expiry(ttl)?;
-        self.or_fail_open(self.backend.set(&key, value, expiry), || ())
+        self.or_fail_open(self.call(|backend| backend.set(&key, value, expiry)), || ())
     }
 
     /// Stores every entry with the same TTL, all or nothing, in one round trip.
@@ -136,7 +144,7 @@ impl Cache {
             .iter()
             .map(|(key, value)| Ok((self.full_key(key)?, self.check_value(value)?)))
             .collect::<Result<Vec<_>>>()?;
-        self.or_fail_open(self.backend.set_many(&entries, expiry), || ())
+        self.or_fail_open(self.call(|backend| backend.set_many(&entries, expiry)), || ())
     }
 
     /// Stores `value` valid until it expires or any of `tags` is invalidated.
@@ -149,7 +157,7 @@ impl Cache {
         let tags = self.tag_keys(tags)?;
         self.check_value(value)?;
         let expiry = self.expiry(ttl)?;
-        self.or_fail_open(self.backend.set_tagged(&key, value, expiry, &tags), || ())
+        self.or_fail_open(self.call(|backend| backend.set_tagged(&key, value, expiry, &tags)), || ())
     }
 
     /// Adds tags to an existing entry, keeping its value and TTL; false when
@@ -157,13 +165,13 @@ impl Cache {
     pub fn add_tags(&self, key: &[u8], tags: &[&[u8]]) -> Result<bool> {
         let key = self.full_key(key)?;
         let tags = self.tag_keys(tags)?;
-        self.or_fail_open(self.backend.add_tags(&key, &tags), || false)
+        self.or_fail_open(self.call(|backend| backend.add_tags(&key, &tags)), || false)
     }
 
     /// Makes every entry carrying any of `tags` unreadable, from every client,
     /// before returning. Costs O(number of tags), whatever the number of entries.
     pub fn invalidate_tags(&self, tags: &[&[u8]]) -> Result<()> {
-        self.backend.invalidate_tags(&self.tag_keys(tags)?)
+        self.call(|backend| backend.invalidate_tags(&self.tag_keys(tags)?))
     }
 
     /// Deletes the namespace's keys matching the Redis glob `pattern` (matched
@@ -174,35 +182,35 @@ impl Cache {
     pub fn clear(&self, pattern: Option<&[u8]>) -> Result<u64> {
         let mut full = glob::escape(&self.options.key_prefix);
         full.extend_from_slice(pattern.unwrap_or(b"*"));
-        self.backend.clear(&full)
+        self.call(|backend| backend.clear(&full))
     }
 
     /// True when the key existed.
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
-        self.backend.delete(&self.full_key(key)?)
+        self.call(|backend| backend.delete(&self.full_key(key)?))
     }
 
     pub fn exists(&self, key: &[u8]) -> Result<bool> {
         let key = self.full_key(key)?;
-        self.or_fail_open(self.backend.exists(&key), || false)
+        self.or_fail_open(self.call(|backend| backend.exists(&key)), || false)
     }
 
     /// How much longer the entry lives.
     pub fn remaining(&self, key: &[u8]) -> Result<Remaining> {
         let key = self.full_key(key)?;
-        self.or_fail_open(self.backend.remaining(&key), || Remaining::Missing)
+        self.or_fail_open(self.call(|backend| backend.remaining(&key)), || Remaining::Missing)
     }
 
     /// Gives an existing entry a new TTL; false when the key is missing.
     pub fn expire(&self, key: &[u8], ttl: Ttl) -> Result<bool> {
-        self.backend.expire(&self.full_key(key)?, self.expiry(ttl)?)
+        self.call(|backend| backend.expire(&self.full_key(key)?, self.expiry(ttl)?))
     }
 
     /// Adds `delta` to an integer counter and returns the new value. A missing
     /// counter starts at 0 and gets `ttl` in the same atomic step; an existing
     /// one keeps its TTL.
     pub fn increment(&self, key: &[u8], delta: i64, ttl: Ttl) -> Result<i64> {
-        self.backend.increment(&self.full_key(key)?, delta, self.expiry(ttl)?)
+        self.call(|backend| backend.increment(&self.full_key(key)?, delta, self.expiry(ttl)?))
     }
 
     pub(crate) fn full_key(&self, key: &[u8]) -> Result<Vec<u8>> {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::backend::Remaining;
 use crate::cache::{Cache, LOCK_SPACE, META_SPACE, Ttl};
 use crate::error::{Error, ErrorKind, Result};
+use crate::stats::bump;
 
 /// What a waiter does when the value has not appeared within `wait_timeout`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,6 +109,7 @@ impl Cache {
             // The server failed before the computation ran: compute without caching.
             Err(ComputeError::Cache(error)) if self.is_fail_open(&error) => match compute.take() {
                 Some(compute) => {
+                    bump(&self.counters.computations);
                     let value = compute().map_err(ComputeError::Compute)?;
                     self.or_fail_open(Err(error), || ())?;
                     Ok(value)
@@ -135,29 +137,34 @@ impl Cache {
         let meta_key = [prefix, META_SPACE, key].concat();
         let owner = owner_token();
         if options.early_refresh_beta > 0.0 {
-            if let Some((value, meta, remaining)) = self.backend.get_for_refresh(&self.full_key(key)?, &meta_key)? {
+            if let Some((value, meta, remaining)) = self.call(|backend| backend.get_for_refresh(&self.full_key(key)?, &meta_key))? {
                 let delta = meta.and_then(|meta| String::from_utf8(meta).ok()?.parse().ok()).map(Duration::from_millis);
                 let due = delta.is_some_and(|delta| due_for_refresh(delta, remaining, options.early_refresh_beta));
                 // Refresh early only if no one else is; meanwhile everyone gets the current value.
-                if due && self.backend.lock(&lock_key, &owner, options.lock_lease)? {
+                if due && self.call(|backend| backend.lock(&lock_key, &owner, options.lock_lease))? {
+                    bump(&self.counters.early_refreshes);
                     return self.compute_holding_lock(key, &lock_key, &meta_key, &owner, options, false, compute);
                 }
+                self.counters.record_lookup(true);
                 return Ok(value);
             }
+            self.counters.record_lookup(false);
         } else if let Some(value) = self.get(key)? {
             return Ok(value);
         }
         let deadline = Instant::now() + options.wait_timeout;
         loop {
-            if self.backend.lock(&lock_key, &owner, options.lock_lease)? {
+            if self.call(|backend| backend.lock(&lock_key, &owner, options.lock_lease))? {
                 return self.compute_holding_lock(key, &lock_key, &meta_key, &owner, options, true, compute);
             }
+            bump(&self.counters.lock_waits);
             match self.wait_for_value(key, &lock_key, deadline)? {
                 Waited::Value(value) => return Ok(value),
                 Waited::LockFreed => continue,
                 Waited::TimedOut => {
                     return match options.on_wait_timeout {
                         OnWaitTimeout::Compute => {
+                            bump(&self.counters.computations);
                             let value = compute().map_err(ComputeError::Compute)?;
                             self.set_with_tags(key, &value, options.ttl, options.tags)?;
                             Ok(value)
@@ -185,7 +192,7 @@ impl Cache {
             }
             std::thread::sleep(pause.min(deadline - now));
             pause = (pause * 3 / 2).min(LONGEST_PAUSE);
-            let mut found = self.backend.get_many(&keys)?.into_iter();
+            let mut found = self.call(|backend| backend.get_many(&keys))?.into_iter();
             if let Some(value) = found.next().flatten() {
                 return Ok(Waited::Value(value));
             }
@@ -209,7 +216,7 @@ impl Cache {
         recheck: bool,
         compute: impl FnOnce() -> std::result::Result<Vec<u8>, E>,
     ) -> std::result::Result<Vec<u8>, ComputeError<E>> {
-        let release = || self.backend.unlock(lock_key, owner);
+        let release = || self.call(|backend| backend.unlock(lock_key, owner));
         match if recheck { self.get(key) } else { Ok(None) } {
             Ok(Some(value)) => {
                 release()?;
@@ -221,13 +228,14 @@ impl Cache {
                 return Err(error.into());
             }
         }
+        bump(&self.counters.computations);
         let started = Instant::now();
         let outcome = std::thread::scope(|scope| {
             let (stop, stopped) = mpsc::channel::<()>();
             scope.spawn(move || {
                 // Renew the lease until the computation ends (the sender drops).
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(options.lock_lease / 3) {
-                    if !matches!(self.backend.extend_lock(lock_key, owner, options.lock_lease), Ok(true)) {
+                    if !matches!(self.call(|backend| backend.extend_lock(lock_key, owner, options.lock_lease)), Ok(true)) {
                         break;
                     }
                 }
@@ -241,7 +249,7 @@ impl Cache {
             Ok(Ok(value)) => self.set_with_tags(key, value, options.ttl, options.tags).and_then(|()| {
                 // How long it took, for early refresh: a hint that lives as long as the value.
                 let expiry = self.expiry(options.ttl)?;
-                self.backend.set(meta_key, took.as_millis().max(1).to_string().as_bytes(), expiry)
+                self.call(|backend| backend.set(meta_key, took.as_millis().max(1).to_string().as_bytes(), expiry))
             }),
             _ => Ok(()),
         };

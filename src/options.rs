@@ -51,7 +51,7 @@ impl Default for Options {
             memory_limits: MemoryLimits { max_entries: 1_000_000, max_bytes: 256 * 1024 * 1024 },
             fail_open: false,
             breaker_threshold: 5,
-            breaker_cooldown: Duration::from_millis(1000),
+            breaker_cooldown: Duration::from_millis(500),
         }
     }
 }

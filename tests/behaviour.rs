@@ -305,6 +305,22 @@ fn concurrent_misses_compute_once(cache: &Cache) {
         }
     });
     assert_eq!(computations.load(Ordering::SeqCst), 1);
+    let stats = cache.stats();
+    assert_eq!(stats.computations, 1);
+    assert!(stats.lock_waits >= 1, "the other callers waited");
+}
+
+fn stats_count_hits_misses_and_latency(cache: &Cache) {
+    assert_eq!(cache.get(b"k").unwrap(), None);
+    cache.set(b"k", b"v", ttl_secs(60)).unwrap();
+    assert!(cache.get(b"k").unwrap().is_some());
+    cache.get_many(&[b"k", b"absent"]).unwrap();
+    assert!(cache.increment(b"k", 1, ttl_secs(60)).is_err());
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses), (2, 2));
+    assert_eq!(stats.other_errors, 1, "the wrong-type increment");
+    assert!(stats.latency_p50 > Duration::ZERO && stats.latency_p50 <= stats.latency_p99);
+    assert!(stats.latency_p99 <= stats.latency_max);
 }
 
 fn waiters_take_over_from_a_failed_computation(cache: &Cache) {
@@ -458,6 +474,7 @@ suite!(
     extending_a_tagged_entry_keeps_its_tags_alive,
     a_plain_value_that_looks_like_a_tagged_entry_reads_back_unchanged,
     early_refresh_recomputes_before_expiry_one_caller_at_a_time,
+    stats_count_hits_misses_and_latency,
 );
 
 #[test]

@@ -250,3 +250,39 @@ fn fail_open_answers_a_stalled_server_within_the_timeouts() {
     assert!(started.elapsed() < Duration::from_secs(5));
     server.resume();
 }
+
+#[test]
+fn a_server_busy_in_debug_sleep_gives_timeouts_then_answers_again() {
+    let server = RedisServer::start();
+    let cache = Cache::connect(Some(&server.url()), quick_timeouts()).unwrap();
+    cache.set(b"k", b"v", MINUTE).unwrap();
+    let port = server.port;
+    let sleeper = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        std::io::Write::write_all(&mut stream, b"DEBUG SLEEP 1.5\r\n").unwrap();
+        let mut reply = [0u8; 5];
+        std::io::Read::read_exact(&mut stream, &mut reply).unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    assert_eq!(cache.get(b"k").unwrap_err().kind, ErrorKind::Timeout);
+    assert!(started.elapsed() < Duration::from_millis(1400), "bounded by the timeouts, not by the sleep");
+    sleeper.join().unwrap();
+    assert!(wait_until(Duration::from_secs(5), || cache.get(b"k").ok().flatten().is_some()));
+}
+
+#[test]
+fn the_client_recovers_within_a_second_of_the_server_returning() {
+    let mut server = RedisServer::start();
+    let cache = Cache::connect(Some(&server.url()), quick_timeouts()).unwrap();
+    server.kill();
+    for _ in 0..10 {
+        assert!(cache.get(b"k").is_err());
+    }
+    assert!(cache.stats().breaker_trips >= 1, "the breaker is open");
+    server.restart();
+    let back = Instant::now();
+    assert!(wait_until(Duration::from_secs(5), || cache.set(b"k", b"v", MINUTE).is_ok()));
+    let recovery = back.elapsed();
+    assert!(recovery < Duration::from_secs(1), "recovered after {recovery:?}");
+}

@@ -312,10 +312,23 @@ pub unsafe extern "C" fn rcache_client_stats(client: *const rcache_client, stats
         // SAFETY: pointer arguments as documented on the function.
         let (cache, stats_out) = unsafe { (rcache_client::cache(client)?, out_param(stats_out, "stats_out")?) };
         let stats = cache.stats();
+        let micros = |latency: std::time::Duration| latency.as_micros() as u64;
         *stats_out = rcache_stats {
+            hits: stats.hits,
+            misses: stats.misses,
+            computations: stats.computations,
+            lock_waits: stats.lock_waits,
+            early_refreshes: stats.early_refreshes,
             fail_opens: stats.fail_opens,
             breaker_trips: stats.breaker_trips,
             breaker_skips: stats.breaker_skips,
+            connection_errors: stats.connection_errors,
+            timeout_errors: stats.timeout_errors,
+            server_errors: stats.server_errors,
+            other_errors: stats.other_errors,
+            latency_p50_us: micros(stats.latency_p50),
+            latency_p99_us: micros(stats.latency_p99),
+            latency_max_us: micros(stats.latency_max),
         };
         Ok(OK)
     })

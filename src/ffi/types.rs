@@ -88,7 +88,7 @@ pub struct rcache_options {
     /// server for `breaker_cooldown_ms`, failing at once with
     /// `RCACHE_STATUS_CONNECTION`. Default 5.
     pub breaker_threshold: u32,
-    /// How long an open breaker turns calls away, in milliseconds. Default 1000.
+    /// How long an open breaker turns calls away, in milliseconds. Default 500.
     pub breaker_cooldown_ms: u32,
 }
 
@@ -97,12 +97,31 @@ pub struct rcache_options {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct rcache_stats {
+    /// Reads that found a value (get, get-many per key, get-or-compute).
+    pub hits: u64,
+    /// Reads that found nothing.
+    pub misses: u64,
+    /// Computations run by get-or-compute, early refreshes included.
+    pub computations: u64,
+    /// Get-or-compute calls that waited for another caller's computation.
+    pub lock_waits: u64,
+    /// Computations started early (XFetch) while the value was still valid.
+    pub early_refreshes: u64,
     /// Calls answered without the server because of `fail_open`.
     pub fail_opens: u64,
     /// Times the circuit breaker opened.
     pub breaker_trips: u64,
     /// Calls the open breaker failed at once, without trying the server.
     pub breaker_skips: u64,
+    /// Failed calls by kind: connection, timeout, server, anything else.
+    pub connection_errors: u64,
+    pub timeout_errors: u64,
+    pub server_errors: u64,
+    pub other_errors: u64,
+    /// Latency of backend calls in microseconds (each within 19%); 0 before the first.
+    pub latency_p50_us: u64,
+    pub latency_p99_us: u64,
+    pub latency_max_us: u64,
 }
 
 impl rcache_options {

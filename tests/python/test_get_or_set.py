@@ -130,3 +130,68 @@ def test_fail_open_and_the_breaker_while_redis_is_down(private_redis, prefix):
     assert stats["fail_opens"] >= 3
     assert stats["breaker_trips"] >= 1
     client.close()
+
+
+def test_the_cache_decorator_computes_once_per_arguments(url, prefix):
+    calls = []
+    with rcache.Cache(url, prefix=prefix) as cache:
+
+        @cache.cached(ttl=60, tags=["squares"])
+        def square(number):
+            calls.append(number)
+            return {"square": number * number}
+
+        assert square(3) == {"square": 9}
+        assert square(3) == {"square": 9}
+        assert square(4) == {"square": 16}
+        assert calls == [3, 4]
+        cache.invalidate_tags(["squares"])
+        assert square(3) == {"square": 9}
+        assert calls == [3, 4, 3]
+
+
+def _stampede(url, prefix, key, start_at, ttl, beta, results):
+    with rcache.Client(url, prefix=prefix) as client:
+
+        def compute():
+            client.incr("computations", ttl=120)
+            time.sleep(0.2)
+            return b"shared"
+
+        def worker():
+            while time.time() < start_at:
+                time.sleep(0.001)
+            for _ in range(40):
+                results.put(client.get_or_set(key, compute, ttl=ttl, beta=beta))
+                time.sleep(0.02)
+
+        threads = [threading.Thread(target=worker) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_a_value_expiring_under_load_is_recomputed_one_at_a_time(redis_server, prefix, beta):
+    # 64 threads in 4 processes read for ~1 s a value that lives 0.3 s: it is
+    # recomputed as it expires, never by two callers at once, and no read fails.
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    start_at = time.time() + 2.0
+    processes = [
+        context.Process(target=_stampede, args=(redis_server.url, prefix, "key", start_at, 0.3, beta, results))
+        for _ in range(4)
+    ]
+    for process in processes:
+        process.start()
+    values = [results.get(timeout=120) for _ in range(4 * 16 * 40)]
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    assert set(values) == {b"shared"}
+    with rcache.Client(redis_server.url, prefix=prefix) as client:
+        computations = int(client.get("computations"))
+    # Each computation takes 0.2 s and the value lives 0.3 s; about 1.3 s of
+    # load allows a handful of them, never one per caller.
+    assert 1 <= computations <= 10, computations

@@ -75,7 +75,14 @@ class rcache_options(Structure):
 class rcache_stats(Structure):
     """struct rcache_stats: a client's counters so far."""
 
-    _fields_ = [("fail_opens", c_uint64), ("breaker_trips", c_uint64), ("breaker_skips", c_uint64)]
+    _fields_ = [
+        (name, c_uint64)
+        for name in (
+            "hits", "misses", "computations", "lock_waits", "early_refreshes", "fail_opens",
+            "breaker_trips", "breaker_skips", "connection_errors", "timeout_errors", "server_errors",
+            "other_errors", "latency_p50_us", "latency_p99_us", "latency_max_us",
+        )
+    ]
 
 
 class rcache_buffer(Structure):

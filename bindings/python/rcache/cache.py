@@ -1,5 +1,6 @@
 """Cache: a Client that stores pickled Python objects."""
 
+import functools
 import pickle
 import re
 
@@ -135,12 +136,34 @@ class Cache:
         The counter is stored as integer text (not pickled); get() reads it as int."""
         return self.client.incr(key, delta, ttl)
 
-    def get_or_set(self, key, fn, ttl=None):
-        """The cached object, or fn() stored with ttl and returned on a miss.
-        Without locking: concurrent misses may each call fn(). If fn raises,
+    def get_or_set(self, key, fn, ttl=None, tags=None, **options):
+        """The cached object; on a miss fn() makes it, and it is pickled and
+        stored with ttl and tags. One computation per key across threads and
+        processes (see Client.get_or_set for wait_timeout, lock_lease,
+        wait_fails and beta). If fn raises, its exception propagates and
         nothing is stored."""
-        value = self.get(key, _MISSING)
-        if value is _MISSING:
-            value = fn()
-            self.set(key, value, ttl)
-        return value
+        data = self.client.get_or_set(key, lambda: _dumps(fn()), ttl=ttl, tags=tags, **options)
+        return _loads(key, data)
+
+    def cached(self, ttl=None, tags=None, key=None, **options):
+        """Decorator: caches a function's result per arguments with
+        get_or_set. The key is ``key`` (a str, or a callable of the
+        function's arguments returning one), by default the function's
+        qualified name and the repr of its arguments."""
+
+        def decorate(function):
+            name = f"{function.__module__}.{function.__qualname__}"
+
+            @functools.wraps(function)
+            def wrapper(*args, **kwargs):
+                if callable(key):
+                    entry = key(*args, **kwargs)
+                elif key is not None:
+                    entry = key
+                else:
+                    entry = f"{name}:{args!r}:{sorted(kwargs.items())!r}"
+                return self.get_or_set(entry, lambda: function(*args, **kwargs), ttl=ttl, tags=tags, **options)
+
+            return wrapper
+
+        return decorate

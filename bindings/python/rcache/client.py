@@ -279,7 +279,7 @@ class Client:
     caching (counted in stats()["fail_opens"]); deletes, invalidations,
     clears and counters still raise. After breaker_threshold (default 5)
     consecutive connection failures or timeouts, calls fail at once for
-    breaker_cooldown seconds (default 1), then the server is tried again.
+    breaker_cooldown seconds (default 0.5), then the server is tried again.
     """
 
     def __init__(
@@ -695,8 +695,10 @@ class Client:
             _buffer_free(byref(buffer))
 
     def stats(self):
-        """This client's counters: fail_opens (calls answered without the
-        server under fail_open), breaker_trips, breaker_skips."""
+        """This client's counters as a dict: hits, misses, computations,
+        lock_waits, early_refreshes, fail_opens, breaker_trips, breaker_skips,
+        connection_errors, timeout_errors, server_errors, other_errors, and
+        latency_p50_us / latency_p99_us / latency_max_us of library calls."""
         stats = _lib.rcache_stats()
         inflight = self._inflight
         inflight.append(None)
@@ -709,7 +711,7 @@ class Client:
             inflight.pop()
         if status != _OK:
             raise from_status(status)
-        return {"fail_opens": stats.fail_opens, "breaker_trips": stats.breaker_trips, "breaker_skips": stats.breaker_skips}
+        return {name: getattr(stats, name) for name, _ in stats._fields_}
 
     def incr(self, key, delta=1, ttl=None):
         """Adds delta to the integer counter at key and returns the new value.
