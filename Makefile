@@ -50,8 +50,9 @@ check-header:
 ## bench: benchmark figures against redis-benchmark and redis-py on a private server.
 bench: prereqs build
 	bash bench/run.sh
-	cargo build --release --example bench_tags
+	cargo build --release --example bench_tags --example bench_compute
 	tests/with-redis.sh target/release/examples/bench_tags
+	target/release/examples/bench_compute
 
 clean:
 	cargo clean
