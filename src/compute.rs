@@ -194,6 +194,7 @@ impl Cache {
             pause = (pause * 3 / 2).min(LONGEST_PAUSE);
             let mut found = self.call(|backend| backend.get_many(&keys))?.into_iter();
             if let Some(value) = found.next().flatten() {
+                self.counters.record_lookup(true);
                 return Ok(Waited::Value(value));
             }
             if found.next().flatten().is_none() {

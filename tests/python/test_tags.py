@@ -1,6 +1,7 @@
 """Tags, tag invalidation and namespace clear, on both backends (Client and Cache)."""
 
 import multiprocessing
+import time
 
 import pytest
 
@@ -481,3 +482,52 @@ def test_cache_tags_and_clear(client):
     with pytest.raises(TypeError):
         cache.set("k", 1, tags="group")
     assert cache.get("k", "miss") == "miss"
+
+
+def _race_writers(url, prefix, landed, stop):
+    import threading as _threading
+
+    with Client(url, prefix=prefix) as client:
+
+        def write(writer):
+            sequence = 0
+            while not stop.value:
+                sequence += 1
+                client.set(f"race:{writer}", str(sequence).encode(), ttl=60, tags=["race"])
+                landed[writer] = sequence
+
+        threads = [_threading.Thread(target=write, args=(writer,)) for writer in range(len(landed))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
+def test_an_invalidation_wins_against_writers_in_another_process(redis_server, prefix):
+    # Writers in another process publish the last sequence whose tagged write
+    # returned; once an invalidation returns, no write that had returned before
+    # it started may be readable.
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    landed = context.Array("q", 3, lock=False)
+    stop = context.Value("b", 0, lock=False)
+    writer = context.Process(target=_race_writers, args=(redis_server.url, prefix, landed, stop))
+    writer.start()
+    try:
+        with Client(redis_server.url, prefix=prefix) as client:
+            deadline = time.monotonic() + 30
+            while min(landed) == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert min(landed) > 0, "the writers started"
+            for _ in range(300):
+                before = list(landed)
+                client.invalidate_tags(["race"])
+                for index, landed_before in enumerate(before):
+                    value = client.get(f"race:{index}")
+                    if value is not None:
+                        assert int(value) > landed_before, (index, int(value), landed_before)
+    finally:
+        stop.value = 1
+        writer.join(timeout=30)
+    assert writer.exitcode == 0

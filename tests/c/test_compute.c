@@ -1,0 +1,141 @@
+/*
+ * Get-or-compute through the C API, as a C program uses it.
+ *
+ *   test_compute URL
+ *
+ * 16 threads miss one key whose callback takes 150 ms: the callback runs once
+ * and every thread gets its value. A failing callback gives
+ * RCACHE_STATUS_COMPUTE_FAILED with its message and stores nothing; the next
+ * call computes. Bad arguments are refused. The statistics count it all.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "rcache.h"
+
+#define THREADS 16
+
+static rcache_client *g_client;
+static atomic_int g_calls;
+
+#define KEY(text) (const uint8_t *)(text), strlen(text)
+
+static bool slow_value(void *user_data, rcache_compute_output *output) {
+  const char *value = user_data;
+  struct timespec pause = {0, 150 * 1000 * 1000};
+  atomic_fetch_add(&g_calls, 1);
+  nanosleep(&pause, NULL);
+  return rcache_compute_output_set(output, (const uint8_t *)value, strlen(value)) == RCACHE_STATUS_OK;
+}
+
+static bool failing(void *user_data, rcache_compute_output *output) {
+  (void)user_data;
+  atomic_fetch_add(&g_calls, 1);
+  rcache_compute_output_fail(output, "the database is down");
+  return false;
+}
+
+static bool forgets_the_value(void *user_data, rcache_compute_output *output) {
+  (void)user_data;
+  (void)output;
+  return true;
+}
+
+static void *stampede(void *arg) {
+  rcache_buffer value = {NULL, 0};
+  (void)arg;
+  if (EXPECT_OK(rcache_client_get_or_compute(g_client, KEY("stampede"), NULL, slow_value, (void *)"computed once", &value))) {
+    CHECK_BYTES(value.data, value.len, "computed once", strlen("computed once"));
+    rcache_buffer_free(&value);
+  }
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  pthread_t threads[THREADS];
+  rcache_compute_options options = rcache_compute_options_default();
+  rcache_buffer value = {NULL, 0};
+  rcache_stats stats;
+  char prefix[64];
+  rcache_options client_options = rcache_options_default();
+  int t;
+
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s URL\n", argv[0]);
+    return 2;
+  }
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  alarm(120);
+  printf("test_compute against %s\n", argv[1]);
+  snprintf(prefix, sizeof prefix, "test_compute:%ld:", (long)getpid());
+  client_options.key_prefix = prefix;
+  if (!EXPECT_OK(rcache_client_connect(argv[1], &client_options, &g_client))) return check_summary();
+
+  CHECK(options.early_refresh_beta == 1.0);
+  CHECK(options.lock_lease_ms == 10000 && options.wait_timeout_ms == 10000 && !options.fail_on_wait_timeout);
+
+  for (t = 0; t < THREADS; t++) CHECK(pthread_create(&threads[t], NULL, stampede, NULL) == 0);
+  for (t = 0; t < THREADS; t++) CHECK(pthread_join(threads[t], NULL) == 0);
+  CHECK_EQ_INT(atomic_load(&g_calls), 1);
+
+  /* A failure propagates with its message and stores nothing. */
+  atomic_store(&g_calls, 0);
+  EXPECT_ERROR(RCACHE_STATUS_COMPUTE_FAILED,
+               rcache_client_get_or_compute(g_client, KEY("fails"), &options, failing, NULL, &value));
+  CHECK(strstr(rcache_last_error(), "the database is down") != NULL);
+  CHECK(value.data == NULL);
+  EXPECT_MISS(rcache_client_get(g_client, KEY("fails"), &value));
+  EXPECT_ERROR(RCACHE_STATUS_COMPUTE_FAILED,
+               rcache_client_get_or_compute(g_client, KEY("fails"), &options, forgets_the_value, NULL, &value));
+  CHECK(strstr(rcache_last_error(), "without rcache_compute_output_set") != NULL);
+  options.ttl_ms = 60000;
+  if (EXPECT_OK(rcache_client_get_or_compute(g_client, KEY("fails"), &options, slow_value, (void *)"second try", &value))) {
+    CHECK_BYTES(value.data, value.len, "second try", strlen("second try"));
+    rcache_buffer_free(&value);
+  }
+
+  /* Tags given in the options are recorded with the value. */
+  {
+    rcache_bytes tag = {(const uint8_t *)"reports", 7};
+    options.tags = &tag;
+    options.tag_count = 1;
+    EXPECT_OK(rcache_client_get_or_compute(g_client, KEY("tagged"), &options, slow_value, (void *)"v1", &value));
+    rcache_buffer_free(&value);
+    EXPECT_OK(rcache_client_invalidate_tags(g_client, &tag, 1));
+    EXPECT_MISS(rcache_client_get(g_client, KEY("tagged"), &value));
+    options.tags = NULL;
+    options.tag_count = 0;
+  }
+
+  /* Bad arguments. */
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT,
+               rcache_client_get_or_compute(g_client, KEY("k"), NULL, NULL, NULL, &value));
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT,
+               rcache_client_get_or_compute(g_client, KEY("k"), NULL, slow_value, (void *)"v", NULL));
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT,
+               rcache_client_get_or_compute(NULL, KEY("k"), NULL, slow_value, (void *)"v", &value));
+  options.tag_count = 2; /* tags still NULL */
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT,
+               rcache_client_get_or_compute(g_client, KEY("k"), &options, slow_value, (void *)"v", &value));
+  options.tag_count = 0;
+  options.early_refresh_beta = -1.0;
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT,
+               rcache_client_get_or_compute(g_client, KEY("k"), &options, slow_value, (void *)"v", &value));
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_stats(g_client, NULL));
+
+  if (EXPECT_OK(rcache_client_stats(g_client, &stats))) {
+    CHECK(stats.computations >= 4);
+    CHECK(stats.lock_waits >= 1);
+    CHECK(stats.hits >= 1 && stats.misses >= 1);
+    CHECK(stats.latency_p50_us <= stats.latency_p99_us && stats.latency_p99_us <= stats.latency_max_us);
+  }
+  rcache_client_free(g_client);
+  return check_summary();
+}
