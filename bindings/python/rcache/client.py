@@ -58,6 +58,7 @@ _set_tagged = _c.rcache_client_set_tagged
 _add_tags = _c.rcache_client_add_tags
 _invalidate_tags = _c.rcache_client_invalidate_tags
 _clear = _c.rcache_client_clear
+_stats = _c.rcache_client_stats
 _get_or_compute = _c.rcache_client_get_or_compute
 _compute_output_set = _c.rcache_compute_output_set
 _buffer_free = _c.rcache_buffer_free
@@ -396,9 +397,23 @@ class Client:
             )
         return ClosedError("this Client is closed")
 
-    # Each method: convert the arguments, register the call in _inflight
-    # (append before reading _handle, so close() either sees the call or the
-    # call sees None), one C call, convert the result.
+    def _invoke(self, function, *args):
+        """function(handle, *args), registered in _inflight for close(); its
+        status. Raises ClosedError or ForkedError if the handle is gone."""
+        # Append before reading _handle, so close() either sees the call or
+        # the call sees None; pop from the same list even if a fork replaced it.
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            handle = self._handle
+            if handle is None:
+                raise self._unusable()
+            return function(handle, *args)
+        finally:
+            inflight.pop()
+
+    # Each method: convert the arguments, one library call through _invoke,
+    # convert the result.
 
     def get(self, key):
         """The value stored under key (bytes), or None if it is missing."""
@@ -406,6 +421,7 @@ class Client:
         # A fresh out-buffer per call rather than a shared one: a signal
         # handler or another thread could otherwise reuse it before it is read.
         buffer = _Buffer()
+        # _invoke inlined: get is the hot path and this saves a call per get.
         inflight = self._inflight
         inflight.append(None)
         try:
@@ -435,18 +451,10 @@ class Client:
         value = _value(value)
         ttl_ms = _ttl_ms(ttl)
         tag_array, tag_count = (None, 0) if tags is None else _tags(tags)
-        inflight = self._inflight
-        inflight.append(None)
-        try:
-            handle = self._handle
-            if handle is None:
-                raise self._unusable()
-            if tag_count:
-                status = _set_tagged(handle, key, len(key), value, len(value), ttl_ms, tag_array, tag_count)
-            else:
-                status = _set(handle, key, len(key), value, len(value), ttl_ms)
-        finally:
-            inflight.pop()
+        if tag_count:
+            status = self._invoke(_set_tagged, key, len(key), value, len(value), ttl_ms, tag_array, tag_count)
+        else:
+            status = self._invoke(_set, key, len(key), value, len(value), ttl_ms)
         if status != _OK:
             raise from_status(status)
 
@@ -456,15 +464,7 @@ class Client:
         invalidated."""
         key = _key(key)
         tag_array, tag_count = _tags(tags)
-        inflight = self._inflight
-        inflight.append(None)
-        try:
-            handle = self._handle
-            if handle is None:
-                raise self._unusable()
-            status = _add_tags(handle, key, len(key), tag_array, tag_count)
-        finally:
-            inflight.pop()
+        status = self._invoke(_add_tags, key, len(key), tag_array, tag_count)
         if status == _OK:
             return True
         if status == _MISS:
@@ -477,15 +477,7 @@ class Client:
         client reads an entry that carried any of them. Costs one small write
         per tag, whatever the number of entries. At most MAX_TAGS (256)."""
         tag_array, tag_count = _tags(tags)
-        inflight = self._inflight
-        inflight.append(None)
-        try:
-            handle = self._handle
-            if handle is None:
-                raise self._unusable()
-            status = _invalidate_tags(handle, tag_array, tag_count)
-        finally:
-            inflight.pop()
+        status = self._invoke(_invalidate_tags, tag_array, tag_count)
         if status != _OK:
             raise from_status(status)
 
@@ -497,15 +489,7 @@ class Client:
         namespace are never touched. Returns how many keys were deleted."""
         pattern = None if pattern is None else _key(pattern, "pattern")
         deleted = c_uint64()
-        inflight = self._inflight
-        inflight.append(None)
-        try:
-            handle = self._handle
-            if handle is None:
-                raise self._unusable()
-            status = _clear(handle, pattern, 0 if pattern is None else len(pattern), deleted)
-        finally:
-            inflight.pop()
+        status = self._invoke(_clear, pattern, 0 if pattern is None else len(pattern), deleted)
         if status != _OK:
             raise from_status(status)
         return deleted.value
@@ -513,15 +497,7 @@ class Client:
     def delete(self, key):
         """Deletes key; True if it existed."""
         key = _key(key)
-        inflight = self._inflight
-        inflight.append(None)
-        try:
-            handle = self._handle
-            if handle is None:
-                raise self._unusable()
-            status = _delete(handle, key, len(key))
-        finally:
-            inflight.pop()
+        status = self._invoke(_delete, key, len(key))
         if status == _OK:
             return True
         if status == _MISS:
@@ -531,15 +507,7 @@ class Client:
     def exists(self, key):
         """True if key exists (and has not expired)."""
         key = _key(key)
-        inflight = self._inflight
-        inflight.append(None)
-        try:
-            handle = self._handle
-            if handle is None:
-                raise self._unusable()
-            status = _exists(handle, key, len(key))
-        finally:
-            inflight.pop()
+        status = self._invoke(_exists, key, len(key))
         if status == _OK:
             return True
         if status == _MISS:
@@ -551,15 +519,7 @@ class Client:
         has no expiry, None if it is missing."""
         key = _key(key)
         millis = c_int64()
-        inflight = self._inflight
-        inflight.append(None)
-        try:
-            handle = self._handle
-            if handle is None:
-                raise self._unusable()
-            status = _ttl(handle, key, len(key), millis)
-        finally:
-            inflight.pop()
+        status = self._invoke(_ttl, key, len(key), millis)
         if status == _OK:
             millis = millis.value
             return -1.0 if millis == _lib.TTL_NONE else millis / 1000.0
@@ -573,15 +533,7 @@ class Client:
         expiry when no default_ttl is set). False if key is missing."""
         key = _key(key)
         ttl_ms = _ttl_ms(ttl)
-        inflight = self._inflight
-        inflight.append(None)
-        try:
-            handle = self._handle
-            if handle is None:
-                raise self._unusable()
-            status = _expire(handle, key, len(key), ttl_ms)
-        finally:
-            inflight.pop()
+        status = self._invoke(_expire, key, len(key), ttl_ms)
         if status == _OK:
             return True
         if status == _MISS:
@@ -597,15 +549,7 @@ class Client:
         count = len(keys)
         request = (_Bytes * count)(*[(key, len(key)) for key in keys])
         values = (_Buffer * count)()
-        inflight = self._inflight
-        inflight.append(None)
-        try:
-            handle = self._handle
-            if handle is None:
-                raise self._unusable()
-            status = _get_many(handle, request, count, values)
-        finally:
-            inflight.pop()
+        status = self._invoke(_get_many, request, count, values)
         if status != _OK:
             raise from_status(status)
         try:
@@ -627,15 +571,7 @@ class Client:
         count = len(keys)
         key_array = (_Bytes * count)(*[(key, len(key)) for key in keys])
         value_array = (_Bytes * count)(*[(value, len(value)) for value in values])
-        inflight = self._inflight
-        inflight.append(None)
-        try:
-            handle = self._handle
-            if handle is None:
-                raise self._unusable()
-            status = _set_many(handle, key_array, value_array, count, ttl_ms)
-        finally:
-            inflight.pop()
+        status = self._invoke(_set_many, key_array, value_array, count, ttl_ms)
         if status != _OK:
             raise from_status(status)
 
@@ -676,15 +612,7 @@ class Client:
             return _compute_output_set(output, value, len(value)) == _OK
 
         buffer = _Buffer()
-        inflight = self._inflight
-        inflight.append(None)
-        try:
-            handle = self._handle
-            if handle is None:
-                raise self._unusable()
-            status = _get_or_compute(handle, key, len(key), byref(options), _lib.compute_fn(callback), None, byref(buffer))
-        finally:
-            inflight.pop()
+        status = self._invoke(_get_or_compute, key, len(key), byref(options), _lib.compute_fn(callback), None, byref(buffer))
         if raised:
             raise raised[0]
         if status != _OK:
@@ -700,15 +628,7 @@ class Client:
         connection_errors, timeout_errors, server_errors, other_errors, and
         latency_p50_us / latency_p99_us / latency_max_us of library calls."""
         stats = _lib.rcache_stats()
-        inflight = self._inflight
-        inflight.append(None)
-        try:
-            handle = self._handle
-            if handle is None:
-                raise self._unusable()
-            status = _c.rcache_client_stats(handle, byref(stats))
-        finally:
-            inflight.pop()
+        status = self._invoke(_stats, byref(stats))
         if status != _OK:
             raise from_status(status)
         return {name: getattr(stats, name) for name, _ in stats._fields_}
@@ -721,15 +641,7 @@ class Client:
         delta = _int64(delta, "delta")
         ttl_ms = _ttl_ms(ttl)
         result = c_int64()
-        inflight = self._inflight
-        inflight.append(None)
-        try:
-            handle = self._handle
-            if handle is None:
-                raise self._unusable()
-            status = _incr(handle, key, len(key), delta, ttl_ms, result)
-        finally:
-            inflight.pop()
+        status = self._invoke(_incr, key, len(key), delta, ttl_ms, result)
         if status != _OK:
             raise from_status(status)
         return result.value
