@@ -8,11 +8,14 @@ mod error;
 pub mod ffi;
 mod glob;
 mod options;
+mod session;
 mod stats;
 
 pub use backend::{Expiry, MemoryLimits, Remaining};
 pub use compute::{ComputeError, ComputeOptions, OnWaitTimeout};
 pub use stats::Stats;
+pub use session::{NewSession, Sessions};
+pub use backend::{SaveOutcome, SessionRecord};
 pub use cache::{BackendKind, Cache, MAX_TAGS, RESERVED_SPACE, Ttl};
 pub use error::{Error, ErrorKind, Result};
 pub use options::{DEFAULT_URL, MAX_TTL, MAX_VALUE_LIMIT, Options};

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use rcache::{Cache, ComputeError, ComputeOptions, ErrorKind, MemoryLimits, OnWaitTimeout, Options, Remaining, Ttl};
+use rcache::{Cache, ComputeError, SaveOutcome, ComputeOptions, ErrorKind, MemoryLimits, OnWaitTimeout, Options, Remaining, Ttl};
 use support::{RedisServer, wait_until};
 
 const SHORT: Ttl = Ttl::After(Duration::from_millis(80));
@@ -423,6 +423,131 @@ fn early_refresh_recomputes_before_expiry_one_caller_at_a_time(cache: &Cache) {
     assert!(run(30.0, b"eager") >= 2, "with a large beta the value is refreshed before it expires");
 }
 
+fn sessions_save_with_versions_and_never_lose_an_update(cache: &Cache) {
+    let sessions = cache.sessions(b"sess:");
+    let new = sessions.create(&[(b"user", b"ada")], ttl_secs(60)).unwrap();
+    assert_eq!(new.id.len(), 32);
+    assert_eq!(new.secret.len(), 32);
+    let (id, secret) = (new.id.as_bytes(), new.secret.as_bytes());
+    let loaded = sessions.load(id, secret, None).unwrap().unwrap();
+    assert_eq!(loaded.fields, vec![(b"user".to_vec(), b"ada".to_vec())]);
+    assert_eq!(loaded.version, 1);
+
+    assert_eq!(sessions.save(id, secret, Some(1), &[(b"cart", b"3 items")], &[b"user"], ttl_secs(60)).unwrap(), SaveOutcome::Saved(2));
+    assert_eq!(sessions.save(id, secret, Some(1), &[(b"cart", b"stale")], &[], ttl_secs(60)).unwrap(), SaveOutcome::Conflict(2));
+    let loaded = sessions.load(id, secret, None).unwrap().unwrap();
+    assert_eq!(loaded.fields, vec![(b"cart".to_vec(), b"3 items".to_vec())]);
+
+    // Racing writers: every save lands or reports a conflict; none is lost.
+    sessions.save(id, secret, None, &[(b"count", b"0")], &[], ttl_secs(60)).unwrap();
+    let landed = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..50 {
+                    loop {
+                        let record = sessions.load(id, secret, None).unwrap().unwrap();
+                        let count: u64 = record.fields.iter().find(|(name, _)| name == b"count").map(|(_, value)| String::from_utf8(value.clone()).unwrap().parse().unwrap()).unwrap();
+                        let next = (count + 1).to_string();
+                        match sessions.save(id, secret, Some(record.version), &[(b"count", next.as_bytes())], &[], ttl_secs(60)).unwrap() {
+                            SaveOutcome::Saved(_) => break,
+                            SaveOutcome::Conflict(_) => continue,
+                            SaveOutcome::Missing => panic!("the session vanished"),
+                        }
+                    }
+                    landed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let record = sessions.load(id, secret, None).unwrap().unwrap();
+    let count = record.fields.iter().find(|(name, _)| name == b"count").unwrap().1.clone();
+    assert_eq!(count, b"200".to_vec(), "200 saves landed, none lost");
+}
+
+fn a_wrong_secret_sees_nothing_and_changes_nothing(cache: &Cache) {
+    let sessions = cache.sessions(b"sess:");
+    let new = sessions.create(&[(b"user", b"ada")], Ttl::After(Duration::from_millis(400))).unwrap();
+    let id = new.id.as_bytes();
+    let forged = b"0123456789abcdef0123456789abcdef";
+    for secret in [&forged[..], b"", &new.secret.as_bytes()[..31]] {
+        assert_eq!(sessions.load(id, secret, Some(ttl_secs(60))).unwrap(), None);
+        assert_eq!(sessions.save(id, secret, None, &[(b"user", b"eve")], &[], ttl_secs(60)).unwrap(), SaveOutcome::Missing);
+        assert!(!sessions.touch(id, secret, ttl_secs(60)).unwrap());
+        assert!(!sessions.destroy(id, secret).unwrap());
+        assert_eq!(sessions.lock(id, secret, Duration::from_secs(5)).unwrap(), None);
+    }
+    assert_eq!(sessions.load(b"no-such-id", new.secret.as_bytes(), None).unwrap(), None);
+    let record = sessions.load(id, new.secret.as_bytes(), None).unwrap().unwrap();
+    assert_eq!(record.fields, vec![(b"user".to_vec(), b"ada".to_vec())]);
+    // The forged touches renewed nothing: the session expires on time.
+    assert!(wait_until(Duration::from_secs(3), || sessions.load(id, new.secret.as_bytes(), None).unwrap().is_none()));
+}
+
+fn session_expiry_slides_on_touch_and_on_load_when_asked(cache: &Cache) {
+    let sessions = cache.sessions(b"sess:");
+    let short = Ttl::After(Duration::from_millis(400));
+    let new = sessions.create(&[(b"k", b"v")], short).unwrap();
+    let (id, secret) = (new.id.as_bytes(), new.secret.as_bytes());
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(sessions.touch(id, secret, short).unwrap());
+    }
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(sessions.load(id, secret, Some(short)).unwrap().is_some(), "a sliding load renews it");
+    }
+    assert!(wait_until(Duration::from_secs(3), || sessions.load(id, secret, None).unwrap().is_none()));
+}
+
+fn sessions_are_listed_purged_and_locked(cache: &Cache) {
+    let sessions = cache.sessions(b"sess:");
+    let other = cache.sessions(b"other:");
+    let idle: Vec<_> = (0..3).map(|_| sessions.create(&[(b"k", b"v")], ttl_secs(60)).unwrap()).collect();
+    let kept_elsewhere = other.create(&[(b"k", b"v")], ttl_secs(60)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let active = sessions.create(&[(b"k", b"v")], ttl_secs(60)).unwrap();
+    assert!(sessions.touch(idle[0].id.as_bytes(), idle[0].secret.as_bytes(), ttl_secs(60)).unwrap());
+    let listed = sessions.list().unwrap();
+    assert_eq!(listed.len(), 4);
+    assert!(listed.iter().all(|(_, record)| record.fields == vec![(b"k".to_vec(), b"v".to_vec())] && record.touched_ms > 0));
+
+    assert_eq!(sessions.purge_idle(Duration::from_millis(200)).unwrap(), 2);
+    let mut left: Vec<Vec<u8>> = sessions.list().unwrap().into_iter().map(|(id, _)| id).collect();
+    left.sort();
+    let mut expected = vec![idle[0].id.clone().into_bytes(), active.id.clone().into_bytes()];
+    expected.sort();
+    assert_eq!(left, expected);
+    assert_eq!(other.list().unwrap().len(), 1, "another namespace is untouched");
+    assert!(other.load(kept_elsewhere.id.as_bytes(), kept_elsewhere.secret.as_bytes(), None).unwrap().is_some());
+
+    let (id, secret) = (active.id.as_bytes(), active.secret.as_bytes());
+    let owner = sessions.lock(id, secret, Duration::from_secs(5)).unwrap().expect("free");
+    assert_eq!(sessions.lock(id, secret, Duration::from_secs(5)).unwrap(), None, "held");
+    let started = std::time::Instant::now();
+    assert!(sessions.load(id, secret, None).unwrap().is_some());
+    assert!(started.elapsed() < Duration::from_millis(500), "loads never wait on the lock");
+    assert!(!sessions.unlock(id, b"not the owner").unwrap());
+    assert!(sessions.unlock(id, owner.as_bytes()).unwrap());
+    assert!(sessions.lock(id, secret, Duration::from_secs(5)).unwrap().is_some());
+}
+
+fn bad_session_input_is_refused(cache: &Cache) {
+    let sessions = cache.sessions(b"sess:");
+    let kind = |result: rcache::Result<rcache::NewSession>| result.unwrap_err().kind;
+    assert_eq!(kind(sessions.create(&[(b"__secret", b"x")], ttl_secs(60))), ErrorKind::InvalidArgument);
+    assert_eq!(kind(sessions.create(&[(b"", b"x")], ttl_secs(60))), ErrorKind::InvalidArgument);
+    assert_eq!(kind(sessions.create(&[(b"\xff\xfe", b"x")], ttl_secs(60))), ErrorKind::InvalidArgument);
+    let big = vec![0u8; cache.options().max_value_bytes + 1];
+    assert_eq!(kind(sessions.create(&[(b"data", &big)], ttl_secs(60))), ErrorKind::TooLarge);
+    assert_eq!(sessions.load(b"", b"secret", None).unwrap_err().kind, ErrorKind::InvalidArgument);
+    assert_eq!(sessions.save(b"missing", b"secret", Some(1), &[(b"a", b"b")], &[], ttl_secs(60)).unwrap(), SaveOutcome::Missing);
+    let new = sessions.create(&[], Ttl::After(Duration::from_millis(100))).unwrap();
+    std::thread::sleep(Duration::from_millis(250));
+    let late = sessions.save(new.id.as_bytes(), new.secret.as_bytes(), Some(1), &[(b"a", b"b")], &[], ttl_secs(60));
+    assert_eq!(late.unwrap(), SaveOutcome::Missing, "an expired session is not brought back by a save");
+}
+
 fn small_limits() -> Options {
     Options { max_key_bytes: 300, max_value_bytes: 1024, ..Options::default() }
 }
@@ -475,6 +600,11 @@ suite!(
     a_plain_value_that_looks_like_a_tagged_entry_reads_back_unchanged,
     early_refresh_recomputes_before_expiry_one_caller_at_a_time,
     stats_count_hits_misses_and_latency,
+    sessions_save_with_versions_and_never_lose_an_update,
+    a_wrong_secret_sees_nothing_and_changes_nothing,
+    session_expiry_slides_on_touch_and_on_load_when_asked,
+    sessions_are_listed_purged_and_locked,
+    bad_session_input_is_refused,
 );
 
 #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use super::{Backend, Expiry, ForRefresh, Remaining, TAG_MARGIN};
+use super::{Backend, Expiry, ForRefresh, Remaining, SaveOutcome, SessionRecord, TAG_MARGIN};
 use crate::error::{Error, ErrorKind, Result};
 use crate::glob;
 
@@ -62,6 +62,30 @@ fn deadline(expiry: Expiry, now: Instant) -> Option<Instant> {
     }
 }
 
+/// A session: kept apart from the LRU entries, never evicted, only expired.
+struct Session {
+    secret: Vec<u8>,
+    fields: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    version: u64,
+    touched_ms: u64,
+    expires_at: Option<Instant>,
+}
+
+impl Session {
+    fn record(&self) -> SessionRecord {
+        SessionRecord {
+            fields: self.fields.iter().map(|(name, value)| (name.clone(), value.clone())).collect(),
+            version: self.version,
+            touched_ms: self.touched_ms,
+        }
+    }
+}
+
+/// Compares without stopping at the first difference, so timing tells nothing.
+fn same_secret(stored: &[u8], given: &[u8]) -> bool {
+    stored.len() == given.len() && stored.iter().zip(given).fold(0u8, |difference, (a, b)| difference | (a ^ b)) == 0
+}
+
 struct Store {
     entries: LruCache<Box<[u8]>, Entry>,
     bytes: usize,
@@ -70,9 +94,20 @@ struct Store {
     tags: HashMap<Box<[u8]>, Tag>,
     /// Tag count after the last sweep of expired tags.
     tags_swept_at: usize,
+    sessions: HashMap<Box<[u8]>, Session>,
 }
 
 impl Store {
+    /// The live session at `key` whose secret is `secret`; an expired one is dropped.
+    fn session(&mut self, key: &[u8], secret: &[u8], now: Instant) -> Option<&mut Session> {
+        let expired = !is_live(self.sessions.get(key)?.expires_at, now);
+        if expired {
+            self.sessions.remove(key);
+            return None;
+        }
+        self.sessions.get_mut(key).filter(|session| same_secret(&session.secret, secret))
+    }
+
     fn token(tags: &HashMap<Box<[u8]>, Tag>, tag: &[u8], now: Instant) -> Option<u64> {
         tags.get(tag).filter(|state| is_live(state.expires_at, now)).map(|state| state.token)
     }
@@ -181,6 +216,7 @@ impl MemoryBackend {
                 max_bytes: limits.max_bytes,
                 tags: HashMap::new(),
                 tags_swept_at: 0,
+                sessions: HashMap::new(),
             }),
         }
     }
@@ -319,6 +355,106 @@ impl Backend for MemoryBackend {
         };
         let meta = store.live(meta_key, now).map(|entry| entry.value.to_vec());
         Ok(Some((value, meta, remaining)))
+    }
+
+    fn session_create(&self, key: &[u8], secret: &[u8], fields: &[(&[u8], &[u8])], expiry: Expiry, now_ms: u64) -> Result<bool> {
+        let now = Instant::now();
+        let mut store = self.store.lock();
+        if store.sessions.get(key).is_some_and(|session| is_live(session.expires_at, now)) {
+            return Ok(false);
+        }
+        let session = Session {
+            secret: secret.to_vec(),
+            fields: fields.iter().map(|(name, value)| (name.to_vec(), value.to_vec())).collect(),
+            version: 1,
+            touched_ms: now_ms,
+            expires_at: deadline(expiry, now),
+        };
+        store.sessions.insert(key.into(), session);
+        Ok(true)
+    }
+
+    fn session_load(&self, key: &[u8], secret: &[u8], touch: Option<Expiry>, now_ms: u64) -> Result<Option<SessionRecord>> {
+        let now = Instant::now();
+        let mut store = self.store.lock();
+        Ok(store.session(key, secret, now).map(|session| {
+            if let Some(expiry) = touch {
+                session.expires_at = deadline(expiry, now);
+                session.touched_ms = now_ms;
+            }
+            session.record()
+        }))
+    }
+
+    fn session_save(
+        &self,
+        key: &[u8],
+        secret: &[u8],
+        expected: Option<u64>,
+        set: &[(&[u8], &[u8])],
+        delete: &[&[u8]],
+        expiry: Expiry,
+        now_ms: u64,
+    ) -> Result<SaveOutcome> {
+        let now = Instant::now();
+        let mut store = self.store.lock();
+        let Some(session) = store.session(key, secret, now) else { return Ok(SaveOutcome::Missing) };
+        if expected.is_some_and(|expected| expected != session.version) {
+            return Ok(SaveOutcome::Conflict(session.version));
+        }
+        for name in delete {
+            session.fields.remove(*name);
+        }
+        for (name, value) in set {
+            session.fields.insert(name.to_vec(), value.to_vec());
+        }
+        session.version += 1;
+        session.touched_ms = now_ms;
+        session.expires_at = deadline(expiry, now);
+        Ok(SaveOutcome::Saved(session.version))
+    }
+
+    fn session_touch(&self, key: &[u8], secret: &[u8], expiry: Expiry, now_ms: u64) -> Result<bool> {
+        let now = Instant::now();
+        let mut store = self.store.lock();
+        Ok(store
+            .session(key, secret, now)
+            .map(|session| {
+                session.expires_at = deadline(expiry, now);
+                session.touched_ms = now_ms;
+            })
+            .is_some())
+    }
+
+    fn session_destroy(&self, key: &[u8], secret: &[u8]) -> Result<bool> {
+        let now = Instant::now();
+        let mut store = self.store.lock();
+        let found = store.session(key, secret, now).is_some();
+        if found {
+            store.sessions.remove(key);
+        }
+        Ok(found)
+    }
+
+    fn session_list(&self, pattern: &[u8]) -> Result<Vec<(Vec<u8>, SessionRecord)>> {
+        let now = Instant::now();
+        let mut store = self.store.lock();
+        store.sessions.retain(|_, session| is_live(session.expires_at, now));
+        Ok(store
+            .sessions
+            .iter()
+            .filter(|(key, _)| glob::matches(pattern, key))
+            .map(|(key, session)| (key.to_vec(), session.record()))
+            .collect())
+    }
+
+    fn session_purge(&self, pattern: &[u8], idle_since_ms: u64) -> Result<u64> {
+        let now = Instant::now();
+        let mut store = self.store.lock();
+        store.sessions.retain(|_, session| is_live(session.expires_at, now));
+        let before = store.sessions.len();
+        store.sessions.retain(|key, session| !(glob::matches(pattern, key) && session.touched_ms <= idle_since_ms));
+        Ok((before - store.sessions.len()) as u64)
     }
 
     fn lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {

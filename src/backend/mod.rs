@@ -31,6 +31,27 @@ pub enum Remaining {
     Left(Duration),
 }
 
+/// A stored session: the caller's fields (reserved ones left out), its
+/// version (bumped by every save) and when it was last saved or touched.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
+    pub version: u64,
+    /// Milliseconds since the UNIX epoch.
+    pub touched_ms: u64,
+}
+
+/// What a versioned save did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveOutcome {
+    /// Saved; the session's new version.
+    Saved(u64),
+    /// Not saved: the session is at this version, not the expected one.
+    Conflict(u64),
+    /// Not saved: no session with this id and secret.
+    Missing,
+}
+
 /// A value, the metadata stored beside it, and its remaining lifetime.
 pub type ForRefresh = (Vec<u8>, Option<Vec<u8>>, Remaining);
 
@@ -75,6 +96,33 @@ pub trait Backend: Send + Sync {
     /// Adds `delta` to the integer stored at `key`, creating it from 0 with
     /// `expiry_if_new` in the same atomic step when it is missing.
     fn increment(&self, key: &[u8], delta: i64, expiry_if_new: Expiry) -> Result<i64>;
+    /// Creates a session at `key` unless one exists; false when it does.
+    fn session_create(&self, key: &[u8], secret: &[u8], fields: &[(&[u8], &[u8])], expiry: Expiry, now_ms: u64) -> Result<bool>;
+    /// The session if `secret` matches (compared in constant time), else
+    /// `None` with nothing changed. `touch` slides its expiry.
+    fn session_load(&self, key: &[u8], secret: &[u8], touch: Option<Expiry>, now_ms: u64) -> Result<Option<SessionRecord>>;
+    /// Sets and deletes fields if `secret` matches and the version is
+    /// `expected` (any when `None`), bumping the version and sliding the expiry.
+    #[allow(clippy::too_many_arguments)]
+    fn session_save(
+        &self,
+        key: &[u8],
+        secret: &[u8],
+        expected: Option<u64>,
+        set: &[(&[u8], &[u8])],
+        delete: &[&[u8]],
+        expiry: Expiry,
+        now_ms: u64,
+    ) -> Result<SaveOutcome>;
+    /// Slides the expiry if `secret` matches; false otherwise.
+    fn session_touch(&self, key: &[u8], secret: &[u8], expiry: Expiry, now_ms: u64) -> Result<bool>;
+    /// Deletes the session if `secret` matches; false otherwise.
+    fn session_destroy(&self, key: &[u8], secret: &[u8]) -> Result<bool>;
+    /// Every session whose key matches the glob `pattern`, with its full key.
+    fn session_list(&self, pattern: &[u8]) -> Result<Vec<(Vec<u8>, SessionRecord)>>;
+    /// Deletes the sessions matching `pattern` last saved or touched at or
+    /// before `idle_since_ms`; returns how many.
+    fn session_purge(&self, pattern: &[u8], idle_since_ms: u64) -> Result<u64>;
     /// How often a circuit breaker opened, and how many calls it turned away.
     fn breaker_counts(&self) -> (u64, u64) {
         (0, 0)

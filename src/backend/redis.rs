@@ -18,7 +18,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError, Script, ScriptInvocation};
 use tokio::runtime::Runtime;
 
-use super::{Backend, Expiry, ForRefresh, Remaining};
+use super::{Backend, Expiry, ForRefresh, Remaining, SaveOutcome, SessionRecord};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Where and how to connect.
@@ -80,6 +80,8 @@ struct Scripts {
     set_tagged: Script,
     add_tags: Script,
     key_ops: Script,
+    session: Script,
+    session_purge: Script,
     extend_lock: Script,
     unlock: Script,
 }
@@ -97,6 +99,8 @@ impl Scripts {
             set_tagged: lua!("lua/set_tagged.lua"),
             add_tags: lua!("lua/add_tags.lua"),
             key_ops: lua!("lua/key_ops.lua"),
+            session: Script::new(include_str!("lua/session.lua")),
+            session_purge: Script::new(include_str!("lua/session_purge.lua")),
             extend_lock: Script::new(
                 "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
             ),
@@ -105,8 +109,8 @@ impl Scripts {
     }
 }
 
-/// Batch size of the SCAN/UNLINK loop behind `clear`: small enough that no
-/// single step blocks the server for long.
+/// Batch size of the SCAN loops behind `clear` and the session walks: small
+/// enough that no single step blocks the server for long.
 const CLEAR_BATCH: usize = 1000;
 
 /// The first bytes of a stored tagged entry (see `lua/envelope.lua`).
@@ -120,6 +124,31 @@ fn stored_form(value: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     } else {
         std::borrow::Cow::Borrowed(value)
     }
+}
+
+/// TTL argument of the session script: milliseconds, 0 for none.
+fn ttl_arg(expiry: Expiry) -> u64 {
+    match expiry {
+        Expiry::Never => 0,
+        Expiry::After(ttl) => ttl.as_millis().max(1) as u64,
+    }
+}
+
+/// A session hash as HGETALL returns it, reserved fields taken out.
+fn session_record(flat: Vec<Vec<u8>>) -> SessionRecord {
+    let mut record = SessionRecord::default();
+    let number = |value: &[u8]| std::str::from_utf8(value).ok().and_then(|text| text.parse().ok()).unwrap_or(0);
+    let mut pairs = flat.into_iter();
+    while let (Some(name), Some(value)) = (pairs.next(), pairs.next()) {
+        match name.as_slice() {
+            b"__version" => record.version = number(&value),
+            b"__touched" => record.touched_ms = number(&value),
+            b"__secret" => {}
+            _ => record.fields.push((name, value)),
+        }
+    }
+    record.fields.sort();
+    record
 }
 
 /// A random token for a tag: 16 lowercase hex characters (64 bits).
@@ -338,6 +367,26 @@ impl Lane {
     }
 }
 
+impl RedisBackend {
+    /// Walks the keys matching `pattern` with SCAN, handing each non-empty batch to `visit`.
+    fn scan(&self, pattern: &[u8], mut visit: impl FnMut(&[Vec<u8>]) -> Result<()>) -> Result<()> {
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = self.query(
+                redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(CLEAR_BATCH),
+                Retry::Once,
+            )?;
+            if !keys.is_empty() {
+                visit(&keys)?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+}
+
 fn connection_dropped(error: &RedisError) -> bool {
     !error.is_timeout() && (error.is_connection_dropped() || error.is_io_error())
 }
@@ -449,22 +498,13 @@ impl Backend for RedisBackend {
     }
 
     fn clear(&self, pattern: &[u8]) -> Result<u64> {
-        let mut cursor: u64 = 0;
         let mut deleted = 0;
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = self.query(
-                redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(CLEAR_BATCH),
-                Retry::Once,
-            )?;
-            if !keys.is_empty() {
-                let removed: u64 = self.query(redis::cmd("UNLINK").arg(&keys), Retry::Once)?;
-                deleted += removed;
-            }
-            if next == 0 {
-                return Ok(deleted);
-            }
-            cursor = next;
-        }
+        self.scan(pattern, |keys| {
+            let removed: u64 = self.query(redis::cmd("UNLINK").arg(keys), Retry::Once)?;
+            deleted += removed;
+            Ok(())
+        })?;
+        Ok(deleted)
     }
 
     fn get_for_refresh(&self, key: &[u8], meta_key: &[u8]) -> Result<Option<ForRefresh>> {
@@ -496,6 +536,92 @@ impl Backend for RedisBackend {
     fn unlock(&self, key: &[u8], owner: &[u8]) -> Result<bool> {
         let released: i64 = self.invoke(self.scripts.unlock.key(key).arg(owner), Retry::Once)?;
         Ok(released > 0)
+    }
+
+    fn session_create(&self, key: &[u8], secret: &[u8], fields: &[(&[u8], &[u8])], expiry: Expiry, now_ms: u64) -> Result<bool> {
+        let mut invocation = self.scripts.session.key(key);
+        invocation.arg("create").arg(secret).arg(now_ms).arg(ttl_arg(expiry));
+        for (name, value) in fields {
+            invocation.arg(*name).arg(*value);
+        }
+        let created: i64 = self.invoke(&invocation, Retry::Never)?;
+        Ok(created > 0)
+    }
+
+    fn session_load(&self, key: &[u8], secret: &[u8], touch: Option<Expiry>, now_ms: u64) -> Result<Option<SessionRecord>> {
+        let slide: i64 = touch.map_or(-1, |expiry| ttl_arg(expiry) as i64);
+        let flat: Option<Vec<Vec<u8>>> =
+            self.invoke(self.scripts.session.key(key).arg("load").arg(secret).arg(now_ms).arg(slide), Retry::Once)?;
+        Ok(flat.filter(|flat| !flat.is_empty()).map(session_record))
+    }
+
+    fn session_save(
+        &self,
+        key: &[u8],
+        secret: &[u8],
+        expected: Option<u64>,
+        set: &[(&[u8], &[u8])],
+        delete: &[&[u8]],
+        expiry: Expiry,
+        now_ms: u64,
+    ) -> Result<SaveOutcome> {
+        let mut invocation = self.scripts.session.key(key);
+        invocation.arg("save").arg(secret).arg(now_ms).arg(expected.unwrap_or(0)).arg(ttl_arg(expiry)).arg(delete.len());
+        for name in delete {
+            invocation.arg(*name);
+        }
+        for (name, value) in set {
+            invocation.arg(*name).arg(*value);
+        }
+        // Not retried: a second attempt after a lost reply would see its own save as a conflict.
+        let outcome: Option<(String, u64)> = self.invoke(&invocation, Retry::Never)?;
+        Ok(match outcome {
+            None => SaveOutcome::Missing,
+            Some((kind, version)) if kind == "conflict" => SaveOutcome::Conflict(version),
+            Some((_, version)) => SaveOutcome::Saved(version),
+        })
+    }
+
+    fn session_touch(&self, key: &[u8], secret: &[u8], expiry: Expiry, now_ms: u64) -> Result<bool> {
+        let touched: Option<i64> =
+            self.invoke(self.scripts.session.key(key).arg("touch").arg(secret).arg(now_ms).arg(ttl_arg(expiry)), Retry::Once)?;
+        Ok(touched.is_some())
+    }
+
+    fn session_destroy(&self, key: &[u8], secret: &[u8]) -> Result<bool> {
+        let destroyed: Option<i64> = self.invoke(self.scripts.session.key(key).arg("destroy").arg(secret).arg(0), Retry::Once)?;
+        Ok(destroyed.is_some())
+    }
+
+    fn session_list(&self, pattern: &[u8]) -> Result<Vec<(Vec<u8>, SessionRecord)>> {
+        let mut sessions = Vec::new();
+        self.scan(pattern, |keys| {
+            let mut pipeline = redis::pipe();
+            for key in keys {
+                pipeline.cmd("HGETALL").arg(key);
+            }
+            let hashes: Vec<Vec<Vec<u8>>> = self.query_pipeline(&pipeline, Retry::Once)?;
+            for (key, flat) in keys.iter().zip(hashes) {
+                // Gone since the scan, or not a session.
+                if flat.chunks(2).any(|pair| pair[0] == b"__secret") {
+                    sessions.push((key.clone(), session_record(flat)));
+                }
+            }
+            Ok(())
+        })?;
+        Ok(sessions)
+    }
+
+    fn session_purge(&self, pattern: &[u8], idle_since_ms: u64) -> Result<u64> {
+        let mut purged = 0;
+        self.scan(pattern, |keys| {
+            let mut invocation = self.scripts.session_purge.prepare_invoke();
+            invocation.key(keys).arg(idle_since_ms);
+            let count: u64 = self.invoke(&invocation, Retry::Once)?;
+            purged += count;
+            Ok(())
+        })?;
+        Ok(purged)
     }
 
     fn delete(&self, key: &[u8]) -> Result<bool> {
