@@ -24,6 +24,9 @@
 // compare it with `rcache_abi_version()` before use.
 #define RCACHE_ABI_VERSION 1
 
+// Pass as `slide_ttl_ms` to load a session without renewing its expiry.
+#define RCACHE_SESSION_NO_SLIDE -2
+
 // The longest TTL accepted, in milliseconds (100 years); longer ones get
 // `RCACHE_STATUS_INVALID_ARGUMENT`.
 #define RCACHE_TTL_MAX 3153600000000
@@ -68,6 +71,8 @@ typedef enum rcache_status {
   RCACHE_STATUS_CORRUPT = 11,
   // A compute callback failed; its message is in `rcache_last_error()`.
   RCACHE_STATUS_COMPUTE_FAILED = 12,
+  // A versioned save found a newer version: nothing was saved; load again.
+  RCACHE_STATUS_CONFLICT = 13,
 } rcache_status;
 
 // An open cache client: a connection to Redis or an embedded store.
@@ -79,6 +84,15 @@ typedef struct rcache_client rcache_client;
 // (success) or `rcache_compute_output_fail` (failure) on it. Owned by the
 // library; valid only during the callback.
 typedef struct rcache_compute_output rcache_compute_output;
+
+// A loaded session, owned by the caller: read it with the
+// `rcache_session_record_*` functions, release it with `rcache_session_record_free`.
+typedef struct rcache_session_record rcache_session_record;
+
+// The sessions of one namespace of a client. Create it with
+// `rcache_session_store_open`, free it with `rcache_session_store_free`
+// before freeing its client. Thread-safe, like the client.
+typedef struct rcache_session_store rcache_session_store;
 
 // Settings for `rcache_client_connect`. Start from `rcache_options_default()`
 // or zero the struct: every field left 0 (or NULL) takes the library default.
@@ -193,6 +207,18 @@ typedef struct rcache_compute_options {
 // `rcache_compute_output_fail`) to fail: nothing is stored and the call returns
 // `RCACHE_STATUS_COMPUTE_FAILED`. It may use the client, but must not free it.
 typedef bool (*rcache_compute_fn)(void *user_data, struct rcache_compute_output *output);
+
+// A new session's identity: two NUL-terminated strings of 32 hex characters.
+// The secret proves ownership: keep it with the id (for example in the cookie).
+typedef struct rcache_session_new {
+  char id[33];
+  char secret[33];
+} rcache_session_new;
+
+// A lock owner token: a NUL-terminated string of 32 hex characters.
+typedef struct rcache_session_owner {
+  char token[33];
+} rcache_session_owner;
 
 #ifdef __cplusplus
 extern "C" {
@@ -389,6 +415,119 @@ enum rcache_status rcache_client_get_or_compute(const struct rcache_client *clie
 // or `""` if none has. The string belongs to the library and stays valid
 // until the next failing call on the same thread; never free it.
 const char *rcache_last_error(void);
+
+// Opens the session store kept under `namespace` (inside the client's key
+// prefix, e.g. `"sess:"`) and stores its handle in `*store_out`.
+enum rcache_status rcache_session_store_open(const struct rcache_client *client,
+                                             const uint8_t *namespace_,
+                                             size_t namespace_len,
+                                             struct rcache_session_store **store_out);
+
+// Releases a session store. NULL is a no-op.
+void rcache_session_store_free(struct rcache_session_store *store);
+
+// Creates a session holding `count` fields (`names[i]` -> `values[i]`; names
+// are UTF-8 text not starting with `__`), living `ttl_ms` (as in
+// `rcache_client_set`), and writes its id and secret to `*session_out`.
+enum rcache_status rcache_session_create(const struct rcache_session_store *store,
+                                         const struct rcache_bytes *names,
+                                         const struct rcache_bytes *values,
+                                         size_t count,
+                                         int64_t ttl_ms,
+                                         struct rcache_session_new *session_out);
+
+// Loads a session. `RCACHE_STATUS_MISS` when the id does not exist or
+// `secret` is not its secret (compared in constant time): then nothing is
+// changed and no lock is taken. `slide_ttl_ms` renews the expiry (as
+// `ttl_ms` in `rcache_client_set`), or `RCACHE_SESSION_NO_SLIDE` leaves it.
+// Never waits on the session's lock.
+enum rcache_status rcache_session_load(const struct rcache_session_store *store,
+                                       const uint8_t *id,
+                                       size_t id_len,
+                                       const uint8_t *secret,
+                                       size_t secret_len,
+                                       int64_t slide_ttl_ms,
+                                       struct rcache_session_record **record_out);
+
+// Saves fields of a session in one atomic step: sets `count` fields, deletes
+// `deleted_count` fields, renews the expiry to `ttl_ms` and bumps the version,
+// whose new value goes to `*version_out` (may be NULL). With
+// `expected_version` other than 0, `RCACHE_STATUS_CONFLICT` (nothing saved)
+// when the session has moved on since that version was loaded.
+// `RCACHE_STATUS_MISS` when the id or secret is wrong or the session expired.
+enum rcache_status rcache_session_save(const struct rcache_session_store *store,
+                                       const uint8_t *id,
+                                       size_t id_len,
+                                       const uint8_t *secret,
+                                       size_t secret_len,
+                                       uint64_t expected_version,
+                                       const struct rcache_bytes *names,
+                                       const struct rcache_bytes *values,
+                                       size_t count,
+                                       const struct rcache_bytes *deleted,
+                                       size_t deleted_count,
+                                       int64_t ttl_ms,
+                                       uint64_t *version_out);
+
+// Renews a session's expiry to `ttl_ms`; `RCACHE_STATUS_MISS` when the id or secret is wrong.
+enum rcache_status rcache_session_touch(const struct rcache_session_store *store,
+                                        const uint8_t *id,
+                                        size_t id_len,
+                                        const uint8_t *secret,
+                                        size_t secret_len,
+                                        int64_t ttl_ms);
+
+// Deletes a session; `RCACHE_STATUS_MISS` when the id or secret is wrong.
+enum rcache_status rcache_session_destroy(const struct rcache_session_store *store,
+                                          const uint8_t *id,
+                                          size_t id_len,
+                                          const uint8_t *secret,
+                                          size_t secret_len);
+
+// Deletes the sessions not saved or touched for `idle_ms`; the number goes
+// to `*purged_out` (may be NULL). Scans the namespace in batches.
+enum rcache_status rcache_session_purge(const struct rcache_session_store *store,
+                                        uint64_t idle_ms,
+                                        uint64_t *purged_out);
+
+// Takes the session's exclusive lock for `lease_ms` (for applications that
+// serialize the requests of one session) and writes the owner token to
+// `*owner_out`. `RCACHE_STATUS_CONFLICT` when another owner holds it;
+// `RCACHE_STATUS_MISS` when the id or secret is wrong (no lock is taken).
+// Loads never take or wait on this lock.
+enum rcache_status rcache_session_lock(const struct rcache_session_store *store,
+                                       const uint8_t *id,
+                                       size_t id_len,
+                                       const uint8_t *secret,
+                                       size_t secret_len,
+                                       uint32_t lease_ms,
+                                       struct rcache_session_owner *owner_out);
+
+// Releases a lock taken with `rcache_session_lock`; `RCACHE_STATUS_MISS`
+// when `owner` (the NUL-terminated token) no longer holds it.
+enum rcache_status rcache_session_unlock(const struct rcache_session_store *store,
+                                         const uint8_t *id,
+                                         size_t id_len,
+                                         const char *owner);
+
+// The session's version (bumped by every save).
+uint64_t rcache_session_record_version(const struct rcache_session_record *record);
+
+// When the session was last saved or touched, in milliseconds since the UNIX epoch.
+uint64_t rcache_session_record_touched_ms(const struct rcache_session_record *record);
+
+// How many fields the session holds.
+size_t rcache_session_record_field_count(const struct rcache_session_record *record);
+
+// Field `index` (in name order): its name and value point into the record
+// and stay valid until `rcache_session_record_free`.
+enum rcache_status rcache_session_record_field(const struct rcache_session_record *record,
+                                               size_t index,
+                                               struct rcache_bytes *name_out,
+                                               struct rcache_bytes *value_out);
+
+// Releases a loaded session. NULL is a no-op.
+void rcache_session_record_free(struct rcache_session_record *record);
 
 // The enumerator's name for a status value, e.g. `"RCACHE_STATUS_MISS"`, or
 // `"RCACHE_STATUS_UNKNOWN"` for a value outside the enum. Never NULL; the

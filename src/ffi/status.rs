@@ -40,6 +40,8 @@ pub enum rcache_status {
     RCACHE_STATUS_CORRUPT = 11,
     /// A compute callback failed; its message is in `rcache_last_error()`.
     RCACHE_STATUS_COMPUTE_FAILED = 12,
+    /// A versioned save found a newer version: nothing was saved; load again.
+    RCACHE_STATUS_CONFLICT = 13,
 }
 
 impl From<ErrorKind> for rcache_status {
@@ -106,6 +108,7 @@ pub extern "C" fn rcache_status_name(status: c_int) -> *const c_char {
         (RCACHE_STATUS_PANIC, c"RCACHE_STATUS_PANIC"),
         (RCACHE_STATUS_CORRUPT, c"RCACHE_STATUS_CORRUPT"),
         (RCACHE_STATUS_COMPUTE_FAILED, c"RCACHE_STATUS_COMPUTE_FAILED"),
+        (RCACHE_STATUS_CONFLICT, c"RCACHE_STATUS_CONFLICT"),
     ];
     let name = known
         .iter()

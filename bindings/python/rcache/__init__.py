@@ -9,9 +9,11 @@ choose the librcache.so to load.
 from . import _lib
 from .cache import Cache
 from .client import NO_EXPIRY, Client
+from .session import Session, SessionStore
 from .errors import (
     ClosedError,
     ComputeError,
+    ConflictError,
     ConnectionError,
     CorruptValueError,
     ForkedError,
@@ -50,5 +52,8 @@ __all__ = [
     "InternalError",
     "CorruptValueError",
     "ComputeError",
+    "ConflictError",
+    "Session",
+    "SessionStore",
     "__version__",
 ]

@@ -39,7 +39,10 @@ STATUS_UNSUPPORTED = 9
 STATUS_PANIC = 10
 STATUS_CORRUPT = 11
 STATUS_COMPUTE_FAILED = 12
-STATUS_LAST = STATUS_COMPUTE_FAILED
+STATUS_CONFLICT = 13
+STATUS_LAST = STATUS_CONFLICT
+# rcache_session_load: leave the expiry alone (RCACHE_SESSION_NO_SLIDE).
+SESSION_NO_SLIDE = -2
 
 # Per-call TTL conventions (RCACHE_TTL_* in rcache.h).
 TTL_NONE = -1
@@ -128,6 +131,18 @@ class rcache_compute_output(Structure):
 compute_fn = ctypes.CFUNCTYPE(ctypes.c_bool, c_void_p, POINTER(rcache_compute_output))
 
 
+class rcache_session_new(Structure):
+    """struct rcache_session_new: a new session's id and secret (NUL-terminated hex)."""
+
+    _fields_ = [("id", ctypes.c_char * 33), ("secret", ctypes.c_char * 33)]
+
+
+class rcache_session_owner(Structure):
+    """struct rcache_session_owner: a lock owner token (NUL-terminated hex)."""
+
+    _fields_ = [("token", ctypes.c_char * 33)]
+
+
 class rcache_client(Structure):
     """Opaque struct rcache_client; only pointers to it are used."""
 
@@ -171,6 +186,31 @@ _SIGNATURES = {
         c_int,
         [client_p, c_char_p, c_size_t, POINTER(rcache_compute_options), compute_fn, c_void_p, buffer_p],
     ),
+    "rcache_session_store_open": (c_int, [client_p, c_char_p, c_size_t, POINTER(c_void_p)]),
+    "rcache_session_store_free": (None, [c_void_p]),
+    "rcache_session_create": (c_int, [c_void_p, bytes_p, bytes_p, c_size_t, c_int64, POINTER(rcache_session_new)]),
+    "rcache_session_load": (
+        c_int,
+        [c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, c_int64, POINTER(c_void_p)],
+    ),
+    "rcache_session_save": (
+        c_int,
+        [c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, c_uint64, bytes_p, bytes_p, c_size_t, bytes_p, c_size_t,
+         c_int64, uint64_p],
+    ),
+    "rcache_session_touch": (c_int, [c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, c_int64]),
+    "rcache_session_destroy": (c_int, [c_void_p, c_char_p, c_size_t, c_char_p, c_size_t]),
+    "rcache_session_purge": (c_int, [c_void_p, c_uint64, uint64_p]),
+    "rcache_session_lock": (
+        c_int,
+        [c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, c_uint32, POINTER(rcache_session_owner)],
+    ),
+    "rcache_session_unlock": (c_int, [c_void_p, c_char_p, c_size_t, c_char_p]),
+    "rcache_session_record_version": (c_uint64, [c_void_p]),
+    "rcache_session_record_touched_ms": (c_uint64, [c_void_p]),
+    "rcache_session_record_field_count": (c_size_t, [c_void_p]),
+    "rcache_session_record_field": (c_int, [c_void_p, c_size_t, POINTER(rcache_bytes), POINTER(rcache_bytes)]),
+    "rcache_session_record_free": (None, [c_void_p]),
     "rcache_buffer_free": (None, [buffer_p]),
     "rcache_buffers_free": (None, [buffer_p, c_size_t]),
     "rcache_last_error": (c_char_p, []),

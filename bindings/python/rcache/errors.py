@@ -115,6 +115,13 @@ class ComputeError(RCacheError):
     status = "RCACHE_STATUS_COMPUTE_FAILED"
 
 
+class ConflictError(RCacheError):
+    """A versioned session save found a newer version; nothing was saved.
+    Load the session again and redo the change."""
+
+    status = "RCACHE_STATUS_CONFLICT"
+
+
 _BY_STATUS = {
     _lib.STATUS_INVALID_ARGUMENT: InvalidArgumentError,
     _lib.STATUS_CONNECTION: ConnectionError,
@@ -127,6 +134,7 @@ _BY_STATUS = {
     _lib.STATUS_PANIC: InternalError,
     _lib.STATUS_CORRUPT: CorruptValueError,
     _lib.STATUS_COMPUTE_FAILED: ComputeError,
+    _lib.STATUS_CONFLICT: ConflictError,
 }
 
 
