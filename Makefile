@@ -53,6 +53,10 @@ bench: prereqs build
 	cargo build --release --example bench_tags --example bench_compute
 	tests/with-redis.sh target/release/examples/bench_tags
 	target/release/examples/bench_compute
+	@mkdir -p $(BUILD)/bench
+	$(CC) -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude bench/bench_sessions.c \
+	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -lrcache -o $(BUILD)/bench/bench_sessions
+	tests/with-redis.sh bash -c '$(BUILD)/bench/bench_sessions $$RCACHE_TEST_REDIS_URL && python3 bench/bench_sessions.py'
 
 clean:
 	cargo clean
