@@ -53,12 +53,12 @@ fn text_field(text: &str) -> [c_char; 33] {
 impl rcache_session_store {
     /// # Safety
     /// `store` is NULL or comes from `rcache_session_store_open` and is not freed, nor its client.
-    unsafe fn sessions<'a>(store: *const rcache_session_store) -> Result<(crate::Sessions<'a>, &'a Self), Failure> {
+    unsafe fn sessions<'a>(store: *const rcache_session_store) -> Result<crate::Sessions<'a>, Failure> {
         // SAFETY: forwarded to the caller's promise.
-        let store = unsafe { non_null(store, "store") }?;
+        let store: &'a Self = unsafe { non_null(store, "store") }?;
         // SAFETY: the store's client outlives the store, as documented.
         let cache = unsafe { rcache_client::cache(store.client) }?;
-        Ok((cache.sessions(&store.namespace), store))
+        Ok(cache.sessions(&store.namespace))
     }
 }
 
@@ -90,8 +90,11 @@ pub unsafe extern "C" fn rcache_session_store_free(store: *mut rcache_session_st
     }
 }
 
+/// Borrowed `(name, value)` pairs.
+type Fields<'a> = Vec<(&'a [u8], &'a [u8])>;
+
 /// The `(name, value)` pairs of two parallel arrays.
-unsafe fn pairs<'a>(names: *const rcache_bytes, values: *const rcache_bytes, count: usize) -> Result<Vec<(&'a [u8], &'a [u8])>, Failure> {
+unsafe fn pairs<'a>(names: *const rcache_bytes, values: *const rcache_bytes, count: usize) -> Result<Fields<'a>, Failure> {
     // SAFETY: both arrays hold `count` rcache_bytes, as documented on the callers.
     let (names, values) = unsafe { (byte_strings(names, count, "names")?, byte_strings(values, count, "values")?) };
     Ok(names.into_iter().zip(values).collect())
@@ -111,7 +114,7 @@ pub unsafe extern "C" fn rcache_session_create(
 ) -> rcache_status {
     guard(|| {
         // SAFETY: pointer arguments as documented on the function.
-        let ((sessions, _), fields, session_out) = unsafe {
+        let (sessions, fields, session_out) = unsafe {
             (rcache_session_store::sessions(store)?, pairs(names, values, count)?, out_param(session_out, "session_out")?)
         };
         let new = sessions.create(&fields, ttl_from_millis(ttl_ms)?)?;
@@ -137,7 +140,7 @@ pub unsafe extern "C" fn rcache_session_load(
 ) -> rcache_status {
     guard(|| {
         // SAFETY: pointer arguments as documented on the function.
-        let ((sessions, _), id, secret, record_out) = unsafe {
+        let (sessions, id, secret, record_out) = unsafe {
             (
                 rcache_session_store::sessions(store)?,
                 bytes(id, id_len, "id")?,
@@ -183,7 +186,7 @@ pub unsafe extern "C" fn rcache_session_save(
 ) -> rcache_status {
     guard(|| {
         // SAFETY: pointer arguments as documented on the function.
-        let ((sessions, _), id, secret, fields, deleted) = unsafe {
+        let (sessions, id, secret, fields, deleted) = unsafe {
             (
                 rcache_session_store::sessions(store)?,
                 bytes(id, id_len, "id")?,
@@ -224,7 +227,7 @@ pub unsafe extern "C" fn rcache_session_touch(
 ) -> rcache_status {
     guard(|| {
         // SAFETY: pointer arguments as documented on the function.
-        let ((sessions, _), id, secret) =
+        let (sessions, id, secret) =
             unsafe { (rcache_session_store::sessions(store)?, bytes(id, id_len, "id")?, bytes(secret, secret_len, "secret")?) };
         Ok(if sessions.touch(id, secret, ttl_from_millis(ttl_ms)?)? { OK } else { MISS })
     })
@@ -241,7 +244,7 @@ pub unsafe extern "C" fn rcache_session_destroy(
 ) -> rcache_status {
     guard(|| {
         // SAFETY: pointer arguments as documented on the function.
-        let ((sessions, _), id, secret) =
+        let (sessions, id, secret) =
             unsafe { (rcache_session_store::sessions(store)?, bytes(id, id_len, "id")?, bytes(secret, secret_len, "secret")?) };
         Ok(if sessions.destroy(id, secret)? { OK } else { MISS })
     })
@@ -257,7 +260,7 @@ pub unsafe extern "C" fn rcache_session_purge(
 ) -> rcache_status {
     guard(|| {
         // SAFETY: pointer arguments as documented on the function.
-        let (sessions, _) = unsafe { rcache_session_store::sessions(store) }?;
+        let sessions = unsafe { rcache_session_store::sessions(store) }?;
         let purged = sessions.purge_idle(Duration::from_millis(idle_ms))?;
         // SAFETY: a non-NULL purged_out points to writable storage.
         if let Some(out) = unsafe { purged_out.as_mut() } {
@@ -292,7 +295,7 @@ pub unsafe extern "C" fn rcache_session_lock(
 ) -> rcache_status {
     guard(|| {
         // SAFETY: pointer arguments as documented on the function.
-        let ((sessions, _), id, secret, owner_out) = unsafe {
+        let (sessions, id, secret, owner_out) = unsafe {
             (
                 rcache_session_store::sessions(store)?,
                 bytes(id, id_len, "id")?,
@@ -327,7 +330,7 @@ pub unsafe extern "C" fn rcache_session_unlock(
 ) -> rcache_status {
     guard(|| {
         // SAFETY: pointer arguments as documented on the function.
-        let ((sessions, _), id) = unsafe { (rcache_session_store::sessions(store)?, bytes(id, id_len, "id")?) };
+        let (sessions, id) = unsafe { (rcache_session_store::sessions(store)?, bytes(id, id_len, "id")?) };
         let owner = match owner.is_null() {
             true => return Err(Failure::invalid("owner is NULL")),
             // SAFETY: a non-NULL owner is NUL-terminated.
