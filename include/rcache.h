@@ -417,7 +417,11 @@ enum rcache_status rcache_client_get_or_compute(const struct rcache_client *clie
 const char *rcache_last_error(void);
 
 // Opens the session store kept under `namespace` (inside the client's key
-// prefix, e.g. `"sess:"`) and stores its handle in `*store_out`.
+// prefix, e.g. `"sess:"`) and stores its handle in `*store_out`. Session
+// ids are 32 lowercase hex characters, as `rcache_session_create` makes
+// them; any other id is a missing session. On Redis, sessions share the key
+// space with cache entries: keep cache keys out of the session namespace
+// (`rcache_client_clear` of the whole namespace deletes them too).
 enum rcache_status rcache_session_store_open(const struct rcache_client *client,
                                              const uint8_t *namespace_,
                                              size_t namespace_len,

@@ -40,12 +40,34 @@ impl Cache {
     }
 }
 
+/// Session ids are 32 lowercase hex characters, as `create` makes them.
+const ID_LEN: usize = 32;
+
+fn is_session_id(id: &[u8]) -> bool {
+    id.len() == ID_LEN && id.iter().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 impl Sessions<'_> {
-    fn key(&self, id: &[u8]) -> Result<Vec<u8>> {
+    /// The session's full key, or `None` for an id `create` cannot have made
+    /// (so a forged id never reaches another namespace or a cache entry).
+    fn key(&self, id: &[u8]) -> Result<Option<Vec<u8>>> {
         if id.is_empty() {
             return Err(Error::invalid("session id must not be empty"));
         }
-        self.cache.full_key(&[self.namespace.as_slice(), id].concat())
+        if !is_session_id(id) {
+            return Ok(None);
+        }
+        self.cache.full_key(&[self.namespace.as_slice(), id].concat()).map(Some)
+    }
+
+    /// The glob matching exactly this namespace's session keys.
+    fn pattern(&self) -> (Vec<u8>, usize) {
+        let prefix = [self.cache.options().key_prefix.as_slice(), &self.namespace].concat();
+        let mut pattern = glob::escape(&prefix);
+        for _ in 0..ID_LEN {
+            pattern.extend_from_slice(b"[0-9a-f]");
+        }
+        (pattern, prefix.len())
     }
 
     fn check_fields(&self, fields: &[(&[u8], &[u8])], deleted: &[&[u8]]) -> Result<()> {
@@ -71,7 +93,7 @@ impl Sessions<'_> {
         let expiry = self.cache.expiry(ttl)?;
         loop {
             let session = NewSession { id: random_hex(), secret: random_hex() };
-            let key = self.key(session.id.as_bytes())?;
+            let key = self.key(session.id.as_bytes())?.expect("a made id is well formed");
             let secret = session.secret.as_bytes();
             if self.cache.call(|backend| backend.session_create(&key, secret, fields, expiry, now_ms()))? {
                 return Ok(session);
@@ -83,8 +105,8 @@ impl Sessions<'_> {
     /// constant time); otherwise `None`, and nothing is changed or locked.
     /// `slide` renews its expiry.
     pub fn load(&self, id: &[u8], secret: &[u8], slide: Option<Ttl>) -> Result<Option<SessionRecord>> {
-        let key = self.key(id)?;
         let touch = slide.map(|ttl| self.cache.expiry(ttl)).transpose()?;
+        let Some(key) = self.key(id)? else { return Ok(None) };
         self.cache.call(|backend| backend.session_load(&key, secret, touch, now_ms()))
     }
 
@@ -102,39 +124,35 @@ impl Sessions<'_> {
         ttl: Ttl,
     ) -> Result<SaveOutcome> {
         self.check_fields(fields, deleted)?;
-        let key = self.key(id)?;
         let expiry = self.cache.expiry(ttl)?;
+        let Some(key) = self.key(id)? else { return Ok(SaveOutcome::Missing) };
         self.cache.call(|backend| backend.session_save(&key, secret, expected, fields, deleted, expiry, now_ms()))
     }
 
     /// Renews the expiry; false when the id or secret is wrong.
     pub fn touch(&self, id: &[u8], secret: &[u8], ttl: Ttl) -> Result<bool> {
-        let key = self.key(id)?;
         let expiry = self.cache.expiry(ttl)?;
+        let Some(key) = self.key(id)? else { return Ok(false) };
         self.cache.call(|backend| backend.session_touch(&key, secret, expiry, now_ms()))
     }
 
     /// Deletes the session; false when the id or secret is wrong.
     pub fn destroy(&self, id: &[u8], secret: &[u8]) -> Result<bool> {
-        let key = self.key(id)?;
+        let Some(key) = self.key(id)? else { return Ok(false) };
         self.cache.call(|backend| backend.session_destroy(&key, secret))
     }
 
     /// Every live session of the namespace, by id, for cleanup and
     /// inspection (secrets are not returned).
     pub fn list(&self) -> Result<Vec<(Vec<u8>, SessionRecord)>> {
-        let prefix = [self.cache.options().key_prefix.as_slice(), &self.namespace].concat();
-        let mut pattern = glob::escape(&prefix);
-        pattern.push(b'*');
+        let (pattern, prefix_len) = self.pattern();
         let sessions = self.cache.call(|backend| backend.session_list(&pattern))?;
-        Ok(sessions.into_iter().map(|(key, record)| (key[prefix.len()..].to_vec(), record)).collect())
+        Ok(sessions.into_iter().map(|(key, record)| (key[prefix_len..].to_vec(), record)).collect())
     }
 
     /// Deletes the sessions not saved or touched for `idle`; returns how many.
     pub fn purge_idle(&self, idle: Duration) -> Result<u64> {
-        let prefix = [self.cache.options().key_prefix.as_slice(), &self.namespace].concat();
-        let mut pattern = glob::escape(&prefix);
-        pattern.push(b'*');
+        let (pattern, _) = self.pattern();
         let since = now_ms().saturating_sub(idle.as_millis() as u64);
         self.cache.call(|backend| backend.session_purge(&pattern, since))
     }
@@ -154,6 +172,9 @@ impl Sessions<'_> {
 
     /// Releases a lock taken with `lock`; false when `owner` no longer holds it.
     pub fn unlock(&self, id: &[u8], owner: &[u8]) -> Result<bool> {
+        if self.key(id)?.is_none() {
+            return Ok(false);
+        }
         let lock_key = self.lock_key(id);
         self.cache.call(|backend| backend.unlock(&lock_key, owner))
     }

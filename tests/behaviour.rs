@@ -532,6 +532,23 @@ fn sessions_are_listed_purged_and_locked(cache: &Cache) {
     assert!(sessions.lock(id, secret, Duration::from_secs(5)).unwrap().is_some());
 }
 
+fn session_namespaces_never_reach_each_other_or_cache_entries(cache: &Cache) {
+    let (app, admin) = (cache.sessions(b"app:"), cache.sessions(b"app:admin:"));
+    let mine = admin.create(&[(b"role", b"root")], ttl_secs(60)).unwrap();
+    let forged_id = [b"admin:".as_slice(), mine.id.as_bytes()].concat();
+    assert_eq!(app.load(&forged_id, mine.secret.as_bytes(), None).unwrap(), None);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(app.purge_idle(Duration::ZERO).unwrap(), 0, "purge stays in its namespace");
+    assert!(app.list().unwrap().is_empty());
+    assert!(admin.load(mine.id.as_bytes(), mine.secret.as_bytes(), None).unwrap().is_some());
+    // A forged id that names a cache entry is just a missing session.
+    let entry_id = b"0123456789abcdef0123456789abcdef";
+    cache.set(&[b"app:".as_slice(), entry_id].concat(), b"cached", ttl_secs(60)).unwrap();
+    assert_eq!(app.load(entry_id, b"any", None).unwrap(), None);
+    assert_eq!(app.save(entry_id, b"any", None, &[(b"a", b"b")], &[], ttl_secs(60)).unwrap(), SaveOutcome::Missing);
+    assert!(!app.unlock(b"", b"owner").is_ok_and(|unlocked| unlocked));
+}
+
 fn bad_session_input_is_refused(cache: &Cache) {
     let sessions = cache.sessions(b"sess:");
     let kind = |result: rcache::Result<rcache::NewSession>| result.unwrap_err().kind;
@@ -605,6 +622,7 @@ suite!(
     session_expiry_slides_on_touch_and_on_load_when_asked,
     sessions_are_listed_purged_and_locked,
     bad_session_input_is_refused,
+    session_namespaces_never_reach_each_other_or_cache_entries,
 );
 
 #[test]

@@ -63,7 +63,11 @@ impl rcache_session_store {
 }
 
 /// Opens the session store kept under `namespace` (inside the client's key
-/// prefix, e.g. `"sess:"`) and stores its handle in `*store_out`.
+/// prefix, e.g. `"sess:"`) and stores its handle in `*store_out`. Session
+/// ids are 32 lowercase hex characters, as `rcache_session_create` makes
+/// them; any other id is a missing session. On Redis, sessions share the key
+/// space with cache entries: keep cache keys out of the session namespace
+/// (`rcache_client_clear` of the whole namespace deletes them too).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_session_store_open(
     client: *const rcache_client,

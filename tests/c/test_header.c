@@ -19,6 +19,13 @@ _Static_assert(RCACHE_VERSION_MAJOR >= 0 && RCACHE_VERSION_MINOR >= 0 && RCACHE_
 _Static_assert(RCACHE_STATUS_OK == 0 && RCACHE_STATUS_PANIC == 10, "status values");
 _Static_assert(RCACHE_STATUS_CORRUPT == 11, "RCACHE_STATUS_CORRUPT is 11");
 _Static_assert(RCACHE_MAX_TAGS == 256, "at most 256 tags per call");
+_Static_assert(RCACHE_STATUS_CONFLICT == 13, "RCACHE_STATUS_CONFLICT is 13");
+_Static_assert(RCACHE_SESSION_NO_SLIDE == -2, "RCACHE_SESSION_NO_SLIDE is -2");
+_Static_assert(sizeof(((rcache_session_new *)0)->id) == 33 &&
+                   sizeof(((rcache_session_new *)0)->secret) == 33,
+               "a session id and secret are 32 characters and a NUL");
+_Static_assert(sizeof(((rcache_session_owner *)0)->token) == 33,
+               "a lock owner token is 32 characters and a NUL");
 _Static_assert(sizeof(rcache_bytes) == sizeof(void *) + sizeof(size_t), "rcache_bytes is two words");
 _Static_assert(sizeof(rcache_buffer) == sizeof(void *) + sizeof(size_t), "rcache_buffer is two words");
 
@@ -60,6 +67,43 @@ rcache_status (*const check_clear)(const rcache_client *, const uint8_t *, size_
 void (*const check_buffer_free)(rcache_buffer *) = rcache_buffer_free;
 void (*const check_buffers_free)(rcache_buffer *, size_t) = rcache_buffers_free;
 const char *(*const check_last_error)(void) = rcache_last_error;
+rcache_status (*const check_session_store_open)(const rcache_client *, const uint8_t *, size_t,
+                                                rcache_session_store **) =
+    rcache_session_store_open;
+void (*const check_session_store_free)(rcache_session_store *) = rcache_session_store_free;
+rcache_status (*const check_session_create)(const rcache_session_store *, const rcache_bytes *,
+                                            const rcache_bytes *, size_t, int64_t,
+                                            rcache_session_new *) = rcache_session_create;
+rcache_status (*const check_session_load)(const rcache_session_store *, const uint8_t *, size_t,
+                                          const uint8_t *, size_t, int64_t,
+                                          rcache_session_record **) = rcache_session_load;
+rcache_status (*const check_session_save)(const rcache_session_store *, const uint8_t *, size_t,
+                                          const uint8_t *, size_t, uint64_t, const rcache_bytes *,
+                                          const rcache_bytes *, size_t, const rcache_bytes *,
+                                          size_t, int64_t, uint64_t *) = rcache_session_save;
+rcache_status (*const check_session_touch)(const rcache_session_store *, const uint8_t *, size_t,
+                                           const uint8_t *, size_t, int64_t) =
+    rcache_session_touch;
+rcache_status (*const check_session_destroy)(const rcache_session_store *, const uint8_t *,
+                                             size_t, const uint8_t *, size_t) =
+    rcache_session_destroy;
+rcache_status (*const check_session_purge)(const rcache_session_store *, uint64_t, uint64_t *) =
+    rcache_session_purge;
+rcache_status (*const check_session_lock)(const rcache_session_store *, const uint8_t *, size_t,
+                                          const uint8_t *, size_t, uint32_t,
+                                          rcache_session_owner *) = rcache_session_lock;
+rcache_status (*const check_session_unlock)(const rcache_session_store *, const uint8_t *, size_t,
+                                            const char *) = rcache_session_unlock;
+uint64_t (*const check_session_record_version)(const rcache_session_record *) =
+    rcache_session_record_version;
+uint64_t (*const check_session_record_touched_ms)(const rcache_session_record *) =
+    rcache_session_record_touched_ms;
+size_t (*const check_session_record_field_count)(const rcache_session_record *) =
+    rcache_session_record_field_count;
+rcache_status (*const check_session_record_field)(const rcache_session_record *, size_t,
+                                                  rcache_bytes *, rcache_bytes *) =
+    rcache_session_record_field;
+void (*const check_session_record_free)(rcache_session_record *) = rcache_session_record_free;
 const char *(*const check_status_name)(int) = rcache_status_name;
 
 /* The option fields, by name and type. */

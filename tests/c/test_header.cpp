@@ -16,6 +16,10 @@ static_assert(RCACHE_ABI_VERSION >= 1, "RCACHE_ABI_VERSION is set");
 static_assert(RCACHE_STATUS_OK == 0 && RCACHE_STATUS_PANIC == 10, "status values");
 static_assert(RCACHE_STATUS_CORRUPT == 11, "RCACHE_STATUS_CORRUPT is 11");
 static_assert(RCACHE_MAX_TAGS == 256, "at most 256 tags per call");
+static_assert(RCACHE_STATUS_CONFLICT == 13, "RCACHE_STATUS_CONFLICT is 13");
+static_assert(RCACHE_SESSION_NO_SLIDE == -2, "RCACHE_SESSION_NO_SLIDE is -2");
+static_assert(std::is_trivially_copyable<rcache_session_new>::value, "rcache_session_new is a C struct");
+static_assert(std::is_trivially_copyable<rcache_session_owner>::value, "rcache_session_owner is a C struct");
 static_assert(std::is_standard_layout<rcache_options>::value, "rcache_options is a C struct");
 static_assert(std::is_trivially_copyable<rcache_buffer>::value, "rcache_buffer is a C struct");
 static_assert(std::is_trivially_copyable<rcache_bytes>::value, "rcache_bytes is a C struct");
@@ -86,6 +90,67 @@ static_assert(std::is_same<decltype(&rcache_buffers_free),
                            void (*)(rcache_buffer *, size_t)>::value,
               "");
 static_assert(std::is_same<decltype(&rcache_last_error), const char *(*)()>::value, "");
+static_assert(std::is_same<decltype(&rcache_session_store_open),
+                           rcache_status (*)(const rcache_client *, const uint8_t *, size_t,
+                                             rcache_session_store **)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_session_store_free),
+                           void (*)(rcache_session_store *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_session_create),
+                           rcache_status (*)(const rcache_session_store *, const rcache_bytes *,
+                                             const rcache_bytes *, size_t, int64_t,
+                                             rcache_session_new *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_session_load),
+                           rcache_status (*)(const rcache_session_store *, const uint8_t *, size_t,
+                                             const uint8_t *, size_t, int64_t,
+                                             rcache_session_record **)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_session_save),
+                           rcache_status (*)(const rcache_session_store *, const uint8_t *, size_t,
+                                             const uint8_t *, size_t, uint64_t,
+                                             const rcache_bytes *, const rcache_bytes *, size_t,
+                                             const rcache_bytes *, size_t, int64_t,
+                                             uint64_t *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_session_touch),
+                           rcache_status (*)(const rcache_session_store *, const uint8_t *, size_t,
+                                             const uint8_t *, size_t, int64_t)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_session_destroy),
+                           rcache_status (*)(const rcache_session_store *, const uint8_t *, size_t,
+                                             const uint8_t *, size_t)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_session_purge),
+                           rcache_status (*)(const rcache_session_store *, uint64_t,
+                                             uint64_t *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_session_lock),
+                           rcache_status (*)(const rcache_session_store *, const uint8_t *, size_t,
+                                             const uint8_t *, size_t, uint32_t,
+                                             rcache_session_owner *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_session_unlock),
+                           rcache_status (*)(const rcache_session_store *, const uint8_t *, size_t,
+                                             const char *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_session_record_version),
+                           uint64_t (*)(const rcache_session_record *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_session_record_touched_ms),
+                           uint64_t (*)(const rcache_session_record *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_session_record_field_count),
+                           size_t (*)(const rcache_session_record *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_session_record_field),
+                           rcache_status (*)(const rcache_session_record *, size_t, rcache_bytes *,
+                                             rcache_bytes *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_session_record_free),
+                           void (*)(rcache_session_record *)>::value,
+              "");
 static_assert(std::is_same<decltype(&rcache_status_name), const char *(*)(int)>::value, "");
 
 // The option fields, by name and type.
@@ -99,6 +164,9 @@ static_assert(std::is_same<decltype(rcache_options::memory_max_entries), size_t>
 static_assert(std::is_same<decltype(rcache_options::memory_max_bytes), size_t>::value, "");
 static_assert(std::is_same<decltype(rcache_buffer::data), uint8_t *>::value, "");
 static_assert(std::is_same<decltype(rcache_bytes::data), const uint8_t *>::value, "");
+static_assert(std::is_same<decltype(rcache_session_new::id), char[33]>::value, "");
+static_assert(std::is_same<decltype(rcache_session_new::secret), char[33]>::value, "");
+static_assert(std::is_same<decltype(rcache_session_owner::token), char[33]>::value, "");
 
 // The names live in the global namespace and are usable from a C++ namespace.
 namespace header_check {

@@ -38,8 +38,10 @@ if op == 'create' then
   return 1
 end
 
--- Everything else needs the right secret; a wrong one changes nothing.
-if not same_secret(redis.call('HGET', KEYS[1], '__secret'), secret) then
+-- Everything else needs the right secret; a wrong one changes nothing. A key
+-- of another type (a forged id naming a cache entry) is no session either.
+local stored = redis.pcall('HGET', KEYS[1], '__secret')
+if type(stored) ~= 'string' or not same_secret(stored, secret) then
   return false
 end
 
