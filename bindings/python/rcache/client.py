@@ -123,6 +123,15 @@ def _count(value):
     return int(value)
 
 
+def _found(status):
+    """True for OK, False for MISS; any other status raises its exception."""
+    if status == _OK:
+        return True
+    if status == _MISS:
+        return False
+    raise from_status(status)
+
+
 def _beta(beta):
     """The early-refresh factor: a finite number >= 0."""
     if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
@@ -464,12 +473,7 @@ class Client:
         invalidated."""
         key = _key(key)
         tag_array, tag_count = _tags(tags)
-        status = self._invoke(_add_tags, key, len(key), tag_array, tag_count)
-        if status == _OK:
-            return True
-        if status == _MISS:
-            return False
-        raise from_status(status)
+        return _found(self._invoke(_add_tags, key, len(key), tag_array, tag_count))
 
     def invalidate_tags(self, tags):
         """Invalidates every tag of tags (an iterable of str or bytes-like
@@ -497,22 +501,12 @@ class Client:
     def delete(self, key):
         """Deletes key; True if it existed."""
         key = _key(key)
-        status = self._invoke(_delete, key, len(key))
-        if status == _OK:
-            return True
-        if status == _MISS:
-            return False
-        raise from_status(status)
+        return _found(self._invoke(_delete, key, len(key)))
 
     def exists(self, key):
         """True if key exists (and has not expired)."""
         key = _key(key)
-        status = self._invoke(_exists, key, len(key))
-        if status == _OK:
-            return True
-        if status == _MISS:
-            return False
-        raise from_status(status)
+        return _found(self._invoke(_exists, key, len(key)))
 
     def ttl(self, key):
         """Seconds key has left (float, millisecond resolution), -1.0 if it
@@ -533,12 +527,7 @@ class Client:
         expiry when no default_ttl is set). False if key is missing."""
         key = _key(key)
         ttl_ms = _ttl_ms(ttl)
-        status = self._invoke(_expire, key, len(key), ttl_ms)
-        if status == _OK:
-            return True
-        if status == _MISS:
-            return False
-        raise from_status(status)
+        return _found(self._invoke(_expire, key, len(key), ttl_ms))
 
     def get_many(self, keys):
         """Values of keys (an iterable, not a single str/bytes) in one round

@@ -4,7 +4,7 @@ from ctypes import POINTER, byref, c_uint64, c_void_p, cast, string_at
 
 from . import _lib
 from ._lib import lib as _c
-from .client import _key, _tags, _ttl_ms, _value
+from .client import _found, _key, _tags, _ttl_ms, _value
 from .errors import from_status
 
 __all__ = ["Session", "SessionStore"]
@@ -129,12 +129,12 @@ class SessionStore:
     def touch(self, session_id, secret, ttl=None):
         """Renews the expiry; False when the session is missing or the secret wrong."""
         session_id, secret = _key(session_id, "session id"), _key(secret, "secret")
-        return self._status(self._call(_c.rcache_session_touch, session_id, len(session_id), secret, len(secret), _ttl_ms(ttl)))
+        return _found(self._call(_c.rcache_session_touch, session_id, len(session_id), secret, len(secret), _ttl_ms(ttl)))
 
     def destroy(self, session_id, secret):
         """Deletes the session; False when it is missing or the secret wrong."""
         session_id, secret = _key(session_id, "session id"), _key(secret, "secret")
-        return self._status(self._call(_c.rcache_session_destroy, session_id, len(session_id), secret, len(secret)))
+        return _found(self._call(_c.rcache_session_destroy, session_id, len(session_id), secret, len(secret)))
 
     def purge(self, idle):
         """Deletes the sessions not saved or touched for idle seconds; how many."""
@@ -161,12 +161,5 @@ class SessionStore:
     def unlock(self, session_id, owner):
         """Releases a lock taken with lock(); False when owner no longer holds it."""
         session_id = _key(session_id, "session id")
-        return self._status(self._call(_c.rcache_session_unlock, session_id, len(session_id), owner.encode("ascii")))
+        return _found(self._call(_c.rcache_session_unlock, session_id, len(session_id), owner.encode("ascii")))
 
-    @staticmethod
-    def _status(status):
-        if status == _OK:
-            return True
-        if status == _MISS:
-            return False
-        raise from_status(status)
