@@ -259,7 +259,8 @@ impl Cache {
             Err(panic) => std::panic::resume_unwind(panic),
             Ok(Err(error)) => Err(ComputeError::Compute(error)),
             Ok(Ok(value)) => {
-                stored?;
+                // Under fail-open a value the server could not take is still returned.
+                self.or_fail_open(stored, || ())?;
                 // The value is stored; a lock we could not release expires with its lease.
                 if let Err(error) = released {
                     self.or_fail_open(Err(error), || false)?;

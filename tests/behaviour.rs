@@ -185,6 +185,7 @@ fn tagged_values_are_binary_safe_and_may_be_empty(cache: &Cache) {
     assert_eq!(cache.get(b"bin").unwrap(), Some(every_byte.clone()));
     cache.set_with_tags(b"empty", b"", Ttl::Never, &[b"t"]).unwrap();
     assert_eq!(cache.get(b"empty").unwrap(), Some(Vec::new()));
+    assert_eq!(cache.increment(b"empty", 1, ttl_secs(60)).unwrap_err().kind, ErrorKind::WrongType, "a tagged entry is no counter");
     cache.invalidate_tags(&[&every_byte[..40]]).unwrap();
     assert_eq!(cache.get(b"bin").unwrap(), None);
     assert_eq!(cache.get(b"empty").unwrap(), Some(Vec::new()));

@@ -528,6 +528,10 @@ impl Backend for MemoryBackend {
         let now = Instant::now();
         let mut store = self.store.lock();
         let (current, expires_at) = match store.live(key, now) {
+            // As on Redis, where a tagged entry's stored form is not an integer.
+            Some(entry) if !entry.tags.is_empty() => {
+                return Err(Error::new(ErrorKind::WrongType, "a tagged entry is not a counter"));
+            }
             Some(entry) => (parse_counter(&entry.value)?, entry.expires_at),
             None => (0, deadline(expiry_if_new, now)),
         };

@@ -82,6 +82,7 @@ struct Scripts {
     key_ops: Script,
     session: Script,
     session_purge: Script,
+    session_list: Script,
     extend_lock: Script,
     unlock: Script,
 }
@@ -101,6 +102,11 @@ impl Scripts {
             key_ops: lua!("lua/key_ops.lua"),
             session: Script::new(include_str!("lua/session.lua")),
             session_purge: Script::new(include_str!("lua/session_purge.lua")),
+            // HGETALL of each key; a key of another type reads as empty (no session).
+            session_list: Script::new(
+                "local out = {} for i, key in ipairs(KEYS) do local fields = redis.pcall('HGETALL', key) \
+                 if fields.err then out[i] = {} else out[i] = fields end end return out",
+            ),
             extend_lock: Script::new(
                 "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
             ),
@@ -203,9 +209,10 @@ impl RedisBackend {
             (index < MAX_LANES).then_some(index)
         });
         let Some(index) = claimed else {
-            let opened = self.lanes.iter().filter(|lane| lane.get().is_some()).count().max(1);
-            let index = self.next_shared.fetch_add(1, Ordering::Relaxed) % opened;
-            return work(self.lanes[index].get().expect("lanes open in order"));
+            // Lanes may still be opening out of order: share the next one that exists (lane 0 always does).
+            let start = self.next_shared.fetch_add(1, Ordering::Relaxed);
+            let lane = (0..MAX_LANES).find_map(|step| self.lanes[(start + step) % MAX_LANES].get());
+            return work(lane.expect("lane 0 opens at connect"));
         };
         // Give the lane back even if `work` panics.
         struct Return<'a>(&'a Mutex<Vec<usize>>, usize);
@@ -216,10 +223,14 @@ impl RedisBackend {
         }
         let lane = match self.lanes[index].get() {
             Some(lane) => lane,
-            None => {
-                let lane = Lane::open(&self.client, &self.config, &self.target)?;
-                self.lanes[index].get_or_init(|| lane)
-            }
+            None => match Lane::open(&self.client, &self.config, &self.target) {
+                Ok(lane) => self.lanes[index].get_or_init(|| lane),
+                Err(error) => {
+                    // Give the number back so a later call can open it.
+                    self.opened.fetch_sub(1, Ordering::Relaxed);
+                    return Err(error);
+                }
+            },
         };
         let _return = Return(&self.idle, index);
         work(lane)
@@ -596,11 +607,9 @@ impl Backend for RedisBackend {
     fn session_list(&self, pattern: &[u8]) -> Result<Vec<(Vec<u8>, SessionRecord)>> {
         let mut sessions = Vec::new();
         self.scan(pattern, |keys| {
-            let mut pipeline = redis::pipe();
-            for key in keys {
-                pipeline.cmd("HGETALL").arg(key);
-            }
-            let hashes: Vec<Vec<Vec<u8>>> = self.query_pipeline(&pipeline, Retry::Once)?;
+            let mut invocation = self.scripts.session_list.prepare_invoke();
+            invocation.key(keys);
+            let hashes: Vec<Vec<Vec<u8>>> = self.invoke(&invocation, Retry::Once)?;
             for (key, flat) in keys.iter().zip(hashes) {
                 // Gone since the scan, or not a session.
                 if flat.chunks(2).any(|pair| pair[0] == b"__secret") {
