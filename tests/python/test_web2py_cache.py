@@ -235,6 +235,24 @@ def test_signed_values(conn, app):
     assert signed("c", counting(0), 100000) == 1
 
 
+def test_a_cache_made_before_fork_works_in_the_child(cache, url):
+    import os
+
+    cache("k", lambda: "parent", 100)
+    # A memory:// store is private to its process: the child starts empty.
+    expected = "child" if url.startswith("memory:") else "parent"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ok = cache("k", counting("child"), 100) == expected and cache("c", lambda: "child", 100) == "child"
+            os._exit(0 if ok else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert cache("k", counting("again"), 100) == "parent"
+
+
 # --- the old module's data ---------------------------------------------------
 
 
