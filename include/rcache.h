@@ -532,6 +532,21 @@ enum rcache_status rcache_client_get_or_compute(const struct rcache_client *clie
 // until the next failing call on the same thread; never free it.
 const char *rcache_last_error(void);
 
+// Renders every statistic of `rcache_client_stats` in the Prometheus text
+// exposition format (version 0.0.4) into `*text_out`: UTF-8 text of `len`
+// bytes ending in a newline, not NUL-terminated, to be released with
+// `rcache_buffer_free`. Each family has its `# HELP` and `# TYPE` lines;
+// counters are `rcache_<field>_total` (the four error fields are
+// `rcache_errors_total{kind="connection|timeout|server|other"}`), latencies
+// are gauges in seconds (`rcache_latency_p50_seconds`, `..._p99_...`,
+// `..._max_...`). `label`, a NUL-terminated UTF-8 string, is added to every
+// sample as `client="<label>"` (escaped) to tell handles apart; NULL or `""`
+// for none. The text describes one handle: serve it as a whole
+// (`Content-Type: text/plain; version=0.0.4`), not concatenated with another's.
+enum rcache_status rcache_client_metrics(const struct rcache_client *client,
+                                         const char *label,
+                                         struct rcache_buffer *text_out);
+
 // Reads every field of the hash record at `key`. On `RCACHE_STATUS_OK`,
 // `*names_out` and `*values_out` are arrays of `*count_out` buffers (at
 // least one): field `i` is `(*names_out)[i]` -> `(*values_out)[i]`, in no

@@ -7,6 +7,7 @@ mod compute;
 mod error;
 pub mod ffi;
 mod glob;
+pub mod metrics;
 mod options;
 mod records;
 mod session;
