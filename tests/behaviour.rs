@@ -1,5 +1,6 @@
 //! The behavioural suite, run against every backend: each case is a function
-//! of a fresh `Cache`, instantiated once per backend by `suite!`.
+//! of a fresh `Cache`, instantiated once per backend by `suite!` (memory://,
+//! Redis, and Redis with a near cache).
 
 mod support;
 
@@ -570,6 +571,14 @@ fn small_limits() -> Options {
     Options { max_key_bytes: 300, max_value_bytes: 1024, ..Options::default() }
 }
 
+/// Runs `case` on a handle of a fresh private Redis; `parameters` are added to its URL.
+fn on_redis(parameters: &str, case: fn(&Cache)) {
+    let server = RedisServer::start();
+    let options = Options { key_prefix: b"suite:".to_vec(), ..small_limits() };
+    let cache = Cache::connect(Some(&format!("{}{parameters}", server.url())), options).unwrap();
+    case(&cache);
+}
+
 macro_rules! suite {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -582,10 +591,14 @@ macro_rules! suite {
         mod redis {
             $(#[test]
             fn $case() {
-                let server = super::RedisServer::start();
-                let options = super::Options { key_prefix: b"suite:".to_vec(), ..super::small_limits() };
-                let cache = super::Cache::connect(Some(&server.url()), options).unwrap();
-                super::$case(&cache);
+                super::on_redis("", super::$case);
+            })*
+        }
+        /// Redis with a near cache: every case must read the same.
+        mod redis_near {
+            $(#[test]
+            fn $case() {
+                super::on_redis("?near_cache=1000", super::$case);
             })*
         }
     };
