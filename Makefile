@@ -57,6 +57,7 @@ bench: prereqs build
 	$(CC) -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude bench/bench_sessions.c \
 	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -lrcache -o $(BUILD)/bench/bench_sessions
 	tests/with-redis.sh bash -c '$(BUILD)/bench/bench_sessions $$RCACHE_TEST_REDIS_URL && python3 bench/bench_sessions.py'
+	tests/with-redis.sh python3 bench/bench_web2py.py
 	@$(MAKE) --no-print-directory bench-near
 
 ## bench-near: near-cache hits against plain Redis gets, one C and one Python thread, on a private server.

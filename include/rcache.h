@@ -40,6 +40,12 @@
 // Use the client's default TTL: pass as `ttl_ms`.
 #define RCACHE_TTL_DEFAULT 0
 
+// Keep the key's current expiry (a new key gets none), like Redis's
+// `SET ... KEEPTTL`: pass as `ttl_ms` to `rcache_client_set`,
+// `rcache_client_compare_and_set` and `rcache_client_hash_set`; other
+// functions refuse it with `RCACHE_STATUS_INVALID_ARGUMENT`.
+#define RCACHE_TTL_KEEP -2
+
 // The outcome of a call. `RCACHE_STATUS_OK` and `RCACHE_STATUS_MISS` are
 // successes; every other value is an error whose reason
 // `rcache_last_error()` gives on the same thread.
@@ -74,6 +80,17 @@ typedef enum rcache_status {
   // A versioned save found a newer version: nothing was saved; load again.
   RCACHE_STATUS_CONFLICT = 13,
 } rcache_status;
+
+// When `rcache_client_hash_set` writes. Passed to it as an `int`, so that a
+// value outside the enum is an argument error rather than undefined behaviour.
+typedef enum rcache_write_condition {
+  // Write whether or not the key exists.
+  RCACHE_WRITE_ALWAYS = 0,
+  // Write only when the key exists.
+  RCACHE_WRITE_IF_EXISTS = 1,
+  // Write only when the key does not exist.
+  RCACHE_WRITE_IF_ABSENT = 2,
+} rcache_write_condition;
 
 // An open cache client: a connection to Redis or an embedded store.
 // Opaque; create it with `rcache_client_connect`, release it with
@@ -124,7 +141,8 @@ typedef struct rcache_options {
   // `RCACHE_STATUS_MISS`, writes of entries are dropped (`RCACHE_STATUS_OK`),
   // get-or-compute computes without caching; each such call is counted in
   // `rcache_stats.fail_opens`. Deletes, invalidations, clears and counters
-  // still report the error. Default false.
+  // still report the error, and so do compare-and-set, hash-set, locks,
+  // key listing and server info. Default false.
   bool fail_open;
   // Consecutive connection failures or timeouts after which calls skip the
   // server for `breaker_cooldown_ms`, failing at once with
@@ -136,7 +154,9 @@ typedef struct rcache_options {
 
 // Bytes owned by the library, handed to the caller. Release them with
 // `rcache_buffer_free`. `data` is NULL only in a buffer that holds nothing
-// (a miss in `rcache_client_get_many`, or a freed buffer).
+// (a miss in `rcache_client_get_many`, or a freed buffer). Arrays of buffers
+// the library allocates (`rcache_client_keys`, `rcache_client_hash_get`)
+// are released, buffers and array together, with `rcache_buffer_array_free`.
 typedef struct rcache_buffer {
   uint8_t *data;
   size_t len;
@@ -150,8 +170,8 @@ typedef struct rcache_bytes {
 
 // Counters of a client's life so far, from `rcache_client_stats`.
 typedef struct rcache_stats {
-  // Reads that found a value (get, get-many per key, get-or-compute),
-  // near-cache hits included.
+  // Reads that found a value (get, get-with-TTL, hash-get, get-many per
+  // key, get-or-compute), near-cache hits included.
   uint64_t hits;
   // Reads that found nothing.
   uint64_t misses;
@@ -285,18 +305,50 @@ enum rcache_status rcache_client_get(const struct rcache_client *client,
                                      size_t key_len,
                                      struct rcache_buffer *value_out);
 
-// Stores `value` under `key`. Keys are binary-safe; keys starting with
-// `__rcache_` are reserved for the library's own tags and locks
-// (`RCACHE_STATUS_INVALID_ARGUMENT`). `ttl_ms` > 0 is the TTL in milliseconds;
-// `RCACHE_TTL_DEFAULT` (0) applies the client's default TTL; `RCACHE_TTL_NONE`
-// (-1) stores without expiry. Other negative values, and values over
-// `RCACHE_TTL_MAX`, get `RCACHE_STATUS_INVALID_ARGUMENT`.
+// Stores `value` under `key`, replacing whatever it held. Keys are
+// binary-safe; keys starting with `__rcache_` are reserved for the library's
+// own tags and locks (`RCACHE_STATUS_INVALID_ARGUMENT`). `ttl_ms` > 0 is the
+// TTL in milliseconds; `RCACHE_TTL_DEFAULT` (0) applies the client's default
+// TTL; `RCACHE_TTL_NONE` (-1) stores without expiry; `RCACHE_TTL_KEEP` (-2)
+// keeps the key's current expiry (a new key gets none), like Redis's
+// `KEEPTTL`. Other negative values, and values over `RCACHE_TTL_MAX`, get
+// `RCACHE_STATUS_INVALID_ARGUMENT`; so does `RCACHE_TTL_KEEP` in every other
+// function than this one, `rcache_client_compare_and_set` and `rcache_client_hash_set`.
 enum rcache_status rcache_client_set(const struct rcache_client *client,
                                      const uint8_t *key,
                                      size_t key_len,
                                      const uint8_t *value,
                                      size_t value_len,
                                      int64_t ttl_ms);
+
+// Reads `key` and its remaining TTL in one round trip. On
+// `RCACHE_STATUS_OK` the value is in `*value_out`, to be released with
+// `rcache_buffer_free`, and the remaining milliseconds in `*ttl_ms_out`
+// (`RCACHE_TTL_NONE` (-1) for a key without expiry); on `RCACHE_STATUS_MISS`
+// both are untouched. Counted as a hit or a miss in the stats, like
+// `rcache_client_get`, and a hash record is `RCACHE_STATUS_WRONG_TYPE` as there.
+enum rcache_status rcache_client_get_with_ttl(const struct rcache_client *client,
+                                              const uint8_t *key,
+                                              size_t key_len,
+                                              struct rcache_buffer *value_out,
+                                              int64_t *ttl_ms_out);
+
+// Stores `value` under `key` only if `key` holds exactly `expected` now,
+// in one atomic step: `RCACHE_STATUS_OK` when stored, `RCACHE_STATUS_MISS`
+// (nothing stored) when the key is missing or holds another value. A tagged
+// entry is compared by its value and replaced by a plain one; a hash record
+// is `RCACHE_STATUS_WRONG_TYPE`. `ttl_ms` as in `rcache_client_set`,
+// `RCACHE_TTL_KEEP` included. Not retried, and not answered by `fail_open`:
+// after `RCACHE_STATUS_TIMEOUT` or `RCACHE_STATUS_CONNECTION` the value may
+// or may not have been stored.
+enum rcache_status rcache_client_compare_and_set(const struct rcache_client *client,
+                                                 const uint8_t *key,
+                                                 size_t key_len,
+                                                 const uint8_t *expected,
+                                                 size_t expected_len,
+                                                 const uint8_t *value,
+                                                 size_t value_len,
+                                                 int64_t ttl_ms);
 
 // Deletes `key`: `RCACHE_STATUS_OK` if it existed, `RCACHE_STATUS_MISS` if not.
 enum rcache_status rcache_client_delete(const struct rcache_client *client,
@@ -363,7 +415,7 @@ enum rcache_status rcache_client_stats(const struct rcache_client *client,
 // any of its tags is invalidated with `rcache_client_invalidate_tags`.
 // Recording the tags and writing the entry is one atomic step, so a write
 // racing with an invalidation never survives it. At most 256 tags; with none
-// this is `rcache_client_set`.
+// this is `rcache_client_set`. `RCACHE_TTL_KEEP` is refused when there are tags.
 enum rcache_status rcache_client_set_tagged(const struct rcache_client *client,
                                             const uint8_t *key,
                                             size_t key_len,
@@ -400,12 +452,76 @@ enum rcache_status rcache_client_clear(const struct rcache_client *client,
                                        size_t pattern_len,
                                        uint64_t *deleted_out);
 
+// Lists the keys of the client's namespace that match the glob `pattern`
+// (as in `rcache_client_clear`: Redis syntax, matched against keys without
+// the prefix; NULL for every key), of any type, without the prefix, in byte
+// order. The library's own keys (`__rcache_...`) and entries whose tags were
+// invalidated are left out; on `memory://` so are sessions, which it keeps
+// apart. On Redis it walks SCAN in batches, never KEYS: keys written or
+// deleted meanwhile may or may not be listed. On `RCACHE_STATUS_OK`,
+// `*keys_out` is an array of `*count_out` buffers, NULL when there are
+// none; release it with `rcache_buffer_array_free(*keys_out, *count_out)`.
+enum rcache_status rcache_client_keys(const struct rcache_client *client,
+                                      const uint8_t *pattern,
+                                      size_t pattern_len,
+                                      struct rcache_buffer **keys_out,
+                                      size_t *count_out);
+
+// The server's `INFO` text (every default section) in `*info_out`, to be
+// released with `rcache_buffer_free`. On `memory://` a text in the same
+// format (`# Section` lines, `name:value` lines, CRLF line ends, a blank
+// line between sections) with at least `rcache_backend:memory`,
+// `used_memory:<bytes>` and `keys:<count>`.
+enum rcache_status rcache_client_server_info(const struct rcache_client *client,
+                                             struct rcache_buffer *info_out);
+
+// Takes the lock `key` for `owner` (a token unique to the holder, not
+// empty) for `lease_ms` milliseconds (at least 1): `RCACHE_STATUS_OK` when
+// taken, `RCACHE_STATUS_MISS` when the key exists (someone holds the lock,
+// or a value is stored there). The key is an ordinary key of the namespace,
+// not the library's reserved lock space, and holds `owner` while locked: on
+// Redis this is exactly `SET key owner NX PX lease_ms`, and release is a
+// compare-and-delete, so other clients of that classic protocol
+// interoperate. Not retried: after `RCACHE_STATUS_TIMEOUT` the lock may be taken.
+enum rcache_status rcache_client_lock(const struct rcache_client *client,
+                                      const uint8_t *key,
+                                      size_t key_len,
+                                      const uint8_t *owner,
+                                      size_t owner_len,
+                                      uint32_t lease_ms);
+
+// Renews the lease of the lock `key` to `lease_ms` from now if `owner`
+// holds it: `RCACHE_STATUS_OK` when renewed, `RCACHE_STATUS_MISS` when it
+// is not theirs (expired, released, or taken by another owner).
+enum rcache_status rcache_client_extend_lock(const struct rcache_client *client,
+                                             const uint8_t *key,
+                                             size_t key_len,
+                                             const uint8_t *owner,
+                                             size_t owner_len,
+                                             uint32_t lease_ms);
+
+// Releases the lock `key` if `owner` holds it, in one atomic
+// compare-and-delete: `RCACHE_STATUS_OK` when released, `RCACHE_STATUS_MISS`
+// when it is not theirs (nothing is deleted).
+enum rcache_status rcache_client_unlock(const struct rcache_client *client,
+                                        const uint8_t *key,
+                                        size_t key_len,
+                                        const uint8_t *owner,
+                                        size_t owner_len);
+
 // Releases the bytes of a buffer the library handed out and resets it to
 // empty. NULL, and a buffer already empty, are no-ops.
 void rcache_buffer_free(struct rcache_buffer *buffer);
 
-// `rcache_buffer_free` on each of `count` buffers, as filled by `rcache_client_get_many`.
+// `rcache_buffer_free` on each of `count` buffers of an array the caller
+// owns, as filled by `rcache_client_get_many`; the array itself is left to the caller.
 void rcache_buffers_free(struct rcache_buffer *buffers, size_t count);
+
+// Releases an array of buffers the library allocated (`rcache_client_keys`,
+// `rcache_client_hash_get`): every buffer in it, then the array itself.
+// `count` must be the count returned with the array. NULL is a no-op. Not
+// for arrays the caller allocated: use `rcache_buffers_free` on those.
+void rcache_buffer_array_free(struct rcache_buffer *buffers, size_t count);
 
 // The default compute options: the client's default TTL, no tags, a 10 s
 // lease, a 10 s wait, then compute.
@@ -442,6 +558,43 @@ enum rcache_status rcache_client_get_or_compute(const struct rcache_client *clie
 // or `""` if none has. The string belongs to the library and stays valid
 // until the next failing call on the same thread; never free it.
 const char *rcache_last_error(void);
+
+// Reads every field of the hash record at `key`. On `RCACHE_STATUS_OK`,
+// `*names_out` and `*values_out` are arrays of `*count_out` buffers (at
+// least one): field `i` is `(*names_out)[i]` -> `(*values_out)[i]`, in no
+// particular order. Release each array with
+// `rcache_buffer_array_free(array, *count_out)`. `RCACHE_STATUS_MISS`
+// (outputs untouched) when the key is missing; `RCACHE_STATUS_WRONG_TYPE`
+// when it holds a string value (as a record is to `rcache_client_get`).
+// Counted as a hit or a miss in the stats, like `rcache_client_get`.
+enum rcache_status rcache_client_hash_get(const struct rcache_client *client,
+                                          const uint8_t *key,
+                                          size_t key_len,
+                                          struct rcache_buffer **names_out,
+                                          struct rcache_buffer **values_out,
+                                          size_t *count_out);
+
+// Merges `count` fields (`names[i]` -> `values[i]`, binary-safe; a repeated
+// name keeps its last value) into the hash record at `key`, creating it,
+// and sets its expiry, in one atomic step (`HSET` and `PEXPIRE` in one
+// script on Redis). `ttl_ms` as in `rcache_client_set`; `RCACHE_TTL_KEEP`
+// leaves the record's expiry as it is (a new record gets none). `condition`
+// is an `rcache_write_condition` value; any other is
+// `RCACHE_STATUS_INVALID_ARGUMENT`. `RCACHE_STATUS_OK` when written,
+// `RCACHE_STATUS_MISS` (nothing written) when the condition does not hold.
+// A key holding a string value is `RCACHE_STATUS_WRONG_TYPE` (with
+// `RCACHE_WRITE_IF_ABSENT` it is `RCACHE_STATUS_MISS`: the key exists).
+// `count` must be at least 1, and names and values together at most
+// `max_value_bytes`. Fields are never removed here: delete the key to drop
+// the record. Not retried, and not answered by `fail_open`.
+enum rcache_status rcache_client_hash_set(const struct rcache_client *client,
+                                          const uint8_t *key,
+                                          size_t key_len,
+                                          const struct rcache_bytes *names,
+                                          const struct rcache_bytes *values,
+                                          size_t count,
+                                          int64_t ttl_ms,
+                                          int condition);
 
 // Opens the session store kept under `namespace` (inside the client's key
 // prefix, e.g. `"sess:"`) and stores its handle in `*store_out`. Session

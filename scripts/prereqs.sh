@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing rcache needs, when it is missing:
-# redis-server and redis-tools (Debian), pytest (PyPI), cbindgen at the pinned
+# redis-server and redis-tools (Debian), pytest and redis-py (PyPI), cbindgen at the pinned
 # version (crates.io). Safe to run again: it only installs what is absent.
 set -euo pipefail
 
@@ -24,10 +24,17 @@ if ! command -v openssl >/dev/null; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
 fi
 
-if ! python3 -c 'import pytest' 2>/dev/null; then
-  echo "prereqs: installing pytest"
-  python3 -m pip install --quiet 'pytest>=8' 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages 'pytest>=8'
+# pytest runs the Python tests; redis-py (with hiredis) plays the old web2py
+# modules in the compatibility tests and the benchmarks.
+python_missing=()
+python3 -c 'import pytest' 2>/dev/null || python_missing+=('pytest>=8')
+python3 -c 'import redis' 2>/dev/null || python_missing+=('redis>=5')
+python3 -c 'import hiredis' 2>/dev/null || python_missing+=('hiredis')
+if [ ${#python_missing[@]} -gt 0 ]; then
+  echo "prereqs: installing ${python_missing[*]}"
+  export PIP_ROOT_USER_ACTION=ignore
+  python3 -m pip install --quiet "${python_missing[@]}" 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages "${python_missing[@]}"
 fi
 
 if [ "$("$cargo_bin/cbindgen" --version 2>/dev/null)" != "cbindgen $CBINDGEN_VERSION" ]; then

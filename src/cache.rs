@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::backend::{
     Backend, Expiry, ForRefresh, MemoryBackend, RedisBackend, RedisSettings, Remaining, TrackedRead, TrackedReads,
+    WriteExpiry,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::glob;
@@ -34,6 +35,10 @@ pub enum Ttl {
     Never,
     /// Between 1 ms and `MAX_TTL`.
     After(Duration),
+    /// Keeps the key's current expiry; a new key gets none (Redis's `KEEPTTL`).
+    /// Only writes that replace a whole value take it: `set`,
+    /// `compare_and_set`, `hash_set`; the others refuse it.
+    Keep,
 }
 
 /// A cache client. Cheap to share: every method takes `&self` and may be
@@ -156,6 +161,30 @@ impl Cache {
         Ok(value)
     }
 
+    /// The stored value and how much longer it lives, in one round trip;
+    /// `None` on a miss. Counted as a hit or a miss like `get`.
+    pub fn get_with_ttl(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Remaining)>> {
+        if let Some(near) = &self.near {
+            self.check_key(key)?;
+            if let Some(found) = near.get_with_ttl(key) {
+                return Ok(Some(found));
+            }
+        }
+        let full_key = self.full_key(key)?;
+        let read = |backend: &dyn Backend| match self.near_read(backend, &[key], std::slice::from_ref(&full_key), TrackedRead::One)? {
+            Some(reads) => Ok(reads
+                .values
+                .into_iter()
+                .next()
+                .flatten()
+                .map(|found| (found.value, found.ttl.map_or(Remaining::Forever, Remaining::Left)))),
+            None => backend.get_with_ttl(&full_key),
+        };
+        let found = self.or_fail_open(self.call(read), || None)?;
+        self.counters.record_lookup(found.is_some());
+        Ok(found)
+    }
+
     /// Values in the order of `keys`, fetched in one round trip.
     pub fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
         let mut full_keys = keys.iter().map(|key| self.full_key(key)).collect::<Result<Vec<_>>>()?;
@@ -249,13 +278,30 @@ impl Cache {
         }
     }
 
+    /// Stores `value`, replacing whatever `key` held. `Ttl::Keep` keeps the
+    /// key's expiry.
     pub fn set(&self, key: &[u8], value: &[u8], ttl: Ttl) -> Result<()> {
         let key = self.full_key(key)?;
         self.check_value(value)?;
-        let expiry = self.expiry(ttl)?;
+        let expiry = self.write_expiry(ttl)?;
         let result = self.call(|backend| backend.set(&key, value, expiry));
         self.forget(&[&key]);
         self.or_fail_open(result, || ())
+    }
+
+    /// Stores `value` only if `key` holds exactly `expected` (a valid value,
+    /// plain or tagged; a tagged one is replaced by a plain one), atomically;
+    /// true when stored, false when the key is missing or holds another
+    /// value. A hash record is `WrongType`. `Ttl::Keep` keeps the key's expiry.
+    /// Never fails open: the caller acts on the answer.
+    pub fn compare_and_set(&self, key: &[u8], expected: &[u8], value: &[u8], ttl: Ttl) -> Result<bool> {
+        let key = self.full_key(key)?;
+        self.check_value(expected)?;
+        self.check_value(value)?;
+        let expiry = self.write_expiry(ttl)?;
+        let result = self.call(|backend| backend.compare_and_set(&key, expected, value, expiry));
+        self.forget(&[&key]);
+        result
     }
 
     /// Stores every entry with the same TTL, all or nothing, in one round trip.
@@ -310,14 +356,46 @@ impl Cache {
     /// batches); never touches keys outside the namespace. Returns how many
     /// keys were deleted.
     pub fn clear(&self, pattern: Option<&[u8]>) -> Result<u64> {
-        let mut full = glob::escape(&self.options.key_prefix);
-        full.extend_from_slice(pattern.unwrap_or(b"*"));
-        let result = self.call(|backend| backend.clear(&full));
+        let result = self.call(|backend| backend.clear(&self.namespace_pattern(pattern)));
         // Cheaper than matching every held key, and rare.
         if let Some(near) = &self.near {
             near.flush(None);
         }
         result
+    }
+
+    /// The namespace's keys, of any type, matching the Redis glob `pattern`
+    /// (matched against keys without the prefix, as in `clear`; every key
+    /// when `None`), without the prefix, in byte order. Keys of rcache's own
+    /// (`__rcache_…`) are left out, and so are entries whose tags were
+    /// invalidated. SCAN on Redis, never KEYS. On `memory://` sessions are
+    /// kept apart and are not listed.
+    pub fn keys(&self, pattern: Option<&[u8]>) -> Result<Vec<Vec<u8>>> {
+        let prefix = &self.options.key_prefix;
+        let found = self.call(|backend| backend.keys(&self.namespace_pattern(pattern)))?;
+        let mut keys: Vec<Vec<u8>> = found
+            .iter()
+            .filter_map(|key| key.strip_prefix(prefix.as_slice()))
+            .filter(|key| !key.starts_with(RESERVED_SPACE))
+            .map(<[u8]>::to_vec)
+            .collect();
+        // SCAN may return a key twice.
+        keys.sort_unstable();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    /// The glob matching the namespace's keys that match `pattern` (all when `None`).
+    fn namespace_pattern(&self, pattern: Option<&[u8]>) -> Vec<u8> {
+        let mut full = glob::escape(&self.options.key_prefix);
+        full.extend_from_slice(pattern.unwrap_or(b"*"));
+        full
+    }
+
+    /// The server's `INFO` text (all default sections); on `memory://` the
+    /// same format with `rcache_backend:memory`, `used_memory`, `keys` and a few more.
+    pub fn server_info(&self) -> Result<Vec<u8>> {
+        self.call(|backend| backend.server_info())
     }
 
     /// True when the key existed.
@@ -352,6 +430,44 @@ impl Cache {
         let result = self.call(|backend| backend.increment(&self.full_key(key)?, delta, self.expiry(ttl)?));
         self.forget_keys(&[key]);
         result
+    }
+
+    /// Takes the lock `key` (in the namespace, as any key) for `owner`, a
+    /// token unique to the holder, for `lease`; false when the key exists
+    /// (someone holds it). On Redis this is the classic `SET key owner NX PX
+    /// lease`, so other clients using that protocol interoperate.
+    pub fn lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
+        let (key, owner) = self.lock_key(key, owner)?;
+        let lease = check_lease(lease)?;
+        let result = self.call(|backend| backend.lock(&key, owner, lease));
+        self.forget(&[&key]);
+        result
+    }
+
+    /// Renews the lease of a lock `owner` holds; false when it is not theirs.
+    pub fn extend_lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
+        let (key, owner) = self.lock_key(key, owner)?;
+        let lease = check_lease(lease)?;
+        let result = self.call(|backend| backend.extend_lock(&key, owner, lease));
+        self.forget(&[&key]);
+        result
+    }
+
+    /// Releases a lock `owner` holds (compare and delete); false when it is not theirs.
+    pub fn unlock(&self, key: &[u8], owner: &[u8]) -> Result<bool> {
+        let (key, owner) = self.lock_key(key, owner)?;
+        let result = self.call(|backend| backend.unlock(&key, owner));
+        self.forget(&[&key]);
+        result
+    }
+
+    /// The full key of a caller's lock, and its owner token checked.
+    fn lock_key<'o>(&self, key: &[u8], owner: &'o [u8]) -> Result<(Vec<u8>, &'o [u8])> {
+        let key = self.full_key(key)?;
+        if owner.is_empty() {
+            return Err(Error::invalid("lock owner must not be empty"));
+        }
+        Ok((key, self.check_value(owner)?))
     }
 
     pub(crate) fn full_key(&self, key: &[u8]) -> Result<Vec<u8>> {
@@ -402,7 +518,7 @@ impl Cache {
         Ok(keys)
     }
 
-    fn check_value<'v>(&self, value: &'v [u8]) -> Result<&'v [u8]> {
+    pub(crate) fn check_value<'v>(&self, value: &'v [u8]) -> Result<&'v [u8]> {
         if value.len() > self.options.max_value_bytes {
             return Err(Error::too_large(format!(
                 "value of {} bytes exceeds the limit of {} bytes",
@@ -420,6 +536,24 @@ impl Cache {
             Ttl::After(ttl) if ttl.is_zero() => Err(Error::invalid("TTL must be at least 1 ms")),
             Ttl::After(ttl) if ttl > MAX_TTL => Err(Error::invalid("TTL must be at most 100 years")),
             Ttl::After(ttl) => Ok(Expiry::After(ttl)),
+            Ttl::Keep => Err(Error::invalid(
+                "this call cannot keep the current TTL: only set, compare-and-set and hash-set can",
+            )),
         }
     }
+
+    /// `expiry`, or keeping the current one, for writes that replace a whole value.
+    pub(crate) fn write_expiry(&self, ttl: Ttl) -> Result<WriteExpiry> {
+        match ttl {
+            Ttl::Keep => Ok(WriteExpiry::Keep),
+            ttl => self.expiry(ttl).map(WriteExpiry::Set),
+        }
+    }
+}
+
+fn check_lease(lease: Duration) -> Result<Duration> {
+    if lease.is_zero() || lease > MAX_TTL {
+        return Err(Error::invalid("lock lease must be between 1 ms and 100 years"));
+    }
+    Ok(lease)
 }

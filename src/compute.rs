@@ -4,7 +4,7 @@
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use crate::backend::Remaining;
+use crate::backend::{Remaining, WriteExpiry};
 use crate::cache::{Cache, LOCK_SPACE, META_SPACE, Ttl};
 use crate::error::{Error, ErrorKind, Result};
 use crate::stats::bump;
@@ -132,6 +132,8 @@ impl Cache {
         if !(options.early_refresh_beta >= 0.0 && options.early_refresh_beta.is_finite()) {
             return Err(Error::invalid("early_refresh_beta must be a finite number >= 0").into());
         }
+        // Checked before anything is stored (Ttl::Keep is refused here).
+        self.expiry(options.ttl)?;
         let prefix = self.options().key_prefix.as_slice();
         let lock_key = [prefix, LOCK_SPACE, key].concat();
         let meta_key = [prefix, META_SPACE, key].concat();
@@ -251,7 +253,7 @@ impl Cache {
         let stored = match &outcome {
             Ok(Ok(value)) => self.set_with_tags(key, value, options.ttl, options.tags).and_then(|()| {
                 // How long it took, for early refresh: a hint that lives as long as the value.
-                let expiry = self.expiry(options.ttl)?;
+                let expiry = WriteExpiry::Set(self.expiry(options.ttl)?);
                 let result = self.call(|backend| backend.set(meta_key, took.as_millis().max(1).to_string().as_bytes(), expiry));
                 self.forget(&[meta_key]);
                 result

@@ -9,10 +9,11 @@ pub mod ffi;
 mod glob;
 mod near;
 mod options;
+mod records;
 mod session;
 mod stats;
 
-pub use backend::{Expiry, MemoryLimits, Remaining};
+pub use backend::{Expiry, HashFields, MemoryLimits, Remaining, WriteCondition, WriteExpiry};
 pub use compute::{ComputeError, ComputeOptions, OnWaitTimeout};
 pub use stats::Stats;
 pub use session::{NewSession, Sessions};

@@ -96,6 +96,11 @@ impl Entry {
     fn live(&self, now: impl FnOnce() -> Instant) -> bool {
         self.expires_at.is_none_or(|at| now() < at)
     }
+
+    /// How much longer the copy may be served.
+    fn remaining(&self) -> Remaining {
+        self.expires_at.map_or(Remaining::Forever, |at| Remaining::Left(at.saturating_duration_since(Instant::now())))
+    }
 }
 
 struct Shard {
@@ -182,13 +187,17 @@ impl NearCache {
         self.lookup(key, |entry| Some(entry.value.to_vec()))
     }
 
+    /// Like `get`, with the copy's remaining lifetime.
+    pub fn get_with_ttl(&self, key: &[u8]) -> Option<(Vec<u8>, Remaining)> {
+        self.lookup(key, |entry| Some((entry.value.to_vec(), entry.remaining())))
+    }
+
     /// Like `get`, for get-or-compute: the value, its metadata and remaining
     /// lifetime; a miss unless the copy was read together with its metadata.
     pub fn get_for_refresh(&self, key: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>, Remaining)> {
         self.lookup(key, |entry| {
             let meta = entry.meta.as_ref()?;
-            let remaining = entry.expires_at.map_or(Remaining::Forever, |at| Remaining::Left(at.saturating_duration_since(Instant::now())));
-            Some((entry.value.to_vec(), meta.as_deref().map(<[u8]>::to_vec), remaining))
+            Some((entry.value.to_vec(), meta.as_deref().map(<[u8]>::to_vec), entry.remaining()))
         })
     }
 

@@ -31,7 +31,9 @@ pub struct Options {
     /// When the server cannot be reached or answers too late: reads are
     /// misses, writes of entries are dropped, get-or-compute computes without
     /// caching; each such call is counted in `Stats::fail_opens`. Deletes,
-    /// invalidations, clears and counters still report the error.
+    /// invalidations, clears and counters still report the error, and so do
+    /// the calls whose answer the caller acts on: compare-and-set, hash-set,
+    /// locks, key listing and server info.
     pub fail_open: bool,
     /// After this many consecutive connection failures or timeouts, calls
     /// skip the server for `breaker_cooldown` (failing at once), then one

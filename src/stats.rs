@@ -24,8 +24,8 @@ fn bucket_bound(bucket: usize) -> Duration {
 /// A snapshot of a client's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Reads that found a value (get, get_many per key, get_or_compute),
-    /// near-cache hits included.
+    /// Reads that found a value (get, get_with_ttl, hash_get, get_many per
+    /// key, get_or_compute), near-cache hits included.
     pub hits: u64,
     /// Reads that found nothing.
     pub misses: u64,

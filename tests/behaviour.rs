@@ -6,7 +6,9 @@ mod support;
 
 use std::time::Duration;
 
-use rcache::{Cache, ComputeError, SaveOutcome, ComputeOptions, ErrorKind, MemoryLimits, OnWaitTimeout, Options, Remaining, Ttl};
+use rcache::{
+    Cache, ComputeError, ComputeOptions, ErrorKind, MemoryLimits, OnWaitTimeout, Options, Remaining, SaveOutcome, Ttl, WriteCondition,
+};
 use support::{RedisServer, wait_until};
 
 const SHORT: Ttl = Ttl::After(Duration::from_millis(80));
@@ -567,6 +569,330 @@ fn bad_session_input_is_refused(cache: &Cache) {
     assert_eq!(late.unwrap(), SaveOutcome::Missing, "an expired session is not brought back by a save");
 }
 
+fn left_between(remaining: Remaining, low: Duration, high: Duration) -> bool {
+    matches!(remaining, Remaining::Left(left) if left > low && left <= high)
+}
+
+fn get_with_ttl_reads_value_and_lifetime_at_once(cache: &Cache) {
+    assert_eq!(cache.get_with_ttl(b"absent").unwrap(), None);
+    cache.set(b"k", b"v", ttl_secs(100)).unwrap();
+    let (value, remaining) = cache.get_with_ttl(b"k").unwrap().unwrap();
+    assert_eq!(value, b"v");
+    assert!(left_between(remaining, Duration::from_secs(95), Duration::from_secs(100)), "{remaining:?}");
+    cache.set(b"forever", b"", Ttl::Never).unwrap();
+    assert_eq!(cache.get_with_ttl(b"forever").unwrap(), Some((Vec::new(), Remaining::Forever)));
+    cache.set_with_tags(b"tagged", b"t", ttl_secs(100), &[b"tag"]).unwrap();
+    assert_eq!(cache.get_with_ttl(b"tagged").unwrap().map(|(value, _)| value), Some(b"t".to_vec()));
+    cache.invalidate_tags(&[b"tag"]).unwrap();
+    assert_eq!(cache.get_with_ttl(b"tagged").unwrap(), None, "an invalidated entry is a miss");
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses), (3, 2), "counted like get");
+    cache.set(b"short", b"v", SHORT).unwrap();
+    assert!(wait_until(Duration::from_secs(3), || cache.get_with_ttl(b"short").unwrap().is_none()));
+}
+
+fn keep_ttl_keeps_the_current_expiry_where_a_whole_value_is_replaced(cache: &Cache) {
+    cache.set(b"k", b"one", ttl_secs(100)).unwrap();
+    cache.set(b"k", b"two", Ttl::Keep).unwrap();
+    let (value, remaining) = cache.get_with_ttl(b"k").unwrap().unwrap();
+    assert_eq!(value, b"two");
+    assert!(left_between(remaining, Duration::from_secs(90), Duration::from_secs(100)), "{remaining:?}");
+    cache.set(b"new", b"v", Ttl::Keep).unwrap();
+    assert_eq!(cache.remaining(b"new").unwrap(), Remaining::Forever, "a new key gets no expiry");
+    cache.set(b"k", b"three", Ttl::Never).unwrap();
+    cache.set(b"k", b"four", Ttl::Keep).unwrap();
+    assert_eq!(cache.remaining(b"k").unwrap(), Remaining::Forever);
+    cache.set_with_tags(b"gone", b"v", ttl_secs(100), &[b"tag"]).unwrap();
+    cache.invalidate_tags(&[b"tag"]).unwrap();
+    cache.set(b"gone", b"back", Ttl::Keep).unwrap();
+    assert_eq!(cache.remaining(b"gone").unwrap(), Remaining::Forever, "an invalidated entry was missing");
+
+    // Nothing else can keep a TTL, and a refused call changes nothing.
+    let invalid = |result: rcache::Result<()>| assert_eq!(result.unwrap_err().kind, ErrorKind::InvalidArgument);
+    invalid(cache.expire(b"k", Ttl::Keep).map(drop));
+    invalid(cache.increment(b"n", 1, Ttl::Keep).map(drop));
+    invalid(cache.set_many(&[(b"m", b"v")], Ttl::Keep));
+    invalid(cache.set_with_tags(b"t", b"v", Ttl::Keep, &[b"tag"]));
+    invalid(cache.sessions(b"sess:").create(&[], Ttl::Keep).map(drop));
+    let options = ComputeOptions { ttl: Ttl::Keep, ..ComputeOptions::default() };
+    let computed = cache.get_or_compute(b"c", &options, || Ok::<_, ()>(b"v".to_vec()));
+    assert!(matches!(computed, Err(ComputeError::Cache(ref error)) if error.kind == ErrorKind::InvalidArgument));
+    for key in [&b"n"[..], b"m", b"t", b"c"] {
+        assert!(!cache.exists(key).unwrap(), "{key:?} was not stored");
+    }
+}
+
+fn compare_and_set_replaces_only_the_expected_value(cache: &Cache) {
+    assert!(!cache.compare_and_set(b"k", b"", b"v", ttl_secs(60)).unwrap());
+    assert!(!cache.exists(b"k").unwrap(), "a missing key is not created");
+    cache.set(b"k", b"a", ttl_secs(100)).unwrap();
+    assert!(!cache.compare_and_set(b"k", b"b", b"c", ttl_secs(60)).unwrap());
+    assert!(!cache.compare_and_set(b"k", b"a\0", b"c", ttl_secs(60)).unwrap(), "compared byte for byte");
+    assert_eq!(cache.get(b"k").unwrap().as_deref(), Some(&b"a"[..]));
+    assert!(cache.compare_and_set(b"k", b"a", b"b", Ttl::Keep).unwrap());
+    let (value, remaining) = cache.get_with_ttl(b"k").unwrap().unwrap();
+    assert_eq!(value, b"b");
+    assert!(left_between(remaining, Duration::from_secs(90), Duration::from_secs(100)), "the TTL was kept");
+    assert!(cache.compare_and_set(b"k", b"b", b"", Ttl::Never).unwrap());
+    assert_eq!(cache.get_with_ttl(b"k").unwrap(), Some((Vec::new(), Remaining::Forever)));
+    assert!(cache.compare_and_set(b"k", b"", b"d", ttl_secs(5)).unwrap(), "an empty value is a value");
+    assert!(left_between(cache.remaining(b"k").unwrap(), Duration::ZERO, Duration::from_secs(5)));
+
+    // A tagged entry compares by its value and becomes a plain one.
+    cache.set_with_tags(b"tagged", b"x", ttl_secs(60), &[b"tag"]).unwrap();
+    assert!(cache.compare_and_set(b"tagged", b"x", b"y", ttl_secs(60)).unwrap());
+    cache.invalidate_tags(&[b"tag"]).unwrap();
+    assert_eq!(cache.get(b"tagged").unwrap().as_deref(), Some(&b"y"[..]), "no longer tagged");
+    cache.set_with_tags(b"invalid", b"x", ttl_secs(60), &[b"other"]).unwrap();
+    cache.invalidate_tags(&[b"other"]).unwrap();
+    assert!(!cache.compare_and_set(b"invalid", b"x", b"y", ttl_secs(60)).unwrap(), "an invalidated entry is missing");
+    assert_eq!(cache.get(b"invalid").unwrap(), None);
+
+    // One winner among racing writers.
+    cache.set(b"race", b"0", ttl_secs(60)).unwrap();
+    let winners = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|scope| {
+        for thread in 0..8 {
+            let winners = &winners;
+            scope.spawn(move || {
+                if cache.compare_and_set(b"race", b"0", format!("t{thread}").as_bytes(), ttl_secs(60)).unwrap() {
+                    winners.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    assert_eq!(winners.into_inner(), 1);
+
+    let big = vec![0u8; cache.options().max_value_bytes + 1];
+    assert_eq!(cache.compare_and_set(b"k", b"d", &big, ttl_secs(60)).unwrap_err().kind, ErrorKind::TooLarge);
+    assert_eq!(cache.compare_and_set(b"k", &big, b"e", ttl_secs(60)).unwrap_err().kind, ErrorKind::TooLarge);
+    assert_eq!(cache.compare_and_set(b"", b"d", b"e", ttl_secs(60)).unwrap_err().kind, ErrorKind::InvalidArgument);
+    assert_eq!(cache.get(b"k").unwrap().as_deref(), Some(&b"d"[..]));
+}
+
+fn sorted(fields: Option<rcache::HashFields>) -> Option<rcache::HashFields> {
+    fields.map(|mut fields| {
+        fields.sort();
+        fields
+    })
+}
+
+fn pairs(fields: &[(&str, &str)]) -> rcache::HashFields {
+    fields.iter().map(|(name, value)| (name.as_bytes().to_vec(), value.as_bytes().to_vec())).collect()
+}
+
+fn hash_records_merge_fields_and_read_whole(cache: &Cache) {
+    let always = WriteCondition::Always;
+    assert_eq!(cache.hash_get(b"h").unwrap(), None);
+    assert!(cache.hash_set(b"h", &[(b"a", b"1"), (b"b", b"2")], ttl_secs(100), always).unwrap());
+    assert_eq!(sorted(cache.hash_get(b"h").unwrap()), Some(pairs(&[("a", "1"), ("b", "2")])));
+    assert!(cache.hash_set(b"h", &[(b"b", b"3"), (b"c", b""), (b"c", b"last")], Ttl::Keep, always).unwrap());
+    assert_eq!(sorted(cache.hash_get(b"h").unwrap()), Some(pairs(&[("a", "1"), ("b", "3"), ("c", "last")])));
+    assert!(left_between(cache.remaining(b"h").unwrap(), Duration::from_secs(90), Duration::from_secs(100)), "Keep kept it");
+    assert!(cache.hash_set(b"h", &[(b"a", b"9")], Ttl::Never, always).unwrap());
+    assert_eq!(cache.remaining(b"h").unwrap(), Remaining::Forever);
+    assert!(cache.hash_set(b"h", &[(b"d", b"4")], ttl_secs(50), always).unwrap());
+    assert!(left_between(cache.remaining(b"h").unwrap(), Duration::from_secs(40), Duration::from_secs(50)));
+
+    // Binary-safe names and values, the empty name included.
+    let every_byte: Vec<u8> = (0..=255).collect();
+    assert!(cache.hash_set(b"bin", &[(b"", b"empty name"), (b"\0\xff", &every_byte)], Ttl::Never, always).unwrap());
+    let expected = vec![(Vec::new(), b"empty name".to_vec()), (b"\0\xff".to_vec(), every_byte.clone())];
+    assert_eq!(sorted(cache.hash_get(b"bin").unwrap()), Some(expected));
+
+    // Key operations work on records.
+    assert!(cache.exists(b"h").unwrap());
+    assert!(cache.expire(b"h", ttl_secs(30)).unwrap());
+    assert!(cache.delete(b"h").unwrap());
+    assert_eq!(cache.hash_get(b"h").unwrap(), None);
+    assert!(cache.hash_set(b"short", &[(b"f", b"v")], SHORT, always).unwrap());
+    assert!(wait_until(Duration::from_secs(3), || cache.hash_get(b"short").unwrap().is_none()));
+
+    // Refused calls write nothing.
+    let kind = |result: rcache::Result<bool>| result.unwrap_err().kind;
+    assert_eq!(kind(cache.hash_set(b"none", &[], ttl_secs(60), always)), ErrorKind::InvalidArgument);
+    let big = vec![0u8; cache.options().max_value_bytes];
+    assert_eq!(kind(cache.hash_set(b"none", &[(b"f", &big)], ttl_secs(60), always)), ErrorKind::TooLarge);
+    assert_eq!(kind(cache.hash_set(b"none", &[(b"f", b"v")], Ttl::After(Duration::ZERO), always)), ErrorKind::InvalidArgument);
+    assert_eq!(kind(cache.hash_set(b"__rcache_x", &[(b"f", b"v")], ttl_secs(60), always)), ErrorKind::InvalidArgument);
+    assert!(!cache.exists(b"none").unwrap());
+    let stats = cache.stats();
+    assert!(stats.hits >= 3 && stats.misses >= 3, "hash_get counts like get: {stats:?}");
+}
+
+fn hash_set_conditions_decide_whether_anything_is_written(cache: &Cache) {
+    use WriteCondition::{Always, IfAbsent, IfExists};
+    assert!(!cache.hash_set(b"h", &[(b"a", b"1")], ttl_secs(60), IfExists).unwrap());
+    assert!(!cache.exists(b"h").unwrap(), "nothing written");
+    assert!(cache.hash_set(b"h", &[(b"a", b"1")], ttl_secs(60), IfAbsent).unwrap());
+    assert!(!cache.hash_set(b"h", &[(b"a", b"2")], Ttl::Never, IfAbsent).unwrap());
+    assert_eq!(cache.hash_get(b"h").unwrap(), Some(pairs(&[("a", "1")])), "unchanged");
+    assert!(matches!(cache.remaining(b"h").unwrap(), Remaining::Left(_)), "its TTL too");
+    assert!(cache.hash_set(b"h", &[(b"b", b"2")], Ttl::Keep, IfExists).unwrap());
+    assert_eq!(sorted(cache.hash_get(b"h").unwrap()), Some(pairs(&[("a", "1"), ("b", "2")])));
+
+    // A string value: absent it is not, and a record it is not.
+    cache.set(b"s", b"text", ttl_secs(60)).unwrap();
+    assert!(!cache.hash_set(b"s", &[(b"a", b"1")], ttl_secs(60), IfAbsent).unwrap());
+    for condition in [Always, IfExists] {
+        assert_eq!(cache.hash_set(b"s", &[(b"a", b"1")], ttl_secs(60), condition).unwrap_err().kind, ErrorKind::WrongType);
+    }
+    assert_eq!(cache.get(b"s").unwrap().as_deref(), Some(&b"text"[..]));
+
+    // An invalidated tagged entry is missing, and a record replaces it.
+    cache.set_with_tags(b"t", b"v", ttl_secs(60), &[b"tag"]).unwrap();
+    cache.invalidate_tags(&[b"tag"]).unwrap();
+    assert!(!cache.hash_set(b"t", &[(b"a", b"1")], ttl_secs(60), IfExists).unwrap());
+    assert!(cache.hash_set(b"t", &[(b"a", b"1")], Ttl::Keep, IfAbsent).unwrap());
+    assert_eq!(cache.hash_get(b"t").unwrap(), Some(pairs(&[("a", "1")])));
+    assert_eq!(cache.remaining(b"t").unwrap(), Remaining::Forever);
+}
+
+fn records_and_values_are_different_types(cache: &Cache) {
+    cache.hash_set(b"h", &[(b"f", b"1")], ttl_secs(60), WriteCondition::Always).unwrap();
+    cache.set(b"s", b"1", ttl_secs(60)).unwrap();
+    let wrong = |error: rcache::Error| assert_eq!(error.kind, ErrorKind::WrongType);
+    wrong(cache.get(b"h").unwrap_err());
+    wrong(cache.get_with_ttl(b"h").unwrap_err());
+    wrong(cache.increment(b"h", 1, ttl_secs(60)).unwrap_err());
+    wrong(cache.add_tags(b"h", &[b"tag"]).unwrap_err());
+    wrong(cache.compare_and_set(b"h", b"1", b"2", ttl_secs(60)).unwrap_err());
+    wrong(cache.hash_get(b"s").unwrap_err());
+    match cache.get_or_compute(b"h", &ComputeOptions::default(), || Ok::<_, ()>(b"v".to_vec())) {
+        Err(ComputeError::Cache(error)) => wrong(error),
+        other => panic!("get_or_compute on a record: {other:?}"),
+    }
+    assert_eq!(cache.get_many(&[b"h", b"s"]).unwrap(), vec![None, Some(b"1".to_vec())], "MGET semantics");
+    assert!(!cache.lock(b"h", b"me", Duration::from_secs(5)).unwrap(), "a record is no free lock");
+    assert!(!cache.extend_lock(b"h", b"me", Duration::from_secs(5)).unwrap());
+    assert!(!cache.unlock(b"h", b"me").unwrap());
+    assert_eq!(cache.hash_get(b"h").unwrap(), Some(pairs(&[("f", "1")])), "left alone");
+    cache.set(b"h", b"now a value", Ttl::Keep).unwrap();
+    assert_eq!(cache.get(b"h").unwrap().as_deref(), Some(&b"now a value"[..]), "set replaces any type, as SET does");
+    assert!(matches!(cache.remaining(b"h").unwrap(), Remaining::Left(_)), "keeping the record's TTL");
+}
+
+fn keys_lists_the_namespace_without_reserved_or_invalidated_keys(cache: &Cache) {
+    assert_eq!(cache.keys(None).unwrap(), Vec::<Vec<u8>>::new());
+    for key in ["user:1", "user:2", "user:10", "post:1", "a*b"] {
+        cache.set(key.as_bytes(), b"v", ttl_secs(60)).unwrap();
+    }
+    cache.hash_set(b"record", &[(b"f", b"v")], ttl_secs(60), WriteCondition::Always).unwrap();
+    cache.set_with_tags(b"tagged", b"v", ttl_secs(60), &[b"keep"]).unwrap();
+    cache.set_with_tags(b"invalid", b"v", ttl_secs(60), &[b"drop"]).unwrap();
+    cache.invalidate_tags(&[b"drop"]).unwrap();
+    cache.get_or_compute(b"computed", &ComputeOptions::default(), || Ok::<_, ()>(b"v".to_vec())).unwrap();
+    assert!(cache.lock(b"held", b"me", Duration::from_secs(60)).unwrap());
+    cache.set(b"short", b"v", SHORT).unwrap();
+    let names = |keys: Vec<Vec<u8>>| keys.into_iter().map(|key| String::from_utf8(key).unwrap()).collect::<Vec<_>>();
+    assert!(wait_until(Duration::from_secs(3), || !cache.exists(b"short").unwrap()));
+    assert_eq!(
+        names(cache.keys(None).unwrap()),
+        ["a*b", "computed", "held", "post:1", "record", "tagged", "user:1", "user:10", "user:2"],
+        "sorted, without the prefix, the tag, lock and meta keys, the invalidated or the expired entry"
+    );
+    assert_eq!(names(cache.keys(Some(b"user:?")).unwrap()), ["user:1", "user:2"]);
+    assert_eq!(names(cache.keys(Some(b"a\\*b")).unwrap()), ["a*b"]);
+    assert_eq!(names(cache.keys(Some(b"[hr]e*")).unwrap()), ["held", "record"]);
+    assert_eq!(names(cache.keys(Some(b"__rcache_*")).unwrap()), Vec::<String>::new());
+    assert_eq!(names(cache.keys(Some(b"")).unwrap()), Vec::<String>::new());
+}
+
+fn locks_between_two_owners(cache: &Cache) {
+    let lease = Duration::from_secs(5);
+    assert!(cache.lock(b"job", b"alice", lease).unwrap());
+    assert!(!cache.lock(b"job", b"bob", lease).unwrap(), "held by alice");
+    assert!(!cache.lock(b"job", b"alice", lease).unwrap(), "not reentrant");
+    assert!(!cache.extend_lock(b"job", b"bob", lease).unwrap());
+    assert!(!cache.unlock(b"job", b"bob").unwrap());
+    assert_eq!(cache.get(b"job").unwrap().as_deref(), Some(&b"alice"[..]), "the key holds its owner");
+    assert!(cache.extend_lock(b"job", b"alice", Duration::from_secs(60)).unwrap());
+    assert!(left_between(cache.remaining(b"job").unwrap(), Duration::from_secs(50), Duration::from_secs(60)));
+    assert!(cache.unlock(b"job", b"alice").unwrap());
+    assert!(!cache.exists(b"job").unwrap());
+    assert!(!cache.unlock(b"job", b"alice").unwrap(), "released once");
+    assert!(cache.lock(b"job", b"bob", lease).unwrap());
+
+    // A lease that runs out frees the lock for the next owner, and the first loses it.
+    assert!(cache.lock(b"brief", b"alice", Duration::from_millis(100)).unwrap());
+    assert!(wait_until(Duration::from_secs(3), || cache.lock(b"brief", b"bob", lease).unwrap()));
+    assert!(!cache.extend_lock(b"brief", b"alice", lease).unwrap());
+    assert!(!cache.unlock(b"brief", b"alice").unwrap());
+    assert!(cache.unlock(b"brief", b"bob").unwrap());
+
+    // Only one of many contenders wins.
+    let winners = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|scope| {
+        for thread in 0..8 {
+            let winners = &winners;
+            scope.spawn(move || {
+                if cache.lock(b"contended", format!("owner{thread}").as_bytes(), lease).unwrap() {
+                    winners.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    assert_eq!(winners.into_inner(), 1);
+
+    // A value that is not the owner's is never released or extended.
+    cache.set(b"value", b"alice", ttl_secs(60)).unwrap();
+    assert!(!cache.lock(b"value", b"alice", lease).unwrap());
+    cache.set_with_tags(b"tagged", b"alice", ttl_secs(60), &[b"tag"]).unwrap();
+    assert!(!cache.unlock(b"tagged", b"alice").unwrap(), "a tagged entry is no lock");
+    assert!(cache.exists(b"tagged").unwrap());
+
+    let kind = |result: rcache::Result<bool>| result.unwrap_err().kind;
+    assert_eq!(kind(cache.lock(b"x", b"", lease)), ErrorKind::InvalidArgument);
+    assert_eq!(kind(cache.lock(b"x", b"me", Duration::ZERO)), ErrorKind::InvalidArgument);
+    assert_eq!(kind(cache.extend_lock(b"x", b"me", Duration::ZERO)), ErrorKind::InvalidArgument);
+    assert_eq!(kind(cache.unlock(b"x", b"")), ErrorKind::InvalidArgument);
+    assert_eq!(kind(cache.lock(b"__rcache_lock:x", b"me", lease)), ErrorKind::InvalidArgument);
+    assert_eq!(kind(cache.lock(b"", b"me", lease)), ErrorKind::InvalidArgument);
+    let big = vec![b'o'; cache.options().max_value_bytes + 1];
+    assert_eq!(kind(cache.lock(b"x", &big, lease)), ErrorKind::TooLarge);
+    assert!(!cache.exists(b"x").unwrap());
+}
+
+fn server_info_describes_the_backend(cache: &Cache) {
+    for key in ["a", "b", "c"] {
+        cache.set(key.as_bytes(), b"v", ttl_secs(60)).unwrap();
+    }
+    let text = String::from_utf8(cache.server_info().unwrap()).unwrap();
+    assert!(text.starts_with("# "), "{text}");
+    assert!(text.ends_with("\r\n") && !text.replace("\r\n", "").contains('\n'), "CRLF lines");
+    let fields: std::collections::HashMap<&str, &str> =
+        text.split("\r\n").filter(|line| !line.starts_with('#')).filter_map(|line| line.split_once(':')).collect();
+    assert!(fields["used_memory"].parse::<u64>().unwrap() > 0);
+    match cache.backend_kind() {
+        rcache::BackendKind::Memory => {
+            assert_eq!(fields["rcache_backend"], "memory");
+            assert_eq!(fields["keys"], "3");
+            assert!(text.contains("\r\n\r\n# Keyspace\r\n"), "{text}");
+        }
+        rcache::BackendKind::Redis => {
+            assert!(fields.contains_key("redis_version"));
+            assert!(fields["db0"].starts_with("keys=3,"), "{text}");
+        }
+    }
+}
+
+fn keys_and_clear_stay_in_a_namespace_with_glob_characters(open: &dyn Fn(&[u8]) -> Cache) {
+    // Unescaped, "app[1]*:" would match the keys of "app1:" too.
+    let (mine, theirs) = (open(b"app[1]*:"), open(b"app1:"));
+    mine.set(b"k1", b"v", ttl_secs(60)).unwrap();
+    mine.set(b"x?y", b"v", ttl_secs(60)).unwrap();
+    mine.hash_set(b"h", &[(b"f", b"v")], ttl_secs(60), WriteCondition::Always).unwrap();
+    theirs.set(b"k1", b"v", ttl_secs(60)).unwrap();
+    theirs.set(b"other", b"v", ttl_secs(60)).unwrap();
+    assert_eq!(mine.keys(None).unwrap(), [b"h".to_vec(), b"k1".to_vec(), b"x?y".to_vec()]);
+    assert_eq!(mine.keys(Some(b"x\\?y")).unwrap(), [b"x?y".to_vec()]);
+    assert_eq!(mine.keys(Some(b"k*")).unwrap(), [b"k1".to_vec()]);
+    assert_eq!(theirs.keys(None).unwrap(), [b"k1".to_vec(), b"other".to_vec()]);
+    assert_eq!(mine.clear(None).unwrap(), 3);
+    assert_eq!(mine.keys(None).unwrap(), Vec::<Vec<u8>>::new());
+    assert_eq!(theirs.keys(None).unwrap().len(), 2, "the other namespace is untouched");
+}
+
 fn small_limits() -> Options {
     Options { max_key_bytes: 300, max_value_bytes: 1024, ..Options::default() }
 }
@@ -579,13 +905,34 @@ fn on_redis(parameters: &str, case: fn(&Cache)) {
     case(&cache);
 }
 
+/// Runs `case` with a function opening handles of one fresh private Redis,
+/// with the given prefix; `parameters` are added to their URL.
+fn on_redis_opening(parameters: &str, case: fn(&dyn Fn(&[u8]) -> Cache)) {
+    let server = RedisServer::start();
+    case(&|prefix: &[u8]| {
+        let options = Options { key_prefix: prefix.to_vec(), ..small_limits() };
+        Cache::connect(Some(&format!("{}{parameters}", server.url())), options).unwrap()
+    });
+}
+
+/// Each case runs on `memory://`, on a private Redis, and on a private Redis
+/// through a near cache. The cases after `opening:` get a function that opens
+/// a client with a given prefix (on Redis all on one server; each `memory://`
+/// client is its own store).
 macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
+    ($($case:ident),* $(,)?; opening: $($opening:ident),* $(,)?) => {
         mod memory {
             $(#[test]
             fn $case() {
                 let cache = super::Cache::connect(Some("memory://"), super::small_limits()).unwrap();
                 super::$case(&cache);
+            })*
+            $(#[test]
+            fn $opening() {
+                super::$opening(&|prefix: &[u8]| {
+                    let options = super::Options { key_prefix: prefix.to_vec(), ..super::small_limits() };
+                    super::Cache::connect(Some("memory://"), options).unwrap()
+                });
             })*
         }
         mod redis {
@@ -593,12 +940,20 @@ macro_rules! suite {
             fn $case() {
                 super::on_redis("", super::$case);
             })*
+            $(#[test]
+            fn $opening() {
+                super::on_redis_opening("", super::$opening);
+            })*
         }
         /// Redis with a near cache: every case must read the same.
         mod redis_near {
             $(#[test]
             fn $case() {
                 super::on_redis("?near_cache=1000", super::$case);
+            })*
+            $(#[test]
+            fn $opening() {
+                super::on_redis_opening("?near_cache=1000", super::$opening);
             })*
         }
     };
@@ -637,6 +992,17 @@ suite!(
     sessions_are_listed_purged_and_locked,
     bad_session_input_is_refused,
     session_namespaces_never_reach_each_other_or_cache_entries,
+    get_with_ttl_reads_value_and_lifetime_at_once,
+    keep_ttl_keeps_the_current_expiry_where_a_whole_value_is_replaced,
+    compare_and_set_replaces_only_the_expected_value,
+    hash_records_merge_fields_and_read_whole,
+    hash_set_conditions_decide_whether_anything_is_written,
+    records_and_values_are_different_types,
+    keys_lists_the_namespace_without_reserved_or_invalidated_keys,
+    locks_between_two_owners,
+    server_info_describes_the_backend;
+    opening:
+    keys_and_clear_stay_in_a_namespace_with_glob_characters,
 );
 
 #[test]
@@ -650,7 +1016,7 @@ fn memory_backend_tags_stay_bounded_and_refused_tags_lose_nothing() {
     assert!(backend.tag_count() < 1000, "{} tags remembered for 10 live entries", backend.tag_count());
 
     let small = rcache::backend::MemoryBackend::new(MemoryLimits { max_entries: 10, max_bytes: 400 });
-    small.set(b"k", &[0u8; 200], rcache::Expiry::Never).unwrap();
+    small.set(b"k", &[0u8; 200], rcache::WriteExpiry::Set(rcache::Expiry::Never)).unwrap();
     let refused = small.add_tags(b"k", &[vec![b't'; 200]]).unwrap_err();
     assert_eq!(refused.kind, ErrorKind::TooLarge);
     assert_eq!(small.get(b"k").unwrap(), Some(vec![0u8; 200]), "a refused add_tags keeps the entry");
@@ -709,4 +1075,59 @@ fn options_are_checked() {
     assert_eq!(refused(Options { connect_timeout: Duration::ZERO, ..Options::default() }), Some(ErrorKind::InvalidArgument));
     assert_eq!(refused(Options { max_value_bytes: rcache::MAX_VALUE_LIMIT + 1, ..Options::default() }), Some(ErrorKind::InvalidArgument));
     assert_eq!(refused(Options { default_ttl: Some(Duration::ZERO), ..Options::default() }), Some(ErrorKind::InvalidArgument));
+}
+
+#[test]
+fn redis_locks_are_the_classic_set_nx_px_protocol() {
+    let server = RedisServer::start();
+    let cache = Cache::connect(Some(&server.url()), Options { key_prefix: b"app:".to_vec(), ..Options::default() }).unwrap();
+    assert!(cache.lock(b"job", b"token-1", Duration::from_secs(30)).unwrap());
+    assert_eq!(server.command(&["GET", "app:job"]).as_deref(), Some("$7\r\ntoken-1\r\n"), "the key holds the owner as it is");
+    let pttl: i64 = server.command(&["PTTL", "app:job"]).unwrap().trim_start_matches(':').trim().parse().unwrap();
+    assert!(pttl > 25_000 && pttl <= 30_000, "{pttl}");
+    assert_eq!(server.command(&["SET", "app:job", "theirs", "NX", "PX", "30000"]).as_deref(), Some("$-1\r\n"), "another client sees it taken");
+    assert!(cache.unlock(b"job", b"token-1").unwrap());
+
+    // A lock another client took the classic way.
+    assert_eq!(server.command(&["SET", "app:job", "theirs", "NX", "PX", "30000"]).as_deref(), Some("+OK\r\n"));
+    assert!(!cache.lock(b"job", b"token-1", Duration::from_secs(30)).unwrap());
+    assert!(cache.extend_lock(b"job", b"theirs", Duration::from_secs(60)).unwrap());
+    assert!(cache.unlock(b"job", b"theirs").unwrap());
+    assert_eq!(server.command(&["EXISTS", "app:job"]).as_deref(), Some(":0\r\n"));
+}
+
+#[test]
+fn redis_keys_uses_scan_and_never_keys() {
+    let server = RedisServer::start();
+    let cache = Cache::connect(Some(&server.url()), Options { key_prefix: b"app:".to_vec(), ..Options::default() }).unwrap();
+    for index in 0..2500u32 {
+        cache.set(format!("k{index}").as_bytes(), b"v", ttl_secs(60)).unwrap();
+    }
+    assert_eq!(server.command(&["SET", "elsewhere", "v"]).as_deref(), Some("+OK\r\n"));
+    let keys = cache.keys(None).unwrap();
+    assert_eq!(keys.len(), 2500, "several SCAN batches, no duplicates, nothing outside the prefix");
+    let stats = server.command(&["INFO", "commandstats"]).unwrap();
+    assert!(stats.contains("cmdstat_scan:"), "{stats}");
+    assert!(!stats.contains("cmdstat_keys:"), "{stats}");
+}
+
+#[test]
+fn memory_backend_charges_hash_records_exactly() {
+    use rcache::backend::Backend;
+    use rcache::{Expiry, WriteExpiry};
+    let backend = rcache::backend::MemoryBackend::new(MemoryLimits { max_entries: 10, max_bytes: 2000 });
+    let forever = WriteExpiry::Set(Expiry::Never);
+    assert!(backend.hash_set(b"h", &[(b"a", &[1u8; 100]), (b"b", b"2")], forever, WriteCondition::Always).unwrap());
+    let created = backend.bytes_used();
+    assert!(backend.hash_set(b"h", &[(b"a", b"1"), (b"c", b"3")], forever, WriteCondition::Always).unwrap());
+    assert!(backend.bytes_used() < created, "a shrunk field gives its bytes back");
+    let refused = backend.hash_set(b"h", &[(b"d", &[0u8; 2000])], forever, WriteCondition::Always).unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::TooLarge);
+    let mut fields = backend.hash_get(b"h").unwrap().unwrap();
+    fields.sort();
+    assert_eq!(fields, vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec()), (b"c".to_vec(), b"3".to_vec())], "a refused merge changes nothing");
+    backend.set(b"s", &[0u8; 1800], forever).unwrap();
+    assert_eq!(backend.hash_get(b"h").unwrap(), None, "records are evicted like any entry");
+    assert!(backend.delete(b"s").unwrap());
+    assert_eq!(backend.bytes_used(), 0, "every byte charged was given back");
 }

@@ -129,6 +129,17 @@ fn data_of_another_type_is_reported_and_left_alone() {
     assert_eq!(cache.get_many(&[b"hash"]).unwrap(), vec![None], "MGET reads other types as misses");
     assert!(cache.exists(b"hash").unwrap());
     assert_eq!(server.command(&["HGET", "hash", "field"]).as_deref(), Some("$5\r\nvalue\r\n"));
+    assert_eq!(cache.hash_get(b"hash").unwrap(), Some(vec![(b"field".to_vec(), b"value".to_vec())]), "any client's hash is a record");
+
+    // Other types are listed, and the record operations refuse them without touching them.
+    assert_eq!(server.command(&["RPUSH", "list", "a"]).as_deref(), Some(":1\r\n"));
+    assert_eq!(cache.hash_get(b"list").unwrap_err().kind, ErrorKind::WrongType);
+    let written = cache.hash_set(b"list", &[(b"f", b"v")], MINUTE, rcache::WriteCondition::Always);
+    assert_eq!(written.unwrap_err().kind, ErrorKind::WrongType);
+    assert_eq!(cache.compare_and_set(b"list", b"a", b"b", MINUTE).unwrap_err().kind, ErrorKind::WrongType);
+    assert!(!cache.unlock(b"list", b"a").unwrap(), "a list is no lock");
+    assert_eq!(cache.keys(None).unwrap(), vec![b"hash".to_vec(), b"list".to_vec()]);
+    assert_eq!(server.command(&["LLEN", "list"]).as_deref(), Some(":1\r\n"));
 }
 
 #[test]
@@ -229,11 +240,19 @@ fn fail_open_keeps_the_application_up_while_the_server_is_down() {
     assert_eq!(cache.get_many(&[b"a", b"b"]).unwrap(), vec![None, None]);
     let computed = cache.get_or_compute(b"k", &rcache::ComputeOptions::default(), || Ok::<_, ()>(b"computed".to_vec()));
     assert_eq!(computed.unwrap(), b"computed");
+    assert_eq!(cache.get_with_ttl(b"k").unwrap(), None);
+    assert_eq!(cache.hash_get(b"h").unwrap(), None);
     // Losing these silently could serve stale data later: they still fail.
     assert!(cache.delete(b"k").is_err());
     assert!(cache.invalidate_tags(&[b"tag"]).is_err());
     assert!(cache.increment(b"n", 1, MINUTE).is_err());
-    assert!(cache.stats().fail_opens >= 5);
+    // The caller acts on these answers: they fail rather than guess.
+    assert!(cache.compare_and_set(b"k", b"v", b"w", MINUTE).is_err());
+    assert!(cache.hash_set(b"h", &[(b"f", b"v")], MINUTE, rcache::WriteCondition::Always).is_err());
+    assert!(cache.lock(b"l", b"me", Duration::from_secs(1)).is_err());
+    assert!(cache.keys(None).is_err());
+    assert!(cache.server_info().is_err());
+    assert!(cache.stats().fail_opens >= 7);
 
     server.restart();
     assert!(wait_until(Duration::from_secs(10), || cache.set(b"k", b"again", MINUTE).is_ok() && cache.get(b"k").unwrap().is_some()));

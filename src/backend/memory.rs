@@ -4,19 +4,24 @@
 //! Tags work as on Redis: each tag has a token; an entry records the tokens
 //! of its tags when written and is valid while they are unchanged.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use super::{Backend, Expiry, ForRefresh, Remaining, SaveOutcome, SessionRecord, TAG_MARGIN};
+use super::{
+    Backend, Expiry, ForRefresh, HashFields, Remaining, SaveOutcome, SessionRecord, TAG_MARGIN, WriteCondition, WriteExpiry,
+    wrong_type,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::glob;
 
 /// Bytes charged per entry on top of its key and value, for the map's own bookkeeping.
 const ENTRY_OVERHEAD: usize = 96;
+/// Bytes charged per field of a hash record on top of its name and value.
+const FIELD_OVERHEAD: usize = 32;
 
 /// Size bounds of a memory backend; the least recently used entries are
 /// evicted to stay within both.
@@ -32,17 +37,59 @@ fn fresh_token() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// What an entry holds, typed as Redis types its keys.
+enum Data {
+    /// A string value: plain, or tagged when the entry records tags.
+    String(Box<[u8]>),
+    /// A hash record: field names to values, never empty.
+    Hash(BTreeMap<Box<[u8]>, Box<[u8]>>),
+}
+
+impl Data {
+    fn bytes(&self) -> usize {
+        match self {
+            Data::String(value) => value.len(),
+            Data::Hash(fields) => fields.iter().map(|(name, value)| field_charge(name, value)).sum(),
+        }
+    }
+}
+
+fn field_charge(name: &[u8], value: &[u8]) -> usize {
+    name.len() + value.len() + FIELD_OVERHEAD
+}
+
 struct Entry {
-    value: Box<[u8]>,
+    data: Data,
     expires_at: Option<Instant>,
-    /// (tag key, token it had when recorded).
+    /// (tag key, token it had when recorded); only string values carry tags.
     tags: Box<[(Box<[u8]>, u64)]>,
 }
 
 impl Entry {
-    fn charge(key: &[u8], value: &[u8], tags: &[(Box<[u8]>, u64)]) -> usize {
-        let tag_bytes: usize = tags.iter().map(|(tag, _)| tag.len() + 24).sum();
-        key.len() + value.len() + tag_bytes + ENTRY_OVERHEAD
+    /// Bytes charged against the store's bound for this entry under `key`.
+    fn charge(&self, key: &[u8]) -> usize {
+        let tag_bytes: usize = self.tags.iter().map(|(tag, _)| tag.len() + 24).sum();
+        key.len() + self.data.bytes() + tag_bytes + ENTRY_OVERHEAD
+    }
+
+    /// The string value; a hash record is the wrong type.
+    fn string(&self) -> Result<&[u8]> {
+        match &self.data {
+            Data::String(value) => Ok(value),
+            Data::Hash(_) => Err(wrong_type()),
+        }
+    }
+
+    /// True when the entry is a lock `owner` holds: a plain value equal to the token.
+    fn held_by(&self, owner: &[u8]) -> bool {
+        self.tags.is_empty() && matches!(&self.data, Data::String(value) if **value == *owner)
+    }
+
+    fn remaining(&self, now: Instant) -> Remaining {
+        match self.expires_at {
+            None => Remaining::Forever,
+            Some(at) => Remaining::Left(at.saturating_duration_since(now)),
+        }
     }
 }
 
@@ -59,6 +106,15 @@ fn deadline(expiry: Expiry, now: Instant) -> Option<Instant> {
     match expiry {
         Expiry::Never => None,
         Expiry::After(ttl) => Some(now + ttl),
+    }
+}
+
+/// The deadline a write gives its key, whose deadline is `current` (`None`
+/// also for a key that does not exist).
+fn write_deadline(expiry: WriteExpiry, current: Option<Instant>, now: Instant) -> Option<Instant> {
+    match expiry {
+        WriteExpiry::Set(expiry) => deadline(expiry, now),
+        WriteExpiry::Keep => current,
     }
 }
 
@@ -112,12 +168,15 @@ impl Store {
         tags.get(tag).filter(|state| is_live(state.expires_at, now)).map(|state| state.token)
     }
 
+    /// True while `entry` has not expired and every tag it records still has its token.
+    fn is_valid(&self, entry: &Entry, now: Instant) -> bool {
+        is_live(entry.expires_at, now) && entry.tags.iter().all(|(tag, token)| Self::token(&self.tags, tag, now) == Some(*token))
+    }
+
     /// The live, valid entry for `key`; an expired or invalidated one is dropped first.
     fn live(&mut self, key: &[u8], now: Instant) -> Option<&mut Entry> {
         let entry = self.entries.peek(key)?;
-        let valid = is_live(entry.expires_at, now)
-            && entry.tags.iter().all(|(tag, token)| Self::token(&self.tags, tag, now) == Some(*token));
-        if !valid {
+        if !self.is_valid(entry, now) {
             self.remove(key);
             return None;
         }
@@ -138,7 +197,7 @@ impl Store {
     fn remove(&mut self, key: &[u8]) -> bool {
         match self.entries.pop_entry(key) {
             Some((key, entry)) => {
-                self.bytes -= Entry::charge(&key, &entry.value, &entry.tags);
+                self.bytes -= entry.charge(&key);
                 true
             }
             None => false,
@@ -146,7 +205,7 @@ impl Store {
     }
 
     fn insert(&mut self, key: &[u8], entry: Entry, now: Instant) -> Result<()> {
-        let charge = Entry::charge(key, &entry.value, &entry.tags);
+        let charge = entry.charge(key);
         self.check_fits(charge)?;
         self.remove(key);
         self.bytes += charge;
@@ -162,7 +221,7 @@ impl Store {
             if !over && is_live(entry.expires_at, now) {
                 break;
             }
-            let charge = Entry::charge(key, &entry.value, &entry.tags);
+            let charge = entry.charge(key);
             self.entries.pop_lru();
             self.bytes -= charge;
         }
@@ -258,24 +317,53 @@ fn parse_counter(value: &[u8]) -> Result<i64> {
 }
 
 fn plain(value: &[u8], expires_at: Option<Instant>) -> Entry {
-    Entry { value: value.into(), expires_at, tags: Box::new([]) }
+    Entry { data: Data::String(value.into()), expires_at, tags: Box::new([]) }
+}
+
+/// A hash record's fields as the map stores them; a repeated name keeps its last value, as with HSET.
+fn field_map<'f>(fields: &[(&'f [u8], &'f [u8])]) -> BTreeMap<&'f [u8], &'f [u8]> {
+    fields.iter().copied().collect()
 }
 
 impl Backend for MemoryBackend {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let now = Instant::now();
-        Ok(self.store.lock().live(key, now).map(|entry| entry.value.to_vec()))
+        self.store.lock().live(key, now).map(|entry| entry.string().map(<[u8]>::to_vec)).transpose()
+    }
+
+    fn get_with_ttl(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Remaining)>> {
+        let now = Instant::now();
+        let mut store = self.store.lock();
+        let Some(entry) = store.live(key, now) else { return Ok(None) };
+        Ok(Some((entry.string()?.to_vec(), entry.remaining(now))))
     }
 
     fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
         let now = Instant::now();
         let mut store = self.store.lock();
-        Ok(keys.iter().map(|key| store.live(key, now).map(|entry| entry.value.to_vec())).collect())
+        Ok(keys.iter().map(|key| store.live(key, now).and_then(|entry| entry.string().ok().map(<[u8]>::to_vec))).collect())
     }
 
-    fn set(&self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<()> {
+    fn set(&self, key: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<()> {
         let now = Instant::now();
-        self.store.lock().insert(key, plain(value, deadline(expiry, now)), now)
+        let mut store = self.store.lock();
+        let current = match expiry {
+            WriteExpiry::Keep => store.live(key, now).and_then(|entry| entry.expires_at),
+            WriteExpiry::Set(_) => None,
+        };
+        store.insert(key, plain(value, write_deadline(expiry, current, now)), now)
+    }
+
+    fn compare_and_set(&self, key: &[u8], expected: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<bool> {
+        let now = Instant::now();
+        let mut store = self.store.lock();
+        let Some(entry) = store.live(key, now) else { return Ok(false) };
+        if entry.string()? != expected {
+            return Ok(false);
+        }
+        let expires_at = write_deadline(expiry, entry.expires_at, now);
+        store.insert(key, plain(value, expires_at), now)?;
+        Ok(true)
     }
 
     fn set_many(&self, entries: &[(Vec<u8>, &[u8])], expiry: Expiry) -> Result<()> {
@@ -283,7 +371,7 @@ impl Backend for MemoryBackend {
         let expires_at = deadline(expiry, now);
         let mut store = self.store.lock();
         for (key, value) in entries {
-            store.check_fits(Entry::charge(key, value, &[]))?;
+            store.check_fits(plain(value, None).charge(key))?;
         }
         for (key, value) in entries {
             store.insert(key, plain(value, expires_at), now)?;
@@ -296,7 +384,7 @@ impl Backend for MemoryBackend {
         let expires_at = deadline(expiry, now);
         let mut store = self.store.lock();
         let recorded = store.record_tags(tags, expires_at, now);
-        let entry = Entry { value: value.into(), expires_at, tags: recorded.into() };
+        let entry = Entry { data: Data::String(value.into()), expires_at, tags: recorded.into() };
         store.insert(key, entry, now)?;
         store.sweep_tags(now);
         Ok(())
@@ -306,10 +394,11 @@ impl Backend for MemoryBackend {
         let now = Instant::now();
         let mut store = self.store.lock();
         let Some(entry) = store.live(key, now) else { return Ok(false) };
+        entry.string()?;
         let expires_at = entry.expires_at;
         let new: Vec<Vec<u8>> =
             tags.iter().filter(|tag| !entry.tags.iter().any(|(known, _)| **known == ***tag)).cloned().collect();
-        let before = Entry::charge(key, &entry.value, &entry.tags);
+        let before = entry.charge(key);
         let added: usize = new.iter().map(|tag| tag.len() + 24).sum();
         store.check_fits(before + added)?;
         let mut recorded = store.record_tags(&new, expires_at, now);
@@ -344,16 +433,101 @@ impl Backend for MemoryBackend {
         Ok((doomed.len() + tags_before - store.tags.len()) as u64)
     }
 
+    fn keys(&self, pattern: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let now = Instant::now();
+        let store = self.store.lock();
+        // Peeks without touching the LRU order: listing keys is not using them.
+        Ok(store
+            .entries
+            .iter()
+            .filter(|(key, entry)| glob::matches(pattern, key) && store.is_valid(entry, now))
+            .map(|(key, _)| key.to_vec())
+            .collect())
+    }
+
+    fn hash_get(&self, key: &[u8]) -> Result<Option<HashFields>> {
+        let now = Instant::now();
+        let mut store = self.store.lock();
+        match store.live(key, now).map(|entry| &entry.data) {
+            None => Ok(None),
+            Some(Data::Hash(fields)) => Ok(Some(fields.iter().map(|(name, value)| (name.to_vec(), value.to_vec())).collect())),
+            Some(Data::String(_)) => Err(wrong_type()),
+        }
+    }
+
+    fn hash_set(&self, key: &[u8], fields: &[(&[u8], &[u8])], expiry: WriteExpiry, condition: WriteCondition) -> Result<bool> {
+        let now = Instant::now();
+        let mut store = self.store.lock();
+        let fields = field_map(fields);
+        let existing = store.live(key, now);
+        let proceed = match condition {
+            WriteCondition::Always => true,
+            WriteCondition::IfExists => existing.is_some(),
+            WriteCondition::IfAbsent => existing.is_none(),
+        };
+        if !proceed {
+            return Ok(false);
+        }
+        let Some(entry) = existing else {
+            let record = fields.into_iter().map(|(name, value)| (name.into(), value.into())).collect();
+            let entry = Entry { data: Data::Hash(record), expires_at: write_deadline(expiry, None, now), tags: Box::new([]) };
+            store.insert(key, entry, now)?;
+            return Ok(true);
+        };
+        let Data::Hash(record) = &entry.data else { return Err(wrong_type()) };
+        // Merged in place: the charge is worked out first, so a refused merge changes nothing.
+        let before = entry.charge(key);
+        let after = fields.iter().fold(before, |charge, (name, value)| match record.get(*name) {
+            Some(old) => charge + value.len() - old.len(),
+            None => charge + field_charge(name, value),
+        });
+        let expires_at = write_deadline(expiry, entry.expires_at, now);
+        store.check_fits(after)?;
+        let entry = store.entries.get_mut(key).expect("the entry is live");
+        if let Data::Hash(record) = &mut entry.data {
+            record.extend(fields.into_iter().map(|(name, value)| (Box::from(name), Box::from(value))));
+        }
+        entry.expires_at = expires_at;
+        store.bytes = store.bytes - before + after;
+        store.shrink(now);
+        Ok(true)
+    }
+
+    fn server_info(&self) -> Result<Vec<u8>> {
+        let store = self.store.lock();
+        let expiring = store.entries.iter().filter(|(_, entry)| entry.expires_at.is_some()).count();
+        // `keys` counts expired entries not yet dropped too, as Redis's keyspace line does.
+        let sections: [(&str, &[(&str, String)]); 3] = [
+            ("Server", &[("rcache_backend", "memory".into()), ("rcache_version", env!("CARGO_PKG_VERSION").into())]),
+            ("Memory", &[("used_memory", store.bytes.to_string()), ("maxmemory", store.max_bytes.to_string())]),
+            (
+                "Keyspace",
+                &[
+                    ("keys", store.entries.len().to_string()),
+                    ("expires", expiring.to_string()),
+                    ("maxkeys", store.max_entries.to_string()),
+                    ("tags", store.tags.len().to_string()),
+                    ("sessions", store.sessions.len().to_string()),
+                ],
+            ),
+        ];
+        // As Redis writes INFO: CRLF lines, a blank line between sections.
+        let text: Vec<String> = sections
+            .iter()
+            .map(|(section, lines)| {
+                let body: String = lines.iter().map(|(name, value)| format!("{name}:{value}\r\n")).collect();
+                format!("# {section}\r\n{body}")
+            })
+            .collect();
+        Ok(text.join("\r\n").into_bytes())
+    }
+
     fn get_for_refresh(&self, key: &[u8], meta_key: &[u8]) -> Result<Option<ForRefresh>> {
         let now = Instant::now();
         let mut store = self.store.lock();
         let Some(entry) = store.live(key, now) else { return Ok(None) };
-        let value = entry.value.to_vec();
-        let remaining = match entry.expires_at {
-            None => Remaining::Forever,
-            Some(at) => Remaining::Left(at.saturating_duration_since(now)),
-        };
-        let meta = store.live(meta_key, now).map(|entry| entry.value.to_vec());
+        let (value, remaining) = (entry.string()?.to_vec(), entry.remaining(now));
+        let meta = store.live(meta_key, now).and_then(|entry| entry.string().ok().map(<[u8]>::to_vec));
         Ok(Some((value, meta, remaining)))
     }
 
@@ -470,7 +644,7 @@ impl Backend for MemoryBackend {
     fn extend_lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
         let now = Instant::now();
         Ok(match self.store.lock().live(key, now) {
-            Some(entry) if *entry.value == *owner => {
+            Some(entry) if entry.held_by(owner) => {
                 entry.expires_at = Some(now + lease);
                 true
             }
@@ -481,7 +655,7 @@ impl Backend for MemoryBackend {
     fn unlock(&self, key: &[u8], owner: &[u8]) -> Result<bool> {
         let now = Instant::now();
         let mut store = self.store.lock();
-        let held = store.live(key, now).is_some_and(|entry| *entry.value == *owner);
+        let held = store.live(key, now).is_some_and(|entry| entry.held_by(owner));
         if held {
             store.remove(key);
         }
@@ -503,11 +677,7 @@ impl Backend for MemoryBackend {
 
     fn remaining(&self, key: &[u8]) -> Result<Remaining> {
         let now = Instant::now();
-        Ok(match self.store.lock().live(key, now) {
-            None => Remaining::Missing,
-            Some(Entry { expires_at: None, .. }) => Remaining::Forever,
-            Some(Entry { expires_at: Some(at), .. }) => Remaining::Left(at.saturating_duration_since(now)),
-        })
+        Ok(self.store.lock().live(key, now).map_or(Remaining::Missing, |entry| entry.remaining(now)))
     }
 
     fn expire(&self, key: &[u8], expiry: Expiry) -> Result<bool> {
@@ -532,7 +702,7 @@ impl Backend for MemoryBackend {
             Some(entry) if !entry.tags.is_empty() => {
                 return Err(Error::new(ErrorKind::WrongType, "a tagged entry is not a counter"));
             }
-            Some(entry) => (parse_counter(&entry.value)?, entry.expires_at),
+            Some(entry) => (parse_counter(entry.string()?)?, entry.expires_at),
             None => (0, deadline(expiry_if_new, now)),
         };
         let next = current

@@ -25,6 +25,26 @@ pub enum Expiry {
     After(Duration),
 }
 
+/// What a write does to its key's expiry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteExpiry {
+    /// Replaces it.
+    Set(Expiry),
+    /// Keeps the key's current expiry, as Redis's `KEEPTTL`: a key that is
+    /// missing (or an invalidated tagged entry) gets none.
+    Keep,
+}
+
+/// When a conditional write goes ahead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteCondition {
+    Always,
+    /// Only when the key exists.
+    IfExists,
+    /// Only when the key is missing.
+    IfAbsent,
+}
+
 /// What a backend knows about an entry's remaining lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Remaining {
@@ -104,16 +124,33 @@ pub trait InvalidationSink: Send + Sync {
     fn invalidate_all(&self);
 }
 
+/// The fields of a hash record, as (name, value) pairs.
+pub type HashFields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Keys of another type than the operation expects (a hash record read as a
+/// string value, or the other way round) get this error, as on Redis.
+pub fn wrong_type() -> Error {
+    Error::new(ErrorKind::WrongType, "WRONGTYPE Operation against a key holding the wrong kind of value")
+}
+
 /// The primitive operations every backend provides, each atomic on its own.
 ///
 /// Implementations are shared between threads; every method may be called
 /// concurrently.
 pub trait Backend: Send + Sync {
-    /// The value, or `None` when missing, expired, or carrying an invalidated tag.
+    /// The value, or `None` when missing, expired, or carrying an invalidated
+    /// tag. A hash record is the wrong type.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
-    /// Values in the order of `keys`, in one round trip.
+    /// `get` and the value's remaining lifetime (never `Missing`), in one round trip.
+    fn get_with_ttl(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Remaining)>>;
+    /// Values in the order of `keys`, in one round trip; keys of another type read as `None`.
     fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>>;
-    fn set(&self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<()>;
+    /// Stores a plain value, replacing whatever the key held, of any type.
+    fn set(&self, key: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<()>;
+    /// Stores `value` as a plain entry only if the key now holds a valid string
+    /// value (plain or tagged) equal to `expected`; true when stored. A hash
+    /// record is the wrong type.
+    fn compare_and_set(&self, key: &[u8], expected: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<bool>;
     /// Stores every entry with the same expiry, all or nothing, in one round trip.
     fn set_many(&self, entries: &[(Vec<u8>, &[u8])], expiry: Expiry) -> Result<()>;
     /// Stores a value valid until any of `tags` (full tag keys) is invalidated.
@@ -126,13 +163,28 @@ pub trait Backend: Send + Sync {
     /// Deletes every key matching the glob `pattern` (full keys), incrementally;
     /// returns how many were deleted.
     fn clear(&self, pattern: &[u8]) -> Result<u64>;
+    /// Every live key matching the glob `pattern` (full keys), of any type,
+    /// incrementally (SCAN on Redis), in no particular order and possibly
+    /// with duplicates.
+    fn keys(&self, pattern: &[u8]) -> Result<Vec<Vec<u8>>>;
+    /// Every field of the hash record at `key`; `None` when missing. A string
+    /// value is the wrong type.
+    fn hash_get(&self, key: &[u8]) -> Result<Option<HashFields>>;
+    /// Merges `fields` into the hash record at `key` (creating it) and applies
+    /// `expiry`, all in one atomic step, if `condition` holds; true when
+    /// written. A string value is the wrong type (unless the condition fails first).
+    fn hash_set(&self, key: &[u8], fields: &[(&[u8], &[u8])], expiry: WriteExpiry, condition: WriteCondition) -> Result<bool>;
+    /// The server's `INFO` text (`# Section` headers, `name:value` lines, CRLF).
+    fn server_info(&self) -> Result<Vec<u8>>;
     /// For early refresh: the value at `key` (tags honoured), the bytes at
     /// `meta_key`, and the value's remaining lifetime, in one round trip.
     fn get_for_refresh(&self, key: &[u8], meta_key: &[u8]) -> Result<Option<ForRefresh>>;
     /// Takes the lock at `key` for `owner` (a unique token) for `lease`,
-    /// unless anyone holds it; true when taken.
+    /// unless the key exists; true when taken. The lock is a plain value
+    /// holding `owner` (`SET key owner NX PX lease` on Redis).
     fn lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool>;
-    /// Renews a lock `owner` holds for another `lease`; false when it is not theirs any more.
+    /// Renews a lock `owner` holds for another `lease`; false when it is not
+    /// theirs any more (or the key holds anything but a plain `owner`).
     fn extend_lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool>;
     /// Releases a lock `owner` holds; false when it was not theirs.
     fn unlock(&self, key: &[u8], owner: &[u8]) -> Result<bool>;

@@ -20,8 +20,8 @@ use tokio::runtime::Runtime;
 
 use super::tracking::Tracker;
 use super::{
-    Backend, Expiry, ForRefresh, InvalidationSink, Remaining, SaveOutcome, SessionRecord, TrackedRead, TrackedReads,
-    TrackedValue,
+    Backend, Expiry, ForRefresh, HashFields, InvalidationSink, Remaining, SaveOutcome, SessionRecord, TrackedRead,
+    TrackedReads, TrackedValue, WriteCondition, WriteExpiry,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -85,6 +85,8 @@ enum Request<'a> {
 /// The Lua scripts behind tags; each is the shared prelude plus its body.
 struct Scripts {
     read: Script,
+    write: Script,
+    hash: Script,
     set_tagged: Script,
     add_tags: Script,
     key_ops: Script,
@@ -105,6 +107,8 @@ impl Scripts {
     fn new() -> Self {
         Scripts {
             read: lua!("lua/read.lua"),
+            write: lua!("lua/write.lua"),
+            hash: lua!("lua/hash.lua"),
             set_tagged: lua!("lua/set_tagged.lua"),
             add_tags: lua!("lua/add_tags.lua"),
             key_ops: lua!("lua/key_ops.lua"),
@@ -115,10 +119,11 @@ impl Scripts {
                 "local out = {} for i, key in ipairs(KEYS) do local fields = redis.pcall('HGETALL', key) \
                  if fields.err then out[i] = {} else out[i] = fields end end return out",
             ),
+            // The classic compare-then-act lock scripts; a key of another type is not a lock.
             extend_lock: Script::new(
-                "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
+                "if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
             ),
-            unlock: Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"),
+            unlock: Script::new("if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"),
         }
     }
 }
@@ -140,11 +145,27 @@ fn stored_form(value: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
-/// TTL argument of the session script: milliseconds, 0 for none.
+/// TTL argument of the scripts: milliseconds, 0 for none.
 fn ttl_arg(expiry: Expiry) -> u64 {
     match expiry {
         Expiry::Never => 0,
         Expiry::After(ttl) => ttl.as_millis().max(1) as u64,
+    }
+}
+
+/// TTL argument of the write and hash scripts: `ttl_arg`, or -1 to keep the current expiry.
+fn write_ttl_arg(expiry: WriteExpiry) -> i64 {
+    match expiry {
+        WriteExpiry::Set(expiry) => ttl_arg(expiry) as i64,
+        WriteExpiry::Keep => -1,
+    }
+}
+
+/// A PTTL reply of a key known to exist.
+fn remaining_of(millis: i64) -> Remaining {
+    match millis {
+        -1 => Remaining::Forever,
+        left => Remaining::Left(Duration::from_millis(left.max(0) as u64)),
     }
 }
 
@@ -556,6 +577,11 @@ impl Backend for RedisBackend {
         self.invoke(self.scripts.read.key(key).arg("one"), Retry::Once)
     }
 
+    fn get_with_ttl(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Remaining)>> {
+        let found: Option<(Vec<u8>, i64)> = self.invoke(self.scripts.read.key(key).arg("ttl"), Retry::Once)?;
+        Ok(found.map(|(value, millis)| (value, remaining_of(millis))))
+    }
+
     fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
@@ -565,11 +591,29 @@ impl Backend for RedisBackend {
         self.invoke(&invocation, Retry::Once)
     }
 
-    fn set(&self, key: &[u8], value: &[u8], expiry: Expiry) -> Result<()> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(&*stored_form(value));
-        with_expiry(&mut cmd, expiry);
-        self.query(&cmd, Retry::Once)
+    fn set(&self, key: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<()> {
+        match expiry {
+            WriteExpiry::Set(expiry) => {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(key).arg(&*stored_form(value));
+                with_expiry(&mut cmd, expiry);
+                self.query(&cmd, Retry::Once)
+            }
+            // A script rather than SET KEEPTTL: an entry whose tag was
+            // invalidated is missing, and a missing key gets no expiry.
+            WriteExpiry::Keep => {
+                let _: i64 = self.invoke(self.scripts.write.key(key).arg("set").arg(&*stored_form(value)).arg(-1), Retry::Once)?;
+                Ok(())
+            }
+        }
+    }
+
+    fn compare_and_set(&self, key: &[u8], expected: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<bool> {
+        let mut invocation = self.scripts.write.key(key);
+        invocation.arg("cas").arg(&*stored_form(value)).arg(write_ttl_arg(expiry)).arg(expected);
+        // Not retried: after a lost reply a second attempt would find its own value and report a mismatch.
+        let stored: i64 = self.invoke(&invocation, Retry::Never)?;
+        Ok(stored > 0)
     }
 
     fn set_many(&self, entries: &[(Vec<u8>, &[u8])], expiry: Expiry) -> Result<()> {
@@ -588,12 +632,8 @@ impl Backend for RedisBackend {
     }
 
     fn set_tagged(&self, key: &[u8], value: &[u8], expiry: Expiry, tags: &[Vec<u8>]) -> Result<()> {
-        let ttl_ms = match expiry {
-            Expiry::Never => 0,
-            Expiry::After(ttl) => ttl.as_millis().max(1) as u64,
-        };
         let mut invocation = self.scripts.set_tagged.key(key);
-        invocation.key(tags).arg(value).arg(ttl_ms);
+        invocation.key(tags).arg(value).arg(ttl_arg(expiry));
         for _ in tags {
             invocation.arg(fresh_token());
         }
@@ -634,16 +674,51 @@ impl Backend for RedisBackend {
         Ok(deleted)
     }
 
+    fn keys(&self, pattern: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut found = Vec::new();
+        self.scan(pattern, |keys| {
+            // Entries whose tags were invalidated are still keys to SCAN, not to rcache.
+            let mut invocation = self.scripts.read.prepare_invoke();
+            invocation.key(keys).arg("live");
+            let live: Vec<Vec<u8>> = self.invoke(&invocation, Retry::Once)?;
+            found.extend(live);
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
+    fn hash_get(&self, key: &[u8]) -> Result<Option<HashFields>> {
+        let flat: Option<Vec<Vec<u8>>> = self.invoke(self.scripts.hash.key(key).arg("get"), Retry::Once)?;
+        Ok(flat.map(|flat| {
+            let mut pairs = flat.into_iter();
+            std::iter::from_fn(|| Some((pairs.next()?, pairs.next()?))).collect()
+        }))
+    }
+
+    fn hash_set(&self, key: &[u8], fields: &[(&[u8], &[u8])], expiry: WriteExpiry, condition: WriteCondition) -> Result<bool> {
+        let condition = match condition {
+            WriteCondition::Always => "always",
+            WriteCondition::IfExists => "if_exists",
+            WriteCondition::IfAbsent => "if_absent",
+        };
+        let mut invocation = self.scripts.hash.key(key);
+        invocation.arg("set").arg(condition).arg(write_ttl_arg(expiry));
+        for (name, value) in fields {
+            invocation.arg(*name).arg(*value);
+        }
+        // Not retried: after a lost reply a conditional write would see its own record.
+        let written: i64 = self.invoke(&invocation, Retry::Never)?;
+        Ok(written > 0)
+    }
+
+    fn server_info(&self) -> Result<Vec<u8>> {
+        self.query(&redis::cmd("INFO"), Retry::Once)
+    }
+
     fn get_for_refresh(&self, key: &[u8], meta_key: &[u8]) -> Result<Option<ForRefresh>> {
         let found: Option<(Vec<u8>, Option<Vec<u8>>, i64)> =
             self.invoke(self.scripts.read.key(key).key(meta_key).arg("refresh"), Retry::Once)?;
-        Ok(found.map(|(value, meta, millis)| {
-            let remaining = match millis {
-                -1 => Remaining::Forever,
-                left => Remaining::Left(Duration::from_millis(left.max(0) as u64)),
-            };
-            (value, meta, remaining)
-        }))
+        Ok(found.map(|(value, meta, millis)| (value, meta, remaining_of(millis))))
     }
 
     fn lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
@@ -763,17 +838,12 @@ impl Backend for RedisBackend {
         let millis: i64 = self.invoke(self.scripts.key_ops.key(key).arg("ttl"), Retry::Once)?;
         Ok(match millis {
             -2 => Remaining::Missing,
-            -1 => Remaining::Forever,
-            left => Remaining::Left(Duration::from_millis(left.max(0) as u64)),
+            millis => remaining_of(millis),
         })
     }
 
     fn expire(&self, key: &[u8], expiry: Expiry) -> Result<bool> {
-        let millis = match expiry {
-            Expiry::Never => 0,
-            Expiry::After(ttl) => ttl.as_millis().max(1) as u64,
-        };
-        let done: i64 = self.invoke(self.scripts.key_ops.key(key).arg("expire").arg(millis), Retry::Once)?;
+        let done: i64 = self.invoke(self.scripts.key_ops.key(key).arg("expire").arg(ttl_arg(expiry)), Retry::Once)?;
         Ok(done > 0)
     }
 

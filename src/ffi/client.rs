@@ -10,6 +10,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 use std::ffi::{CStr, c_char};
+use std::time::Duration;
 
 use crate::{Cache, Remaining};
 
@@ -48,7 +49,7 @@ impl rcache_client {
     }
 }
 
-fn found(hit: bool) -> rcache_status {
+pub(super) fn found(hit: bool) -> rcache_status {
     if hit { OK } else { MISS }
 }
 
@@ -144,12 +145,15 @@ pub unsafe extern "C" fn rcache_client_get(
     })
 }
 
-/// Stores `value` under `key`. Keys are binary-safe; keys starting with
-/// `__rcache_` are reserved for the library's own tags and locks
-/// (`RCACHE_STATUS_INVALID_ARGUMENT`). `ttl_ms` > 0 is the TTL in milliseconds;
-/// `RCACHE_TTL_DEFAULT` (0) applies the client's default TTL; `RCACHE_TTL_NONE`
-/// (-1) stores without expiry. Other negative values, and values over
-/// `RCACHE_TTL_MAX`, get `RCACHE_STATUS_INVALID_ARGUMENT`.
+/// Stores `value` under `key`, replacing whatever it held. Keys are
+/// binary-safe; keys starting with `__rcache_` are reserved for the library's
+/// own tags and locks (`RCACHE_STATUS_INVALID_ARGUMENT`). `ttl_ms` > 0 is the
+/// TTL in milliseconds; `RCACHE_TTL_DEFAULT` (0) applies the client's default
+/// TTL; `RCACHE_TTL_NONE` (-1) stores without expiry; `RCACHE_TTL_KEEP` (-2)
+/// keeps the key's current expiry (a new key gets none), like Redis's
+/// `KEEPTTL`. Other negative values, and values over `RCACHE_TTL_MAX`, get
+/// `RCACHE_STATUS_INVALID_ARGUMENT`; so does `RCACHE_TTL_KEEP` in every other
+/// function than this one, `rcache_client_compare_and_set` and `rcache_client_hash_set`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_client_set(
     client: *const rcache_client,
@@ -165,6 +169,71 @@ pub unsafe extern "C" fn rcache_client_set(
             unsafe { (rcache_client::cache(client)?, bytes(key, key_len, "key")?, bytes(value, value_len, "value")?) };
         cache.set(key, value, ttl_from_millis(ttl_ms)?)?;
         Ok(OK)
+    })
+}
+
+/// Reads `key` and its remaining TTL in one round trip. On
+/// `RCACHE_STATUS_OK` the value is in `*value_out`, to be released with
+/// `rcache_buffer_free`, and the remaining milliseconds in `*ttl_ms_out`
+/// (`RCACHE_TTL_NONE` (-1) for a key without expiry); on `RCACHE_STATUS_MISS`
+/// both are untouched. Counted as a hit or a miss in the stats, like
+/// `rcache_client_get`, and a hash record is `RCACHE_STATUS_WRONG_TYPE` as there.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_get_with_ttl(
+    client: *const rcache_client,
+    key: *const u8,
+    key_len: usize,
+    value_out: *mut rcache_buffer,
+    ttl_ms_out: *mut i64,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, key, value_out, ttl_ms_out) = unsafe {
+            (
+                rcache_client::cache(client)?,
+                bytes(key, key_len, "key")?,
+                out_param(value_out, "value_out")?,
+                out_param(ttl_ms_out, "ttl_ms_out")?,
+            )
+        };
+        let Some((value, remaining)) = cache.get_with_ttl(key)? else { return Ok(MISS) };
+        let Some(ttl_ms) = millis_left(remaining) else { return Ok(MISS) };
+        *value_out = rcache_buffer::from_vec(value);
+        *ttl_ms_out = ttl_ms;
+        Ok(OK)
+    })
+}
+
+/// Stores `value` under `key` only if `key` holds exactly `expected` now,
+/// in one atomic step: `RCACHE_STATUS_OK` when stored, `RCACHE_STATUS_MISS`
+/// (nothing stored) when the key is missing or holds another value. A tagged
+/// entry is compared by its value and replaced by a plain one; a hash record
+/// is `RCACHE_STATUS_WRONG_TYPE`. `ttl_ms` as in `rcache_client_set`,
+/// `RCACHE_TTL_KEEP` included. Not retried, and not answered by `fail_open`:
+/// after `RCACHE_STATUS_TIMEOUT` or `RCACHE_STATUS_CONNECTION` the value may
+/// or may not have been stored.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_compare_and_set(
+    client: *const rcache_client,
+    key: *const u8,
+    key_len: usize,
+    expected: *const u8,
+    expected_len: usize,
+    value: *const u8,
+    value_len: usize,
+    ttl_ms: i64,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, key, expected, value) = unsafe {
+            (
+                rcache_client::cache(client)?,
+                bytes(key, key_len, "key")?,
+                bytes(expected, expected_len, "expected")?,
+                bytes(value, value_len, "value")?,
+            )
+        };
+        Ok(found(cache.compare_and_set(key, expected, value, ttl_from_millis(ttl_ms)?)?))
     })
 }
 
@@ -201,18 +270,24 @@ pub unsafe extern "C" fn rcache_client_ttl(
         // SAFETY: pointer arguments as documented on the function.
         let (cache, key, ttl_ms_out) =
             unsafe { (rcache_client::cache(client)?, bytes(key, key_len, "key")?, out_param(ttl_ms_out, "ttl_ms_out")?) };
-        Ok(match cache.remaining(key)? {
-            Remaining::Missing => MISS,
-            Remaining::Forever => {
-                *ttl_ms_out = super::types::RCACHE_TTL_NONE;
-                OK
-            }
-            Remaining::Left(left) => {
-                *ttl_ms_out = i64::try_from(left.as_millis()).unwrap_or(i64::MAX);
+        Ok(match millis_left(cache.remaining(key)?) {
+            None => MISS,
+            Some(ttl_ms) => {
+                *ttl_ms_out = ttl_ms;
                 OK
             }
         })
     })
+}
+
+/// A remaining lifetime as C reads it: milliseconds, or `RCACHE_TTL_NONE`
+/// for no expiry; `None` for a missing key.
+fn millis_left(remaining: Remaining) -> Option<i64> {
+    match remaining {
+        Remaining::Missing => None,
+        Remaining::Forever => Some(super::types::RCACHE_TTL_NONE),
+        Remaining::Left(left) => Some(i64::try_from(left.as_millis()).unwrap_or(i64::MAX)),
+    }
 }
 
 /// Gives an existing `key` a new TTL (same conventions as `rcache_client_set`;
@@ -350,6 +425,19 @@ pub unsafe extern "C" fn rcache_client_stats(client: *const rcache_client, stats
     })
 }
 
+/// Borrowed `(name, value)` pairs.
+pub(crate) type Pairs<'a> = Vec<(&'a [u8], &'a [u8])>;
+
+/// The `(name, value)` pairs of two parallel `rcache_bytes` arrays of `count` elements.
+///
+/// # Safety
+/// As `byte_strings`, for both arrays.
+pub(crate) unsafe fn byte_pairs<'a>(names: *const rcache_bytes, values: *const rcache_bytes, count: usize) -> Result<Pairs<'a>, Failure> {
+    // SAFETY: both arrays hold `count` rcache_bytes, as the caller promises.
+    let (names, values) = unsafe { (byte_strings(names, count, "names")?, byte_strings(values, count, "values")?) };
+    Ok(names.into_iter().zip(values).collect())
+}
+
 /// The byte strings of an `rcache_bytes` array argument.
 ///
 /// # Safety
@@ -366,7 +454,7 @@ pub(crate) unsafe fn byte_strings<'a>(items: *const rcache_bytes, count: usize, 
 /// any of its tags is invalidated with `rcache_client_invalidate_tags`.
 /// Recording the tags and writing the entry is one atomic step, so a write
 /// racing with an invalidation never survives it. At most 256 tags; with none
-/// this is `rcache_client_set`.
+/// this is `rcache_client_set`. `RCACHE_TTL_KEEP` is refused when there are tags.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_client_set_tagged(
     client: *const rcache_client,
@@ -460,6 +548,116 @@ pub unsafe extern "C" fn rcache_client_clear(
     })
 }
 
+/// Lists the keys of the client's namespace that match the glob `pattern`
+/// (as in `rcache_client_clear`: Redis syntax, matched against keys without
+/// the prefix; NULL for every key), of any type, without the prefix, in byte
+/// order. The library's own keys (`__rcache_...`) and entries whose tags were
+/// invalidated are left out; on `memory://` so are sessions, which it keeps
+/// apart. On Redis it walks SCAN in batches, never KEYS: keys written or
+/// deleted meanwhile may or may not be listed. On `RCACHE_STATUS_OK`,
+/// `*keys_out` is an array of `*count_out` buffers, NULL when there are
+/// none; release it with `rcache_buffer_array_free(*keys_out, *count_out)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_keys(
+    client: *const rcache_client,
+    pattern: *const u8,
+    pattern_len: usize,
+    keys_out: *mut *mut rcache_buffer,
+    count_out: *mut usize,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, keys_out, count_out) =
+            unsafe { (rcache_client::cache(client)?, out_param(keys_out, "keys_out")?, out_param(count_out, "count_out")?) };
+        let pattern = match pattern.is_null() {
+            true => None,
+            // SAFETY: a non-NULL pattern points to pattern_len readable bytes.
+            false => Some(unsafe { bytes(pattern, pattern_len, "pattern") }?),
+        };
+        (*keys_out, *count_out) = rcache_buffer::array_from(cache.keys(pattern)?);
+        Ok(OK)
+    })
+}
+
+/// The server's `INFO` text (every default section) in `*info_out`, to be
+/// released with `rcache_buffer_free`. On `memory://` a text in the same
+/// format (`# Section` lines, `name:value` lines, CRLF line ends, a blank
+/// line between sections) with at least `rcache_backend:memory`,
+/// `used_memory:<bytes>` and `keys:<count>`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_server_info(client: *const rcache_client, info_out: *mut rcache_buffer) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, info_out) = unsafe { (rcache_client::cache(client)?, out_param(info_out, "info_out")?) };
+        *info_out = rcache_buffer::from_vec(cache.server_info()?);
+        Ok(OK)
+    })
+}
+
+/// Takes the lock `key` for `owner` (a token unique to the holder, not
+/// empty) for `lease_ms` milliseconds (at least 1): `RCACHE_STATUS_OK` when
+/// taken, `RCACHE_STATUS_MISS` when the key exists (someone holds the lock,
+/// or a value is stored there). The key is an ordinary key of the namespace,
+/// not the library's reserved lock space, and holds `owner` while locked: on
+/// Redis this is exactly `SET key owner NX PX lease_ms`, and release is a
+/// compare-and-delete, so other clients of that classic protocol
+/// interoperate. Not retried: after `RCACHE_STATUS_TIMEOUT` the lock may be taken.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_lock(
+    client: *const rcache_client,
+    key: *const u8,
+    key_len: usize,
+    owner: *const u8,
+    owner_len: usize,
+    lease_ms: u32,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, key, owner) =
+            unsafe { (rcache_client::cache(client)?, bytes(key, key_len, "key")?, bytes(owner, owner_len, "owner")?) };
+        Ok(found(cache.lock(key, owner, Duration::from_millis(lease_ms.into()))?))
+    })
+}
+
+/// Renews the lease of the lock `key` to `lease_ms` from now if `owner`
+/// holds it: `RCACHE_STATUS_OK` when renewed, `RCACHE_STATUS_MISS` when it
+/// is not theirs (expired, released, or taken by another owner).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_extend_lock(
+    client: *const rcache_client,
+    key: *const u8,
+    key_len: usize,
+    owner: *const u8,
+    owner_len: usize,
+    lease_ms: u32,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, key, owner) =
+            unsafe { (rcache_client::cache(client)?, bytes(key, key_len, "key")?, bytes(owner, owner_len, "owner")?) };
+        Ok(found(cache.extend_lock(key, owner, Duration::from_millis(lease_ms.into()))?))
+    })
+}
+
+/// Releases the lock `key` if `owner` holds it, in one atomic
+/// compare-and-delete: `RCACHE_STATUS_OK` when released, `RCACHE_STATUS_MISS`
+/// when it is not theirs (nothing is deleted).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_unlock(
+    client: *const rcache_client,
+    key: *const u8,
+    key_len: usize,
+    owner: *const u8,
+    owner_len: usize,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, key, owner) =
+            unsafe { (rcache_client::cache(client)?, bytes(key, key_len, "key")?, bytes(owner, owner_len, "owner")?) };
+        Ok(found(cache.unlock(key, owner)?))
+    })
+}
+
 /// Releases the bytes of a buffer the library handed out and resets it to
 /// empty. NULL, and a buffer already empty, are no-ops.
 #[unsafe(no_mangle)]
@@ -477,7 +675,8 @@ pub unsafe extern "C" fn rcache_buffer_free(buffer: *mut rcache_buffer) {
     });
 }
 
-/// `rcache_buffer_free` on each of `count` buffers, as filled by `rcache_client_get_many`.
+/// `rcache_buffer_free` on each of `count` buffers of an array the caller
+/// owns, as filled by `rcache_client_get_many`; the array itself is left to the caller.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_buffers_free(buffers: *mut rcache_buffer, count: usize) {
     if buffers.is_null() {
@@ -487,4 +686,23 @@ pub unsafe extern "C" fn rcache_buffers_free(buffers: *mut rcache_buffer, count:
         // SAFETY: the caller passes `count` buffers filled by the library.
         unsafe { rcache_buffer_free(buffers.add(index)) };
     }
+}
+
+/// Releases an array of buffers the library allocated (`rcache_client_keys`,
+/// `rcache_client_hash_get`): every buffer in it, then the array itself.
+/// `count` must be the count returned with the array. NULL is a no-op. Not
+/// for arrays the caller allocated: use `rcache_buffers_free` on those.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_buffer_array_free(buffers: *mut rcache_buffer, count: usize) {
+    guard(|| {
+        if buffers.is_null() {
+            return Ok(OK);
+        }
+        // SAFETY: the array holds `count` buffers the library filled, as documented.
+        unsafe { rcache_buffers_free(buffers, count) };
+        let array = std::ptr::slice_from_raw_parts_mut(buffers, count);
+        // SAFETY: the array and its length come from rcache_buffer::array_from's Box::into_raw.
+        drop(unsafe { Box::from_raw(array) });
+        Ok(OK)
+    });
 }

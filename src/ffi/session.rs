@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::{SaveOutcome, SessionRecord};
 
 use super::boundary::{bytes, guard, non_null, out_param};
-use super::client::{byte_strings, rcache_client};
+use super::client::{byte_pairs, byte_strings, rcache_client};
 use super::status::{Failure, rcache_status};
 use super::types::{rcache_bytes, ttl_from_millis};
 
@@ -94,16 +94,6 @@ pub unsafe extern "C" fn rcache_session_store_free(store: *mut rcache_session_st
     }
 }
 
-/// Borrowed `(name, value)` pairs.
-type Fields<'a> = Vec<(&'a [u8], &'a [u8])>;
-
-/// The `(name, value)` pairs of two parallel arrays.
-unsafe fn pairs<'a>(names: *const rcache_bytes, values: *const rcache_bytes, count: usize) -> Result<Fields<'a>, Failure> {
-    // SAFETY: both arrays hold `count` rcache_bytes, as documented on the callers.
-    let (names, values) = unsafe { (byte_strings(names, count, "names")?, byte_strings(values, count, "values")?) };
-    Ok(names.into_iter().zip(values).collect())
-}
-
 /// Creates a session holding `count` fields (`names[i]` -> `values[i]`; names
 /// are UTF-8 text not starting with `__`), living `ttl_ms` (as in
 /// `rcache_client_set`), and writes its id and secret to `*session_out`.
@@ -119,7 +109,7 @@ pub unsafe extern "C" fn rcache_session_create(
     guard(|| {
         // SAFETY: pointer arguments as documented on the function.
         let (sessions, fields, session_out) = unsafe {
-            (rcache_session_store::sessions(store)?, pairs(names, values, count)?, out_param(session_out, "session_out")?)
+            (rcache_session_store::sessions(store)?, byte_pairs(names, values, count)?, out_param(session_out, "session_out")?)
         };
         let new = sessions.create(&fields, ttl_from_millis(ttl_ms)?)?;
         *session_out = rcache_session_new { id: text_field(&new.id), secret: text_field(&new.secret) };
@@ -195,7 +185,7 @@ pub unsafe extern "C" fn rcache_session_save(
                 rcache_session_store::sessions(store)?,
                 bytes(id, id_len, "id")?,
                 bytes(secret, secret_len, "secret")?,
-                pairs(names, values, count)?,
+                byte_pairs(names, values, count)?,
                 byte_strings(deleted, deleted_count, "deleted")?,
             )
         };

@@ -18,6 +18,11 @@ pub const RCACHE_MAX_TAGS: usize = 256;
 pub const RCACHE_TTL_NONE: i64 = -1;
 /// Use the client's default TTL: pass as `ttl_ms`.
 pub const RCACHE_TTL_DEFAULT: i64 = 0;
+/// Keep the key's current expiry (a new key gets none), like Redis's
+/// `SET ... KEEPTTL`: pass as `ttl_ms` to `rcache_client_set`,
+/// `rcache_client_compare_and_set` and `rcache_client_hash_set`; other
+/// functions refuse it with `RCACHE_STATUS_INVALID_ARGUMENT`.
+pub const RCACHE_TTL_KEEP: i64 = -2;
 
 /// Borrowed bytes: `len` bytes at `data`. `data` may be NULL only when `len` is 0.
 #[allow(non_camel_case_types)]
@@ -30,7 +35,9 @@ pub struct rcache_bytes {
 
 /// Bytes owned by the library, handed to the caller. Release them with
 /// `rcache_buffer_free`. `data` is NULL only in a buffer that holds nothing
-/// (a miss in `rcache_client_get_many`, or a freed buffer).
+/// (a miss in `rcache_client_get_many`, or a freed buffer). Arrays of buffers
+/// the library allocates (`rcache_client_keys`, `rcache_client_hash_get`)
+/// are released, buffers and array together, with `rcache_buffer_array_free`.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Debug)]
@@ -46,6 +53,17 @@ impl rcache_buffer {
         let boxed = bytes.into_boxed_slice();
         let len = boxed.len();
         rcache_buffer { data: Box::into_raw(boxed).cast::<u8>(), len }
+    }
+
+    /// A library-owned array of buffers and its length, NULL when empty;
+    /// `rcache_buffer_array_free` releases it.
+    pub fn array_from(items: Vec<Vec<u8>>) -> (*mut rcache_buffer, usize) {
+        if items.is_empty() {
+            return (std::ptr::null_mut(), 0);
+        }
+        let boxed: Box<[rcache_buffer]> = items.into_iter().map(rcache_buffer::from_vec).collect();
+        let len = boxed.len();
+        (Box::into_raw(boxed).cast::<rcache_buffer>(), len)
     }
 }
 
@@ -82,7 +100,8 @@ pub struct rcache_options {
     /// `RCACHE_STATUS_MISS`, writes of entries are dropped (`RCACHE_STATUS_OK`),
     /// get-or-compute computes without caching; each such call is counted in
     /// `rcache_stats.fail_opens`. Deletes, invalidations, clears and counters
-    /// still report the error. Default false.
+    /// still report the error, and so do compare-and-set, hash-set, locks,
+    /// key listing and server info. Default false.
     pub fail_open: bool,
     /// Consecutive connection failures or timeouts after which calls skip the
     /// server for `breaker_cooldown_ms`, failing at once with
@@ -97,8 +116,8 @@ pub struct rcache_options {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct rcache_stats {
-    /// Reads that found a value (get, get-many per key, get-or-compute),
-    /// near-cache hits included.
+    /// Reads that found a value (get, get-with-TTL, hash-get, get-many per
+    /// key, get-or-compute), near-cache hits included.
     pub hits: u64,
     /// Reads that found nothing.
     pub misses: u64,
@@ -203,6 +222,7 @@ pub fn ttl_from_millis(ttl_ms: i64) -> Result<Ttl, Failure> {
     match ttl_ms {
         RCACHE_TTL_DEFAULT => Ok(Ttl::Default),
         RCACHE_TTL_NONE => Ok(Ttl::Never),
+        RCACHE_TTL_KEEP => Ok(Ttl::Keep),
         ms if ms > 0 => Ok(Ttl::After(Duration::from_millis(ms as u64))),
         ms => Err(Failure::invalid(format!(
             "ttl_ms {ms} is negative; use RCACHE_TTL_NONE (-1) for no expiry"

@@ -960,7 +960,7 @@ static void test_size_limits(void) {
 }
 
 static void test_bad_ttls(rcache_client *c) {
-  static const int64_t bad[] = {-2, -1000, INT64_MIN, HUNDRED_YEARS_MS + 1, INT64_MAX};
+  static const int64_t bad[] = {-3, -1000, INT64_MIN, HUNDRED_YEARS_MS + 1, INT64_MAX};
   const rcache_status INVALID = RCACHE_STATUS_INVALID_ARGUMENT;
   rcache_bytes keys[1] = {{(const uint8_t *)"bt:many", 7}};
   rcache_bytes values[1] = {{(const uint8_t *)"x", 1}};
@@ -974,6 +974,11 @@ static void test_bad_ttls(rcache_client *c) {
     EXPECT_BAD(c, INVALID, rcache_client_set_many(c, keys, values, 1, bad[i]));
     EXPECT_BAD(c, INVALID, rcache_client_incr(c, LIT("bt:ctr"), 1, bad[i], &number));
   }
+  /* RCACHE_TTL_KEEP (-2) is only for writes that replace a whole value (rcache_client_set and
+   * the calls tested in test_records.c). */
+  EXPECT_BAD(c, INVALID, rcache_client_expire(c, LIT("bt:k"), RCACHE_TTL_KEEP));
+  EXPECT_BAD(c, INVALID, rcache_client_set_many(c, keys, values, 1, RCACHE_TTL_KEEP));
+  EXPECT_BAD(c, INVALID, rcache_client_incr(c, LIT("bt:ctr"), 1, RCACHE_TTL_KEEP, &number));
   /* Nothing was stored, and the TTL of bt:k did not change. */
   EXPECT_MISS(rcache_client_exists(c, LIT("bt:new")));
   EXPECT_MISS(rcache_client_exists(c, LIT("bt:many")));

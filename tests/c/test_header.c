@@ -21,6 +21,9 @@ _Static_assert(RCACHE_STATUS_CORRUPT == 11, "RCACHE_STATUS_CORRUPT is 11");
 _Static_assert(RCACHE_MAX_TAGS == 256, "at most 256 tags per call");
 _Static_assert(RCACHE_STATUS_CONFLICT == 13, "RCACHE_STATUS_CONFLICT is 13");
 _Static_assert(RCACHE_SESSION_NO_SLIDE == -2, "RCACHE_SESSION_NO_SLIDE is -2");
+_Static_assert(RCACHE_TTL_KEEP == -2, "RCACHE_TTL_KEEP is -2");
+_Static_assert(RCACHE_WRITE_ALWAYS == 0 && RCACHE_WRITE_IF_EXISTS == 1 && RCACHE_WRITE_IF_ABSENT == 2,
+               "rcache_write_condition values");
 _Static_assert(sizeof(((rcache_session_new *)0)->id) == 33 &&
                    sizeof(((rcache_session_new *)0)->secret) == 33,
                "a session id and secret are 32 characters and a NUL");
@@ -64,8 +67,31 @@ rcache_status (*const check_invalidate_tags)(const rcache_client *, const rcache
     rcache_client_invalidate_tags;
 rcache_status (*const check_clear)(const rcache_client *, const uint8_t *, size_t, uint64_t *) =
     rcache_client_clear;
+rcache_status (*const check_get_with_ttl)(const rcache_client *, const uint8_t *, size_t,
+                                          rcache_buffer *, int64_t *) = rcache_client_get_with_ttl;
+rcache_status (*const check_compare_and_set)(const rcache_client *, const uint8_t *, size_t,
+                                             const uint8_t *, size_t, const uint8_t *, size_t,
+                                             int64_t) = rcache_client_compare_and_set;
+rcache_status (*const check_hash_get)(const rcache_client *, const uint8_t *, size_t,
+                                      rcache_buffer **, rcache_buffer **, size_t *) =
+    rcache_client_hash_get;
+rcache_status (*const check_hash_set)(const rcache_client *, const uint8_t *, size_t,
+                                      const rcache_bytes *, const rcache_bytes *, size_t, int64_t,
+                                      int) = rcache_client_hash_set;
+rcache_status (*const check_keys)(const rcache_client *, const uint8_t *, size_t, rcache_buffer **,
+                                  size_t *) = rcache_client_keys;
+rcache_status (*const check_lock)(const rcache_client *, const uint8_t *, size_t, const uint8_t *,
+                                  size_t, uint32_t) = rcache_client_lock;
+rcache_status (*const check_extend_lock)(const rcache_client *, const uint8_t *, size_t,
+                                         const uint8_t *, size_t, uint32_t) =
+    rcache_client_extend_lock;
+rcache_status (*const check_unlock)(const rcache_client *, const uint8_t *, size_t,
+                                    const uint8_t *, size_t) = rcache_client_unlock;
+rcache_status (*const check_server_info)(const rcache_client *, rcache_buffer *) =
+    rcache_client_server_info;
 void (*const check_buffer_free)(rcache_buffer *) = rcache_buffer_free;
 void (*const check_buffers_free)(rcache_buffer *, size_t) = rcache_buffers_free;
+void (*const check_buffer_array_free)(rcache_buffer *, size_t) = rcache_buffer_array_free;
 const char *(*const check_last_error)(void) = rcache_last_error;
 rcache_status (*const check_session_store_open)(const rcache_client *, const uint8_t *, size_t,
                                                 rcache_session_store **) =

@@ -18,6 +18,9 @@ static_assert(RCACHE_STATUS_CORRUPT == 11, "RCACHE_STATUS_CORRUPT is 11");
 static_assert(RCACHE_MAX_TAGS == 256, "at most 256 tags per call");
 static_assert(RCACHE_STATUS_CONFLICT == 13, "RCACHE_STATUS_CONFLICT is 13");
 static_assert(RCACHE_SESSION_NO_SLIDE == -2, "RCACHE_SESSION_NO_SLIDE is -2");
+static_assert(RCACHE_TTL_KEEP == -2, "RCACHE_TTL_KEEP is -2");
+static_assert(std::is_enum<rcache_write_condition>::value, "rcache_write_condition is an enum");
+static_assert(RCACHE_WRITE_IF_ABSENT == 2, "rcache_write_condition values");
 static_assert(std::is_trivially_copyable<rcache_session_new>::value, "rcache_session_new is a C struct");
 static_assert(std::is_trivially_copyable<rcache_session_owner>::value, "rcache_session_owner is a C struct");
 static_assert(std::is_standard_layout<rcache_options>::value, "rcache_options is a C struct");
@@ -84,6 +87,46 @@ static_assert(std::is_same<decltype(&rcache_client_invalidate_tags),
 static_assert(std::is_same<decltype(&rcache_client_clear),
                            rcache_status (*)(const rcache_client *, const uint8_t *, size_t,
                                              uint64_t *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_get_with_ttl),
+                           rcache_status (*)(const rcache_client *, const uint8_t *, size_t,
+                                             rcache_buffer *, int64_t *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_compare_and_set),
+                           rcache_status (*)(const rcache_client *, const uint8_t *, size_t,
+                                             const uint8_t *, size_t, const uint8_t *, size_t,
+                                             int64_t)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_hash_get),
+                           rcache_status (*)(const rcache_client *, const uint8_t *, size_t,
+                                             rcache_buffer **, rcache_buffer **, size_t *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_hash_set),
+                           rcache_status (*)(const rcache_client *, const uint8_t *, size_t,
+                                             const rcache_bytes *, const rcache_bytes *, size_t,
+                                             int64_t, int)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_keys),
+                           rcache_status (*)(const rcache_client *, const uint8_t *, size_t,
+                                             rcache_buffer **, size_t *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_lock),
+                           rcache_status (*)(const rcache_client *, const uint8_t *, size_t,
+                                             const uint8_t *, size_t, uint32_t)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_extend_lock),
+                           rcache_status (*)(const rcache_client *, const uint8_t *, size_t,
+                                             const uint8_t *, size_t, uint32_t)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_unlock),
+                           rcache_status (*)(const rcache_client *, const uint8_t *, size_t,
+                                             const uint8_t *, size_t)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_client_server_info),
+                           rcache_status (*)(const rcache_client *, rcache_buffer *)>::value,
+              "");
+static_assert(std::is_same<decltype(&rcache_buffer_array_free),
+                           void (*)(rcache_buffer *, size_t)>::value,
               "");
 static_assert(std::is_same<decltype(&rcache_buffer_free), void (*)(rcache_buffer *)>::value, "");
 static_assert(std::is_same<decltype(&rcache_buffers_free),

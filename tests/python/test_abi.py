@@ -70,6 +70,10 @@ def test_layout_matches_the_header(tmp_path):
         '  printf("abi %d\\n", RCACHE_ABI_VERSION);',
         '  printf("ttl_none %d\\n", RCACHE_TTL_NONE);',
         '  printf("ttl_default %d\\n", RCACHE_TTL_DEFAULT);',
+        '  printf("ttl_keep %d\\n", RCACHE_TTL_KEEP);',
+        '  printf("write_always %d\\n", (int)RCACHE_WRITE_ALWAYS);',
+        '  printf("write_if_exists %d\\n", (int)RCACHE_WRITE_IF_EXISTS);',
+        '  printf("write_if_absent %d\\n", (int)RCACHE_WRITE_IF_ABSENT);',
         '  printf("max_tags %d\\n", RCACHE_MAX_TAGS);',
         '  printf("sizeof_status %zu\\n", sizeof(rcache_status));',
         '  printf("sizeof_options %zu\\n", sizeof(rcache_options));',
@@ -90,6 +94,10 @@ def test_layout_matches_the_header(tmp_path):
     assert int(out["abi"]) == _lib.ABI_VERSION
     assert int(out["ttl_none"]) == _lib.TTL_NONE
     assert int(out["ttl_default"]) == _lib.TTL_DEFAULT
+    assert int(out["ttl_keep"]) == _lib.TTL_KEEP
+    assert int(out["write_always"]) == _lib.WRITE_ALWAYS
+    assert int(out["write_if_exists"]) == _lib.WRITE_IF_EXISTS
+    assert int(out["write_if_absent"]) == _lib.WRITE_IF_ABSENT
     assert int(out["max_tags"]) == _lib.MAX_TAGS
     assert int(out["sizeof_status"]) == ctypes.sizeof(ctypes.c_int)
     assert int(out["sizeof_options"]) == ctypes.sizeof(_lib.rcache_options)

@@ -8,7 +8,7 @@ choose the librcache.so to load.
 
 from . import _lib
 from .cache import Cache
-from .client import NO_EXPIRY, Client
+from .client import KEEP_TTL, NO_EXPIRY, Client
 from .session import Session, SessionStore
 from .errors import (
     ClosedError,
@@ -40,6 +40,7 @@ __all__ = [
     "Client",
     "Cache",
     "NO_EXPIRY",
+    "KEEP_TTL",
     "MAX_TAGS",
     "RCacheError",
     "InvalidArgumentError",

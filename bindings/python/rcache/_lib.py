@@ -47,6 +47,12 @@ SESSION_NO_SLIDE = -2
 # Per-call TTL conventions (RCACHE_TTL_* in rcache.h).
 TTL_NONE = -1
 TTL_DEFAULT = 0
+TTL_KEEP = -2
+
+# rcache_client_hash_set conditions (enum rcache_write_condition in rcache.h).
+WRITE_ALWAYS = 0
+WRITE_IF_EXISTS = 1
+WRITE_IF_ABSENT = 2
 
 # Most tags one call may name (RCACHE_MAX_TAGS in rcache.h).
 MAX_TAGS = 256
@@ -151,6 +157,7 @@ class rcache_client(Structure):
 
 client_p = POINTER(rcache_client)
 buffer_p = POINTER(rcache_buffer)
+buffer_pp = POINTER(buffer_p)
 bytes_p = POINTER(rcache_bytes)
 int64_p = POINTER(c_int64)
 uint64_p = POINTER(c_uint64)
@@ -164,7 +171,12 @@ _SIGNATURES = {
     "rcache_client_connect": (c_int, [c_char_p, POINTER(rcache_options), POINTER(client_p)]),
     "rcache_client_free": (None, [client_p]),
     "rcache_client_get": (c_int, [client_p, c_char_p, c_size_t, buffer_p]),
+    "rcache_client_get_with_ttl": (c_int, [client_p, c_char_p, c_size_t, buffer_p, int64_p]),
     "rcache_client_set": (c_int, [client_p, c_char_p, c_size_t, c_char_p, c_size_t, c_int64]),
+    "rcache_client_compare_and_set": (
+        c_int,
+        [client_p, c_char_p, c_size_t, c_char_p, c_size_t, c_char_p, c_size_t, c_int64],
+    ),
     "rcache_client_delete": (c_int, [client_p, c_char_p, c_size_t]),
     "rcache_client_exists": (c_int, [client_p, c_char_p, c_size_t]),
     "rcache_client_ttl": (c_int, [client_p, c_char_p, c_size_t, int64_p]),
@@ -181,6 +193,15 @@ _SIGNATURES = {
     # A NULL pattern (None) means the whole namespace; deleted_out may be NULL.
     "rcache_client_clear": (c_int, [client_p, c_char_p, c_size_t, uint64_p]),
     "rcache_client_stats": (c_int, [client_p, POINTER(rcache_stats)]),
+    # A NULL pattern (None) means every key; the array comes back in *keys_out.
+    "rcache_client_keys": (c_int, [client_p, c_char_p, c_size_t, buffer_pp, POINTER(c_size_t)]),
+    "rcache_client_server_info": (c_int, [client_p, buffer_p]),
+    "rcache_client_lock": (c_int, [client_p, c_char_p, c_size_t, c_char_p, c_size_t, c_uint32]),
+    "rcache_client_extend_lock": (c_int, [client_p, c_char_p, c_size_t, c_char_p, c_size_t, c_uint32]),
+    "rcache_client_unlock": (c_int, [client_p, c_char_p, c_size_t, c_char_p, c_size_t]),
+    "rcache_client_hash_get": (c_int, [client_p, c_char_p, c_size_t, buffer_pp, buffer_pp, POINTER(c_size_t)]),
+    # The condition is an int in C too: one of WRITE_*.
+    "rcache_client_hash_set": (c_int, [client_p, c_char_p, c_size_t, bytes_p, bytes_p, c_size_t, c_int64, c_int]),
     "rcache_compute_options_default": (rcache_compute_options, []),
     "rcache_compute_output_set": (c_int, [POINTER(rcache_compute_output), c_char_p, c_size_t]),
     "rcache_compute_output_fail": (c_int, [POINTER(rcache_compute_output), c_char_p]),
@@ -215,6 +236,7 @@ _SIGNATURES = {
     "rcache_session_record_free": (None, [c_void_p]),
     "rcache_buffer_free": (None, [buffer_p]),
     "rcache_buffers_free": (None, [buffer_p, c_size_t]),
+    "rcache_buffer_array_free": (None, [buffer_p, c_size_t]),
     "rcache_last_error": (c_char_p, []),
     # The C parameter is an enum; pass only values 0..STATUS_LAST (see status_name).
     "rcache_status_name": (c_char_p, [c_int]),

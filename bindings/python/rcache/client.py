@@ -8,19 +8,20 @@ import os
 import threading
 import time
 import weakref
-from ctypes import POINTER, byref, c_int64, c_uint64, cast, string_at
+from ctypes import POINTER, byref, c_int64, c_size_t, c_uint64, cast, string_at
 
 from . import _lib
 from ._lib import lib as _c
 from .errors import ClosedError, ForkedError, InvalidArgumentError, from_status
 
-__all__ = ["Client", "NO_EXPIRY"]
+__all__ = ["Client", "NO_EXPIRY", "KEEP_TTL"]
 
 
-class _NoExpiry:
-    """Type of NO_EXPIRY (a singleton)."""
+class _Sentinel:
+    """A named singleton: one instance per subclass, pickled by its name."""
 
     _instance = None
+    _name = None
 
     def __new__(cls):
         if cls._instance is None:
@@ -28,14 +29,30 @@ class _NoExpiry:
         return cls._instance
 
     def __repr__(self):
-        return "rcache.NO_EXPIRY"
+        return f"rcache.{self._name}"
 
     def __reduce__(self):
-        return "NO_EXPIRY"
+        return self._name
+
+
+class _NoExpiry(_Sentinel):
+    """Type of NO_EXPIRY (a singleton)."""
+
+    _name = "NO_EXPIRY"
+
+
+class _KeepTtl(_Sentinel):
+    """Type of KEEP_TTL (a singleton)."""
+
+    _name = "KEEP_TTL"
 
 
 #: Pass as ``ttl`` (or ``default_ttl``) to store without expiry.
 NO_EXPIRY = _NoExpiry()
+#: Pass as ``ttl`` to set(), compare_and_set() and hash_set() to keep the
+#: key's current expiry (a new key gets none), like Redis's ``KEEPTTL``;
+#: other methods refuse it with InvalidArgumentError.
+KEEP_TTL = _KeepTtl()
 
 _OK = _lib.STATUS_OK
 _MISS = _lib.STATUS_MISS
@@ -46,7 +63,9 @@ _INT64_MAX = _lib.INT64_MAX
 _connect = _c.rcache_client_connect
 _free = _c.rcache_client_free
 _get = _c.rcache_client_get
+_get_with_ttl = _c.rcache_client_get_with_ttl
 _set = _c.rcache_client_set
+_compare_and_set = _c.rcache_client_compare_and_set
 _delete = _c.rcache_client_delete
 _exists = _c.rcache_client_exists
 _ttl = _c.rcache_client_ttl
@@ -59,11 +78,20 @@ _add_tags = _c.rcache_client_add_tags
 _invalidate_tags = _c.rcache_client_invalidate_tags
 _clear = _c.rcache_client_clear
 _stats = _c.rcache_client_stats
+_keys = _c.rcache_client_keys
+_server_info = _c.rcache_client_server_info
+_lock = _c.rcache_client_lock
+_extend_lock = _c.rcache_client_extend_lock
+_unlock = _c.rcache_client_unlock
+_hash_get = _c.rcache_client_hash_get
+_hash_set = _c.rcache_client_hash_set
 _get_or_compute = _c.rcache_client_get_or_compute
 _compute_output_set = _c.rcache_compute_output_set
 _buffer_free = _c.rcache_buffer_free
 _buffers_free = _c.rcache_buffers_free
+_buffer_array_free = _c.rcache_buffer_array_free
 _Buffer = _lib.rcache_buffer
+_BufferArray = _lib.buffer_p
 _Bytes = _lib.rcache_bytes
 
 
@@ -99,6 +127,96 @@ def _key(key, what="key"):
         return memoryview(key).tobytes()
     except TypeError:
         raise TypeError(f"{what} must be str or bytes-like, not {type(key).__name__}") from None
+
+
+def _field_value(value):
+    """A hash field's value as bytes: bytes-like as it is, str as UTF-8, int
+    and float as str() writes them (bool is refused: it would read back as
+    b"True")."""
+    kind = type(value)
+    if kind is bytes:
+        return value
+    if kind is str:
+        return _key(value, "field value")
+    if isinstance(value, bool):
+        raise TypeError("field value must be bytes-like, str, int or float, not bool")
+    if isinstance(value, (int, float)):
+        return str(value).encode("ascii")
+    try:
+        return memoryview(value).tobytes()
+    except TypeError:
+        raise TypeError(f"field value must be bytes-like, str, int or float, not {kind.__name__}") from None
+
+
+def _fields(mapping):
+    """(names array, values array, count) of a mapping or iterable of (name, value) pairs."""
+    if hasattr(mapping, "items"):
+        mapping = mapping.items()
+    names, values = [], []
+    for name, value in mapping:
+        names.append(_key(name, "field name"))
+        values.append(_field_value(value))
+    count = len(names)
+    return (
+        (_Bytes * count)(*[(name, len(name)) for name in names]),
+        (_Bytes * count)(*[(value, len(value)) for value in values]),
+        count,
+    )
+
+
+_CONDITIONS = {"always": _lib.WRITE_ALWAYS, "if_exists": _lib.WRITE_IF_EXISTS, "if_absent": _lib.WRITE_IF_ABSENT}
+
+
+def _condition(condition):
+    if not isinstance(condition, str):
+        raise TypeError(f"condition must be str, not {type(condition).__name__}")
+    try:
+        return _CONDITIONS[condition]
+    except KeyError:
+        raise InvalidArgumentError(f"condition must be one of {', '.join(map(repr, _CONDITIONS))}, not {condition!r}") from None
+
+
+def _read_array(array, count):
+    """The bytes of the count buffers of a library-allocated array (not freed here)."""
+    return [string_at(array[index].data, array[index].len) for index in range(count)]
+
+
+def _info_value(value):
+    """One INFO value as redis-py's info() reads it: int, float, a dict for
+    ``a=1,b=2``, a list for ``a,b``, else the text."""
+    if "," not in value and "=" not in value:
+        try:
+            return float(value) if "." in value else int(value)
+        except ValueError:
+            return value
+    if "=" not in value:
+        return [_info_value(item) for item in value.split(",") if item]
+    parsed = {}
+    for item in value.split(","):
+        if "=" in item:
+            name, _, item_value = item.rpartition("=")
+            parsed[name] = _info_value(item_value)
+        elif item:
+            parsed[item] = True
+    return parsed
+
+
+def _parse_info(text):
+    """INFO text as a dict: ``name:value`` lines, ``# Section`` headers
+    skipped; ``module:`` lines gathered in a "modules" list, lines without a
+    colon in "__raw__", as redis-py does."""
+    info = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, colon, value = line.partition(":")
+        if not colon:
+            info.setdefault("__raw__", []).append(line)
+        elif name == "module":
+            info.setdefault("modules", []).append(_info_value(value))
+        else:
+            info[name] = _info_value(value)
+    return info
 
 
 def _tags(tags):
@@ -177,21 +295,34 @@ def _seconds_to_ms(seconds, what):
 
 
 def _ttl_ms(ttl, what="ttl"):
-    """The C per-call TTL: None -> client default, NO_EXPIRY -> none, else ms."""
+    """The C per-call TTL: None -> client default, NO_EXPIRY -> none,
+    KEEP_TTL -> keep (the library refuses it where it makes no sense), else ms."""
     if ttl is None:
         return _lib.TTL_DEFAULT
     if ttl is NO_EXPIRY:
         return _lib.TTL_NONE
+    if ttl is KEEP_TTL:
+        return _lib.TTL_KEEP
     return _seconds_to_ms(ttl, what)
+
+
+def _seconds_left(millis):
+    """A remaining TTL from C: seconds as float, -1.0 for no expiry."""
+    return -1.0 if millis == _lib.TTL_NONE else millis / 1000.0
+
+
+def _u32_ms(seconds, what):
+    """Positive seconds as milliseconds that fit a uint32_t."""
+    millis = _seconds_to_ms(seconds, what)
+    if millis > _lib.UINT32_MAX:
+        raise InvalidArgumentError(f"{what} must be at most {_lib.UINT32_MAX // 1000} seconds")
+    return millis
 
 
 def _timeout_ms(seconds, what):
     if seconds is None:
         return 0
-    millis = _seconds_to_ms(seconds, what)
-    if millis > _lib.UINT32_MAX:
-        raise InvalidArgumentError(f"{what} must be at most {_lib.UINT32_MAX // 1000} seconds")
-    return millis
+    return _u32_ms(seconds, what)
 
 
 def _size(value, what):
@@ -268,7 +399,8 @@ class Client:
     Keys are str (encoded as UTF-8) or bytes-like; values are bytes-like and
     come back as bytes. Durations are seconds (int, float or timedelta) and
     are rounded up to whole milliseconds. A ``ttl`` of None means the client's
-    ``default_ttl`` (none unless set); ``NO_EXPIRY`` stores without expiry.
+    ``default_ttl`` (none unless set); ``NO_EXPIRY`` stores without expiry;
+    ``KEEP_TTL`` keeps a key's current expiry (set, compare_and_set, hash_set).
     Tags are like keys (str or bytes-like) and always come as an iterable;
     keys starting with ``__rcache_tag:`` are reserved for them.
 
@@ -334,6 +466,8 @@ class Client:
             raise InvalidArgumentError("url must not contain NUL characters")
         self._url = _redact(url or "memory://")
         prefix = _prefix(prefix)
+        if default_ttl is KEEP_TTL:
+            raise InvalidArgumentError("default_ttl cannot be KEEP_TTL: there is no current TTL to keep")
         default_ttl_ms = _lib.TTL_NONE if default_ttl is NO_EXPIRY else _ttl_ms(default_ttl, "default_ttl")
         options = _lib.rcache_options(
             connect_timeout_ms=_timeout_ms(connect_timeout, "connect_timeout"),
@@ -457,9 +591,41 @@ class Client:
             return None
         raise from_status(status)
 
+    def get_with_ttl(self, key):
+        """(value, ttl) of key in one round trip, or None if it is missing:
+        value is bytes, ttl the seconds it has left as ttl() gives them (float,
+        millisecond resolution; -1.0 if it has no expiry). Counted as a hit or
+        a miss in stats(), like get()."""
+        key = _key(key)
+        buffer = _Buffer()
+        millis = c_int64()
+        status = self._invoke(_get_with_ttl, key, len(key), buffer, millis)
+        if status == _OK:
+            try:
+                return string_at(buffer.data, buffer.len), _seconds_left(millis.value)
+            finally:
+                _buffer_free(buffer)
+        if status == _MISS:
+            return None
+        raise from_status(status)
+
+    def compare_and_set(self, key, expected, value, ttl=None):
+        """Stores value (bytes-like) under key only if key holds exactly
+        expected (bytes-like) now, in one atomic step: True when stored, False
+        when key is missing or holds something else. A tagged entry is
+        compared by its value and replaced by a plain one. ttl as in set(),
+        KEEP_TTL included. WrongTypeError if key holds a hash record."""
+        key = _key(key)
+        expected = _value(expected)
+        value = _value(value)
+        ttl_ms = _ttl_ms(ttl)
+        return _found(self._invoke(_compare_and_set, key, len(key), expected, len(expected), value, len(value), ttl_ms))
+
     def set(self, key, value, ttl=None, tags=None):
-        """Stores value (bytes-like) under key. ttl: seconds, None for the
-        client's default_ttl, NO_EXPIRY for none. tags: an iterable of tags
+        """Stores value (bytes-like) under key, replacing whatever it held.
+        ttl: seconds, None for the client's default_ttl, NO_EXPIRY for none,
+        KEEP_TTL to keep the key's current expiry (a new key gets none; not
+        with tags). tags: an iterable of tags
         (str or bytes-like; a single str or bytes is a TypeError, not split
         into characters): the entry becomes unreadable, from every client,
         once any of them is passed to invalidate_tags(). At most
@@ -506,6 +672,96 @@ class Client:
             raise from_status(status)
         return deleted.value
 
+    def keys(self, pattern=None):
+        """The keys of this client's namespace, of any type and without the
+        prefix, that match pattern (a Redis glob, as in clear(); every key
+        when None): a sorted list of bytes. rcache's own keys (``__rcache_``)
+        and invalidated tagged entries are left out; on memory:// so are
+        sessions. Redis is walked with SCAN, never KEYS: keys written
+        meanwhile may or may not be listed."""
+        pattern = None if pattern is None else _key(pattern, "pattern")
+        array = _BufferArray()
+        count = c_size_t()
+        status = self._invoke(_keys, pattern, 0 if pattern is None else len(pattern), byref(array), byref(count))
+        if status != _OK:
+            raise from_status(status)
+        try:
+            return _read_array(array, count.value)
+        finally:
+            _buffer_array_free(array, count.value)
+
+    def hash_get(self, key):
+        """Every field of the hash record at key, as a dict of bytes names to
+        bytes values, or None if key is missing. WrongTypeError if key holds
+        a plain value. Counted as a hit or a miss in stats(), like get()."""
+        key = _key(key)
+        names, values, count = _BufferArray(), _BufferArray(), c_size_t()
+        status = self._invoke(_hash_get, key, len(key), byref(names), byref(values), byref(count))
+        if status == _MISS:
+            return None
+        if status != _OK:
+            raise from_status(status)
+        try:
+            return dict(zip(_read_array(names, count.value), _read_array(values, count.value)))
+        finally:
+            _buffer_array_free(names, count.value)
+            _buffer_array_free(values, count.value)
+
+    def hash_set(self, key, mapping, ttl=None, condition="always"):
+        """Merges mapping (a mapping, or an iterable of (name, value) pairs;
+        at least one) into the hash record at key, creating it, and gives it
+        ttl (as in set(); KEEP_TTL leaves its expiry alone), in one atomic
+        step, if condition holds: "always", "if_exists" (key exists) or
+        "if_absent" (it does not). True when written, False (nothing written)
+        when the condition does not hold. Field names are str (UTF-8) or
+        bytes-like; values are bytes-like, str (UTF-8), int or float (written
+        as str() writes them; bool is a TypeError). WrongTypeError if key
+        holds a plain value (with "if_absent" that is False: key exists)."""
+        key = _key(key)
+        names, values, count = _fields(mapping)
+        ttl_ms = _ttl_ms(ttl)
+        return _found(self._invoke(_hash_set, key, len(key), names, values, count, ttl_ms, _condition(condition)))
+
+    def lock(self, key, owner, lease):
+        """Takes the lock key for owner (str or bytes: a token unique to the
+        holder) for lease seconds: True when taken, False when key exists
+        (someone holds the lock). key is an ordinary key of this client's
+        namespace holding owner while locked; on Redis this is ``SET key
+        owner NX PX lease``, and unlock() compares and deletes, so other
+        clients of that classic protocol interoperate."""
+        key = _key(key)
+        owner = _key(owner, "owner")
+        return _found(self._invoke(_lock, key, len(key), owner, len(owner), _u32_ms(lease, "lease")))
+
+    def extend_lock(self, key, owner, lease):
+        """Renews the lock key to lease seconds from now if owner holds it;
+        False when it is not theirs (expired, released or taken by another)."""
+        key = _key(key)
+        owner = _key(owner, "owner")
+        return _found(self._invoke(_extend_lock, key, len(key), owner, len(owner), _u32_ms(lease, "lease")))
+
+    def unlock(self, key, owner):
+        """Releases the lock key if owner holds it (compare and delete, in one
+        step); False when it is not theirs, and then nothing is deleted."""
+        key = _key(key)
+        owner = _key(owner, "owner")
+        return _found(self._invoke(_unlock, key, len(key), owner, len(owner)))
+
+    def server_info(self):
+        """The server's INFO (every default section) as a dict, read as
+        redis-py's info() reads it: int and float values converted, values
+        like ``keys=1,expires=0`` (the db0 line) as dicts. On memory:// the
+        same format with rcache_backend "memory", used_memory, keys and more."""
+        buffer = _Buffer()
+        status = self._invoke(_server_info, buffer)
+        if status != _OK:
+            raise from_status(status)
+        try:
+            text = string_at(buffer.data, buffer.len)
+        finally:
+            _buffer_free(buffer)
+        return _parse_info(text.decode("utf-8", "replace"))
+
     def delete(self, key):
         """Deletes key; True if it existed."""
         key = _key(key)
@@ -523,8 +779,7 @@ class Client:
         millis = c_int64()
         status = self._invoke(_ttl, key, len(key), millis)
         if status == _OK:
-            millis = millis.value
-            return -1.0 if millis == _lib.TTL_NONE else millis / 1000.0
+            return _seconds_left(millis.value)
         if status == _MISS:
             return None
         raise from_status(status)

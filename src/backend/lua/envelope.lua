@@ -57,3 +57,20 @@ local function payload_of(value)
   end
   return string.sub(value, pos)
 end
+
+local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
+
+-- What `key` holds, as rcache sees it: 'none' (missing, or an entry whose tag
+-- was invalidated), 'string' (a valid entry; its payload, or the error reply
+-- of a damaged entry, comes second) or 'other' (a key of another type).
+local function entry_of(key)
+  local value = redis.pcall('GET', key)
+  if type(value) == 'table' then
+    return 'other'
+  end
+  local payload = value and payload_of(value)
+  if not payload then
+    return 'none'
+  end
+  return 'string', payload
+end

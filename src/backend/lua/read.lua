@@ -1,5 +1,6 @@
 -- KEYS: value keys. ARGV[1]: 'one' (errors propagate), 'many' (other types
--- read as misses, like MGET), 'exists' (1 or 0), 'refresh' or 'near'.
+-- read as misses, like MGET), 'exists' (1 or 0), 'ttl' and 'refresh' (a
+-- value with its PTTL), 'live' (which of KEYS exist) or 'near'.
 local mode = ARGV[1]
 if mode == 'one' then
   local value = redis.call('GET', KEYS[1])
@@ -12,12 +13,16 @@ if mode == 'exists' then
   end
   return (value and payload_of(value)) and 1 or 0
 end
-if mode == 'refresh' then
-  -- KEYS[2]: the entry's metadata key. Returns false, or {payload, meta or false, PTTL}.
+if mode == 'ttl' or mode == 'refresh' then
+  -- Returns false, or {payload, PTTL}; 'refresh' (KEYS[2]: the entry's
+  -- metadata key) returns {payload, meta or false, PTTL}.
   local value = redis.call('GET', KEYS[1])
   local payload = value and payload_of(value)
   if not payload or type(payload) == 'table' then
     return payload
+  end
+  if mode == 'ttl' then
+    return { payload, redis.call('PTTL', KEYS[1]) }
   end
   local meta = redis.pcall('GET', KEYS[2])
   if type(meta) ~= 'string' then
@@ -73,6 +78,16 @@ if mode == 'near' then
     out[#out + 1] = meta
   end
   return out
+end
+if mode == 'live' then
+  -- The keys that exist, of any type, leaving out entries whose tags were invalidated.
+  local live = {}
+  for _, key in ipairs(KEYS) do
+    if entry_of(key) ~= 'none' then
+      live[#live + 1] = key
+    end
+  end
+  return live
 end
 local values = {}
 for i, key in ipairs(KEYS) do

@@ -1,0 +1,481 @@
+"""Drop-in for web2py's ``gluon.contrib.redis_cache`` over rcache.
+
+Same call contract and the same data in Redis: a value cached under ``key``
+by application ``app`` is the pickle of the value at
+``w2p:cache:<app>:<key with spaces replaced by _>``, with the TTL
+``time_expire``, so processes running the old module and processes running
+this one share entries during a rolling upgrade. Entries stored with tags or
+signed with ``secret_key`` use a format the old module cannot read; it treats
+them as unreadable values.
+
+Fixed on purpose (see the README's migration guide): ``clear(regex)`` matches
+keys without their prefix and ``clear()`` clears the application; counters are
+readable through ``cache()``, cleared by ``clear()`` and expire; the locked
+path honours ``time_expire``, waits a bounded time and keeps its lock for as
+long as the computation runs; a miss is one write (no bucket index, no KEYS);
+statistics are per application; calls are bounded by the connection's timeouts
+and ``fail_gracefully`` never blocks; ``secret_key`` refuses unsigned values.
+"""
+
+import hashlib
+import hmac
+import logging
+import math
+import numbers
+import pickle
+import re
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+
+from ..client import KEEP_TTL
+from ..errors import ConflictError, ConnectionError, TimeoutError, WrongTypeError
+from . import _web2py
+from .redis_utils import as_connection
+
+__all__ = ["RedisCache", "RedisClient"]
+
+logger = logging.getLogger("web2py.cache.redis")
+
+#: TTL of ``time_expire=None`` and of new counters: one day.
+DEFAULT_TIME_EXPIRE = 24 * 60 * 60
+
+# A signed value: this marker, an HMAC-SHA256 of the full key and the pickle,
+# then the pickle. It starts with a NUL so old readers fail to unpickle it.
+_SIGNED = b"\x00rcache-signed-v1\x00"
+_MAC_BYTES = 32
+# A counter written by increment(): decimal text, read back as an int.
+_COUNTER = re.compile(rb"-?[0-9]{1,19}")
+_UNAVAILABLE = (ConnectionError, TimeoutError)
+
+_instances = {}
+_instances_lock = threading.Lock()
+
+
+def RedisCache(
+    redis_conn=None,
+    debug=False,
+    with_lock=False,
+    fail_gracefully=False,
+    db=None,
+    application=None,
+    secret_key=None,
+    lock_wait=10.0,
+    lock_lease=10.0,
+):
+    """The cache of this application, created by the first call (later calls
+    return it and ignore their arguments, as before).
+
+    redis_conn: from ``RConn()``, a redis-py client (its settings are used),
+    or None for ``RConn(application)``. debug: count hits and misses, shown
+    by ``stats()``. with_lock: default of the per-call ``with_lock``.
+    fail_gracefully: while Redis is unreachable, compute and return values
+    without caching. db: ignored. application: defaults to
+    ``current.request.application``. secret_key (str or bytes): sign stored
+    values and treat unsigned or forged ones as misses, never unpickling them.
+    lock_wait: seconds a locked call waits for another process's computation
+    before computing itself. lock_lease: seconds the lock outlives a crashed
+    holder; a live holder renews it while computing.
+    """
+    if application is None:
+        application = _web2py.application()
+    with _instances_lock:
+        cache = _instances.get(application)
+        if cache is None:
+            cache = _instances[application] = RedisClient(
+                redis_conn,
+                debug=debug,
+                with_lock=with_lock,
+                fail_gracefully=fail_gracefully,
+                application=application,
+                secret_key=secret_key,
+                lock_wait=lock_wait,
+                lock_lease=lock_lease,
+            )
+        return cache
+
+
+class _Miss:
+    """A read that found no usable value."""
+
+
+_MISS = _Miss()
+
+
+class RedisClient:
+    """One application's cache. Use :func:`RedisCache` to get it."""
+
+    def __init__(
+        self,
+        redis_conn=None,
+        debug=False,
+        with_lock=False,
+        fail_gracefully=False,
+        application=None,
+        secret_key=None,
+        lock_wait=10.0,
+        lock_lease=10.0,
+    ):
+        if application is None:
+            application = _web2py.application()
+        self.application = application
+        self.debug = debug
+        self.with_lock = with_lock
+        self.fail_gracefully = fail_gracefully
+        self.lock_wait = _seconds(lock_wait, "lock_wait")
+        self.lock_lease = _seconds(lock_lease, "lock_lease")
+        self.prefix = f"w2p:cache:{application}:"
+        self.r_server = redis_conn
+        self._connection = as_connection(redis_conn, application)
+        if self.r_server is None:
+            self.r_server = self._connection
+        if isinstance(secret_key, str):
+            secret_key = secret_key.encode("utf-8")
+        self._secret_key = secret_key or None
+        self._prefix_bytes = self.prefix.encode("utf-8")
+        self._stats_keys = (f"w2p:{application}:___cache_stats:hit_total", f"w2p:{application}:___cache_stats:misses")
+        self._legacy_index = f"w2p:{application}:___cache_set"
+        self._counts_lock = threading.Lock()
+        self._unflushed = [0, 0]
+        self._flushed_at = time.monotonic()
+
+    def __repr__(self):
+        return f"<rcache.web2py RedisCache {self.application!r} on {self._connection!r}>"
+
+    @property
+    def _client(self):
+        """The Client holding this application's entries."""
+        return self._connection.client_for(self.prefix, fail_open=self.fail_gracefully)
+
+    def initialize(self):
+        """Nothing to do (web2py's admin calls it)."""
+
+    # --- the cache call ---------------------------------------------------
+
+    def __call__(self, key, f, time_expire=300, with_lock=None, tags=None):
+        """The value cached under key if it has at most time_expire seconds
+        left to live, else f() (stored for time_expire seconds and returned).
+
+        time_expire: seconds (int or float); None means one day; 0 or less
+        always recomputes. f=None deletes key and returns None. with_lock:
+        one process computes while the others wait for its value (default:
+        the cache's with_lock). tags: store the value with these tags (see
+        invalidate_tag). Exceptions from f propagate and nothing is stored.
+        """
+        if time_expire is None:
+            time_expire = DEFAULT_TIME_EXPIRE
+        elif isinstance(time_expire, bool) or not isinstance(time_expire, numbers.Real) or math.isnan(time_expire):
+            raise TypeError(f"time_expire must be a number of seconds or None, not {time_expire!r}")
+        key = _key(key)
+        if f is None:
+            self._unless_unavailable(lambda: self._client.delete(key))
+            return None
+        try:
+            client = self._client
+        except _UNAVAILABLE:
+            if not self.fail_gracefully:
+                raise
+            self._count(hit=False)
+            return f()
+        if time_expire > 0:
+            value = self._read(client, key, time_expire)
+            if value is not _MISS:
+                self._count(hit=True)
+                return value
+        if with_lock is None:
+            with_lock = self.with_lock
+        if with_lock:
+            return self._compute_locked(client, key, f, time_expire, tags)
+        self._count(hit=False)
+        value = f()
+        self._store(client, key, value, time_expire, tags)
+        return value
+
+    def _read(self, client, key, time_expire):
+        """The value at key if it has at most time_expire seconds left, else _MISS."""
+        found = client.get_with_ttl(key)
+        if found is None:
+            return _MISS
+        stored, ttl = found
+        if ttl > time_expire:
+            return _MISS
+        return self._decode(key, stored)
+
+    def _compute_locked(self, client, key, f, time_expire, tags):
+        """f() under the lock ``<key>:__lock`` (the old module's lock key and
+        protocol, so old and new processes exclude each other)."""
+        lock_key = key + b":__lock"
+        owner = uuid.uuid4().hex
+        held = self._acquire(client, key, lock_key, owner, time_expire)
+        if not isinstance(held, bool):
+            self._count(hit=True)
+            return held
+        try:
+            if held and time_expire > 0:
+                # Someone may have computed it while we waited for the lock.
+                value = self._read(client, key, time_expire)
+                if value is not _MISS:
+                    self._count(hit=True)
+                    return value
+            self._count(hit=False)
+            with _leases.renewing(client, lock_key, owner, self.lock_lease) if held else _nothing():
+                value = f()
+            self._store(client, key, value, time_expire, tags)
+            return value
+        finally:
+            if held:
+                self._unless_unavailable(lambda: client.unlock(lock_key, owner))
+
+    def _acquire(self, client, key, lock_key, owner, time_expire):
+        """True once the lock is ours; False when lock_wait passed (or Redis
+        is unavailable and fail_gracefully is set); or the value another
+        process computed meanwhile."""
+        deadline = time.monotonic() + self.lock_wait
+        delay = 0.002
+        while True:
+            try:
+                if client.lock(lock_key, owner, self.lock_lease):
+                    return True
+                if time_expire > 0:
+                    value = self._read(client, key, time_expire)
+                    if value is not _MISS:
+                        return value
+            except _UNAVAILABLE:
+                if not self.fail_gracefully:
+                    raise
+                return False
+            if time.monotonic() >= deadline:
+                logger.warning("waited %.1f s for the lock on %r; computing without it", self.lock_wait, key)
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _store(self, client, key, value, time_expire, tags):
+        data = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        if self._secret_key is not None:
+            data = _SIGNED + self._mac(key, data) + data
+        ttl = time_expire if time_expire > 0 else 1
+        client.set(key, data, ttl=ttl, tags=tags)
+
+    def _decode(self, key, stored):
+        """The value stored at key, or _MISS when it cannot be trusted or read."""
+        if _COUNTER.fullmatch(stored):
+            return int(stored)
+        if stored.startswith(_SIGNED):
+            if self._secret_key is None:
+                logger.warning("%r holds a signed value but this cache has no secret_key: treated as a miss", key)
+                return _MISS
+            mac_end = len(_SIGNED) + _MAC_BYTES
+            data = stored[mac_end:]
+            if not hmac.compare_digest(stored[len(_SIGNED) : mac_end], self._mac(key, data)):
+                logger.warning("%r holds a value with a wrong signature: treated as a miss", key)
+                return _MISS
+        elif self._secret_key is not None:
+            logger.warning("%r holds an unsigned value: treated as a miss", key)
+            return _MISS
+        else:
+            data = stored
+        try:
+            return pickle.loads(data)
+        except Exception as error:
+            logger.warning("%r holds a value that does not unpickle (%s): treated as a miss", key, error)
+            return _MISS
+
+    def _mac(self, key, data):
+        message = self._prefix_bytes + key + b"\0" + data
+        return hmac.new(self._secret_key, message, hashlib.sha256).digest()
+
+    # --- tags (web2py's SmartCache pattern) ---------------------------------
+
+    def tag_cache(self, key, value, tags=None, time_expire=None):
+        """Stores value under key, tagged with tags, for time_expire seconds
+        (None: one day), and returns it. ``invalidate_tag(tag)`` later makes
+        every entry tagged with tag a miss, in every process."""
+        if time_expire is None:
+            time_expire = DEFAULT_TIME_EXPIRE
+        self._store(self._client, _key(key), value, time_expire, list(tags or ()))
+        return value
+
+    def invalidate_tag(self, tag):
+        """Makes every entry stored with tag a miss, at the cost of one write."""
+        self._client.invalidate_tags([tag])
+
+    # --- counters, deletion, clearing -------------------------------------
+
+    def increment(self, key, value=1):
+        """Adds value to the integer at key and returns the result. A missing
+        counter starts at 0 and lives one day; an existing one keeps its TTL.
+        A cached int (from ``cache()``) becomes a counter. Readable through
+        ``cache(key, f, time_expire)``. With fail_gracefully, None while
+        Redis is unavailable."""
+        key = _key(key)
+
+        def increment():
+            client = self._client
+            try:
+                return client.incr(key, value, ttl=DEFAULT_TIME_EXPIRE)
+            except WrongTypeError:
+                return self._increment_cached_int(client, key, value)
+
+        return self._unless_unavailable(increment)
+
+    def _increment_cached_int(self, client, key, value):
+        """Turns the pickled int at key into a counter holding it plus value."""
+        for _ in range(100):
+            found = client.get_with_ttl(key)
+            if found is None:
+                return client.incr(key, value, ttl=DEFAULT_TIME_EXPIRE)
+            stored, _ttl = found
+            current = self._decode(key, stored)
+            if isinstance(current, bool) or not isinstance(current, int):
+                raise WrongTypeError(f"increment: the value cached at {key!r} is not an integer")
+            result = current + value
+            if client.compare_and_set(key, stored, str(result).encode(), ttl=KEEP_TTL):
+                return result
+        raise ConflictError(f"increment: {key!r} kept changing under 100 attempts")
+
+    def delete(self, key):
+        """Deletes key: 1 if it existed, else 0."""
+        key = _key(key)
+        return 1 if self._unless_unavailable(lambda: self._client.delete(key)) else 0
+
+    def clear(self, regex=None):
+        """Deletes the entries whose keys (without the ``w2p:cache:<app>:``
+        prefix) match regex from their start, as web2py's RAM cache does; with
+        no regex, every entry of this application, tags and counters included,
+        and the old module's bucket index. Other applications' keys are never
+        touched. Returns how many keys were deleted."""
+        client = self._client
+        if regex is None:
+            deleted = client.clear()
+            legacy = self._connection.client_for(b"", fail_open=False)
+            deleted += legacy.clear(_glob_escape(self._legacy_index) + "*")
+            return deleted
+        matcher = re.compile(regex)
+        deleted = 0
+        for key in client.keys():
+            if matcher.match(key.decode("utf-8", "surrogateescape")) and client.delete(key):
+                deleted += 1
+        return deleted
+
+    # --- statistics --------------------------------------------------------
+
+    def _count(self, hit):
+        if not self.debug:
+            return
+        with self._counts_lock:
+            self._unflushed[0 if hit else 1] += 1
+            due = time.monotonic() - self._flushed_at >= 1.0
+        if due:
+            self._flush_counts()
+
+    def _flush_counts(self):
+        """Adds the counts of this process to the application's counters in Redis."""
+        with self._counts_lock:
+            counts, self._unflushed = self._unflushed, [0, 0]
+            self._flushed_at = time.monotonic()
+        client = self._connection.client_for(b"", fail_open=False)
+        try:
+            for name, count in zip(self._stats_keys, counts):
+                if count:
+                    client.incr(name, count)
+        except _UNAVAILABLE as error:
+            logger.warning("cache statistics not recorded: %s", error)
+
+    def stats(self):
+        """The server's INFO as a dict; with debug, plus ``w2p_stats``: this
+        application's ``hit_total`` and ``misses`` over every process."""
+        client = self._connection.client_for(b"", fail_open=False)
+        info = client.server_info()
+        if self.debug:
+            self._flush_counts()
+            hits, misses = (client.get(name) for name in self._stats_keys)
+            info["w2p_stats"] = dict(hit_total=int(hits or 0), misses=int(misses or 0))
+        return info
+
+    def _unless_unavailable(self, operation):
+        """operation(); with fail_gracefully, None while Redis is unavailable."""
+        try:
+            return operation()
+        except _UNAVAILABLE as error:
+            if not self.fail_gracefully:
+                raise
+            logger.error("cache operation skipped: %s", error)
+            return None
+
+
+def _key(key):
+    """A cache key as bytes, spaces replaced by underscores as before."""
+    if isinstance(key, str):
+        return key.replace(" ", "_").encode("utf-8")
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        return bytes(key).replace(b" ", b"_")
+    raise TypeError(f"key must be str or bytes, not {type(key).__name__}")
+
+
+def _seconds(value, what):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError(f"{what} must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
+def _glob_escape(text):
+    """text as a Redis glob matching only itself."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+class _LeaseKeeper:
+    """Renews held locks every third of their lease, from one daemon thread
+    per process, so a lock lasts as long as its computation and no longer."""
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._held = {}
+        self._thread_pid = None
+
+    @contextmanager
+    def renewing(self, client, key, owner, lease):
+        entry = [client, key, owner, lease, time.monotonic() + lease / 3]
+        with self._changed:
+            self._held[id(entry)] = entry
+            self._start()
+            self._changed.notify()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._held.pop(id(entry), None)
+
+    def _start(self):
+        import os
+
+        if self._thread_pid != os.getpid():
+            self._thread_pid = os.getpid()
+            threading.Thread(target=self._run, name="rcache-lock-leases", daemon=True).start()
+
+    def _run(self):
+        while True:
+            with self._changed:
+                now = time.monotonic()
+                due = [entry for entry in self._held.values() if entry[4] <= now]
+                if not due:
+                    next_due = min((entry[4] for entry in self._held.values()), default=None)
+                    self._changed.wait(None if next_due is None else next_due - now)
+                    continue
+                for entry in due:
+                    entry[4] = now + entry[3] / 3
+            for client, key, owner, lease, _ in due:
+                try:
+                    if not client.extend_lock(key, owner, lease):
+                        logger.warning("lost the lock %r while computing", key)
+                except Exception as error:
+                    logger.warning("could not renew the lock %r: %s", key, error)
+
+
+_leases = _LeaseKeeper()
