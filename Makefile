@@ -5,7 +5,7 @@ CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 CBINDGEN := $(CARGO_BIN)/cbindgen
 BUILD := build
 
-.PHONY: all build prereqs demo test test-rust test-c test-python header check-header bench clean wheel
+.PHONY: all build prereqs demo test test-rust test-c test-python header check-header bench bench-near clean wheel
 
 all: build
 
@@ -77,6 +77,14 @@ bench: prereqs build
 	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -lrcache -o $(BUILD)/bench/bench_sessions
 	tests/with-redis.sh bash -c '$(BUILD)/bench/bench_sessions $$RCACHE_TEST_REDIS_URL && python3 bench/bench_sessions.py'
 	tests/with-redis.sh python3 bench/bench_web2py.py
+	@$(MAKE) --no-print-directory bench-near
+
+## bench-near: near-cache hits against plain Redis gets, one C and one Python thread, on a private server.
+bench-near: prereqs build
+	@mkdir -p $(BUILD)/bench
+	$(CC) -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude bench/bench_near.c \
+	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -lrcache -o $(BUILD)/bench/bench_near
+	tests/with-redis.sh bash -c '$(BUILD)/bench/bench_near $$RCACHE_TEST_REDIS_URL && python3 bench/bench_near.py $$RCACHE_TEST_REDIS_URL'
 
 # Installation: `make install [PREFIX=/usr/local] [DESTDIR=...]`. The shared
 # library is librcache.so.<ABI>.<version> with the soname librcache.so.<ABI>

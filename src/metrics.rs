@@ -46,6 +46,13 @@ fn samples(stats: &Stats) -> Vec<Sample> {
         latency_p50,
         latency_p99,
         latency_max,
+        near_hits,
+        near_misses,
+        near_invalidations,
+        near_evictions,
+        near_flushes,
+        near_entries,
+        near_bytes,
     } = *stats;
     vec![
         ("rcache_hits_total", &[], Counter, "Reads that found a value.", Count(hits)),
@@ -63,6 +70,13 @@ fn samples(stats: &Stats) -> Vec<Sample> {
         ("rcache_latency_p50_seconds", &[], Gauge, "Median latency of backend calls (within 19%), 0 before the first.", Seconds(latency_p50)),
         ("rcache_latency_p99_seconds", &[], Gauge, "99th percentile latency of backend calls (within 19%), 0 before the first.", Seconds(latency_p99)),
         ("rcache_latency_max_seconds", &[], Gauge, "Longest backend call (within 19%), 0 before the first.", Seconds(latency_max)),
+        ("rcache_near_hits_total", &[], Counter, "Reads the near cache answered (also counted in rcache_hits_total).", Count(near_hits)),
+        ("rcache_near_misses_total", &[], Counter, "Reads the near cache could not answer.", Count(near_misses)),
+        ("rcache_near_invalidations_total", &[], Counter, "Changed keys the server reported to the near cache.", Count(near_invalidations)),
+        ("rcache_near_evictions_total", &[], Counter, "Near-cache entries evicted to stay within its bounds.", Count(near_evictions)),
+        ("rcache_near_flushes_total", &[], Counter, "Times the near cache was emptied at once (connection lost, flush, clear).", Count(near_flushes)),
+        ("rcache_near_entries", &[], Gauge, "Entries the near cache holds.", Count(near_entries)),
+        ("rcache_near_bytes", &[], Gauge, "Bytes the near cache holds.", Count(near_bytes)),
     ]
 }
 

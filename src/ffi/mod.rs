@@ -34,7 +34,7 @@ pub const RCACHE_VERSION_MINOR: u32 = 1;
 pub const RCACHE_VERSION_PATCH: u32 = 0;
 /// Raised whenever a function, struct or enum changes incompatibly; bindings
 /// compare it with `rcache_abi_version()` before use.
-pub const RCACHE_ABI_VERSION: u32 = 1;
+pub const RCACHE_ABI_VERSION: u32 = 2;
 
 /// The library version, e.g. `"0.1.0"`. Static; never free it.
 #[unsafe(no_mangle)]

@@ -269,6 +269,13 @@ static void check_against_stats(const exposition *e, const rcache_stats *stats, 
       {"rcache_latency_p50_seconds", "", stats->latency_p50_us, true},
       {"rcache_latency_p99_seconds", "", stats->latency_p99_us, true},
       {"rcache_latency_max_seconds", "", stats->latency_max_us, true},
+      {"rcache_near_hits_total", "", stats->near_hits, false},
+      {"rcache_near_misses_total", "", stats->near_misses, false},
+      {"rcache_near_invalidations_total", "", stats->near_invalidations, false},
+      {"rcache_near_evictions_total", "", stats->near_evictions, false},
+      {"rcache_near_flushes_total", "", stats->near_flushes, false},
+      {"rcache_near_entries", "", stats->near_entries, false},
+      {"rcache_near_bytes", "", stats->near_bytes, false},
   };
   /* Every field of rcache_stats is a uint64_t, and each is one sample. */
   CHECK_EQ_INT(e->sample_count, sizeof(rcache_stats) / sizeof(uint64_t));

@@ -32,6 +32,13 @@ FIELDS = {
     "latency_p50_us": ("rcache_latency_p50_seconds", ()),
     "latency_p99_us": ("rcache_latency_p99_seconds", ()),
     "latency_max_us": ("rcache_latency_max_seconds", ()),
+    "near_hits": ("rcache_near_hits_total", ()),
+    "near_misses": ("rcache_near_misses_total", ()),
+    "near_invalidations": ("rcache_near_invalidations_total", ()),
+    "near_evictions": ("rcache_near_evictions_total", ()),
+    "near_flushes": ("rcache_near_flushes_total", ()),
+    "near_entries": ("rcache_near_entries", ()),
+    "near_bytes": ("rcache_near_bytes", ()),
 }
 
 

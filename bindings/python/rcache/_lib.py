@@ -24,7 +24,7 @@ from typing import Iterator, Optional, Tuple
 from ctypes import POINTER, Structure, c_char_p, c_int, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 
 #: The ABI version (``RCACHE_ABI_VERSION`` in rcache.h) these bindings were written for.
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 LIBRARY_NAME = "librcache.so"
 
@@ -93,6 +93,8 @@ class rcache_stats(Structure):
             "hits", "misses", "computations", "lock_waits", "early_refreshes", "fail_opens",
             "breaker_trips", "breaker_skips", "connection_errors", "timeout_errors", "server_errors",
             "other_errors", "latency_p50_us", "latency_p99_us", "latency_max_us",
+            "near_hits", "near_misses", "near_invalidations", "near_evictions", "near_flushes",
+            "near_entries", "near_bytes",
         )
     ]
 

@@ -450,6 +450,14 @@ class Client:
     :class:`rcache.ForkedError`; create a new one in the child.
     Each ``memory://`` Client is its own private store.
 
+    A Redis URL may add a near cache, e.g.
+    ``redis://host:6379/0?near_cache=100000&near_cache_bytes=67108864``: up
+    to near_cache entries and near_cache_bytes bytes (default 64 MiB) are
+    kept in process memory and reads are answered from there until Redis
+    reports a change (Redis 6 or later). Writes by this Client are seen at
+    once, other clients' writes and tag invalidations once reported; see the
+    README's "Near cache".
+
     fail_open=True keeps an application up while Redis is down: reads are
     misses, writes of entries are dropped, get_or_set computes without
     caching (counted in stats()["fail_opens"]); deletes, invalidations,
@@ -918,8 +926,11 @@ class Client:
     def stats(self) -> Dict[str, int]:
         """This client's counters as a dict: hits, misses, computations,
         lock_waits, early_refreshes, fail_opens, breaker_trips, breaker_skips,
-        connection_errors, timeout_errors, server_errors, other_errors, and
-        latency_p50_us / latency_p99_us / latency_max_us of library calls."""
+        connection_errors, timeout_errors, server_errors, other_errors,
+        latency_p50_us / latency_p99_us / latency_max_us of calls to the
+        backend, and for a near cache (0 without one) near_hits (also in
+        hits), near_misses, near_invalidations, near_evictions, near_flushes,
+        near_entries and near_bytes (see rcache_stats in rcache.h)."""
         stats = _lib.rcache_stats()
         status = self._invoke(_stats, byref(stats))
         if status != _OK:
