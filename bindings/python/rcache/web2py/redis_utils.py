@@ -4,7 +4,9 @@ classic Redis lock helpers, over rcache.
 ``RConn(application=None, *args, **kw)`` returns one :class:`Connection` per
 application per process (the first call's arguments win, as before). It takes
 redis-py's arguments (``host``, ``port``, ``db``, ``password``, ...) and also
-``url=`` (any rcache URL, e.g. ``memory://``). The connection is what
+``url=`` (any rcache URL, e.g. ``memory://``) and ``near_cache=`` (entries
+kept in process memory, served without a round trip and dropped when Redis
+reports a change; see the README's "Near cache"). The connection is what
 ``RedisCache`` and ``RedisSession`` take as ``redis_conn``; it is not a
 redis-py client.
 """
@@ -151,6 +153,7 @@ class Connection:
 def _settings(kw: Dict[str, Any]) -> Tuple[str, Optional[float], Optional[float]]:
     """(url, connect_timeout, response_timeout) from redis-py style arguments."""
     url = kw.pop("url", None)
+    near_cache = kw.pop("near_cache", None)
     connect_timeout = kw.pop("socket_connect_timeout", None)
     response_timeout = kw.pop("socket_timeout", None)
     if connect_timeout is None:
@@ -193,7 +196,19 @@ def _settings(kw: Dict[str, Any]) -> Tuple[str, Optional[float], Optional[float]
         warnings.warn(f"RConn: ignoring unknown argument(s) {', '.join(sorted(unknown))}", RuntimeWarning, stacklevel=4)
     if url is None:
         url = _url(host, port, db, username, password, socket_path, ssl_requested, insecure)
+    if near_cache:
+        url = _with_near_cache(url, near_cache)
     return url, connect_timeout, response_timeout
+
+
+def _with_near_cache(url: str, entries: object) -> str:
+    """url asking for a near cache of `entries` entries (see the README's
+    "Near cache"): reads served from process memory, kept correct by Redis."""
+    if isinstance(entries, bool) or not isinstance(entries, int) or entries < 0:
+        raise ValueError(f"near_cache must be a number of entries, not {entries!r}")
+    base, hash_sign, fragment = url.partition("#")
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}near_cache={entries}{hash_sign}{fragment}"
 
 
 def _url(
