@@ -14,6 +14,18 @@ pub fn guard(body: impl FnOnce() -> Result<rcache_status, Failure>) -> rcache_st
     }
 }
 
+/// For exports that return a plain value rather than a status: `body`'s
+/// result, or `default` (with the panic recorded as the last error) if it panics.
+pub fn guard_or<T>(default: T, body: impl FnOnce() -> T) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(payload) => {
+            Failure::new(rcache_status::RCACHE_STATUS_PANIC, panic_message(&*payload)).report();
+            default
+        }
+    }
+}
+
 fn panic_message(payload: &(dyn Any + Send)) -> String {
     let detail = payload
         .downcast_ref::<&str>()
@@ -88,5 +100,11 @@ mod tests {
         // SAFETY: rcache_last_error returns a valid NUL-terminated string.
         let message = unsafe { std::ffi::CStr::from_ptr(super::super::last_error::rcache_last_error()) };
         assert!(message.to_str().unwrap().contains("boom"));
+    }
+
+    #[test]
+    fn a_panic_in_a_value_export_gives_the_default() {
+        assert_eq!(guard_or(7u64, || panic!("bang")), 7);
+        assert_eq!(guard_or(7u64, || 3), 3);
     }
 }

@@ -679,13 +679,15 @@ pub unsafe extern "C" fn rcache_buffer_free(buffer: *mut rcache_buffer) {
 /// owns, as filled by `rcache_client_get_many`; the array itself is left to the caller.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_buffers_free(buffers: *mut rcache_buffer, count: usize) {
-    if buffers.is_null() {
-        return;
-    }
-    for index in 0..count {
-        // SAFETY: the caller passes `count` buffers filled by the library.
-        unsafe { rcache_buffer_free(buffers.add(index)) };
-    }
+    guard(|| {
+        if !buffers.is_null() {
+            for index in 0..count {
+                // SAFETY: the caller passes `count` buffers filled by the library.
+                unsafe { rcache_buffer_free(buffers.add(index)) };
+            }
+        }
+        Ok(OK)
+    });
 }
 
 /// Releases an array of buffers the library allocated (`rcache_client_keys`,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::{SaveOutcome, SessionRecord};
 
-use super::boundary::{bytes, guard, non_null, out_param};
+use super::boundary::{bytes, guard, guard_or, non_null, out_param};
 use super::client::{byte_pairs, byte_strings, rcache_client};
 use super::status::{Failure, rcache_status};
 use super::types::{rcache_bytes, ttl_from_millis};
@@ -88,10 +88,13 @@ pub unsafe extern "C" fn rcache_session_store_open(
 /// Releases a session store. NULL is a no-op.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_session_store_free(store: *mut rcache_session_store) {
-    if !store.is_null() {
-        // SAFETY: a non-NULL store comes from rcache_session_store_open and is freed once.
-        drop(unsafe { Box::from_raw(store) });
-    }
+    guard(|| {
+        if !store.is_null() {
+            // SAFETY: a non-NULL store comes from rcache_session_store_open and is freed once.
+            drop(unsafe { Box::from_raw(store) });
+        }
+        Ok(OK)
+    });
 }
 
 /// Creates a session holding `count` fields (`names[i]` -> `values[i]`; names
@@ -338,21 +341,21 @@ pub unsafe extern "C" fn rcache_session_unlock(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_session_record_version(record: *const rcache_session_record) -> u64 {
     // SAFETY: a non-NULL record comes from rcache_session_load and is not freed.
-    unsafe { record.as_ref() }.map_or(0, |record| record.record.version)
+    guard_or(0, || unsafe { record.as_ref() }.map_or(0, |record| record.record.version))
 }
 
 /// When the session was last saved or touched, in milliseconds since the UNIX epoch.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_session_record_touched_ms(record: *const rcache_session_record) -> u64 {
     // SAFETY: a non-NULL record comes from rcache_session_load and is not freed.
-    unsafe { record.as_ref() }.map_or(0, |record| record.record.touched_ms)
+    guard_or(0, || unsafe { record.as_ref() }.map_or(0, |record| record.record.touched_ms))
 }
 
 /// How many fields the session holds.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_session_record_field_count(record: *const rcache_session_record) -> usize {
     // SAFETY: a non-NULL record comes from rcache_session_load and is not freed.
-    unsafe { record.as_ref() }.map_or(0, |record| record.record.fields.len())
+    guard_or(0, || unsafe { record.as_ref() }.map_or(0, |record| record.record.fields.len()))
 }
 
 /// Field `index` (in name order): its name and value point into the record
@@ -382,8 +385,11 @@ pub unsafe extern "C" fn rcache_session_record_field(
 /// Releases a loaded session. NULL is a no-op.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_session_record_free(record: *mut rcache_session_record) {
-    if !record.is_null() {
-        // SAFETY: a non-NULL record comes from rcache_session_load and is freed once.
-        drop(unsafe { Box::from_raw(record) });
-    }
+    guard(|| {
+        if !record.is_null() {
+            // SAFETY: a non-NULL record comes from rcache_session_load and is freed once.
+            drop(unsafe { Box::from_raw(record) });
+        }
+        Ok(OK)
+    });
 }
