@@ -66,9 +66,13 @@ check-header:
 	@diff -u include/rcache.h $(BUILD)/rcache.h || { echo "include/rcache.h is stale: run make header"; exit 1; }
 	@echo "include/rcache.h matches the sources"
 
-## bench: benchmark figures against redis-benchmark and redis-py on a private server.
+## bench: every client on one private server in one run (report and chart copied to docs/), then the tags, compute and session benchmarks.
 bench: prereqs build
 	bash bench/run.sh
+	@mkdir -p docs
+	cp $(BUILD)/bench/report.md docs/benchmark.md
+	@if [ -f $(BUILD)/bench/chart.png ]; then cp $(BUILD)/bench/chart.png docs/benchmark.png && echo "cp $(BUILD)/bench/chart.png docs/benchmark.png"; \
+	  else echo "bench: no chart was drawn (see build/bench/report.md); docs/benchmark.png left as it was"; fi
 	cargo build --release --example bench_tags --example bench_compute
 	tests/with-redis.sh target/release/examples/bench_tags
 	target/release/examples/bench_compute
@@ -76,10 +80,8 @@ bench: prereqs build
 	$(CC) -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude bench/bench_sessions.c \
 	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -lrcache -o $(BUILD)/bench/bench_sessions
 	tests/with-redis.sh bash -c '$(BUILD)/bench/bench_sessions $$RCACHE_TEST_REDIS_URL && python3 bench/bench_sessions.py'
-	tests/with-redis.sh python3 bench/bench_web2py.py
-	@$(MAKE) --no-print-directory bench-near
 
-## bench-near: near-cache hits against plain Redis gets, one C and one Python thread, on a private server.
+## bench-near: near-cache hits against plain Redis gets, one C and one Python thread, on a private server (make bench runs them too, in bench/run.sh's rounds).
 bench-near: prereqs build
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude bench/bench_near.c \

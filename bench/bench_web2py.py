@@ -12,6 +12,12 @@ use a new key per call. Each figure is the median of --rounds runs; the ratio
 is rcache over the old module. Within each round the implementations run
 one after the other, so load from elsewhere on the machine falls on all of them. Extra --variant URL suffixes (for example
 "?near_cache=10000") add rcache runs with those URL options.
+
+Besides the table it prints two lines per implementation for scripts
+(bench/run.sh, bench/summarize.py), in the format of bench.c:
+  RESULT label=web2py-old|web2py-rcache|web2py-rcache-SUFFIX op=cache-hit|cache-miss threads=1 ops_per_sec=R
+where SUFFIX is the variant with its non-word characters made dashes
+(near_cache-10000 for "?near_cache=10000").
 """
 
 import argparse
@@ -80,10 +86,12 @@ def main():
     app = f"bench{uuid.uuid4().hex[:6]}"
     legacy_client = redis.Redis.from_url(args.url)
     caches = {"old module (redis-py + pickle)": legacy_web2py.LegacyCache(legacy_client, app)}
+    slugs = {"old module (redis-py + pickle)": "web2py-old"}
     for suffix in [""] + args.variant:
         connection = redis_utils.Connection(url=args.url + suffix)
         label = "rcache.web2py" + (f" ({suffix.lstrip('?')})" if suffix else "")
         caches[label] = redis_cache.RedisClient(connection, application=f"{app}r{len(caches)}")
+        slugs[label] = "-".join(["web2py-rcache"] + re.sub(r"\W+", " ", suffix).split())
     figures = measure(caches, args.seconds, args.rounds)
     rows = [(label, *figures[label]) for label in caches]
     for label, cache in caches.items():
@@ -102,9 +110,8 @@ def main():
     for label, hits, misses in rows:
         print(f"| {label} | {hits:,.0f} | {misses:,.0f} | {hits / base_hits:.2f}x | {misses / base_misses:.2f}x |")
     for label, hits, misses in rows:
-        slug = re.sub(r"\W+", "-", label).strip("-")
-        print(f"RESULT label={slug} hits_per_sec={hits:.0f} misses_per_sec={misses:.0f} "
-              f"hits_ratio={hits / base_hits:.2f} misses_ratio={misses / base_misses:.2f}")
+        print(f"RESULT label={slugs[label]} op=cache-hit threads=1 ops_per_sec={hits:.0f}")
+        print(f"RESULT label={slugs[label]} op=cache-miss threads=1 ops_per_sec={misses:.0f}")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # Runs rcache's benchmarks against a private redis-server and prints one
-# Markdown summary (also written to build/bench/report.md); raw output goes to
+# Markdown summary (also written to build/bench/report.md) and draws a chart of
+# it (build/bench/chart.png, with matplotlib); raw output goes to
 # build/bench/log.txt. Needs target/release/librcache.so (cargo build --release).
 #
 #   bash bench/run.sh
 #
+# Every client is measured on the same server in the same run: each round runs
+# redis-benchmark, rcache from C (bench.c) and from Python (bench.py),
+# redis-py + hiredis (bench.py), near-cache hits against plain gets from C and
+# from Python (bench_near.c, bench_near.py), and web2py's cache(key, f, 300)
+# with the old module, rcache.web2py and rcache.web2py with a near cache
+# (bench_web2py.py).
+#
 # Environment: BENCH_ROUNDS (default 5) repetitions of every Redis figure
 # without CPU pinning, of which the median decides the targets; BENCH_SECONDS
 # (default 1) wall-time bound of each run; CC (default cc). Then one pass of
-# each pinned control (client and server on one CPU; on two CPUs). The whole
-# run takes about 3 minutes.
+# each pinned control (client and server on one CPU; on two CPUs) over the
+# get/set figures. The whole run takes about 3½ minutes.
 #
 # It never touches another Redis server: it starts its own on a free loopback
 # port in a temporary directory and stops it on exit.
@@ -41,23 +49,29 @@ done
 # --- the C benchmark ---------------------------------------------------------
 ${CC:-cc} -O2 -Wall -Wextra -Werror -pthread -I "$root/include" "$root/bench/bench.c" -o "$out/bench" \
   -L "$root/target/release" -lrcache -Wl,-rpath,"$root/target/release"
+${CC:-cc} -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -I "$root/include" "$root/bench/bench_near.c" \
+  -o "$out/bench_near" -L "$root/target/release" -lrcache -Wl,-rpath,"$root/target/release"
 
 # --- benchmark-only Python packages --------------------------------------------
 missing=()
 python3 -c 'import redis' 2>/dev/null || missing+=(redis)
 python3 -c 'import hiredis' 2>/dev/null || missing+=(hiredis)
+python3 -c 'import matplotlib' 2>/dev/null || missing+=(matplotlib)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing benchmark-only Python packages: python3 -m pip install --quiet ${missing[*]}"
   if PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet "${missing[@]}" >>"$log" 2>&1; then
-    note "run.sh installed ${missing[*]} with pip for the redis-py comparison"
+    note "run.sh installed ${missing[*]} with pip for the redis-py comparison and the chart"
   else
-    say "pip install failed (see $log); the redis-py figures may be missing"
+    say "pip install failed (see $log); the redis-py figures or the chart may be missing"
     note "pip install ${missing[*]} failed; see build/bench/log.txt"
   fi
 fi
 have_redis_py=no
 python3 -c 'import redis' 2>/dev/null && have_redis_py=yes
-[ "$have_redis_py" = yes ] || note "redis-py is not importable: its figures and the Python 1-thread target are not measured"
+[ "$have_redis_py" = yes ] || note "redis-py is not importable: its figures, the Python 1-thread target and the web2py comparison are not measured"
+have_matplotlib=no
+python3 -c 'import matplotlib' 2>/dev/null && have_matplotlib=yes
+[ "$have_matplotlib" = yes ] || note "matplotlib is not importable: no chart was drawn"
 
 # --- a private redis-server --------------------------------------------------
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/rcache-bench.XXXXXX")
@@ -86,6 +100,7 @@ all_cpus="0-$(($(nproc) - 1))"
 # --- what was measured, and on what -------------------------------------------
 {
   echo "date=$(date -u)"
+  echo "day=$(date -u +%F)"
   echo "nproc=$(nproc)"
   echo "memory=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
   echo "cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
@@ -155,14 +170,28 @@ redis_round() {
   fi
 }
 
+# One pass over the one-thread figures of the near cache and of web2py's cache(key, f, 300).
+near_round() {
+  local round=$1
+  run_tagged "$round" free "$out/bench_near" "$url" --seconds "$seconds" --value-size "$value_size"
+  run_tagged "$round" free python3 "$root/bench/bench_near.py" "$url" --seconds "$seconds" --value-size "$value_size"
+  if [ "$have_redis_py" = yes ]; then
+    run_tagged "$round" free python3 "$root/bench/bench_web2py.py" --url "$url" --seconds "$seconds" --rounds 1 \
+      --variant "?near_cache=10000"
+  fi
+}
+
 started=$(date +%s)
 say "private redis-server on 127.0.0.1:$port; $rounds rounds of ${seconds} s runs; raw output in $log"
 say "memory:// (C and Python, 1 and 8 threads)"
 run_tagged 1 free "$out/bench" --url memory:// --threads 1,8 --seconds 1 --value-size "$value_size"
 run_tagged 1 free python3 "$root/bench/bench.py" --client rcache --url memory:// --threads 1,8 --seconds 1 --value-size "$value_size"
 for round in $(seq 1 "$rounds"); do
+  echo "load_round=$round $(cut -d' ' -f1-3 /proc/loadavg)" >>"$meta"
   say "round $round/$rounds: redis-benchmark, C and Python, 1 and 8 threads, no pinning"
   redis_round "$round" free
+  say "round $round/$rounds: near-cache hits from C and Python; web2py cache(key, f, 300), no pinning"
+  near_round "$round"
 done
 if command -v taskset >/dev/null && [ "$(nproc)" -gt 1 ]; then
   say "control: every client and the redis-server pinned to CPU 0"
@@ -184,4 +213,14 @@ note "client CPU µs/op is the benchmark process's getrusage/process_time delta 
 python3 "$root/bench/summarize.py" "$results" "$meta" | tee "$out/report.md"
 echo
 say "report written to build/bench/report.md"
+rm -f "$out/chart.png"
+if [ "$have_matplotlib" = yes ]; then
+  if python3 "$root/bench/chart.py" "$results" "$meta" "$out/chart.png" >>"$log" 2>&1; then
+    say "chart written to build/bench/chart.png"
+  else
+    say "the chart failed (see $log); the report stands without it"
+  fi
+else
+  say "matplotlib is not importable: no chart (the report stands without it)"
+fi
 [ "$failures" -eq 0 ]
