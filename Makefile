@@ -47,7 +47,8 @@ check-header:
 	@diff -u include/rcache.h $(BUILD)/rcache.h || { echo "include/rcache.h is stale: run make header"; exit 1; }
 	@echo "include/rcache.h matches the sources"
 
-## bench: benchmark figures against redis-benchmark and redis-py on a private server.
+## bench: benchmark figures against redis-benchmark and redis-py on a private server,
+## then Cluster and Sentinel throughput and failover times on private servers.
 bench: prereqs build
 	bash bench/run.sh
 	cargo build --release --example bench_tags --example bench_compute
@@ -57,6 +58,8 @@ bench: prereqs build
 	$(CC) -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude bench/bench_sessions.c \
 	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -lrcache -o $(BUILD)/bench/bench_sessions
 	tests/with-redis.sh bash -c '$(BUILD)/bench/bench_sessions $$RCACHE_TEST_REDIS_URL && python3 bench/bench_sessions.py'
+	cargo build --release --example bench_cluster
+	target/release/examples/bench_cluster
 
 clean:
 	cargo clean

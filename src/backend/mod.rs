@@ -3,11 +3,17 @@
 //! Keys reaching a backend already carry the namespace prefix and have been
 //! checked against the configured limits.
 
+mod cluster;
 mod memory;
 mod redis;
+mod sentinel;
+pub(crate) mod slots;
+pub(crate) mod tls;
 
+pub use self::cluster::{ClusterBackend, ClusterSettings};
 pub use self::memory::{MemoryBackend, MemoryLimits};
 pub use self::redis::{RedisBackend, RedisSettings};
+pub use self::sentinel::{SentinelBackend, SentinelSettings};
 
 use std::time::Duration;
 

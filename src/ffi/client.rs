@@ -64,9 +64,16 @@ pub extern "C" fn rcache_options_default() -> rcache_options {
 ///
 /// `url` is a NUL-terminated URL: `memory://` (the embedded in-process store,
 /// also used when `url` is NULL or empty), `redis://[user:password@]host[:port][/db]`,
-/// `rediss://...` (TLS) or `unix:///path/to/socket[?db=N]`. `options` may be NULL
-/// for the defaults. For Redis, waits for the first connection at most the
-/// connect timeout. `*client_out` is written only on `RCACHE_STATUS_OK`.
+/// `rediss://...` (TLS), `unix:///path/to/socket[?db=N]`,
+/// `redis+sentinel://[user:password@]host:port,host:port/<service>[/db]` (the
+/// primary the sentinels name, followed through failovers) or
+/// `redis+cluster://[user:password@]host:port,host:port` (a Redis Cluster);
+/// `rediss+sentinel://` and `rediss+cluster://` use TLS. Every `rediss` form
+/// takes `?tls_ca=<PEM file>` (trusted instead of the system's roots) and
+/// `&tls_cert=<PEM file>&tls_key=<PEM file>` (a client certificate).
+/// `options` may be NULL for the defaults. For Redis, waits for the first
+/// connection at most the connect timeout. `*client_out` is written only on
+/// `RCACHE_STATUS_OK`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_client_connect(
     url: *const c_char,

@@ -200,10 +200,22 @@ static void test_connect_errors() {
     CHECK_EQ_INT(error.status(), RCACHE_STATUS_INVALID_ARGUMENT);
   }
   try {
-    rc::Cache cache("redis+sentinel://127.0.0.1:1/master");
-    CHECK(!"Sentinel must throw");
+    rc::Cache cache("redis+sentinel://127.0.0.1:1");
+    CHECK(!"a Sentinel URL without its service name must throw");
   } catch (const rc::Error &error) {
-    CHECK_EQ_INT(error.status(), RCACHE_STATUS_UNSUPPORTED);
+    CHECK_EQ_INT(error.status(), RCACHE_STATUS_INVALID_ARGUMENT);
+  }
+  try {
+    rc::Cache cache("redis+sentinel://127.0.0.1:1/master");
+    CHECK(!"no sentinel listening must throw");
+  } catch (const rc::Error &error) {
+    CHECK_EQ_INT(error.status(), RCACHE_STATUS_CONNECTION);
+  }
+  try {
+    rc::Cache cache("redis+cluster://127.0.0.1:1");
+    CHECK(!"no cluster node listening must throw");
+  } catch (const rc::Error &error) {
+    CHECK_EQ_INT(error.status(), RCACHE_STATUS_CONNECTION);
   }
 }
 
