@@ -5,7 +5,7 @@ CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 CBINDGEN := $(CARGO_BIN)/cbindgen
 BUILD := build
 
-.PHONY: all build prereqs demo test test-rust test-c test-python header check-header bench clean
+.PHONY: all build prereqs demo test test-rust test-c test-python header check-header bench bench-near clean wheel
 
 all: build
 
@@ -14,18 +14,25 @@ prereqs:
 
 build:
 	cargo build --release
+	@ln -sf librcache.so target/release/$(SONAME)
 
-## demo: the Python and C demos, on memory:// or on $RCACHE_URL when set.
+## demo: the Python, C and C++ demos, on memory:// or on $RCACHE_URL when set.
 demo: prereqs build
 	@$(MAKE) --no-print-directory -C tests/c demo
 	@echo "== Python demo =="
 	@python3 examples/demo.py
 	@echo
+	@echo "== web2py application example (cache.redis, sessions) =="
+	@python3 examples/web2py_app/run.py
+	@echo
 	@echo "== C demo =="
 	@$(BUILD)/c/demo
+	@echo
+	@echo "== C++ demo =="
+	@$(BUILD)/c/demo_cpp
 
 ## test: every test: header check, Rust suites, C/C++ (plain and sanitized), Python.
-test: prereqs build check-header test-rust test-c test-python
+test: prereqs build check-header test-rust test-c test-python test-install
 
 test-rust:
 	cargo test --release
@@ -35,6 +42,18 @@ test-c:
 
 test-python:
 	python3 -m pytest -q tests/python
+
+## test-install: make install into a temporary prefix, build the demos against it with pkg-config, run them.
+test-install:
+	tests/test_install.sh
+
+## wheel: the Python package as a platform wheel with librcache.so inside, in $(WHEEL_DIR).
+WHEEL_DIR ?= $(BUILD)/wheel
+wheel: prereqs
+	@mkdir -p $(WHEEL_DIR)
+	@rm -f $(WHEEL_DIR)/rcache-*.whl
+	python3 -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir $(WHEEL_DIR) ./bindings/python
+	@ls $(WHEEL_DIR)/rcache-*.whl
 
 ## header: regenerate include/rcache.h from the Rust sources.
 header:
@@ -58,8 +77,58 @@ bench: prereqs build
 	$(CC) -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude bench/bench_sessions.c \
 	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -lrcache -o $(BUILD)/bench/bench_sessions
 	tests/with-redis.sh bash -c '$(BUILD)/bench/bench_sessions $$RCACHE_TEST_REDIS_URL && python3 bench/bench_sessions.py'
+	tests/with-redis.sh python3 bench/bench_web2py.py
 	cargo build --release --example bench_cluster
 	target/release/examples/bench_cluster
+	@$(MAKE) --no-print-directory bench-near
+
+## bench-near: near-cache hits against plain Redis gets, one C and one Python thread, on a private server.
+bench-near: prereqs build
+	@mkdir -p $(BUILD)/bench
+	$(CC) -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude bench/bench_near.c \
+	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -lrcache -o $(BUILD)/bench/bench_near
+	tests/with-redis.sh bash -c '$(BUILD)/bench/bench_near $$RCACHE_TEST_REDIS_URL && python3 bench/bench_near.py $$RCACHE_TEST_REDIS_URL'
+
+# Installation: `make install [PREFIX=/usr/local] [DESTDIR=...]`. The shared
+# library is librcache.so.<ABI>.<version> with the soname librcache.so.<ABI>
+# (RCACHE_ABI_VERSION, raised on every incompatible change; set by build.rs),
+# and the links librcache.so.<ABI> and librcache.so; beside it librcache.a, the
+# headers rcache.h and rcache.hpp, and pkgconfig/rcache.pc. Versions are read
+# from the generated header, which make check-header keeps current.
+header_define = $(shell sed -n 's/^\#define $(1) \([0-9][0-9]*\)$$/\1/p' include/rcache.h)
+ABI := $(call header_define,RCACHE_ABI_VERSION)
+VERSION := $(call header_define,RCACHE_VERSION_MAJOR).$(call header_define,RCACHE_VERSION_MINOR).$(call header_define,RCACHE_VERSION_PATCH)
+SONAME := librcache.so.$(ABI)
+REALNAME := $(SONAME).$(VERSION)
+PREFIX ?= /usr/local
+libdir ?= $(PREFIX)/lib
+includedir ?= $(PREFIX)/include
+pkgconfigdir ?= $(libdir)/pkgconfig
+# rcache.pc names directories under the prefix relative to ${prefix}.
+pc_dir = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+
+.PHONY: install uninstall test-install
+
+## install: the libraries, headers and rcache.pc under $(DESTDIR)$(PREFIX).
+# Builds first when cargo is on the PATH (sudo's PATH usually lacks it: `make && sudo make install`).
+install: $(if $(shell command -v cargo),build)
+	@test -f target/release/librcache.so -a -f target/release/librcache.a || { echo "no library in target/release: run make first" >&2; exit 1; }
+	install -d $(DESTDIR)$(libdir) $(DESTDIR)$(includedir) $(DESTDIR)$(pkgconfigdir)
+	install -m 755 target/release/librcache.so $(DESTDIR)$(libdir)/$(REALNAME)
+	ln -sfn $(REALNAME) $(DESTDIR)$(libdir)/$(SONAME)
+	ln -sfn $(SONAME) $(DESTDIR)$(libdir)/librcache.so
+	install -m 644 target/release/librcache.a $(DESTDIR)$(libdir)/librcache.a
+	install -m 644 include/rcache.h bindings/cpp/rcache.hpp $(DESTDIR)$(includedir)/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(call pc_dir,$(libdir))|' \
+	  -e 's|@INCLUDEDIR@|$(call pc_dir,$(includedir))|' -e 's|@VERSION@|$(VERSION)|' \
+	  rcache.pc.in > $(DESTDIR)$(pkgconfigdir)/rcache.pc
+	chmod 644 $(DESTDIR)$(pkgconfigdir)/rcache.pc
+
+## uninstall: remove what make install put under $(DESTDIR)$(PREFIX).
+uninstall:
+	rm -f $(DESTDIR)$(libdir)/$(REALNAME) $(DESTDIR)$(libdir)/$(SONAME) $(DESTDIR)$(libdir)/librcache.so \
+	  $(DESTDIR)$(libdir)/librcache.a $(DESTDIR)$(includedir)/rcache.h $(DESTDIR)$(includedir)/rcache.hpp \
+	  $(DESTDIR)$(pkgconfigdir)/rcache.pc
 
 clean:
 	cargo clean

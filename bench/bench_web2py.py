@@ -9,7 +9,8 @@ same Redis in the same run.
 The URL defaults to $RCACHE_TEST_REDIS_URL (tests/with-redis.sh starts a
 private server and sets it). Hits read one key cached before the run; misses
 use a new key per call. Each figure is the median of --rounds runs; the ratio
-is rcache over the old module. Extra --variant URL suffixes (for example
+is rcache over the old module. Within each round the implementations run
+one after the other, so load from elsewhere on the machine falls on all of them. Extra --variant URL suffixes (for example
 "?near_cache=10000") add rcache runs with those URL options.
 """
 
@@ -44,14 +45,21 @@ def rate(cache, key_of, seconds):
             return calls / (now - started)
 
 
-def measure(cache, seconds, rounds):
-    cache("hot", lambda: VALUE, 300)
-    hits = statistics.median(rate(cache, lambda i: "hot", seconds) for _ in range(rounds))
+def measure(caches, seconds, rounds):
+    """{label: (hits/s, misses/s)} as medians over rounds; within a round the
+    implementations run one after the other, so a busy moment of the
+    machine falls on all of them alike."""
     run = uuid.uuid4().hex[:8]
-    misses = statistics.median(
-        rate(cache, lambda i, r=r: f"miss:{run}:{r}:{i}", seconds) for r in range(rounds)
-    )
-    return hits, misses
+    for cache in caches.values():
+        cache("hot", lambda: VALUE, 300)
+    hits = {label: [] for label in caches}
+    misses = {label: [] for label in caches}
+    for r in range(rounds):
+        for label, cache in caches.items():
+            hits[label].append(rate(cache, lambda i: "hot", seconds))
+        for label, cache in caches.items():
+            misses[label].append(rate(cache, lambda i, r=r: f"miss:{run}:{r}:{i}", seconds))
+    return {label: (statistics.median(hits[label]), statistics.median(misses[label])) for label in caches}
 
 
 def main():
@@ -71,15 +79,16 @@ def main():
 
     app = f"bench{uuid.uuid4().hex[:6]}"
     legacy_client = redis.Redis.from_url(args.url)
-    rows = []
-    legacy = legacy_web2py.LegacyCache(legacy_client, app)
-    rows.append(("old module (redis-py + pickle)", *measure(legacy, args.seconds, args.rounds)))
+    caches = {"old module (redis-py + pickle)": legacy_web2py.LegacyCache(legacy_client, app)}
     for suffix in [""] + args.variant:
         connection = redis_utils.Connection(url=args.url + suffix)
-        cache = redis_cache.RedisClient(connection, application=app + "r")
         label = "rcache.web2py" + (f" ({suffix.lstrip('?')})" if suffix else "")
-        rows.append((label, *measure(cache, args.seconds, args.rounds)))
-        cache.clear()
+        caches[label] = redis_cache.RedisClient(connection, application=f"{app}r{len(caches)}")
+    figures = measure(caches, args.seconds, args.rounds)
+    rows = [(label, *figures[label]) for label in caches]
+    for label, cache in caches.items():
+        if isinstance(cache, redis_cache.RedisClient):
+            cache.clear()
     legacy_client.delete(*[key for key in legacy_client.scan_iter(f"w2p:*{app}*")] or ["-"])
 
     import redis.utils

@@ -113,7 +113,19 @@ int main(int argc, char **argv) {
     rcache_buffers_free(found, 3);
   }
 
-  /* 6. Clean up: delete what the demo stored (but keep the counter), close the client. */
+  /* 6. The client's statistics in the Prometheus text format, labelled client="demo". */
+  require(rcache_client_metrics(cache, "demo", &value), "metrics");
+  printf("Statistics as Prometheus text (%zu bytes), the first lines:\n", value.len);
+  {
+    size_t i, lines = 0;
+    for (i = 0; i < value.len && lines < 6; i++) {
+      putchar(value.data[i]);
+      if (value.data[i] == '\n') lines++;
+    }
+  }
+  rcache_buffer_free(&value);
+
+  /* 7. Clean up: delete what the demo stored (but keep the counter), close the client. */
   rcache_client_delete(cache, TEXT("greeting"));
   rcache_client_delete(cache, TEXT("red"));
   rcache_client_delete(cache, TEXT("green"));

@@ -22,7 +22,7 @@
 
 // Raised whenever a function, struct or enum changes incompatibly; bindings
 // compare it with `rcache_abi_version()` before use.
-#define RCACHE_ABI_VERSION 1
+#define RCACHE_ABI_VERSION 2
 
 // Pass as `slide_ttl_ms` to load a session without renewing its expiry.
 #define RCACHE_SESSION_NO_SLIDE -2
@@ -171,7 +171,8 @@ typedef struct rcache_bytes {
 
 // Counters of a client's life so far, from `rcache_client_stats`.
 typedef struct rcache_stats {
-  // Reads that found a value (get, get-with-TTL, hash-get, get-many per key, get-or-compute).
+  // Reads that found a value (get, get-with-TTL, hash-get, get-many per
+  // key, get-or-compute), near-cache hits included.
   uint64_t hits;
   // Reads that found nothing.
   uint64_t misses;
@@ -192,10 +193,27 @@ typedef struct rcache_stats {
   uint64_t timeout_errors;
   uint64_t server_errors;
   uint64_t other_errors;
-  // Latency of backend calls in microseconds (each within 19%); 0 before the first.
+  // Latency of backend calls in microseconds (each within 19%); 0 before
+  // the first. Near-cache hits make no backend call.
   uint64_t latency_p50_us;
   uint64_t latency_p99_us;
   uint64_t latency_max_us;
+  // Near cache (`near_cache=` in the URL; all 0 without one): reads it
+  // answered, also counted in `hits`.
+  uint64_t near_hits;
+  // Reads the near cache could not answer, sent to the server.
+  uint64_t near_misses;
+  // Changed keys the server reported (a flushed database counts once).
+  uint64_t near_invalidations;
+  // Entries evicted to stay within `near_cache` entries and `near_cache_bytes`.
+  uint64_t near_evictions;
+  // Times the near cache was emptied at once: its tracking connection
+  // broke or was replaced, the database was flushed, or a clear ran.
+  uint64_t near_flushes;
+  // Entries held now.
+  uint64_t near_entries;
+  // Bytes held now (keys, values, bookkeeping), at most `near_cache_bytes`.
+  uint64_t near_bytes;
 } rcache_stats;
 
 // Settings of one `rcache_client_get_or_compute` call. Start from
@@ -269,6 +287,16 @@ struct rcache_options rcache_options_default(void);
 // `options` may be NULL for the defaults. For Redis, waits for the first
 // connection at most the connect timeout. `*client_out` is written only on
 // `RCACHE_STATUS_OK`.
+//
+// A `redis://`, `rediss://` or `unix://` URL may add a near cache, e.g.
+// `redis://host:6379/0?near_cache=100000&near_cache_bytes=67108864`:
+// `near_cache` is the most entries kept in process memory, `near_cache_bytes`
+// the most bytes (default 64 MiB). Reads are then answered from memory while
+// the server (Redis 6 or later, RESP3 and CLIENT TRACKING) has not reported a
+// change: a write or tag invalidation by any client is seen once its report
+// arrives, writes by this handle at once, and everything is dropped when the
+// connection carrying the reports breaks. `memory://`, Sentinel and Cluster
+// URLs take no near cache (`RCACHE_STATUS_INVALID_ARGUMENT`).
 enum rcache_status rcache_client_connect(const char *url,
                                          const struct rcache_options *options,
                                          struct rcache_client **client_out);
@@ -539,6 +567,21 @@ enum rcache_status rcache_client_get_or_compute(const struct rcache_client *clie
 // or `""` if none has. The string belongs to the library and stays valid
 // until the next failing call on the same thread; never free it.
 const char *rcache_last_error(void);
+
+// Renders every statistic of `rcache_client_stats` in the Prometheus text
+// exposition format (version 0.0.4) into `*text_out`: UTF-8 text of `len`
+// bytes ending in a newline, not NUL-terminated, to be released with
+// `rcache_buffer_free`. Each family has its `# HELP` and `# TYPE` lines;
+// counters are `rcache_<field>_total` (the four error fields are
+// `rcache_errors_total{kind="connection|timeout|server|other"}`), latencies
+// are gauges in seconds (`rcache_latency_p50_seconds`, `..._p99_...`,
+// `..._max_...`). `label`, a NUL-terminated UTF-8 string, is added to every
+// sample as `client="<label>"` (escaped) to tell handles apart; NULL or `""`
+// for none. The text describes one handle: serve it as a whole
+// (`Content-Type: text/plain; version=0.0.4`), not concatenated with another's.
+enum rcache_status rcache_client_metrics(const struct rcache_client *client,
+                                         const char *label,
+                                         struct rcache_buffer *text_out);
 
 // Reads every field of the hash record at `key`. On `RCACHE_STATUS_OK`,
 // `*names_out` and `*values_out` are arrays of `*count_out` buffers (at

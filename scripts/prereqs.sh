@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing rcache needs, when it is missing:
-# redis-server and redis-tools (Debian), pytest and redis-py (PyPI), cbindgen at the pinned
+# redis-server, redis-tools and pkg-config (Debian), pytest, redis-py, mypy and the wheel build tools (PyPI), cbindgen at the pinned
 # version (crates.io). Safe to run again: it only installs what is absent.
 set -euo pipefail
 
@@ -18,10 +18,23 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null || 
   # The package starts a system service on 6379; the tests never use it.
 fi
 
+if ! command -v pkg-config >/dev/null; then
+  echo "prereqs: installing pkg-config (the install test builds the demos with it)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkg-config >/dev/null
+fi
+
 if ! command -v openssl >/dev/null; then
   echo "prereqs: installing openssl (the TLS test makes its certificate)"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
+
+# The package test makes virtual environments (Debian splits venv/ensurepip out).
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  echo "prereqs: installing python3-venv (the package test makes virtual environments)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
 fi
 
 # pytest runs the Python tests; redis-py (with hiredis) plays the old web2py
@@ -30,6 +43,14 @@ python_missing=()
 python3 -c 'import pytest' 2>/dev/null || python_missing+=('pytest>=8')
 python3 -c 'import redis' 2>/dev/null || python_missing+=('redis>=5')
 python3 -c 'import hiredis' 2>/dev/null || python_missing+=('hiredis')
+# mypy checks the package's type hints; building the package's wheel without
+# build isolation (make wheel, the install test) needs setuptools >= 61 and,
+# before setuptools 70.1, the wheel package.
+python3 -c 'import mypy' 2>/dev/null || python_missing+=('mypy')
+python3 -c 'import setuptools, sys; sys.exit(int(setuptools.__version__.split(".")[0]) < 61)' 2>/dev/null \
+  || python_missing+=('setuptools>=61')
+python3 -c 'import setuptools.command.bdist_wheel' 2>/dev/null || python3 -c 'import wheel' 2>/dev/null \
+  || python_missing+=('wheel')
 if [ ${#python_missing[@]} -gt 0 ]; then
   echo "prereqs: installing ${python_missing[*]}"
   export PIP_ROOT_USER_ACTION=ignore

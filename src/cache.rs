@@ -1,18 +1,18 @@
 //! The engine: a namespaced cache over any backend, with the argument checks
 //! every caller gets.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::backend::{
-    Backend, ClusterBackend, ClusterSettings, Expiry, MemoryBackend, RedisBackend, RedisSettings, Remaining, SentinelBackend,
-    SentinelSettings, WriteExpiry, tls,
+    Backend, ClusterBackend, ClusterSettings, Expiry, ForRefresh, MemoryBackend, RedisBackend, RedisSettings, Remaining,
+    SentinelBackend, SentinelSettings, TrackedRead, TrackedReads, WriteExpiry, tls,
 };
-use std::time::Instant;
-
 use crate::error::{Error, ErrorKind, Result};
 use crate::glob;
-use crate::stats::{Counters, Stats, bump};
+use crate::near::{Fill, NearCache};
 use crate::options::{DEFAULT_URL, MAX_TTL, Options, Servers, Target};
+use crate::stats::{Counters, Stats, bump};
 
 /// Keys under the namespace that start with this belong to rcache itself
 /// (tags, locks); callers' keys may not.
@@ -48,6 +48,8 @@ pub struct Cache {
     options: Options,
     pub(crate) counters: Counters,
     kind: BackendKind,
+    /// The near cache, when the URL asks for one.
+    near: Option<Arc<NearCache>>,
 }
 
 /// Which family of backend a client talks to.
@@ -65,18 +67,27 @@ pub enum BackendKind {
 impl Cache {
     /// Opens the backend named by `url` (`memory://` when `None` or empty).
     /// For Redis this waits for the first connection, at most the connect timeout.
+    ///
+    /// A Redis URL may ask for a near cache with `near_cache=<entries>` and
+    /// `near_cache_bytes=<bytes>` (default 64 MiB) among its query parameters:
+    /// reads are then answered from process memory while the server confirms
+    /// nothing changed (see the README's "Near cache").
     pub fn connect(url: Option<&str>, options: Options) -> Result<Cache> {
         options.validate()?;
         let url = url.filter(|url| !url.trim().is_empty()).unwrap_or(DEFAULT_URL);
-        let (backend, kind): (Box<dyn Backend>, _) = match Target::parse(url)? {
-            Target::Memory => (Box::new(MemoryBackend::new(options.memory_limits)), BackendKind::Memory),
-            Target::Redis { url, tls_files } => {
+        let (backend, kind, near): (Box<dyn Backend>, _, _) = match Target::parse(url)? {
+            Target::Memory => (Box::new(MemoryBackend::new(options.memory_limits)), BackendKind::Memory, None),
+            Target::Redis { url, tls_files, near } => {
                 let settings = redis_settings(&options, url);
                 let backend = match tls_files.is_empty() {
                     true => RedisBackend::connect(&settings)?,
                     false => RedisBackend::with_client(tls::client(&settings.url, &tls_files)?, &settings)?,
                 };
-                (Box::new(backend), BackendKind::Redis)
+                let near = near.map(|limits| Arc::new(NearCache::new(limits, &options.key_prefix)));
+                if let Some(near) = &near {
+                    backend.track(near.clone())?;
+                }
+                (Box::new(backend), BackendKind::Redis, near)
             }
             Target::Sentinel { servers, service, db, sentinel_username, sentinel_password } => {
                 let tls = servers.tls.then_some(match servers.insecure {
@@ -95,7 +106,7 @@ impl Cache {
                     tls,
                     redis: redis_settings(&options, String::new()),
                 };
-                (Box::new(SentinelBackend::connect(settings)?), BackendKind::Sentinel)
+                (Box::new(SentinelBackend::connect(settings)?), BackendKind::Sentinel, None)
             }
             Target::Cluster { servers } => {
                 let settings = ClusterSettings {
@@ -108,10 +119,10 @@ impl Cache {
                     breaker_threshold: options.breaker_threshold,
                     breaker_cooldown: options.breaker_cooldown,
                 };
-                (Box::new(ClusterBackend::connect(settings)?), BackendKind::Cluster)
+                (Box::new(ClusterBackend::connect(settings)?), BackendKind::Cluster, None)
             }
         };
-        Ok(Cache { backend, options, kind, counters: Counters::default() })
+        Ok(Cache { backend, options, kind, counters: Counters::default(), near })
     }
 
     pub fn backend_kind(&self) -> BackendKind {
@@ -125,7 +136,19 @@ impl Cache {
     /// The client's counters so far.
     pub fn stats(&self) -> Stats {
         let (breaker_trips, breaker_skips) = self.backend.breaker_counts();
-        self.counters.snapshot(breaker_trips, breaker_skips)
+        let mut stats = self.counters.snapshot(breaker_trips, breaker_skips);
+        if let Some(near) = &self.near {
+            let near = near.stats();
+            stats.hits += near.hits;
+            stats.near_hits = near.hits;
+            stats.near_misses = near.misses;
+            stats.near_invalidations = near.invalidations;
+            stats.near_evictions = near.evictions;
+            stats.near_flushes = near.flushes;
+            stats.near_entries = near.entries;
+            stats.near_bytes = near.bytes;
+        }
+        stats
     }
 
     /// Runs one backend operation, recording its latency and any error.
@@ -156,8 +179,18 @@ impl Cache {
 
     /// The stored value, or `None` on a miss.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let key = self.full_key(key)?;
-        let value = self.or_fail_open(self.call(|backend| backend.get(&key)), || None)?;
+        if let Some(near) = &self.near {
+            self.check_key(key)?;
+            if let Some(value) = near.get(key) {
+                return Ok(Some(value));
+            }
+        }
+        let full_key = self.full_key(key)?;
+        let read = |backend: &dyn Backend| match self.near_read(backend, &[key], std::slice::from_ref(&full_key), TrackedRead::One)? {
+            Some(reads) => Ok(reads.values.into_iter().next().flatten().map(|found| found.value)),
+            None => backend.get(&full_key),
+        };
+        let value = self.or_fail_open(self.call(read), || None)?;
         self.counters.record_lookup(value.is_some());
         Ok(value)
     }
@@ -165,20 +198,118 @@ impl Cache {
     /// The stored value and how much longer it lives, in one round trip;
     /// `None` on a miss. Counted as a hit or a miss like `get`.
     pub fn get_with_ttl(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Remaining)>> {
-        let key = self.full_key(key)?;
-        let found = self.or_fail_open(self.call(|backend| backend.get_with_ttl(&key)), || None)?;
+        if let Some(near) = &self.near {
+            self.check_key(key)?;
+            if let Some(found) = near.get_with_ttl(key) {
+                return Ok(Some(found));
+            }
+        }
+        let full_key = self.full_key(key)?;
+        let read = |backend: &dyn Backend| match self.near_read(backend, &[key], std::slice::from_ref(&full_key), TrackedRead::One)? {
+            Some(reads) => Ok(reads
+                .values
+                .into_iter()
+                .next()
+                .flatten()
+                .map(|found| (found.value, found.ttl.map_or(Remaining::Forever, Remaining::Left)))),
+            None => backend.get_with_ttl(&full_key),
+        };
+        let found = self.or_fail_open(self.call(read), || None)?;
         self.counters.record_lookup(found.is_some());
         Ok(found)
     }
 
     /// Values in the order of `keys`, fetched in one round trip.
     pub fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
-        let keys = keys.iter().map(|key| self.full_key(key)).collect::<Result<Vec<_>>>()?;
-        let values = self.or_fail_open(self.call(|backend| backend.get_many(&keys)), || vec![None; keys.len()])?;
-        for value in &values {
+        let mut full_keys = keys.iter().map(|key| self.full_key(key)).collect::<Result<Vec<_>>>()?;
+        let mut values = vec![None; keys.len()];
+        // Positions the near cache could not answer.
+        let mut missing: Vec<usize> = (0..keys.len()).collect();
+        if let Some(near) = &self.near {
+            missing.retain(|&index| {
+                values[index] = near.get(keys[index]);
+                values[index].is_none()
+            });
+            if missing.is_empty() {
+                return Ok(values);
+            }
+        }
+        let missing_keys: Vec<&[u8]> = missing.iter().map(|&index| keys[index]).collect();
+        let missing_full: Vec<Vec<u8>> = missing.iter().map(|&index| std::mem::take(&mut full_keys[index])).collect();
+        let read = |backend: &dyn Backend| match self.near_read(backend, &missing_keys, &missing_full, TrackedRead::Many)? {
+            Some(reads) => Ok(reads.values.into_iter().map(|found| found.map(|found| found.value)).collect()),
+            None => backend.get_many(&missing_full),
+        };
+        let fetched = self.or_fail_open(self.call(read), || vec![None; missing.len()])?;
+        for (index, value) in missing.into_iter().zip(fetched) {
             self.counters.record_lookup(value.is_some());
+            values[index] = value;
         }
         Ok(values)
+    }
+
+    /// For get-or-compute: the value at `key`, the metadata at `meta_key` (a
+    /// full key) and the value's remaining lifetime, in one round trip or from
+    /// the near cache; true when the near cache answered (its hit is counted).
+    pub(crate) fn get_for_refresh(&self, key: &[u8], meta_key: &[u8]) -> Result<Option<(ForRefresh, bool)>> {
+        if let Some(near) = &self.near {
+            self.check_key(key)?;
+            if let Some(found) = near.get_for_refresh(key) {
+                return Ok(Some((found, true)));
+            }
+        }
+        let full_key = self.full_key(key)?;
+        let read = TrackedRead::Refresh(meta_key);
+        let found = self.call(|backend| match self.near_read(backend, &[key], std::slice::from_ref(&full_key), read)? {
+            Some(TrackedReads { values, meta }) => Ok(values.into_iter().next().flatten().map(|found| {
+                (found.value, meta, found.ttl.map_or(Remaining::Forever, Remaining::Left))
+            })),
+            None => backend.get_for_refresh(&full_key, meta_key),
+        })?;
+        Ok(found.map(|found| (found, false)))
+    }
+
+    /// A tracked read of `full_keys` (the full keys of `keys`) that fills the
+    /// near cache; `None` without a near cache or while the server's reports
+    /// of changes do not flow: then read untracked.
+    fn near_read(
+        &self,
+        backend: &dyn Backend,
+        keys: &[&[u8]],
+        full_keys: &[Vec<u8>],
+        read: TrackedRead<'_>,
+    ) -> Result<Option<TrackedReads>> {
+        let Some(near) = &self.near else { return Ok(None) };
+        let Some(ticket) = near.ticket() else { return Ok(None) };
+        let Some(reads) = backend.read_tracked(full_keys, read)? else { return Ok(None) };
+        let meta_key = match read {
+            TrackedRead::Refresh(meta_key) => Some(meta_key),
+            TrackedRead::One | TrackedRead::Many => None,
+        };
+        for (key, found) in keys.iter().zip(&reads.values) {
+            let Some(found) = found.as_ref().filter(|found| found.tracked) else { continue };
+            // Every dependency is under the prefix; one that is not could not be followed.
+            let deps = found.tags.iter().map(Vec::as_slice).chain(meta_key).map(|dep| near.strip(dep).map(Into::into));
+            let Some(deps) = deps.collect::<Option<Vec<_>>>() else { continue };
+            let meta = meta_key.map(|_| reads.meta.as_deref());
+            near.fill(&ticket, key, Fill { value: &found.value, ttl: found.ttl, deps, meta });
+        }
+        Ok(Some(reads))
+    }
+
+    /// Drops the near cache's copies of `full_keys` once a write to them has
+    /// been sent, whatever its outcome, so this handle reads its own writes.
+    pub(crate) fn forget<K: AsRef<[u8]>>(&self, full_keys: &[K]) {
+        if let Some(near) = &self.near {
+            near.invalidate(full_keys.iter().filter_map(|key| near.strip(key.as_ref())));
+        }
+    }
+
+    /// `forget` for the caller's keys (without the prefix).
+    fn forget_keys(&self, keys: &[&[u8]]) {
+        if let Some(near) = &self.near {
+            near.invalidate(keys.iter().copied());
+        }
     }
 
     /// Stores `value`, replacing whatever `key` held. `Ttl::Keep` keeps the
@@ -187,7 +318,9 @@ impl Cache {
         let key = self.full_key(key)?;
         self.check_value(value)?;
         let expiry = self.write_expiry(ttl)?;
-        self.or_fail_open(self.call(|backend| backend.set(&key, value, expiry)), || ())
+        let result = self.call(|backend| backend.set(&key, value, expiry));
+        self.forget(&[&key]);
+        self.or_fail_open(result, || ())
     }
 
     /// Stores `value` only if `key` holds exactly `expected` (a valid value,
@@ -200,7 +333,9 @@ impl Cache {
         self.check_value(expected)?;
         self.check_value(value)?;
         let expiry = self.write_expiry(ttl)?;
-        self.call(|backend| backend.compare_and_set(&key, expected, value, expiry))
+        let result = self.call(|backend| backend.compare_and_set(&key, expected, value, expiry));
+        self.forget(&[&key]);
+        result
     }
 
     /// Stores every entry with the same TTL, all or nothing, in one round trip.
@@ -210,7 +345,9 @@ impl Cache {
             .iter()
             .map(|(key, value)| Ok((self.full_key(key)?, self.check_value(value)?)))
             .collect::<Result<Vec<_>>>()?;
-        self.or_fail_open(self.call(|backend| backend.set_many(&entries, expiry)), || ())
+        let result = self.call(|backend| backend.set_many(&entries, expiry));
+        self.forget(&entries.iter().map(|(key, _)| key).collect::<Vec<_>>());
+        self.or_fail_open(result, || ())
     }
 
     /// Stores `value` valid until it expires or any of `tags` is invalidated.
@@ -223,7 +360,9 @@ impl Cache {
         let tags = self.tag_keys(tags)?;
         self.check_value(value)?;
         let expiry = self.expiry(ttl)?;
-        self.or_fail_open(self.call(|backend| backend.set_tagged(&key, value, expiry, &tags)), || ())
+        let result = self.call(|backend| backend.set_tagged(&key, value, expiry, &tags));
+        self.forget(&[&key]);
+        self.or_fail_open(result, || ())
     }
 
     /// Adds tags to an existing entry, keeping its value and TTL; false when
@@ -231,13 +370,18 @@ impl Cache {
     pub fn add_tags(&self, key: &[u8], tags: &[&[u8]]) -> Result<bool> {
         let key = self.full_key(key)?;
         let tags = self.tag_keys(tags)?;
-        self.or_fail_open(self.call(|backend| backend.add_tags(&key, &tags)), || false)
+        let result = self.call(|backend| backend.add_tags(&key, &tags));
+        self.forget(&[&key]);
+        self.or_fail_open(result, || false)
     }
 
     /// Makes every entry carrying any of `tags` unreadable, from every client,
     /// before returning. Costs O(number of tags), whatever the number of entries.
     pub fn invalidate_tags(&self, tags: &[&[u8]]) -> Result<()> {
-        self.call(|backend| backend.invalidate_tags(&self.tag_keys(tags)?))
+        let tags = self.tag_keys(tags)?;
+        let result = self.call(|backend| backend.invalidate_tags(&tags));
+        self.forget(&tags);
+        result
     }
 
     /// Deletes the namespace's keys matching the Redis glob `pattern` (matched
@@ -246,7 +390,12 @@ impl Cache {
     /// batches); never touches keys outside the namespace. Returns how many
     /// keys were deleted.
     pub fn clear(&self, pattern: Option<&[u8]>) -> Result<u64> {
-        self.call(|backend| backend.clear(&self.namespace_pattern(pattern)))
+        let result = self.call(|backend| backend.clear(&self.namespace_pattern(pattern)));
+        // Cheaper than matching every held key, and rare.
+        if let Some(near) = &self.near {
+            near.flush(None);
+        }
+        result
     }
 
     /// The namespace's keys, of any type, matching the Redis glob `pattern`
@@ -285,7 +434,9 @@ impl Cache {
 
     /// True when the key existed.
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
-        self.call(|backend| backend.delete(&self.full_key(key)?))
+        let result = self.call(|backend| backend.delete(&self.full_key(key)?));
+        self.forget_keys(&[key]);
+        result
     }
 
     pub fn exists(&self, key: &[u8]) -> Result<bool> {
@@ -301,14 +452,18 @@ impl Cache {
 
     /// Gives an existing entry a new TTL; false when the key is missing.
     pub fn expire(&self, key: &[u8], ttl: Ttl) -> Result<bool> {
-        self.call(|backend| backend.expire(&self.full_key(key)?, self.expiry(ttl)?))
+        let result = self.call(|backend| backend.expire(&self.full_key(key)?, self.expiry(ttl)?));
+        self.forget_keys(&[key]);
+        result
     }
 
     /// Adds `delta` to an integer counter and returns the new value. A missing
     /// counter starts at 0 and gets `ttl` in the same atomic step; an existing
     /// one keeps its TTL.
     pub fn increment(&self, key: &[u8], delta: i64, ttl: Ttl) -> Result<i64> {
-        self.call(|backend| backend.increment(&self.full_key(key)?, delta, self.expiry(ttl)?))
+        let result = self.call(|backend| backend.increment(&self.full_key(key)?, delta, self.expiry(ttl)?));
+        self.forget_keys(&[key]);
+        result
     }
 
     /// Takes the lock `key` (in the namespace, as any key) for `owner`, a
@@ -318,20 +473,26 @@ impl Cache {
     pub fn lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
         let (key, owner) = self.lock_key(key, owner)?;
         let lease = check_lease(lease)?;
-        self.call(|backend| backend.lock(&key, owner, lease))
+        let result = self.call(|backend| backend.lock(&key, owner, lease));
+        self.forget(&[&key]);
+        result
     }
 
     /// Renews the lease of a lock `owner` holds; false when it is not theirs.
     pub fn extend_lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
         let (key, owner) = self.lock_key(key, owner)?;
         let lease = check_lease(lease)?;
-        self.call(|backend| backend.extend_lock(&key, owner, lease))
+        let result = self.call(|backend| backend.extend_lock(&key, owner, lease));
+        self.forget(&[&key]);
+        result
     }
 
     /// Releases a lock `owner` holds (compare and delete); false when it is not theirs.
     pub fn unlock(&self, key: &[u8], owner: &[u8]) -> Result<bool> {
         let (key, owner) = self.lock_key(key, owner)?;
-        self.call(|backend| backend.unlock(&key, owner))
+        let result = self.call(|backend| backend.unlock(&key, owner));
+        self.forget(&[&key]);
+        result
     }
 
     /// The full key of a caller's lock, and its owner token checked.
@@ -344,6 +505,12 @@ impl Cache {
     }
 
     pub(crate) fn full_key(&self, key: &[u8]) -> Result<Vec<u8>> {
+        self.check_key(key)?;
+        Ok([&self.options.key_prefix, key].concat())
+    }
+
+    /// Refuses a key no call may use, without building its full key.
+    fn check_key(&self, key: &[u8]) -> Result<()> {
         if key.is_empty() {
             return Err(Error::invalid("key must not be empty"));
         }
@@ -357,10 +524,7 @@ impl Cache {
                 self.options.max_key_bytes
             )));
         }
-        let mut full = Vec::with_capacity(self.options.key_prefix.len() + key.len());
-        full.extend_from_slice(&self.options.key_prefix);
-        full.extend_from_slice(key);
-        Ok(full)
+        Ok(())
     }
 
     /// The full keys of `tags`, without duplicates.

@@ -140,9 +140,9 @@ impl Cache {
         // entry with its hint, and the lock sits beside them.
         let lock_key = companion_key(prefix, LOCK_SPACE, key);
         let meta_key = companion_key(prefix, META_SPACE, key);
-        let owner = owner_token();
+        let owner = std::cell::LazyCell::new(owner_token);
         if options.early_refresh_beta > 0.0 {
-            if let Some((value, meta, remaining)) = self.call(|backend| backend.get_for_refresh(&self.full_key(key)?, &meta_key))? {
+            if let Some(((value, meta, remaining), near_hit)) = self.get_for_refresh(key, &meta_key)? {
                 let delta = meta.and_then(|meta| String::from_utf8(meta).ok()?.parse().ok()).map(Duration::from_millis);
                 let due = delta.is_some_and(|delta| due_for_refresh(delta, remaining, options.early_refresh_beta));
                 // Refresh early only if no one else is; meanwhile everyone gets the current value.
@@ -150,7 +150,9 @@ impl Cache {
                     bump(&self.counters.early_refreshes);
                     return self.compute_holding_lock(key, &lock_key, &meta_key, &owner, options, false, compute);
                 }
-                self.counters.record_lookup(true);
+                if !near_hit {
+                    self.counters.record_lookup(true);
+                }
                 return Ok(value);
             }
             self.counters.record_lookup(false);
@@ -255,7 +257,9 @@ impl Cache {
             Ok(Ok(value)) => self.set_with_tags(key, value, options.ttl, options.tags).and_then(|()| {
                 // How long it took, for early refresh: a hint that lives as long as the value.
                 let expiry = WriteExpiry::Set(self.expiry(options.ttl)?);
-                self.call(|backend| backend.set(meta_key, took.as_millis().max(1).to_string().as_bytes(), expiry))
+                let result = self.call(|backend| backend.set(meta_key, took.as_millis().max(1).to_string().as_bytes(), expiry));
+                self.forget(&[meta_key]);
+                result
             }),
             _ => Ok(()),
         };

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::backend::MemoryLimits;
 use crate::error::{Error, Result};
+use crate::near::{NEAR_DEFAULT_BYTES, NearLimits};
 
 /// The largest TTL accepted: 100 years, far inside what Redis and `Instant` can represent.
 pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -123,8 +124,9 @@ pub struct Servers {
 pub enum Target {
     Memory,
     /// One server: the URL as the `redis` crate reads it, without rcache's own
-    /// query parameters.
-    Redis { url: String, tls_files: TlsFiles },
+    /// query parameters; the TLS files it names, and the near cache's bounds
+    /// when one is asked for.
+    Redis { url: String, tls_files: TlsFiles, near: Option<NearLimits> },
     /// A primary found through Sentinel: `hosts` are the sentinels.
     Sentinel {
         servers: Servers,
@@ -137,6 +139,10 @@ pub enum Target {
     /// A Redis Cluster: `hosts` are the nodes to discover it from.
     Cluster { servers: Servers },
 }
+
+/// URL query parameters read by rcache itself, never passed to the `redis` crate.
+const NEAR_ENTRIES: &str = "near_cache";
+const NEAR_BYTES: &str = "near_cache_bytes";
 
 /// URL used when none is configured: the embedded backend.
 pub const DEFAULT_URL: &str = "memory://";
@@ -154,10 +160,23 @@ impl Target {
         let scheme = scheme.to_ascii_lowercase();
         match scheme.as_str() {
             "memory" if rest.is_empty() || rest == "/" => Ok(Target::Memory),
-            "memory" => Err(Error::invalid(format!(
-                "invalid URL {url:?}: memory:// takes no host or path; size it with the options"
+            "memory" if rest.contains(NEAR_ENTRIES) => Err(Error::invalid(format!(
+                "invalid URL {url:?}: memory:// is in process already and takes no near cache; \
+                 near_cache applies to redis://, rediss:// and unix:// URLs"
             ))),
-            "redis" | "rediss" | "unix" | "redis+unix" => standalone(url, &scheme),
+            "memory" => Err(Error::invalid(format!(
+                "invalid URL {url:?}: memory:// takes no host, path or parameters; size it with the options"
+            ))),
+            "redis" | "rediss" | "unix" | "redis+unix" => {
+                let (url, near) = take_near_parameters(url)?;
+                standalone(&url, &scheme, near)
+            }
+            "redis+sentinel" | "rediss+sentinel" | "redis+cluster" | "rediss+cluster" if rest.contains(NEAR_ENTRIES) => {
+                Err(Error::invalid(format!(
+                    "invalid URL {url:?}: the near cache works on redis://, rediss:// and unix:// URLs only, \
+                     not yet on Sentinel or Cluster"
+                )))
+            }
             "redis+sentinel" | "rediss+sentinel" => sentinel(url, &scheme, rest),
             "redis+cluster" | "rediss+cluster" => cluster(url, &scheme, rest),
             _ => Err(Error::invalid(format!(
@@ -169,13 +188,13 @@ impl Target {
 }
 
 /// A standalone URL: the TLS file parameters taken out, the rest left to the `redis` crate.
-fn standalone(url: &str, scheme: &str) -> Result<Target> {
+fn standalone(url: &str, scheme: &str, near: Option<NearLimits>) -> Result<Target> {
     let (base, fragment) = match url.split_once('#') {
         Some((base, fragment)) => (base, Some(fragment)),
         None => (url, None),
     };
     let Some((address, query)) = base.split_once('?') else {
-        return Ok(Target::Redis { url: url.to_string(), tls_files: TlsFiles::default() });
+        return Ok(Target::Redis { url: url.to_string(), tls_files: TlsFiles::default(), near });
     };
     let (tls_files, kept) = take_tls_files(query, url)?;
     if !tls_files.is_empty() && scheme != "rediss" {
@@ -188,7 +207,7 @@ fn standalone(url: &str, scheme: &str) -> Result<Target> {
     if let Some(fragment) = fragment {
         url = format!("{url}#{fragment}");
     }
-    Ok(Target::Redis { url, tls_files })
+    Ok(Target::Redis { url, tls_files, near })
 }
 
 /// The TLS files a query names, and its other `name=value` pairs as they are.
@@ -350,6 +369,47 @@ fn percent_decode(text: &str, url: &str) -> Result<String> {
     String::from_utf8(out).map_err(|_| Error::invalid(format!("invalid URL {url:?}: %-escapes must make UTF-8 text")))
 }
 
+/// Splits the near cache's parameters off a Redis URL: `near_cache=<entries>`
+/// turns it on (0 leaves it off), `near_cache_bytes=<bytes>` bounds its size
+/// (default 64 MiB). The other parameters stay, in their order, and so does a
+/// `#fragment` (the `redis` crate reads `#insecure`).
+fn take_near_parameters(url: &str) -> Result<(String, Option<NearLimits>)> {
+    let (url, fragment) = url.split_at(url.find('#').unwrap_or(url.len()));
+    let Some((base, query)) = url.split_once('?') else { return Ok((format!("{url}{fragment}"), None)) };
+    let mut entries = None;
+    let mut bytes = None;
+    let mut kept = Vec::new();
+    for parameter in query.split('&') {
+        let (name, value) = parameter.split_once('=').unwrap_or((parameter, ""));
+        let slot = match name {
+            NEAR_ENTRIES => &mut entries,
+            NEAR_BYTES => &mut bytes,
+            _ => {
+                kept.push(parameter);
+                continue;
+            }
+        };
+        if slot.is_some() {
+            return Err(Error::invalid(format!("invalid URL: {name} is given twice")));
+        }
+        let number = value.parse::<usize>().map_err(|_| {
+            Error::invalid(format!("invalid URL: {name}={value:?} is not a number (near_cache=<entries>&near_cache_bytes=<bytes>)"))
+        })?;
+        *slot = Some(number);
+    }
+    let url = match kept.is_empty() {
+        true => format!("{base}{fragment}"),
+        false => format!("{base}?{}{fragment}", kept.join("&")),
+    };
+    let near = match (entries, bytes) {
+        (None, None) | (Some(0), _) => None,
+        (None, Some(_)) => return Err(Error::invalid("invalid URL: near_cache_bytes needs near_cache=<entries>")),
+        (Some(_), Some(0)) => return Err(Error::invalid("invalid URL: near_cache_bytes must be greater than zero")),
+        (Some(max_entries), bytes) => Some(NearLimits { max_entries, max_bytes: bytes.unwrap_or(NEAR_DEFAULT_BYTES) }),
+    };
+    Ok((url, near))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,6 +419,13 @@ mod tests {
         match target {
             Target::Sentinel { servers, .. } | Target::Cluster { servers } => servers,
             other => panic!("{other:?}"),
+        }
+    }
+
+    fn near(url: &str) -> Result<(String, Option<NearLimits>)> {
+        match Target::parse(url)? {
+            Target::Redis { url, near, .. } => Ok((url, near)),
+            other => panic!("not a Redis URL: {other:?}"),
         }
     }
 
@@ -396,10 +463,52 @@ mod tests {
     #[test]
     fn standalone_urls_keep_their_own_parameters() {
         let parsed = Target::parse("rediss://h:1/0?protocol=resp3&tls_ca=%2Ftmp%2Fca.pem#insecure").unwrap();
-        let Target::Redis { url, tls_files } = parsed else { panic!() };
+        let Target::Redis { url, tls_files, near } = parsed else { panic!() };
+        assert_eq!(near, None);
         assert_eq!(url, "rediss://h:1/0?protocol=resp3#insecure");
         assert_eq!(tls_files.ca.as_deref(), Some(std::path::Path::new("/tmp/ca.pem")));
-        assert_eq!(Target::parse("redis://h/0").unwrap(), Target::Redis { url: "redis://h/0".into(), tls_files: TlsFiles::default() });
+        assert_eq!(
+            Target::parse("redis://h/0").unwrap(),
+            Target::Redis { url: "redis://h/0".into(), tls_files: TlsFiles::default(), near: None }
+        );
+        let parsed = Target::parse("rediss://h:1/0?near_cache=9&tls_ca=%2Fca.pem#insecure").unwrap();
+        let Target::Redis { url, tls_files, near } = parsed else { panic!() };
+        assert_eq!(url, "rediss://h:1/0#insecure");
+        assert_eq!(tls_files.ca.as_deref(), Some(std::path::Path::new("/ca.pem")));
+        assert_eq!(near.map(|near| near.max_entries), Some(9));
+        for bad in ["redis+cluster://a:1?near_cache=5", "redis+sentinel://h:1/m?near_cache=5"] {
+            assert_eq!(Target::parse(bad).unwrap_err().kind, ErrorKind::InvalidArgument, "{bad}");
+        }
         assert_eq!(Target::parse("redis://h/0?tls_ca=x").unwrap_err().kind, ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn near_cache_parameters_are_read_and_taken_out() {
+        let limits = |max_entries, max_bytes| Some(NearLimits { max_entries, max_bytes });
+        assert_eq!(near("redis://h:1/0").unwrap(), ("redis://h:1/0".into(), None));
+        assert_eq!(
+            near("redis://h:1/0?near_cache=100&near_cache_bytes=5000").unwrap(),
+            ("redis://h:1/0".into(), limits(100, 5000))
+        );
+        assert_eq!(
+            near("redis://h/0?protocol=resp3&near_cache=7&x=y").unwrap(),
+            ("redis://h/0?protocol=resp3&x=y".into(), limits(7, NEAR_DEFAULT_BYTES))
+        );
+        assert_eq!(near("unix:///tmp/s.sock?db=2&near_cache=0").unwrap(), ("unix:///tmp/s.sock?db=2".into(), None));
+        assert_eq!(
+            near("rediss://h/0?near_cache=5#insecure").unwrap(),
+            ("rediss://h/0#insecure".into(), limits(5, NEAR_DEFAULT_BYTES))
+        );
+        assert_eq!(near("rediss://h/0#insecure").unwrap(), ("rediss://h/0#insecure".into(), None));
+        for bad in [
+            "redis://h?near_cache=x",
+            "redis://h?near_cache=-1",
+            "redis://h?near_cache=1&near_cache=2",
+            "redis://h?near_cache_bytes=10",
+            "redis://h?near_cache=10&near_cache_bytes=0",
+            "memory://?near_cache=10",
+        ] {
+            assert_eq!(near(bad).unwrap_err().kind, ErrorKind::InvalidArgument, "{bad}");
+        }
     }
 }

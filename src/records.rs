@@ -33,6 +33,8 @@ impl Cache {
             return Err(Error::too_large(format!("hash fields of {total} bytes exceed the limit of {limit} bytes")));
         }
         let expiry = self.write_expiry(ttl)?;
-        self.call(|backend| backend.hash_set(&key, fields, expiry, condition))
+        let result = self.call(|backend| backend.hash_set(&key, fields, expiry, condition));
+        self.forget(&[&key]);
+        result
     }
 }

@@ -24,7 +24,8 @@ fn bucket_bound(bucket: usize) -> Duration {
 /// A snapshot of a client's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Reads that found a value (get, get_with_ttl, hash_get, get_many per key, get_or_compute).
+    /// Reads that found a value (get, get_with_ttl, hash_get, get_many per
+    /// key, get_or_compute), near-cache hits included.
     pub hits: u64,
     /// Reads that found nothing.
     pub misses: u64,
@@ -45,10 +46,26 @@ pub struct Stats {
     pub timeout_errors: u64,
     pub server_errors: u64,
     pub other_errors: u64,
-    /// Latency of calls (each within 19%), zero before the first call.
+    /// Latency of calls to the backend (each within 19%), zero before the
+    /// first call; near-cache hits make no call.
     pub latency_p50: Duration,
     pub latency_p99: Duration,
     pub latency_max: Duration,
+    /// Near cache (all zero without one): reads it answered (also in `hits`).
+    pub near_hits: u64,
+    /// Reads it could not answer, sent to the server.
+    pub near_misses: u64,
+    /// Changed keys the server reported (a flushed database counts once).
+    pub near_invalidations: u64,
+    /// Entries evicted to stay within its bounds.
+    pub near_evictions: u64,
+    /// Times it was emptied at once: its tracking connection broke or was
+    /// replaced, the database was flushed, or `clear` ran.
+    pub near_flushes: u64,
+    /// Entries held now.
+    pub near_entries: u64,
+    /// Bytes held now (keys, values, bookkeeping), at most `near_cache_bytes`.
+    pub near_bytes: u64,
 }
 
 #[derive(Default)]
@@ -130,6 +147,7 @@ impl Counters {
             latency_p50: percentile(0.5),
             latency_p99: percentile(0.99),
             latency_max: percentile(1.0),
+            ..Stats::default()
         }
     }
 }

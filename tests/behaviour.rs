@@ -1,5 +1,6 @@
 //! The behavioural suite, run against every backend: each case is a function
-//! of a fresh `Cache`, instantiated once per backend by `suite!`.
+//! of a fresh `Cache`, instantiated once per backend by `suite!` (memory://,
+//! Redis, and Redis with a near cache).
 
 mod support;
 
@@ -945,8 +946,27 @@ fn small_limits() -> Options {
     Options { max_key_bytes: 300, max_value_bytes: 1024, ..Options::default() }
 }
 
-/// Each case runs on `memory://`, on a private Redis, on a Redis Cluster and
-/// on a primary found through Sentinel. The cases after
+/// Runs `case` on a handle of a fresh private Redis; `parameters` are added to its URL.
+fn on_redis(parameters: &str, case: fn(&Cache)) {
+    let server = RedisServer::start();
+    let options = Options { key_prefix: b"suite:".to_vec(), ..small_limits() };
+    let cache = Cache::connect(Some(&format!("{}{parameters}", server.url())), options).unwrap();
+    case(&cache);
+}
+
+/// Runs `case` with a function opening handles of one fresh private Redis,
+/// with the given prefix; `parameters` are added to their URL.
+fn on_redis_opening(parameters: &str, case: fn(&dyn Fn(&[u8]) -> Cache)) {
+    let server = RedisServer::start();
+    case(&|prefix: &[u8]| {
+        let options = Options { key_prefix: prefix.to_vec(), ..small_limits() };
+        Cache::connect(Some(&format!("{}{parameters}", server.url())), options).unwrap()
+    });
+}
+
+/// Each case runs on `memory://`, on a private Redis, on a private Redis
+/// through a near cache, as an ACL user confined to `suite:*`, on a Redis
+/// Cluster and on a primary found through Sentinel. The cases after
 /// `opening:` get a function that opens a client with a given prefix (on
 /// Redis all on one server; each `memory://` client is its own store).
 macro_rules! suite {
@@ -987,18 +1007,22 @@ macro_rules! suite {
         mod redis {
             $(#[test]
             fn $case() {
-                let server = super::RedisServer::start();
-                let options = super::Options { key_prefix: b"suite:".to_vec(), ..super::small_limits() };
-                let cache = super::Cache::connect(Some(&server.url()), options).unwrap();
-                super::$case(&cache);
+                super::on_redis("", super::$case);
             })*
             $(#[test]
             fn $opening() {
-                let server = super::RedisServer::start();
-                super::$opening(&|prefix: &[u8]| {
-                    let options = super::Options { key_prefix: prefix.to_vec(), ..super::small_limits() };
-                    super::Cache::connect(Some(&server.url()), options).unwrap()
-                });
+                super::on_redis_opening("", super::$opening);
+            })*
+        }
+        /// Redis with a near cache: every case must read the same.
+        mod redis_near {
+            $(#[test]
+            fn $case() {
+                super::on_redis("?near_cache=1000", super::$case);
+            })*
+            $(#[test]
+            fn $opening() {
+                super::on_redis_opening("?near_cache=1000", super::$opening);
             })*
         }
         // As an ACL user allowed only keys under `suite:`: every key rcache

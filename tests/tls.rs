@@ -75,6 +75,15 @@ fn rediss_encrypts_and_verifies_the_server() {
     let cache = Cache::connect(Some(&format!("{url}#insecure")), Options::default()).unwrap();
     cache.set(b"k", b"over tls", Ttl::After(Duration::from_secs(60))).unwrap();
     assert_eq!(cache.get(b"k").unwrap().as_deref(), Some(&b"over tls"[..]));
+
+    // The near cache's own connection speaks TLS too.
+    let near = Cache::connect(Some(&format!("{url}?near_cache=100#insecure")), Options::default()).unwrap();
+    assert!(wait_until(Duration::from_secs(2), || {
+        let hits = near.stats().near_hits;
+        near.get(b"k").unwrap().as_deref() == Some(&b"over tls"[..]) && near.stats().near_hits > hits
+    }));
+    cache.set(b"k", b"changed", Ttl::After(Duration::from_secs(60))).unwrap();
+    assert!(wait_until(Duration::from_secs(2), || near.get(b"k").unwrap().as_deref() == Some(&b"changed"[..])));
 }
 
 /// A CA, a server certificate it signs for 127.0.0.1, and a client

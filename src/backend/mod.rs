@@ -9,12 +9,14 @@ mod redis;
 mod sentinel;
 pub(crate) mod slots;
 pub(crate) mod tls;
+mod tracking;
 
 pub use self::cluster::{ClusterBackend, ClusterSettings};
 pub use self::memory::{MemoryBackend, MemoryLimits};
 pub use self::redis::{RedisBackend, RedisSettings};
 pub use self::sentinel::{SentinelBackend, SentinelSettings};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Tags outlive the entries recorded against them by this margin.
@@ -80,6 +82,53 @@ pub enum SaveOutcome {
 
 /// A value, the metadata stored beside it, and its remaining lifetime.
 pub type ForRefresh = (Vec<u8>, Option<Vec<u8>>, Remaining);
+
+/// What `Backend::read_tracked` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrackedRead<'a> {
+    /// One key; a key of another type is an error, as in `get`.
+    One,
+    /// Any number of keys; keys of other types read as misses, as in `get_many`.
+    Many,
+    /// One key and the metadata stored beside it at this key, as in `get_for_refresh`.
+    Refresh(&'a [u8]),
+}
+
+/// A value read by `Backend::read_tracked`, with what the near cache needs to
+/// know about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackedValue {
+    pub value: Vec<u8>,
+    /// Remaining lifetime when read; `None` for no expiry.
+    pub ttl: Option<Duration>,
+    /// Full keys of the tags the value depends on.
+    pub tags: Vec<Vec<u8>>,
+    /// Whether later changes of the value and of every one of its tags will
+    /// be reported; false for a value that was rewritten while being read.
+    pub tracked: bool,
+}
+
+/// What `Backend::read_tracked` returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrackedReads {
+    /// In the order of the keys; `None` for a miss.
+    pub values: Vec<Option<TrackedValue>>,
+    /// `TrackedRead::Refresh` only: the metadata, if any.
+    pub meta: Option<Vec<u8>>,
+}
+
+/// Receives the server's reports of changed keys, for the near cache. Called
+/// from the backend's own thread; every method must return quickly.
+pub trait InvalidationSink: Send + Sync {
+    /// Reports flow: every key read by `read_tracked` from now on is reported when it changes.
+    fn connected(&self);
+    /// Reports may have stopped: any key read so far may change unreported.
+    fn disconnected(&self);
+    /// These keys (full keys) changed, or may have.
+    fn invalidate(&self, keys: &[&[u8]]);
+    /// Every key may have changed (the database was flushed).
+    fn invalidate_all(&self);
+}
 
 /// The fields of a hash record, as (name, value) pairs.
 pub type HashFields = Vec<(Vec<u8>, Vec<u8>)>;
@@ -184,5 +233,19 @@ pub trait Backend: Send + Sync {
     /// How often a circuit breaker opened, and how many calls it turned away.
     fn breaker_counts(&self) -> (u64, u64) {
         (0, 0)
+    }
+    /// Starts reporting to `sink` every later change of the keys read with
+    /// `read_tracked` (and of the keys those reads depended on), until the
+    /// backend is dropped. Fails when the server cannot report changes.
+    fn track(&self, _sink: Arc<dyn InvalidationSink>) -> Result<()> {
+        Err(Error::new(ErrorKind::Unsupported, "this backend cannot report changed keys"))
+    }
+    /// Reads as `get`, `get_many` or `get_for_refresh` do, such that later
+    /// changes of the keys read, tags included, are reported to the sink
+    /// given to `track` (values whose changes would not all be are marked
+    /// untracked). `None` while nothing can be tracked (the sink has been or
+    /// is being told): read again with the untracked operation.
+    fn read_tracked(&self, _keys: &[Vec<u8>], _read: TrackedRead<'_>) -> Result<Option<TrackedReads>> {
+        Ok(None)
     }
 }

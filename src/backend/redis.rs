@@ -15,10 +15,14 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError, Script, ScriptInvocation};
+use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError, Script, ScriptInvocation, Value};
 use tokio::runtime::Runtime;
 
-use super::{Backend, Expiry, ForRefresh, HashFields, Remaining, SaveOutcome, SessionRecord, WriteCondition, WriteExpiry};
+use super::tracking::Tracker;
+use super::{
+    Backend, Expiry, ForRefresh, HashFields, InvalidationSink, Remaining, SaveOutcome, SessionRecord, TrackedRead,
+    TrackedReads, TrackedValue, WriteCondition, WriteExpiry,
+};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Where and how to connect.
@@ -55,10 +59,14 @@ pub struct RedisBackend {
     config: ConnectionManagerConfig,
     /// The most one call may take, its retry included.
     call_deadline: Duration,
+    connect_timeout: Duration,
+    response_timeout: Duration,
     breaker: Breaker,
     /// The server, for error messages; never carries a password.
     target: String,
     scripts: Scripts,
+    /// The near cache's connection, once `track` has started it.
+    tracker: OnceLock<Tracker>,
 }
 
 /// Whether a command may be sent again after the connection dropped under it.
@@ -225,9 +233,12 @@ impl RedisBackend {
             client,
             config,
             call_deadline: settings.connect_timeout + settings.response_timeout,
+            connect_timeout: settings.connect_timeout,
+            response_timeout: settings.response_timeout,
             breaker: Breaker::new(settings.breaker_threshold, settings.breaker_cooldown),
             target,
             scripts: Scripts::new(),
+            tracker: OnceLock::new(),
         })
     }
 
@@ -427,7 +438,7 @@ impl RedisBackend {
     }
 }
 
-fn connection_dropped(error: &RedisError) -> bool {
+pub(super) fn connection_dropped(error: &RedisError) -> bool {
     !error.is_timeout() && (error.is_connection_dropped() || error.is_io_error())
 }
 
@@ -457,6 +468,62 @@ pub(super) fn convert_error(target: &str, error: RedisError) -> Error {
     Error::new(kind, format!("{target}: {text}"))
 }
 
+impl RedisBackend {
+    /// One call of the read script's `near` mode on the tracking connection:
+    /// each group is a value key and the tag keys declared with it. A value
+    /// is `tracked` when all its tag keys were declared.
+    async fn read_near(
+        &self,
+        connection: &mut redis::aio::MultiplexedConnection,
+        groups: &[(&[u8], &[Vec<u8>])],
+        read: TrackedRead<'_>,
+    ) -> redis::RedisResult<TrackedReads> {
+        let mut invocation = self.scripts.read.prepare_invoke();
+        invocation.arg("near").arg(match read {
+            TrackedRead::One => "one",
+            TrackedRead::Many => "many",
+            TrackedRead::Refresh(_) => "refresh",
+        });
+        for (key, tags) in groups {
+            invocation.key(*key);
+            if let TrackedRead::Refresh(meta_key) = read {
+                invocation.key(meta_key);
+            }
+            invocation.key(*tags).arg(tags.len());
+        }
+        let reply: Value = invocation.invoke_async(connection).await?;
+        let mut reads = tracked_reads(reply, read)?;
+        for (found, (_, declared)) in reads.values.iter_mut().zip(groups) {
+            if let Some(found) = found {
+                found.tracked = found.tags.iter().all(|tag| declared.contains(tag));
+            }
+        }
+        Ok(reads)
+    }
+}
+
+/// The reply of the read script's `near` mode (`tracked` still to be decided).
+fn tracked_reads(reply: Value, read: TrackedRead<'_>) -> std::result::Result<TrackedReads, redis::ParsingError> {
+    let mut items: Vec<Value> = redis::from_redis_value(reply)?;
+    let meta = match read {
+        TrackedRead::Refresh(_) => items.pop().map(redis::from_redis_value::<Option<Vec<u8>>>).transpose()?.flatten(),
+        _ => None,
+    };
+    let values = items
+        .into_iter()
+        .map(|item| {
+            let found: Option<(Vec<u8>, i64, Vec<Vec<u8>>)> = redis::from_redis_value(item)?;
+            Ok(found.map(|(value, pttl, tags)| TrackedValue {
+                value,
+                ttl: u64::try_from(pttl).ok().map(Duration::from_millis),
+                tracked: false,
+                tags,
+            }))
+        })
+        .collect::<std::result::Result<_, redis::ParsingError>>()?;
+    Ok(TrackedReads { values, meta })
+}
+
 /// Appends `PX <ms>` for a finite expiry; the server keeps the key forever otherwise.
 pub(super) fn with_expiry(cmd: &mut Cmd, expiry: Expiry) {
     if let Expiry::After(ttl) = expiry {
@@ -467,6 +534,55 @@ pub(super) fn with_expiry(cmd: &mut Cmd, expiry: Expiry) {
 impl Backend for RedisBackend {
     fn breaker_counts(&self) -> (u64, u64) {
         (self.breaker.trips.load(Ordering::Relaxed), self.breaker.skipped.load(Ordering::Relaxed))
+    }
+
+    fn track(&self, sink: std::sync::Arc<dyn InvalidationSink>) -> Result<()> {
+        let tracker = Tracker::start(&self.client, self.connect_timeout, self.response_timeout, &self.target, sink)?;
+        self.tracker.set(tracker).map_err(|_| Error::invalid("changes are reported already"))
+    }
+
+    fn read_tracked(&self, keys: &[Vec<u8>], read: TrackedRead<'_>) -> Result<Option<TrackedReads>> {
+        let Some(tracker) = self.tracker.get() else { return Ok(None) };
+        let Some(mut connection) = tracker.connection() else { return Ok(None) };
+        self.breaker.admit(&self.target)?;
+        let reading = async {
+            let groups: Vec<(&[u8], &[Vec<u8>])> = keys.iter().map(|key| (key.as_slice(), &[][..])).collect();
+            let mut reads = self.read_near(&mut connection, &groups, read).await?;
+            // Redis 7.0 did not track the tag keys of these values (they were
+            // read, not declared): read them again with their tags declared.
+            let again: Vec<usize> = (0..reads.values.len())
+                .filter(|&index| reads.values[index].as_ref().is_some_and(|found| !found.tracked))
+                .collect();
+            if !again.is_empty() {
+                let tags: Vec<Vec<Vec<u8>>> =
+                    again.iter().map(|&index| reads.values[index].as_ref().map(|found| found.tags.clone()).unwrap_or_default()).collect();
+                let groups: Vec<(&[u8], &[Vec<u8>])> =
+                    again.iter().zip(&tags).map(|(&index, tags)| (keys[index].as_slice(), tags.as_slice())).collect();
+                let second = self.read_near(&mut connection, &groups, read).await?;
+                for (&index, found) in again.iter().zip(second.values) {
+                    reads.values[index] = found;
+                }
+                if let TrackedRead::Refresh(_) = read {
+                    reads.meta = second.meta;
+                }
+            }
+            Ok::<_, RedisError>(reads)
+        };
+        let reply = tracker.block_on(async { tokio::time::timeout(self.call_deadline, reading).await });
+        let result = match reply {
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("{}: no reply within {} ms", self.target, self.call_deadline.as_millis()),
+            )),
+            // The tracking connection broke under the read: the caller reads untracked.
+            Ok(Err(e)) if connection_dropped(&e) => {
+                tracker.broken();
+                return Ok(None);
+            }
+            Ok(result) => result.map_err(|e| convert_error(&self.target, e)),
+        };
+        self.breaker.record(&result);
+        result.map(Some)
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {

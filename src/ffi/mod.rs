@@ -9,6 +9,7 @@ mod client;
 mod compute;
 mod fork;
 mod last_error;
+mod metrics;
 mod records;
 mod session;
 mod status;
@@ -16,6 +17,7 @@ mod types;
 
 pub use client::*;
 pub use compute::*;
+pub use metrics::*;
 pub use records::*;
 pub use session::*;
 pub use last_error::rcache_last_error;
@@ -32,7 +34,7 @@ pub const RCACHE_VERSION_MINOR: u32 = 1;
 pub const RCACHE_VERSION_PATCH: u32 = 0;
 /// Raised whenever a function, struct or enum changes incompatibly; bindings
 /// compare it with `rcache_abi_version()` before use.
-pub const RCACHE_ABI_VERSION: u32 = 1;
+pub const RCACHE_ABI_VERSION: u32 = 2;
 
 /// The library version, e.g. `"0.1.0"`. Static; never free it.
 #[unsafe(no_mangle)]
@@ -52,6 +54,11 @@ mod tests {
     fn version_constants_match_the_crate_version() {
         let expected = format!("{}.{}.{}", super::RCACHE_VERSION_MAJOR, super::RCACHE_VERSION_MINOR, super::RCACHE_VERSION_PATCH);
         assert_eq!(env!("CARGO_PKG_VERSION"), expected);
+    }
+
+    #[test]
+    fn the_soname_carries_the_abi_version() {
+        assert_eq!(env!("RCACHE_SONAME"), format!("librcache.so.{}", super::RCACHE_ABI_VERSION));
     }
 
     #[test]

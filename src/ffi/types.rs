@@ -116,7 +116,8 @@ pub struct rcache_options {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct rcache_stats {
-    /// Reads that found a value (get, get-with-TTL, hash-get, get-many per key, get-or-compute).
+    /// Reads that found a value (get, get-with-TTL, hash-get, get-many per
+    /// key, get-or-compute), near-cache hits included.
     pub hits: u64,
     /// Reads that found nothing.
     pub misses: u64,
@@ -137,10 +138,27 @@ pub struct rcache_stats {
     pub timeout_errors: u64,
     pub server_errors: u64,
     pub other_errors: u64,
-    /// Latency of backend calls in microseconds (each within 19%); 0 before the first.
+    /// Latency of backend calls in microseconds (each within 19%); 0 before
+    /// the first. Near-cache hits make no backend call.
     pub latency_p50_us: u64,
     pub latency_p99_us: u64,
     pub latency_max_us: u64,
+    /// Near cache (`near_cache=` in the URL; all 0 without one): reads it
+    /// answered, also counted in `hits`.
+    pub near_hits: u64,
+    /// Reads the near cache could not answer, sent to the server.
+    pub near_misses: u64,
+    /// Changed keys the server reported (a flushed database counts once).
+    pub near_invalidations: u64,
+    /// Entries evicted to stay within `near_cache` entries and `near_cache_bytes`.
+    pub near_evictions: u64,
+    /// Times the near cache was emptied at once: its tracking connection
+    /// broke or was replaced, the database was flushed, or a clear ran.
+    pub near_flushes: u64,
+    /// Entries held now.
+    pub near_entries: u64,
+    /// Bytes held now (keys, values, bookkeeping), at most `near_cache_bytes`.
+    pub near_bytes: u64,
 }
 
 impl rcache_options {

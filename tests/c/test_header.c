@@ -89,6 +89,8 @@ rcache_status (*const check_unlock)(const rcache_client *, const uint8_t *, size
                                     const uint8_t *, size_t) = rcache_client_unlock;
 rcache_status (*const check_server_info)(const rcache_client *, rcache_buffer *) =
     rcache_client_server_info;
+rcache_status (*const check_metrics)(const rcache_client *, const char *, rcache_buffer *) =
+    rcache_client_metrics;
 void (*const check_buffer_free)(rcache_buffer *) = rcache_buffer_free;
 void (*const check_buffers_free)(rcache_buffer *, size_t) = rcache_buffers_free;
 void (*const check_buffer_array_free)(rcache_buffer *, size_t) = rcache_buffer_array_free;

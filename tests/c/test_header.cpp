@@ -125,6 +125,9 @@ static_assert(std::is_same<decltype(&rcache_client_unlock),
 static_assert(std::is_same<decltype(&rcache_client_server_info),
                            rcache_status (*)(const rcache_client *, rcache_buffer *)>::value,
               "");
+static_assert(std::is_same<decltype(&rcache_client_metrics),
+                           rcache_status (*)(const rcache_client *, const char *, rcache_buffer *)>::value,
+              "");
 static_assert(std::is_same<decltype(&rcache_buffer_array_free),
                            void (*)(rcache_buffer *, size_t)>::value,
               "");

@@ -273,4 +273,4 @@ def test_repr_hides_password():
 
 def test_version():
     assert rcache.__version__ == "0.1.0"
-    assert rcache.ABI_VERSION == 1
+    assert rcache.ABI_VERSION == 2

@@ -235,6 +235,24 @@ def test_signed_values(conn, app):
     assert signed("c", counting(0), 100000) == 1
 
 
+def test_a_cache_made_before_fork_works_in_the_child(cache, url):
+    import os
+
+    cache("k", lambda: "parent", 100)
+    # A memory:// store is private to its process: the child starts empty.
+    expected = "child" if url.startswith("memory:") else "parent"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ok = cache("k", counting("child"), 100) == expected and cache("c", lambda: "child", 100) == "child"
+            os._exit(0 if ok else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert cache("k", counting("again"), 100) == "parent"
+
+
 # --- the old module's data ---------------------------------------------------
 
 
@@ -282,6 +300,23 @@ def test_old_and_new_processes_share_the_compute_lock(old, new, rpy, app):
     old.cache_it(full_key(app, "k"), lambda: "theirs", 100)
     thread.join(5)
     assert results == ["theirs"]
+
+
+def test_near_cache_sees_writes_of_old_processes(redis_server, rpy, app):
+    """With near_cache, hits are served from process memory; a write by an
+    old process (redis-py) still reaches the next read."""
+    cache = RedisCache(redis_conn=rconn_for(redis_server, app, near_cache=1000), application=app)
+    old = legacy_web2py.LegacyCache(rpy, app)
+    assert cache("k", lambda: "v1", 100) == "v1"
+    deadline = time.monotonic() + 2
+    while cache._client.stats()["near_hits"] == 0:  # the copy is held once the write's own report has passed
+        assert cache("k", counting(0), 100) == "v1"
+        assert time.monotonic() < deadline, "never served from the near cache"
+    old("k", lambda: "v2", 0)  # a forced refresh: SETEX with the new value
+    deadline = time.monotonic() + 2
+    while cache("k", counting("computed"), 100) != "v2":
+        assert time.monotonic() < deadline, "the near cache kept serving the old value"
+        time.sleep(0.01)
 
 
 def test_accepts_a_redis_py_client(redis_server, app):
@@ -543,6 +578,11 @@ def test_rconn_builds_urls_from_redis_py_arguments():
     assert url(unix_socket_path="/tmp/r.sock", db=2) == "unix:///tmp/r.sock?db=2"
     assert url(host="::1") == "redis://[::1]:6379/0"
     assert url(url="memory://") == "memory://"
+    assert url(host="h", near_cache=1000) == "redis://h:6379/0?near_cache=1000"
+    assert url(host="h", ssl=True, ssl_cert_reqs="none", near_cache=5) == "rediss://h:6379/0?near_cache=5#insecure"
+    assert url(unix_socket_path="/s", near_cache=5) == "unix:///s?db=0&near_cache=5"
+    with pytest.raises(ValueError):
+        url(host="h", near_cache="many")
     connection = redis_utils.Connection(host="h", socket_timeout=2.5, socket_connect_timeout=0.5, decode_responses=True)
     assert (connection.response_timeout, connection.connect_timeout) == (2.5, 0.5)
     with pytest.warns(RuntimeWarning, match="frobnicate"):

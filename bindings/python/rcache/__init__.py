@@ -8,6 +8,8 @@ in-process store (``memory://``, the default). Set ``RCACHE_LIB`` to
 choose the librcache.so to load.
 """
 
+from __future__ import annotations
+
 from . import _lib
 from .cache import Cache
 from .client import KEEP_TTL, NO_EXPIRY, Client
@@ -16,18 +18,21 @@ from .errors import (
     ClosedError,
     ComputeError,
     ConflictError,
-    ConnectionError,
+    ConnectionError as ConnectionError,
     CorruptValueError,
     ForkedError,
     InternalError,
     InvalidArgumentError,
     RCacheError,
     ServerError,
-    TimeoutError,
+    TimeoutError as TimeoutError,
     TooLargeError,
     UnsupportedError,
     WrongTypeError,
 )
+
+# ConnectionError and TimeoutError are imported "as" themselves: that marks
+# them exported for type checkers although __all__ leaves them out (below).
 
 #: Version of the loaded librcache (rcache_version()).
 __version__ = _lib.version

@@ -15,13 +15,16 @@ After loading, ``rcache_abi_version()`` must equal :data:`ABI_VERSION`, else
 ImportError.
 """
 
+from __future__ import annotations
+
 import ctypes
 import ctypes.util
 import os
+from typing import Iterator, Optional, Tuple
 from ctypes import POINTER, Structure, c_char_p, c_int, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 
 #: The ABI version (``RCACHE_ABI_VERSION`` in rcache.h) these bindings were written for.
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 LIBRARY_NAME = "librcache.so"
 
@@ -90,6 +93,8 @@ class rcache_stats(Structure):
             "hits", "misses", "computations", "lock_waits", "early_refreshes", "fail_opens",
             "breaker_trips", "breaker_skips", "connection_errors", "timeout_errors", "server_errors",
             "other_errors", "latency_p50_us", "latency_p99_us", "latency_max_us",
+            "near_hits", "near_misses", "near_invalidations", "near_evictions", "near_flushes",
+            "near_entries", "near_bytes",
         )
     ]
 
@@ -191,6 +196,8 @@ _SIGNATURES = {
     # A NULL pattern (None) means the whole namespace; deleted_out may be NULL.
     "rcache_client_clear": (c_int, [client_p, c_char_p, c_size_t, uint64_p]),
     "rcache_client_stats": (c_int, [client_p, POINTER(rcache_stats)]),
+    # A NULL label (None) means no client="..." label; the text comes back in the buffer.
+    "rcache_client_metrics": (c_int, [client_p, c_char_p, buffer_p]),
     # A NULL pattern (None) means every key; the array comes back in *keys_out.
     "rcache_client_keys": (c_int, [client_p, c_char_p, c_size_t, buffer_pp, POINTER(c_size_t)]),
     "rcache_client_server_info": (c_int, [client_p, buffer_p]),
@@ -241,7 +248,7 @@ _SIGNATURES = {
 }
 
 
-def _candidates():
+def _candidates() -> Iterator[Tuple[str, str]]:
     """(description, path-or-name) pairs in search order, produced lazily:
     find_library runs helper programs, so it is tried only when needed."""
     explicit = os.environ.get("RCACHE_LIB")
@@ -259,7 +266,7 @@ def _candidates():
     yield "system search path", LIBRARY_NAME
 
 
-def _load():
+def _load() -> Tuple[ctypes.CDLL, str]:
     tried = []
     for origin, path in _candidates():
         if os.sep in path and not os.path.exists(path):
@@ -277,7 +284,7 @@ def _load():
     )
 
 
-def _declare(lib, path):
+def _declare(lib: ctypes.CDLL, path: str) -> None:
     for name, (restype, argtypes) in _SIGNATURES.items():
         try:
             function = getattr(lib, name)
@@ -290,27 +297,27 @@ def _declare(lib, path):
 lib, path = _load()
 _declare(lib, path)
 
-abi_version = lib.rcache_abi_version()
+abi_version: int = lib.rcache_abi_version()
 if abi_version != ABI_VERSION:
     raise ImportError(
         f"rcache: {path} has ABI version {abi_version}, but these bindings need ABI version "
         f"{ABI_VERSION}; install matching bindings or point RCACHE_LIB at a matching librcache.so"
     )
 
-version = lib.rcache_version().decode("ascii")
+version: str = lib.rcache_version().decode("ascii")
 
 # Status names, read once: rcache_status_name must not see values outside the enum.
-STATUS_NAMES = tuple(lib.rcache_status_name(status).decode("ascii") for status in range(STATUS_LAST + 1))
+STATUS_NAMES: Tuple[str, ...] = tuple(lib.rcache_status_name(status).decode("ascii") for status in range(STATUS_LAST + 1))
 
 
-def status_name(status):
+def status_name(status: int) -> str:
     """The enumerator name of a status int, e.g. "RCACHE_STATUS_MISS"."""
     if 0 <= status <= STATUS_LAST:
         return STATUS_NAMES[status]
     return f"RCACHE_STATUS_UNKNOWN({status})"
 
 
-def last_error():
+def last_error() -> str:
     """The reason of the last failed call on this thread (see rcache_last_error)."""
-    message = lib.rcache_last_error()
+    message: Optional[bytes] = lib.rcache_last_error()
     return message.decode("utf-8", "replace") if message else ""

@@ -1,11 +1,21 @@
 """Cache: a Client that stores pickled Python objects."""
 
+from __future__ import annotations
+
 import functools
 import pickle
 import re
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union, cast
 
-from .client import Client
+from .client import Client, Key, Ttl
 from .errors import CorruptValueError
+
+if TYPE_CHECKING:
+    from typing import ParamSpec
+
+    _P = ParamSpec("_P")
+
+_T = TypeVar("_T")
 
 __all__ = ["Cache"]
 
@@ -15,11 +25,11 @@ _MISSING = object()
 _COUNTER = re.compile(rb"-?[0-9]+\Z")
 
 
-def _dumps(obj):
+def _dumps(obj: object) -> bytes:
     return pickle.dumps(obj, _PROTOCOL)
 
 
-def _loads(key, data):
+def _loads(key: Key, data: bytes) -> Any:
     # Protocol 2+ pickles start with PROTO (0x80, version) and end with STOP.
     # Checking that first keeps raw bytes that happen to parse as a protocol-0
     # pickle (b"N." is None) from being returned as a value.
@@ -51,7 +61,7 @@ class Cache:
     can write to the cache: use it only with a trusted Redis.
     """
 
-    def __init__(self, url=None, *, client=None, **options):
+    def __init__(self, url: Union[str, bytes, None] = None, *, client: Optional[Client] = None, **options: Any) -> None:
         if client is not None:
             if url is not None or options:
                 raise TypeError("pass either client= or url/options, not both")
@@ -63,80 +73,86 @@ class Cache:
             self._owns_client = True
         self.client = client
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<rcache.Cache {self.client!r}>"
 
-    def __enter__(self):
+    def __enter__(self) -> Cache:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def close(self):
+    def close(self) -> None:
         """Closes the Client if this Cache opened it. Idempotent."""
         if self._owns_client:
             self.client.close()
 
-    def get(self, key, default=None):
+    def get(self, key: Key, default: Any = None) -> Any:
         """The object stored under key, or default on a miss."""
         data = self.client.get(key)
         if data is None:
             return default
         return _loads(key, data)
 
-    def set(self, key, obj, ttl=None, tags=None):
+    def set(self, key: Key, obj: object, ttl: Ttl = None, tags: Optional[Iterable[Key]] = None) -> None:
         """Stores obj (anything picklable) under key; tags as in Client.set."""
         self.client.set(key, _dumps(obj), ttl, tags)
 
-    def add_tags(self, key, tags):
+    def add_tags(self, key: Key, tags: Iterable[Key]) -> bool:
         """Adds tags to an existing entry, keeping it and its TTL; False if
         missing (see Client.add_tags)."""
         return self.client.add_tags(key, tags)
 
-    def invalidate_tags(self, tags):
+    def invalidate_tags(self, tags: Iterable[Key]) -> None:
         """Makes every entry carrying any of tags (an iterable) unreadable
         (see Client.invalidate_tags)."""
         self.client.invalidate_tags(tags)
 
-    def clear(self, pattern=None):
+    def clear(self, pattern: Optional[Key] = None) -> int:
         """Deletes the namespace's keys matching the glob pattern, or all of
         them when None; returns how many (see Client.clear)."""
         return self.client.clear(pattern)
 
-    def get_many(self, keys, default=None):
+    def get_many(self, keys: Iterable[Key], default: Any = None) -> List[Any]:
         """Objects of keys in one round trip, in order; default for each miss."""
         keys = list(keys) if not isinstance(keys, (str, bytes)) else keys
         values = self.client.get_many(keys)
         return [default if data is None else _loads(key, data) for key, data in zip(keys, values)]
 
-    def set_many(self, items, ttl=None):
+    def set_many(
+        self,
+        items: Union[Mapping[str, object], Mapping[bytes, object], Iterable[Tuple[Key, object]]],
+        ttl: Ttl = None,
+    ) -> None:
         """Stores every (key, obj) of items (a mapping or pairs), all or nothing."""
         if hasattr(items, "items"):
             items = items.items()
         self.client.set_many([(key, _dumps(obj)) for key, obj in items], ttl)
 
-    def delete(self, key):
+    def delete(self, key: Key) -> bool:
         """Deletes key; True if it existed."""
         return self.client.delete(key)
 
-    def exists(self, key):
+    def exists(self, key: Key) -> bool:
         """True if key exists."""
         return self.client.exists(key)
 
-    def ttl(self, key):
+    def ttl(self, key: Key) -> Optional[float]:
         """Seconds left, -1.0 for no expiry, None if missing (see Client.ttl)."""
         return self.client.ttl(key)
 
-    def expire(self, key, ttl):
+    def expire(self, key: Key, ttl: Ttl) -> bool:
         """New TTL for an existing key; False if missing (see Client.expire)."""
         return self.client.expire(key, ttl)
 
-    def incr(self, key, delta=1, ttl=None):
+    def incr(self, key: Key, delta: int = 1, ttl: Ttl = None) -> int:
         """Adds delta to the integer counter at key; returns the new value.
         The counter is stored as integer text (not pickled); get() reads it as int."""
         return self.client.incr(key, delta, ttl)
 
-    def get_or_set(self, key, fn, ttl=None, tags=None, **options):
+    def get_or_set(
+        self, key: Key, fn: Callable[[], object], ttl: Ttl = None, tags: Optional[Iterable[Key]] = None, **options: Any
+    ) -> Any:
         """The cached object; on a miss fn() makes it, and it is pickled and
         stored with ttl and tags. One computation per key across threads and
         processes (see Client.get_or_set for wait_timeout, lock_lease,
@@ -145,24 +161,30 @@ class Cache:
         data = self.client.get_or_set(key, lambda: _dumps(fn()), ttl=ttl, tags=tags, **options)
         return _loads(key, data)
 
-    def cached(self, ttl=None, tags=None, key=None, **options):
+    def cached(
+        self,
+        ttl: Ttl = None,
+        tags: Optional[Iterable[Key]] = None,
+        key: Union[str, Callable[..., Key], None] = None,
+        **options: Any,
+    ) -> Callable[[Callable[_P, _T]], Callable[_P, _T]]:
         """Decorator: caches a function's result per arguments with
         get_or_set. The key is ``key`` (a str, or a callable of the
         function's arguments returning one), by default the function's
         qualified name and the repr of its arguments."""
 
-        def decorate(function):
+        def decorate(function: Callable[_P, _T]) -> Callable[_P, _T]:
             name = f"{function.__module__}.{function.__qualname__}"
 
             @functools.wraps(function)
-            def wrapper(*args, **kwargs):
+            def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
                 if callable(key):
                     entry = key(*args, **kwargs)
                 elif key is not None:
                     entry = key
                 else:
                     entry = f"{name}:{args!r}:{sorted(kwargs.items())!r}"
-                return self.get_or_set(entry, lambda: function(*args, **kwargs), ttl=ttl, tags=tags, **options)
+                return cast(_T, self.get_or_set(entry, lambda: function(*args, **kwargs), ttl=ttl, tags=tags, **options))
 
             return wrapper
 

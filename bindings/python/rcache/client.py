@@ -1,5 +1,8 @@
 """Client: bytes in, bytes out, one call into librcache per method."""
 
+from __future__ import annotations
+
+import ctypes
 import datetime
 import math
 import numbers
@@ -9,29 +12,45 @@ import threading
 import time
 import weakref
 from ctypes import POINTER, byref, c_int64, c_size_t, c_uint64, cast, string_at
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
 
 from . import _lib
 from ._lib import lib as _c
 from .errors import ClosedError, ForkedError, InvalidArgumentError, from_status
 
-__all__ = ["Client", "NO_EXPIRY", "KEEP_TTL"]
+__all__ = ["Client", "NO_EXPIRY", "KEEP_TTL", "BytesLike", "Key", "Seconds", "Ttl", "FieldValue"]
+
+_S = TypeVar("_S", bound="_Sentinel")
 
 
 class _Sentinel:
     """A named singleton: one instance per subclass, pickled by its name."""
 
-    _instance = None
-    _name = None
+    _instance: Optional[_Sentinel] = None
+    _name = ""
 
-    def __new__(cls):
+    def __new__(cls: Type[_S]) -> _S:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
-        return cls._instance
+        return cls._instance  # type: ignore[return-value]  # set to a cls just above
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"rcache.{self._name}"
 
-    def __reduce__(self):
+    def __reduce__(self) -> str:
         return self._name
 
 
@@ -53,6 +72,17 @@ NO_EXPIRY = _NoExpiry()
 #: key's current expiry (a new key gets none), like Redis's ``KEEPTTL``;
 #: other methods refuse it with InvalidArgumentError.
 KEEP_TTL = _KeepTtl()
+
+#: What values may be: any bytes-like object (they come back as bytes).
+BytesLike = Union[bytes, bytearray, memoryview]
+#: What keys, tags, owners and patterns may be: str (stored as UTF-8) or bytes-like.
+Key = Union[str, bytes, bytearray, memoryview]
+#: A duration in seconds: int, float or timedelta (rounded up to whole milliseconds).
+Seconds = Union[int, float, datetime.timedelta]
+#: A ``ttl`` argument: seconds, None for the client's default, NO_EXPIRY or KEEP_TTL.
+Ttl = Union[int, float, datetime.timedelta, _NoExpiry, _KeepTtl, None]
+#: A hash record field's value as hash_set() takes it.
+FieldValue = Union[bytes, bytearray, memoryview, str, int, float]
 
 _OK = _lib.STATUS_OK
 _MISS = _lib.STATUS_MISS
@@ -93,12 +123,13 @@ _buffer_array_free = _c.rcache_buffer_array_free
 _Buffer = _lib.rcache_buffer
 _BufferArray = _lib.buffer_p
 _Bytes = _lib.rcache_bytes
+_STAT_NAMES = tuple(field[0] for field in _lib.rcache_stats._fields_)
 
 
 # --- conversions -------------------------------------------------------------
 
 
-def _as_bytes(obj, what):
+def _as_bytes(obj: Any, what: str) -> bytes:
     """bytes of a bytes-like object, or TypeError."""
     if isinstance(obj, str):
         raise TypeError(f"{what} must be bytes-like, not str (encode it first)")
@@ -108,13 +139,12 @@ def _as_bytes(obj, what):
         raise TypeError(f"{what} must be bytes-like, not {type(obj).__name__}") from None
 
 
-def _key(key, what="key"):
+def _key(key: Any, what: str = "key") -> bytes:
     """A key (or a tag, or a pattern: what names it in errors) as bytes: str
     is encoded as UTF-8, bytes-like objects are copied."""
-    kind = type(key)
-    if kind is bytes:
+    if type(key) is bytes:
         return key
-    if kind is str:
+    if type(key) is str:
         try:
             return key.encode("utf-8")
         except UnicodeEncodeError as error:
@@ -129,14 +159,13 @@ def _key(key, what="key"):
         raise TypeError(f"{what} must be str or bytes-like, not {type(key).__name__}") from None
 
 
-def _field_value(value):
+def _field_value(value: Any) -> bytes:
     """A hash field's value as bytes: bytes-like as it is, str as UTF-8, int
     and float as str() writes them (bool is refused: it would read back as
     b"True")."""
-    kind = type(value)
-    if kind is bytes:
+    if type(value) is bytes:
         return value
-    if kind is str:
+    if type(value) is str:
         return _key(value, "field value")
     if isinstance(value, bool):
         raise TypeError("field value must be bytes-like, str, int or float, not bool")
@@ -145,10 +174,16 @@ def _field_value(value):
     try:
         return memoryview(value).tobytes()
     except TypeError:
-        raise TypeError(f"field value must be bytes-like, str, int or float, not {kind.__name__}") from None
+        raise TypeError(f"field value must be bytes-like, str, int or float, not {type(value).__name__}") from None
 
 
-def _fields(mapping):
+def _bytes_array(items: Sequence[bytes]) -> ctypes.Array[_lib.rcache_bytes]:
+    """An rcache_bytes array borrowing each of items (keep items alive while it is used)."""
+    # ctypes converts each (data, len) tuple into the struct.
+    return (_Bytes * len(items))(*[(item, len(item)) for item in items])  # type: ignore[misc]
+
+
+def _fields(mapping: Any) -> Tuple[ctypes.Array[_lib.rcache_bytes], ctypes.Array[_lib.rcache_bytes], int]:
     """(names array, values array, count) of a mapping or iterable of (name, value) pairs."""
     if hasattr(mapping, "items"):
         mapping = mapping.items()
@@ -156,18 +191,13 @@ def _fields(mapping):
     for name, value in mapping:
         names.append(_key(name, "field name"))
         values.append(_field_value(value))
-    count = len(names)
-    return (
-        (_Bytes * count)(*[(name, len(name)) for name in names]),
-        (_Bytes * count)(*[(value, len(value)) for value in values]),
-        count,
-    )
+    return _bytes_array(names), _bytes_array(values), len(names)
 
 
-_CONDITIONS = {"always": _lib.WRITE_ALWAYS, "if_exists": _lib.WRITE_IF_EXISTS, "if_absent": _lib.WRITE_IF_ABSENT}
+_CONDITIONS: Dict[str, int] = {"always": _lib.WRITE_ALWAYS, "if_exists": _lib.WRITE_IF_EXISTS, "if_absent": _lib.WRITE_IF_ABSENT}
 
 
-def _condition(condition):
+def _condition(condition: object) -> int:
     if not isinstance(condition, str):
         raise TypeError(f"condition must be str, not {type(condition).__name__}")
     try:
@@ -176,12 +206,12 @@ def _condition(condition):
         raise InvalidArgumentError(f"condition must be one of {', '.join(map(repr, _CONDITIONS))}, not {condition!r}") from None
 
 
-def _read_array(array, count):
+def _read_array(array: Any, count: int) -> List[bytes]:
     """The bytes of the count buffers of a library-allocated array (not freed here)."""
     return [string_at(array[index].data, array[index].len) for index in range(count)]
 
 
-def _info_value(value):
+def _info_value(value: str) -> Any:
     """One INFO value as redis-py's info() reads it: int, float, a dict for
     ``a=1,b=2``, a list for ``a,b``, else the text."""
     if "," not in value and "=" not in value:
@@ -201,11 +231,11 @@ def _info_value(value):
     return parsed
 
 
-def _parse_info(text):
+def _parse_info(text: str) -> Dict[str, Any]:
     """INFO text as a dict: ``name:value`` lines, ``# Section`` headers
     skipped; ``module:`` lines gathered in a "modules" list, lines without a
     colon in "__raw__", as redis-py does."""
-    info = {}
+    info: Dict[str, Any] = {}
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
@@ -219,7 +249,7 @@ def _parse_info(text):
     return info
 
 
-def _tags(tags):
+def _tags(tags: Any) -> Tuple[ctypes.Array[_lib.rcache_bytes], int]:
     """An iterable of tags (each str or bytes-like) as (rcache_bytes array, count).
     A single str or bytes-like object is refused rather than iterated."""
     if isinstance(tags, (str, bytes, bytearray, memoryview)):
@@ -228,20 +258,21 @@ def _tags(tags):
         tags = iter(tags)
     except TypeError:
         raise TypeError(f"tags must be an iterable of tags, not {type(tags).__name__}") from None
-    tags = [_key(tag, "tag") for tag in tags]
-    return (_Bytes * len(tags))(*[(tag, len(tag)) for tag in tags]), len(tags)
+    encoded = [_key(tag, "tag") for tag in tags]
+    return _bytes_array(encoded), len(encoded)
 
 
-def _count(value):
+def _count(value: object) -> int:
     """A positive 32-bit count."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"breaker_threshold must be an int, not {type(value).__name__}")
-    if not 0 < value <= _lib.UINT32_MAX:
+    count = int(value)
+    if not 0 < count <= _lib.UINT32_MAX:
         raise InvalidArgumentError(f"breaker_threshold must be between 1 and {_lib.UINT32_MAX}")
-    return int(value)
+    return count
 
 
-def _found(status):
+def _found(status: int) -> bool:
     """True for OK, False for MISS; any other status raises its exception."""
     if status == _OK:
         return True
@@ -250,7 +281,7 @@ def _found(status):
     raise from_status(status)
 
 
-def _beta(beta):
+def _beta(beta: object) -> float:
     """The early-refresh factor: a finite number >= 0."""
     if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
         raise TypeError(f"beta must be a number, not {type(beta).__name__}")
@@ -260,33 +291,36 @@ def _beta(beta):
     return beta
 
 
-def _value(value):
+def _value(value: Any) -> bytes:
     """A value as bytes; only bytes-like objects are accepted."""
     if type(value) is bytes:
         return value
     return _as_bytes(value, "value")
 
 
-def _seconds_to_ms(seconds, what):
+def _seconds_to_ms(seconds: Any, what: str) -> int:
     """Positive seconds (int, float, timedelta or other real) to whole
     milliseconds, rounded up so that any positive duration is at least 1 ms;
     clamped to INT64_MAX (the library refuses anything over 100 years)."""
-    kind = type(seconds)
-    if kind is int:
+    if type(seconds) is int:
         if seconds <= 0:
             raise InvalidArgumentError(f"{what} must be positive, not {seconds!r}")
         return min(seconds * 1000, _INT64_MAX)
+    kind = type(seconds)
     if kind is bool or isinstance(seconds, bool):
         raise TypeError(f"{what} must be a number of seconds, not bool")
+    number: float
     if kind is datetime.timedelta:
-        seconds = seconds.total_seconds()
-    elif kind is not float:
+        number = seconds.total_seconds()
+    elif kind is float:
+        number = seconds
+    else:
         if not isinstance(seconds, numbers.Real):
             raise TypeError(f"{what} must be a number of seconds, not {kind.__name__}")
-        seconds = float(seconds)
-    if math.isnan(seconds) or seconds <= 0:
-        raise InvalidArgumentError(f"{what} must be positive, not {seconds!r}")
-    millis = seconds * 1000.0
+        number = float(seconds)
+    if math.isnan(number) or number <= 0:
+        raise InvalidArgumentError(f"{what} must be positive, not {number!r}")
+    millis = number * 1000.0
     if millis >= _INT64_MAX:  # also inf
         return _INT64_MAX
     # round() first so that float noise (0.007 * 1000 == 7.000000000000001)
@@ -294,7 +328,7 @@ def _seconds_to_ms(seconds, what):
     return max(1, math.ceil(round(millis, 6)))
 
 
-def _ttl_ms(ttl, what="ttl"):
+def _ttl_ms(ttl: object, what: str = "ttl") -> int:
     """The C per-call TTL: None -> client default, NO_EXPIRY -> none,
     KEEP_TTL -> keep (the library refuses it where it makes no sense), else ms."""
     if ttl is None:
@@ -306,12 +340,12 @@ def _ttl_ms(ttl, what="ttl"):
     return _seconds_to_ms(ttl, what)
 
 
-def _seconds_left(millis):
+def _seconds_left(millis: int) -> float:
     """A remaining TTL from C: seconds as float, -1.0 for no expiry."""
     return -1.0 if millis == _lib.TTL_NONE else millis / 1000.0
 
 
-def _u32_ms(seconds, what):
+def _u32_ms(seconds: object, what: str) -> int:
     """Positive seconds as milliseconds that fit a uint32_t."""
     millis = _seconds_to_ms(seconds, what)
     if millis > _lib.UINT32_MAX:
@@ -319,27 +353,27 @@ def _u32_ms(seconds, what):
     return millis
 
 
-def _timeout_ms(seconds, what):
+def _timeout_ms(seconds: object, what: str) -> int:
     if seconds is None:
         return 0
     return _u32_ms(seconds, what)
 
 
-def _size(value, what):
+def _size(value: Any, what: str) -> int:
     if value is None:
         return 0
     if isinstance(value, bool):
         raise TypeError(f"{what} must be an int, not bool")
     try:
-        value = operator.index(value)
+        size = operator.index(value)
     except TypeError:
         raise TypeError(f"{what} must be an int, not {type(value).__name__}") from None
-    if not 0 < value <= _lib.SIZE_MAX:
-        raise InvalidArgumentError(f"{what} must be between 1 and {_lib.SIZE_MAX}, not {value}")
-    return value
+    if not 0 < size <= _lib.SIZE_MAX:
+        raise InvalidArgumentError(f"{what} must be between 1 and {_lib.SIZE_MAX}, not {size}")
+    return size
 
 
-def _int64(value, what):
+def _int64(value: Any, what: str) -> int:
     if type(value) is int:
         if _INT64_MIN <= value <= _INT64_MAX:
             return value
@@ -353,7 +387,7 @@ def _int64(value, what):
     raise InvalidArgumentError(f"{what} {value} does not fit in a signed 64-bit integer")
 
 
-def _prefix(prefix):
+def _prefix(prefix: object) -> Optional[bytes]:
     if prefix is None:
         return None
     if isinstance(prefix, str):
@@ -365,7 +399,7 @@ def _prefix(prefix):
     return prefix or None
 
 
-def _redact(url):
+def _redact(url: str) -> str:
     """The URL without its password, for repr()."""
     scheme, sep, rest = url.partition("://")
     userinfo, at, host = rest.rpartition("@")
@@ -377,10 +411,10 @@ def _redact(url):
 
 # --- fork --------------------------------------------------------------------
 
-_live = weakref.WeakSet()
+_live: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
-def _after_fork_in_child():
+def _after_fork_in_child() -> None:
     for client in list(_live):
         client._disown_after_fork()
     _live.clear()
@@ -418,6 +452,14 @@ class Client:
     :class:`rcache.ForkedError`; create a new one in the child.
     Each ``memory://`` Client is its own private store.
 
+    A Redis URL may add a near cache, e.g.
+    ``redis://host:6379/0?near_cache=100000&near_cache_bytes=67108864``: up
+    to near_cache entries and near_cache_bytes bytes (default 64 MiB) are
+    kept in process memory and reads are answered from there until Redis
+    reports a change (Redis 6 or later). Writes by this Client are seen at
+    once, other clients' writes and tag invalidations once reported; see the
+    README's "Near cache".
+
     fail_open=True keeps an application up while Redis is down: reads are
     misses, writes of entries are dropped, get_or_set computes without
     caching (counted in stats()["fail_opens"]); deletes, invalidations,
@@ -428,24 +470,24 @@ class Client:
 
     def __init__(
         self,
-        url=None,
+        url: Union[str, bytes, None] = None,
         *,
-        connect_timeout=None,
-        response_timeout=None,
-        prefix=None,
-        default_ttl=None,
-        max_key_bytes=None,
-        max_value_bytes=None,
-        memory_max_entries=None,
-        memory_max_bytes=None,
-        fail_open=False,
-        breaker_threshold=None,
-        breaker_cooldown=None,
-    ):
+        connect_timeout: Optional[Seconds] = None,
+        response_timeout: Optional[Seconds] = None,
+        prefix: Optional[Key] = None,
+        default_ttl: Ttl = None,
+        max_key_bytes: Optional[int] = None,
+        max_value_bytes: Optional[int] = None,
+        memory_max_entries: Optional[int] = None,
+        memory_max_bytes: Optional[int] = None,
+        fail_open: bool = False,
+        breaker_threshold: Optional[int] = None,
+        breaker_cooldown: Optional[Seconds] = None,
+    ) -> None:
         # In-flight calls, one entry each: list.append/pop are atomic, so this
         # is a refcount that close() waits on without a lock on the fast path.
-        self._inflight = []
-        self._handle = None
+        self._inflight: List[None] = []
+        self._handle: Optional[ctypes._Pointer[_lib.rcache_client]] = None
         self._forked = False
         self._close_lock = threading.Lock()
         if url is None:
@@ -484,31 +526,31 @@ class Client:
         self._pid = os.getpid()
         _live.add(self)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         state = "closed" if self._handle is None else "open"
         return f"<rcache.Client {self._url!r} {state}>"
 
-    def __enter__(self):
+    def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __reduce__(self):
+    def __reduce__(self) -> str:
         raise TypeError("an rcache.Client cannot be pickled; create one in each process")
 
-    def __del__(self):
+    def __del__(self) -> None:
         try:
             self.close()
         except Exception:
             pass
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         """True after close() (or in a child process after fork())."""
         return self._handle is None
 
-    def close(self):
+    def close(self) -> None:
         """Closes the connection and frees the handle. Idempotent. Waits for
         calls running in other threads to return (each is bounded by the
         timeouts); calls that start afterwards raise ClosedError."""
@@ -523,7 +565,7 @@ class Client:
                 delay = min(delay * 2, 0.01)
             _free(handle)
 
-    def _disown_after_fork(self):
+    def _disown_after_fork(self) -> None:
         """In a fork child: the handle belongs to the parent's I/O thread.
         rcache_client_free only releases the handle's record there."""
         handle = self._handle
@@ -534,7 +576,7 @@ class Client:
         if handle is not None:
             _free(handle)
 
-    def _unusable(self):
+    def _unusable(self) -> Exception:
         if self._forked:
             return ForkedError(
                 f"this Client was created in process {self._pid} before fork(); "
@@ -542,7 +584,7 @@ class Client:
             )
         return ClosedError("this Client is closed")
 
-    def _invoke(self, function, *args):
+    def _invoke(self, function: Callable[..., int], *args: Any) -> int:
         """function(handle, *args), registered in _inflight for close(); its
         status. Raises ClosedError or ForkedError if the handle is gone."""
         # Append before reading _handle, so close() either sees the call or
@@ -560,7 +602,7 @@ class Client:
     # Each method: convert the arguments, one library call through _invoke,
     # convert the result.
 
-    def get(self, key):
+    def get(self, key: Key) -> Optional[bytes]:
         """The value stored under key (bytes), or None if it is missing."""
         key = _key(key)
         # A fresh out-buffer per call rather than a shared one: a signal
@@ -585,7 +627,7 @@ class Client:
             return None
         raise from_status(status)
 
-    def get_with_ttl(self, key):
+    def get_with_ttl(self, key: Key) -> Optional[Tuple[bytes, float]]:
         """(value, ttl) of key in one round trip, or None if it is missing:
         value is bytes, ttl the seconds it has left as ttl() gives them (float,
         millisecond resolution; -1.0 if it has no expiry). Counted as a hit or
@@ -603,7 +645,7 @@ class Client:
             return None
         raise from_status(status)
 
-    def compare_and_set(self, key, expected, value, ttl=None):
+    def compare_and_set(self, key: Key, expected: BytesLike, value: BytesLike, ttl: Ttl = None) -> bool:
         """Stores value (bytes-like) under key only if key holds exactly
         expected (bytes-like) now, in one atomic step: True when stored, False
         when key is missing or holds something else. A tagged entry is
@@ -615,7 +657,7 @@ class Client:
         ttl_ms = _ttl_ms(ttl)
         return _found(self._invoke(_compare_and_set, key, len(key), expected, len(expected), value, len(value), ttl_ms))
 
-    def set(self, key, value, ttl=None, tags=None):
+    def set(self, key: Key, value: BytesLike, ttl: Ttl = None, tags: Optional[Iterable[Key]] = None) -> None:
         """Stores value (bytes-like) under key, replacing whatever it held.
         ttl: seconds, None for the client's default_ttl, NO_EXPIRY for none,
         KEEP_TTL to keep the key's current expiry (a new key gets none; not
@@ -635,7 +677,7 @@ class Client:
         if status != _OK:
             raise from_status(status)
 
-    def add_tags(self, key, tags):
+    def add_tags(self, key: Key, tags: Iterable[Key]) -> bool:
         """Adds tags (an iterable, as in set()) to the existing entry at key,
         keeping its value and TTL. False if key is missing or already
         invalidated."""
@@ -643,7 +685,7 @@ class Client:
         tag_array, tag_count = _tags(tags)
         return _found(self._invoke(_add_tags, key, len(key), tag_array, tag_count))
 
-    def invalidate_tags(self, tags):
+    def invalidate_tags(self, tags: Iterable[Key]) -> None:
         """Invalidates every tag of tags (an iterable of str or bytes-like
         tags; a single str or bytes is a TypeError): once this returns, no
         client reads an entry that carried any of them. Costs one small write
@@ -653,7 +695,7 @@ class Client:
         if status != _OK:
             raise from_status(status)
 
-    def clear(self, pattern=None):
+    def clear(self, pattern: Optional[Key] = None) -> int:
         """Deletes the keys of this client's namespace (its prefix) that match
         pattern, a Redis glob (str or bytes: ``*``, ``?``, ``[...]``, ``\\``
         escapes) matched against keys without the prefix; or every key of the
@@ -666,7 +708,7 @@ class Client:
             raise from_status(status)
         return deleted.value
 
-    def keys(self, pattern=None):
+    def keys(self, pattern: Optional[Key] = None) -> List[bytes]:
         """The keys of this client's namespace, of any type and without the
         prefix, that match pattern (a Redis glob, as in clear(); every key
         when None): a sorted list of bytes. rcache's own keys (``__rcache_``)
@@ -684,7 +726,7 @@ class Client:
         finally:
             _buffer_array_free(array, count.value)
 
-    def hash_get(self, key):
+    def hash_get(self, key: Key) -> Optional[Dict[bytes, bytes]]:
         """Every field of the hash record at key, as a dict of bytes names to
         bytes values, or None if key is missing. WrongTypeError if key holds
         a plain value. Counted as a hit or a miss in stats(), like get()."""
@@ -701,7 +743,13 @@ class Client:
             _buffer_array_free(names, count.value)
             _buffer_array_free(values, count.value)
 
-    def hash_set(self, key, mapping, ttl=None, condition="always"):
+    def hash_set(
+        self,
+        key: Key,
+        mapping: Union[Mapping[str, FieldValue], Mapping[bytes, FieldValue], Iterable[Tuple[Key, FieldValue]]],
+        ttl: Ttl = None,
+        condition: str = "always",
+    ) -> bool:
         """Merges mapping (a mapping, or an iterable of (name, value) pairs;
         at least one) into the hash record at key, creating it, and gives it
         ttl (as in set(); KEEP_TTL leaves its expiry alone), in one atomic
@@ -716,7 +764,7 @@ class Client:
         ttl_ms = _ttl_ms(ttl)
         return _found(self._invoke(_hash_set, key, len(key), names, values, count, ttl_ms, _condition(condition)))
 
-    def lock(self, key, owner, lease):
+    def lock(self, key: Key, owner: Key, lease: Seconds) -> bool:
         """Takes the lock key for owner (str or bytes: a token unique to the
         holder) for lease seconds: True when taken, False when key exists
         (someone holds the lock). key is an ordinary key of this client's
@@ -727,21 +775,21 @@ class Client:
         owner = _key(owner, "owner")
         return _found(self._invoke(_lock, key, len(key), owner, len(owner), _u32_ms(lease, "lease")))
 
-    def extend_lock(self, key, owner, lease):
+    def extend_lock(self, key: Key, owner: Key, lease: Seconds) -> bool:
         """Renews the lock key to lease seconds from now if owner holds it;
         False when it is not theirs (expired, released or taken by another)."""
         key = _key(key)
         owner = _key(owner, "owner")
         return _found(self._invoke(_extend_lock, key, len(key), owner, len(owner), _u32_ms(lease, "lease")))
 
-    def unlock(self, key, owner):
+    def unlock(self, key: Key, owner: Key) -> bool:
         """Releases the lock key if owner holds it (compare and delete, in one
         step); False when it is not theirs, and then nothing is deleted."""
         key = _key(key)
         owner = _key(owner, "owner")
         return _found(self._invoke(_unlock, key, len(key), owner, len(owner)))
 
-    def server_info(self):
+    def server_info(self) -> Dict[str, Any]:
         """The server's INFO (every default section) as a dict, read as
         redis-py's info() reads it: int and float values converted, values
         like ``keys=1,expires=0`` (the db0 line) as dicts. On memory:// the
@@ -756,17 +804,17 @@ class Client:
             _buffer_free(buffer)
         return _parse_info(text.decode("utf-8", "replace"))
 
-    def delete(self, key):
+    def delete(self, key: Key) -> bool:
         """Deletes key; True if it existed."""
         key = _key(key)
         return _found(self._invoke(_delete, key, len(key)))
 
-    def exists(self, key):
+    def exists(self, key: Key) -> bool:
         """True if key exists (and has not expired)."""
         key = _key(key)
         return _found(self._invoke(_exists, key, len(key)))
 
-    def ttl(self, key):
+    def ttl(self, key: Key) -> Optional[float]:
         """Seconds key has left (float, millisecond resolution), -1.0 if it
         has no expiry, None if it is missing."""
         key = _key(key)
@@ -778,7 +826,7 @@ class Client:
             return None
         raise from_status(status)
 
-    def expire(self, key, ttl):
+    def expire(self, key: Key, ttl: Ttl) -> bool:
         """Gives an existing key a new TTL in seconds; NO_EXPIRY removes the
         expiry; None applies the client's default_ttl (so it too removes the
         expiry when no default_ttl is set). False if key is missing."""
@@ -786,14 +834,14 @@ class Client:
         ttl_ms = _ttl_ms(ttl)
         return _found(self._invoke(_expire, key, len(key), ttl_ms))
 
-    def get_many(self, keys):
+    def get_many(self, keys: Iterable[Key]) -> List[Optional[bytes]]:
         """Values of keys (an iterable, not a single str/bytes) in one round
         trip: a list in the same order, None for each miss."""
         if isinstance(keys, (str, bytes, bytearray, memoryview)):
             raise TypeError("keys must be an iterable of keys, not a single key")
-        keys = [_key(key) for key in keys]
-        count = len(keys)
-        request = (_Bytes * count)(*[(key, len(key)) for key in keys])
+        encoded = [_key(key) for key in keys]
+        count = len(encoded)
+        request = _bytes_array(encoded)
         values = (_Buffer * count)()
         status = self._invoke(_get_many, request, count, values)
         if status != _OK:
@@ -803,27 +851,35 @@ class Client:
         finally:
             _buffers_free(values, count)
 
-    def set_many(self, items, ttl=None):
+    def set_many(
+        self,
+        items: Union[Mapping[str, BytesLike], Mapping[bytes, BytesLike], Iterable[Tuple[Key, BytesLike]]],
+        ttl: Ttl = None,
+    ) -> None:
         """Stores every entry of items (a mapping or an iterable of (key,
         value) pairs) with one ttl, all or nothing, in one round trip."""
-        if hasattr(items, "items"):
-            items = items.items()
+        pairs = items.items() if hasattr(items, "items") else items
         keys = []
         values = []
-        for key, value in items:
+        for key, value in pairs:
             keys.append(_key(key))
             values.append(_value(value))
         ttl_ms = _ttl_ms(ttl)
-        count = len(keys)
-        key_array = (_Bytes * count)(*[(key, len(key)) for key in keys])
-        value_array = (_Bytes * count)(*[(value, len(value)) for value in values])
-        status = self._invoke(_set_many, key_array, value_array, count, ttl_ms)
+        status = self._invoke(_set_many, _bytes_array(keys), _bytes_array(values), len(keys), ttl_ms)
         if status != _OK:
             raise from_status(status)
 
     def get_or_set(
-        self, key, compute, ttl=None, tags=None, wait_timeout=None, lock_lease=None, wait_fails=False, beta=1.0
-    ):
+        self,
+        key: Key,
+        compute: Callable[[], BytesLike],
+        ttl: Ttl = None,
+        tags: Optional[Iterable[Key]] = None,
+        wait_timeout: Optional[Seconds] = None,
+        lock_lease: Optional[Seconds] = None,
+        wait_fails: bool = False,
+        beta: float = 1.0,
+    ) -> bytes:
         """The value at key; on a miss, compute() (returning bytes-like) makes
         it and it is stored with ttl and tags. Concurrent callers that miss
         the same key, in any thread or process, wait while one of them
@@ -849,13 +905,14 @@ class Client:
             options.tags = cast(tag_array, POINTER(_Bytes))
         raised = []
 
-        def callback(_user_data, output):
+        def callback(_user_data: Optional[int], output: Any) -> bool:
             try:
                 value = _value(compute())
             except BaseException as error:  # re-raised below, on the caller's side
                 raised.append(error)
                 return False
-            return _compute_output_set(output, value, len(value)) == _OK
+            stored: int = _compute_output_set(output, value, len(value))
+            return stored == _OK
 
         buffer = _Buffer()
         status = self._invoke(_get_or_compute, key, len(key), byref(options), _lib.compute_fn(callback), None, byref(buffer))
@@ -868,18 +925,21 @@ class Client:
         finally:
             _buffer_free(byref(buffer))
 
-    def stats(self):
+    def stats(self) -> Dict[str, int]:
         """This client's counters as a dict: hits, misses, computations,
         lock_waits, early_refreshes, fail_opens, breaker_trips, breaker_skips,
-        connection_errors, timeout_errors, server_errors, other_errors, and
-        latency_p50_us / latency_p99_us / latency_max_us of library calls."""
+        connection_errors, timeout_errors, server_errors, other_errors,
+        latency_p50_us / latency_p99_us / latency_max_us of calls to the
+        backend, and for a near cache (0 without one) near_hits (also in
+        hits), near_misses, near_invalidations, near_evictions, near_flushes,
+        near_entries and near_bytes (see rcache_stats in rcache.h)."""
         stats = _lib.rcache_stats()
         status = self._invoke(_stats, byref(stats))
         if status != _OK:
             raise from_status(status)
-        return {name: getattr(stats, name) for name, _ in stats._fields_}
+        return {name: getattr(stats, name) for name in _STAT_NAMES}
 
-    def incr(self, key, delta=1, ttl=None):
+    def incr(self, key: Key, delta: int = 1, ttl: Ttl = None) -> int:
         """Adds delta to the integer counter at key and returns the new value.
         A missing counter starts at 0 and gets ttl; an existing one keeps its
         TTL. WrongTypeError if the stored value is not an integer."""

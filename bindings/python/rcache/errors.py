@@ -5,7 +5,10 @@ the matching builtin, so ``except ValueError`` / ``except TimeoutError`` /
 ``except ConnectionError`` keep working in callers that do not know rcache.
 """
 
+from __future__ import annotations
+
 import builtins
+from typing import Dict, Optional, Type
 
 from . import _lib
 
@@ -33,9 +36,9 @@ class RCacheError(Exception):
     unpickling); ``message`` is the human-readable reason.
     """
 
-    status = None
+    status: Optional[str] = None
 
-    def __init__(self, message, status=None):
+    def __init__(self, message: str, status: Optional[str] = None) -> None:
         super().__init__(message)
         self.message = message
         if status is not None:
@@ -122,7 +125,7 @@ class ConflictError(RCacheError):
     status = "RCACHE_STATUS_CONFLICT"
 
 
-_BY_STATUS = {
+_BY_STATUS: Dict[int, Type[RCacheError]] = {
     _lib.STATUS_INVALID_ARGUMENT: InvalidArgumentError,
     _lib.STATUS_CONNECTION: ConnectionError,
     _lib.STATUS_TIMEOUT: TimeoutError,
@@ -138,7 +141,7 @@ _BY_STATUS = {
 }
 
 
-def from_status(status):
+def from_status(status: int) -> RCacheError:
     """The exception for an error status; call it right after the failing
     call, on the same thread, so rcache_last_error() still holds its reason."""
     message = _lib.last_error() or _lib.status_name(status)

@@ -1,10 +1,14 @@
 """SessionStore: user sessions kept in the cache, with versioned saves."""
 
-from ctypes import POINTER, byref, c_uint64, c_void_p, cast, string_at
+from __future__ import annotations
+
+import ctypes
+from ctypes import byref, c_uint64, c_void_p, string_at
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 from . import _lib
 from ._lib import lib as _c
-from .client import _found, _key, _tags, _ttl_ms, _value
+from .client import BytesLike, Client, Key, Seconds, Ttl, _bytes_array, _found, _key, _tags, _ttl_ms, _value
 from .errors import from_status
 
 __all__ = ["Session", "SessionStore"]
@@ -21,14 +25,20 @@ class Session:
 
     __slots__ = ("fields", "version", "touched")
 
-    def __init__(self, fields, version, touched):
+    fields: Dict[str, bytes]
+    version: int
+    touched: float
+
+    def __init__(self, fields: Dict[str, bytes], version: int, touched: float) -> None:
         self.fields, self.version, self.touched = fields, version, touched
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<rcache.Session version={self.version} fields={sorted(self.fields)}>"
 
 
-def _fields(fields):
+def _fields(
+    fields: Optional[Mapping[str, BytesLike]],
+) -> Tuple[ctypes.Array[_lib.rcache_bytes], ctypes.Array[_lib.rcache_bytes], int]:
     """(names array, values array, count) of a dict of str to bytes-like."""
     names, values = [], []
     for name, value in (fields or {}).items():
@@ -36,12 +46,7 @@ def _fields(fields):
             raise TypeError(f"session field names must be str, not {type(name).__name__}")
         names.append(name.encode("utf-8"))
         values.append(_value(value))
-    count = len(names)
-    return (
-        (_Bytes * count)(*[(name, len(name)) for name in names]),
-        (_Bytes * count)(*[(value, len(value)) for value in values]),
-        count,
-    )
+    return _bytes_array(names), _bytes_array(values), len(names)
 
 
 class SessionStore:
@@ -53,17 +58,17 @@ class SessionStore:
     load it is based on raises ConflictError instead of overwriting a newer
     save. Loads never wait on a lock."""
 
-    def __init__(self, client, namespace="sess:"):
+    def __init__(self, client: Client, namespace: Key = "sess:") -> None:
         self.client = client
         self._namespace = _key(namespace, "namespace")
 
-    def _call(self, function, *args):
+    def _call(self, function: Callable[..., int], *args: Any) -> int:
         """function(store, *args) on a store handle opened for this call, so it
         never outlives the client; the status."""
 
-        def with_store(handle):
+        def with_store(handle: Any) -> int:
             store = c_void_p()
-            status = _c.rcache_session_store_open(handle, self._namespace, len(self._namespace), byref(store))
+            status: int = _c.rcache_session_store_open(handle, self._namespace, len(self._namespace), byref(store))
             if status != _OK:
                 return status
             try:
@@ -73,7 +78,7 @@ class SessionStore:
 
         return self.client._invoke(with_store)
 
-    def create(self, fields=None, ttl=None):
+    def create(self, fields: Optional[Mapping[str, BytesLike]] = None, ttl: Ttl = None) -> Tuple[str, str]:
         """A new session holding fields (dict of str to bytes); (id, secret) as str."""
         names, values, count = _fields(fields)
         new = _lib.rcache_session_new()
@@ -82,7 +87,7 @@ class SessionStore:
             raise from_status(status)
         return new.id.decode("ascii"), new.secret.decode("ascii")
 
-    def load(self, session_id, secret, slide=None):
+    def load(self, session_id: Key, secret: Key, slide: Ttl = None) -> Optional[Session]:
         """The Session, or None when the id is unknown or the secret wrong.
         slide (seconds, or NO_EXPIRY) renews its expiry; None leaves it."""
         session_id, secret = _key(session_id, "session id"), _key(secret, "secret")
@@ -107,7 +112,15 @@ class SessionStore:
         finally:
             _c.rcache_session_record_free(record)
 
-    def save(self, session_id, secret, fields=None, delete=(), version=None, ttl=None):
+    def save(
+        self,
+        session_id: Key,
+        secret: Key,
+        fields: Optional[Mapping[str, BytesLike]] = None,
+        delete: Iterable[Key] = (),
+        version: Optional[int] = None,
+        ttl: Ttl = None,
+    ) -> Optional[int]:
         """Sets fields and deletes the names in delete, in one atomic step,
         renewing the expiry to ttl; the new version, or None when the session
         is missing (or the secret wrong). With version (from load()),
@@ -126,17 +139,17 @@ class SessionStore:
             raise from_status(status)
         return new_version.value
 
-    def touch(self, session_id, secret, ttl=None):
+    def touch(self, session_id: Key, secret: Key, ttl: Ttl = None) -> bool:
         """Renews the expiry; False when the session is missing or the secret wrong."""
         session_id, secret = _key(session_id, "session id"), _key(secret, "secret")
         return _found(self._call(_c.rcache_session_touch, session_id, len(session_id), secret, len(secret), _ttl_ms(ttl)))
 
-    def destroy(self, session_id, secret):
+    def destroy(self, session_id: Key, secret: Key) -> bool:
         """Deletes the session; False when it is missing or the secret wrong."""
         session_id, secret = _key(session_id, "session id"), _key(secret, "secret")
         return _found(self._call(_c.rcache_session_destroy, session_id, len(session_id), secret, len(secret)))
 
-    def purge(self, idle):
+    def purge(self, idle: Seconds) -> int:
         """Deletes the sessions not saved or touched for idle seconds; how many."""
         purged = c_uint64()
         idle_ms = _ttl_ms(idle, "idle")
@@ -145,7 +158,7 @@ class SessionStore:
             raise from_status(status)
         return purged.value
 
-    def lock(self, session_id, secret, lease=10):
+    def lock(self, session_id: Key, secret: Key, lease: Seconds = 10) -> Optional[str]:
         """Takes the session's exclusive lock for lease seconds; the owner
         token, or None when the session is missing or the secret wrong.
         ConflictError when another owner holds it."""
@@ -156,9 +169,10 @@ class SessionStore:
             return None
         if status != _OK:
             raise from_status(status)
-        return owner.token.decode("ascii")
+        token: bytes = owner.token
+        return token.decode("ascii")
 
-    def unlock(self, session_id, owner):
+    def unlock(self, session_id: Key, owner: str) -> bool:
         """Releases a lock taken with lock(); False when owner no longer holds it."""
         session_id = _key(session_id, "session id")
         return _found(self._call(_c.rcache_session_unlock, session_id, len(session_id), owner.encode("ascii")))

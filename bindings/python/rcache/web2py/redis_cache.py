@@ -17,6 +17,8 @@ statistics are per application; calls are bounded by the connection's timeouts
 and ``fail_gracefully`` never blocks; ``secret_key`` refuses unsigned values.
 """
 
+from __future__ import annotations
+
 import hashlib
 import hmac
 import logging
@@ -28,8 +30,9 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, TypeVar, Union
 
-from ..client import KEEP_TTL
+from ..client import KEEP_TTL, Client, Key
 from ..errors import ConflictError, ConnectionError, TimeoutError, WrongTypeError
 from . import _web2py
 from .redis_utils import as_connection
@@ -49,21 +52,23 @@ _MAC_BYTES = 32
 _COUNTER = re.compile(rb"-?[0-9]{1,19}")
 _UNAVAILABLE = (ConnectionError, TimeoutError)
 
-_instances = {}
+_T = TypeVar("_T")
+
+_instances: Dict[str, RedisClient] = {}
 _instances_lock = threading.Lock()
 
 
 def RedisCache(
-    redis_conn=None,
-    debug=False,
-    with_lock=False,
-    fail_gracefully=False,
-    db=None,
-    application=None,
-    secret_key=None,
-    lock_wait=10.0,
-    lock_lease=10.0,
-):
+    redis_conn: Any = None,
+    debug: bool = False,
+    with_lock: bool = False,
+    fail_gracefully: bool = False,
+    db: object = None,
+    application: Optional[str] = None,
+    secret_key: Union[str, bytes, None] = None,
+    lock_wait: float = 10.0,
+    lock_lease: float = 10.0,
+) -> RedisClient:
     """The cache of this application, created by the first call (later calls
     return it and ignore their arguments, as before).
 
@@ -108,15 +113,15 @@ class RedisClient:
 
     def __init__(
         self,
-        redis_conn=None,
-        debug=False,
-        with_lock=False,
-        fail_gracefully=False,
-        application=None,
-        secret_key=None,
-        lock_wait=10.0,
-        lock_lease=10.0,
-    ):
+        redis_conn: Any = None,
+        debug: bool = False,
+        with_lock: bool = False,
+        fail_gracefully: bool = False,
+        application: Optional[str] = None,
+        secret_key: Union[str, bytes, None] = None,
+        lock_wait: float = 10.0,
+        lock_lease: float = 10.0,
+    ) -> None:
         if application is None:
             application = _web2py.application()
         self.application = application
@@ -126,13 +131,13 @@ class RedisClient:
         self.lock_wait = _seconds(lock_wait, "lock_wait")
         self.lock_lease = _seconds(lock_lease, "lock_lease")
         self.prefix = f"w2p:cache:{application}:"
-        self.r_server = redis_conn
+        self.r_server: Any = redis_conn
         self._connection = as_connection(redis_conn, application)
         if self.r_server is None:
             self.r_server = self._connection
         if isinstance(secret_key, str):
             secret_key = secret_key.encode("utf-8")
-        self._secret_key = secret_key or None
+        self._secret_key: Optional[bytes] = secret_key or None
         self._prefix_bytes = self.prefix.encode("utf-8")
         self._stats_keys = (f"w2p:{application}:___cache_stats:hit_total", f"w2p:{application}:___cache_stats:misses")
         self._legacy_index = f"w2p:{application}:___cache_set"
@@ -140,20 +145,27 @@ class RedisClient:
         self._unflushed = [0, 0]
         self._flushed_at = time.monotonic()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<rcache.web2py RedisCache {self.application!r} on {self._connection!r}>"
 
     @property
-    def _client(self):
+    def _client(self) -> Client:
         """The Client holding this application's entries."""
         return self._connection.client_for(self.prefix, fail_open=self.fail_gracefully)
 
-    def initialize(self):
+    def initialize(self) -> None:
         """Nothing to do (web2py's admin calls it)."""
 
     # --- the cache call ---------------------------------------------------
 
-    def __call__(self, key, f, time_expire=300, with_lock=None, tags=None):
+    def __call__(
+        self,
+        key: Key,
+        f: Optional[Callable[[], _T]],
+        time_expire: Optional[float] = 300,
+        with_lock: Optional[bool] = None,
+        tags: Optional[Iterable[Key]] = None,
+    ) -> Optional[_T]:
         """The value cached under key if it has at most time_expire seconds
         left to live, else f() (stored for time_expire seconds and returned).
 
@@ -167,9 +179,9 @@ class RedisClient:
             time_expire = DEFAULT_TIME_EXPIRE
         elif isinstance(time_expire, bool) or not isinstance(time_expire, numbers.Real) or math.isnan(time_expire):
             raise TypeError(f"time_expire must be a number of seconds or None, not {time_expire!r}")
-        key = _key(key)
+        encoded = _key(key)
         if f is None:
-            self._unless_unavailable(lambda: self._client.delete(key))
+            self._unless_unavailable(lambda: self._client.delete(encoded))
             return None
         try:
             client = self._client
@@ -179,20 +191,20 @@ class RedisClient:
             self._count(hit=False)
             return f()
         if time_expire > 0:
-            value = self._read(client, key, time_expire)
-            if value is not _MISS:
+            cached = self._read(client, encoded, time_expire)
+            if cached is not _MISS:
                 self._count(hit=True)
-                return value
+                return cached  # type: ignore[no-any-return]  # what an f stored
         if with_lock is None:
             with_lock = self.with_lock
         if with_lock:
-            return self._compute_locked(client, key, f, time_expire, tags)
+            return self._compute_locked(client, encoded, f, time_expire, tags)
         self._count(hit=False)
         value = f()
-        self._store(client, key, value, time_expire, tags)
+        self._store(client, encoded, value, time_expire, tags)
         return value
 
-    def _read(self, client, key, time_expire):
+    def _read(self, client: Client, key: bytes, time_expire: float) -> Any:
         """The value at key if it has at most time_expire seconds left, else _MISS."""
         found = client.get_with_ttl(key)
         if found is None:
@@ -202,7 +214,9 @@ class RedisClient:
             return _MISS
         return self._decode(key, stored)
 
-    def _compute_locked(self, client, key, f, time_expire, tags):
+    def _compute_locked(
+        self, client: Client, key: bytes, f: Callable[[], _T], time_expire: float, tags: Optional[Iterable[Key]]
+    ) -> _T:
         """f() under the lock ``<key>:__lock`` (the old module's lock key and
         protocol, so old and new processes exclude each other)."""
         lock_key = key + b":__lock"
@@ -210,14 +224,14 @@ class RedisClient:
         held = self._acquire(client, key, lock_key, owner, time_expire)
         if not isinstance(held, bool):
             self._count(hit=True)
-            return held
+            return held  # type: ignore[no-any-return]  # what an f stored
         try:
             if held and time_expire > 0:
                 # Someone may have computed it while we waited for the lock.
-                value = self._read(client, key, time_expire)
-                if value is not _MISS:
+                cached = self._read(client, key, time_expire)
+                if cached is not _MISS:
                     self._count(hit=True)
-                    return value
+                    return cached  # type: ignore[no-any-return]  # what an f stored
             self._count(hit=False)
             with _leases.renewing(client, lock_key, owner, self.lock_lease) if held else _nothing():
                 value = f()
@@ -227,7 +241,7 @@ class RedisClient:
             if held:
                 self._unless_unavailable(lambda: client.unlock(lock_key, owner))
 
-    def _acquire(self, client, key, lock_key, owner, time_expire):
+    def _acquire(self, client: Client, key: bytes, lock_key: bytes, owner: str, time_expire: float) -> Any:
         """True once the lock is ours; False when lock_wait passed (or Redis
         is unavailable and fail_gracefully is set); or the value another
         process computed meanwhile."""
@@ -251,14 +265,16 @@ class RedisClient:
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
-    def _store(self, client, key, value, time_expire, tags):
+    def _store(
+        self, client: Client, key: bytes, value: object, time_expire: float, tags: Optional[Iterable[Key]]
+    ) -> None:
         data = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
         if self._secret_key is not None:
             data = _SIGNED + self._mac(key, data) + data
         ttl = time_expire if time_expire > 0 else 1
         client.set(key, data, ttl=ttl, tags=tags)
 
-    def _decode(self, key, stored):
+    def _decode(self, key: bytes, stored: bytes) -> Any:
         """The value stored at key, or _MISS when it cannot be trusted or read."""
         if _COUNTER.fullmatch(stored):
             return int(stored)
@@ -282,13 +298,16 @@ class RedisClient:
             logger.warning("%r holds a value that does not unpickle (%s): treated as a miss", key, error)
             return _MISS
 
-    def _mac(self, key, data):
+    def _mac(self, key: bytes, data: bytes) -> bytes:
+        assert self._secret_key is not None
         message = self._prefix_bytes + key + b"\0" + data
         return hmac.new(self._secret_key, message, hashlib.sha256).digest()
 
     # --- tags (web2py's SmartCache pattern) ---------------------------------
 
-    def tag_cache(self, key, value, tags=None, time_expire=None):
+    def tag_cache(
+        self, key: Key, value: _T, tags: Optional[Iterable[Key]] = None, time_expire: Optional[float] = None
+    ) -> _T:
         """Stores value under key, tagged with tags, for time_expire seconds
         (None: one day), and returns it. ``invalidate_tag(tag)`` later makes
         every entry tagged with tag a miss, in every process."""
@@ -297,30 +316,30 @@ class RedisClient:
         self._store(self._client, _key(key), value, time_expire, list(tags or ()))
         return value
 
-    def invalidate_tag(self, tag):
+    def invalidate_tag(self, tag: Key) -> None:
         """Makes every entry stored with tag a miss, at the cost of one write."""
         self._client.invalidate_tags([tag])
 
     # --- counters, deletion, clearing -------------------------------------
 
-    def increment(self, key, value=1):
+    def increment(self, key: Key, value: int = 1) -> Optional[int]:
         """Adds value to the integer at key and returns the result. A missing
         counter starts at 0 and lives one day; an existing one keeps its TTL.
         A cached int (from ``cache()``) becomes a counter. Readable through
         ``cache(key, f, time_expire)``. With fail_gracefully, None while
         Redis is unavailable."""
-        key = _key(key)
+        encoded = _key(key)
 
-        def increment():
+        def increment() -> int:
             client = self._client
             try:
-                return client.incr(key, value, ttl=DEFAULT_TIME_EXPIRE)
+                return client.incr(encoded, value, ttl=DEFAULT_TIME_EXPIRE)
             except WrongTypeError:
-                return self._increment_cached_int(client, key, value)
+                return self._increment_cached_int(client, encoded, value)
 
         return self._unless_unavailable(increment)
 
-    def _increment_cached_int(self, client, key, value):
+    def _increment_cached_int(self, client: Client, key: bytes, value: int) -> int:
         """Turns the pickled int at key into a counter holding it plus value."""
         for _ in range(100):
             found = client.get_with_ttl(key)
@@ -335,12 +354,12 @@ class RedisClient:
                 return result
         raise ConflictError(f"increment: {key!r} kept changing under 100 attempts")
 
-    def delete(self, key):
+    def delete(self, key: Key) -> int:
         """Deletes key: 1 if it existed, else 0."""
-        key = _key(key)
-        return 1 if self._unless_unavailable(lambda: self._client.delete(key)) else 0
+        encoded = _key(key)
+        return 1 if self._unless_unavailable(lambda: self._client.delete(encoded)) else 0
 
-    def clear(self, regex=None):
+    def clear(self, regex: Union[str, re.Pattern[str], None] = None) -> int:
         """Deletes the entries whose keys (without the ``w2p:cache:<app>:``
         prefix) match regex from their start, as web2py's RAM cache does; with
         no regex, every entry of this application, tags and counters included,
@@ -361,7 +380,7 @@ class RedisClient:
 
     # --- statistics --------------------------------------------------------
 
-    def _count(self, hit):
+    def _count(self, hit: bool) -> None:
         if not self.debug:
             return
         with self._counts_lock:
@@ -370,7 +389,7 @@ class RedisClient:
         if due:
             self._flush_counts()
 
-    def _flush_counts(self):
+    def _flush_counts(self) -> None:
         """Adds the counts of this process to the application's counters in Redis."""
         with self._counts_lock:
             counts, self._unflushed = self._unflushed, [0, 0]
@@ -383,7 +402,7 @@ class RedisClient:
         except _UNAVAILABLE as error:
             logger.warning("cache statistics not recorded: %s", error)
 
-    def stats(self):
+    def stats(self) -> Dict[str, Any]:
         """The server's INFO as a dict; with debug, plus ``w2p_stats``: this
         application's ``hit_total`` and ``misses`` over every process."""
         client = self._connection.client_for(b"", fail_open=False)
@@ -394,7 +413,7 @@ class RedisClient:
             info["w2p_stats"] = dict(hit_total=int(hits or 0), misses=int(misses or 0))
         return info
 
-    def _unless_unavailable(self, operation):
+    def _unless_unavailable(self, operation: Callable[[], _T]) -> Optional[_T]:
         """operation(); with fail_gracefully, None while Redis is unavailable."""
         try:
             return operation()
@@ -405,7 +424,7 @@ class RedisClient:
             return None
 
 
-def _key(key):
+def _key(key: object) -> bytes:
     """A cache key as bytes, spaces replaced by underscores as before."""
     if isinstance(key, str):
         return key.replace(" ", "_").encode("utf-8")
@@ -414,19 +433,19 @@ def _key(key):
     raise TypeError(f"key must be str or bytes, not {type(key).__name__}")
 
 
-def _seconds(value, what):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+def _seconds(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) > 0:
         raise ValueError(f"{what} must be a positive number of seconds, not {value!r}")
     return float(value)
 
 
-def _glob_escape(text):
+def _glob_escape(text: str) -> str:
     """text as a Redis glob matching only itself."""
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 @contextmanager
-def _nothing():
+def _nothing() -> Iterator[None]:
     yield
 
 
@@ -434,13 +453,14 @@ class _LeaseKeeper:
     """Renews held locks every third of their lease, from one daemon thread
     per process, so a lock lasts as long as its computation and no longer."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._changed = threading.Condition()
-        self._held = {}
-        self._thread_pid = None
+        # id(entry) -> [client, key, owner, lease, when due]
+        self._held: Dict[int, List[Any]] = {}
+        self._thread_pid: Optional[int] = None
 
     @contextmanager
-    def renewing(self, client, key, owner, lease):
+    def renewing(self, client: Client, key: bytes, owner: str, lease: float) -> Iterator[None]:
         entry = [client, key, owner, lease, time.monotonic() + lease / 3]
         with self._changed:
             self._held[id(entry)] = entry
@@ -452,14 +472,14 @@ class _LeaseKeeper:
             with self._changed:
                 self._held.pop(id(entry), None)
 
-    def _start(self):
+    def _start(self) -> None:
         import os
 
         if self._thread_pid != os.getpid():
             self._thread_pid = os.getpid()
             threading.Thread(target=self._run, name="rcache-lock-leases", daemon=True).start()
 
-    def _run(self):
+    def _run(self) -> None:
         while True:
             with self._changed:
                 now = time.monotonic()

@@ -4,10 +4,14 @@ classic Redis lock helpers, over rcache.
 ``RConn(application=None, *args, **kw)`` returns one :class:`Connection` per
 application per process (the first call's arguments win, as before). It takes
 redis-py's arguments (``host``, ``port``, ``db``, ``password``, ...) and also
-``url=`` (any rcache URL, e.g. ``memory://``). The connection is what
+``url=`` (any rcache URL, e.g. ``memory://``) and ``near_cache=`` (entries
+kept in process memory, served without a round trip and dropped when Redis
+reports a change; see the README's "Near cache"). The connection is what
 ``RedisCache`` and ``RedisSession`` take as ``redis_conn``; it is not a
 redis-py client.
 """
+
+from __future__ import annotations
 
 import os
 import threading
@@ -15,9 +19,10 @@ import time
 import uuid
 import warnings
 import weakref
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, TypeVar, Union
 from urllib.parse import quote
 
-from ..client import Client
+from ..client import Client, Key, Seconds
 from ..errors import ConflictError, ConnectionError, TimeoutError
 from . import _web2py
 
@@ -43,6 +48,8 @@ _POSITIONAL = ("host", "port", "db", "password", "socket_timeout", "socket_conne
 # Accepted without effect: rcache manages connections, encodings and retries itself.
 # Seconds during which a failed connect is reported again without a new attempt.
 _RETRY_AFTER = 1.0
+
+_T = TypeVar("_T")
 
 _IGNORED = frozenset(
     {
@@ -79,7 +86,7 @@ class Connection:
     Client is a separate store.
     """
 
-    def __init__(self, *args, **kw):
+    def __init__(self, *args: Any, **kw: Any) -> None:
         if len(args) > len(_POSITIONAL):
             raise TypeError(f"at most {len(_POSITIONAL)} positional arguments, got {len(args)}")
         for name, value in zip(_POSITIONAL, args):
@@ -89,15 +96,15 @@ class Connection:
         self.url, self.connect_timeout, self.response_timeout = _settings(kw)
         self._memory = self.url.lower().startswith("memory:")
         self._lock = threading.Lock()
-        self._pid = None
-        self._clients = {}
+        self._pid: Optional[int] = None
+        self._clients: Dict[Tuple[bytes, bool], Client] = {}
         # (when, error) of the last failed attempt to connect.
-        self._failed = None
+        self._failed: Optional[Tuple[float, Exception]] = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<rcache.web2py Connection {self.url.split('@')[-1]!r}>"
 
-    def client_for(self, prefix, fail_open=False):
+    def client_for(self, prefix: Union[str, bytes], fail_open: bool = False) -> Client:
         """The Client for keys under prefix (str or bytes, may be empty) in
         this process. fail_open: reads miss and writes are dropped while
         Redis is unreachable (memory:// cannot fail and ignores it)."""
@@ -138,14 +145,15 @@ class Connection:
             return client
 
     @property
-    def client(self):
+    def client(self) -> Client:
         """The Client for keys as they are (no prefix), in this process."""
         return self.client_for(b"")
 
 
-def _settings(kw):
+def _settings(kw: Dict[str, Any]) -> Tuple[str, Optional[float], Optional[float]]:
     """(url, connect_timeout, response_timeout) from redis-py style arguments."""
     url = kw.pop("url", None)
+    near_cache = kw.pop("near_cache", None)
     connect_timeout = kw.pop("socket_connect_timeout", None)
     response_timeout = kw.pop("socket_timeout", None)
     if connect_timeout is None:
@@ -154,7 +162,9 @@ def _settings(kw):
     ssl_requested = False
     insecure = False
     host, port, db = "localhost", 6379, 0
-    username = password = socket_path = None
+    username: Optional[str] = None
+    password: Optional[object] = None
+    socket_path: Optional[str] = None
     for name, value in kw.items():
         if name == "host":
             host = value or "localhost"
@@ -186,10 +196,31 @@ def _settings(kw):
         warnings.warn(f"RConn: ignoring unknown argument(s) {', '.join(sorted(unknown))}", RuntimeWarning, stacklevel=4)
     if url is None:
         url = _url(host, port, db, username, password, socket_path, ssl_requested, insecure)
+    if near_cache:
+        url = _with_near_cache(url, near_cache)
     return url, connect_timeout, response_timeout
 
 
-def _url(host, port, db, username, password, socket_path, use_ssl, insecure):
+def _with_near_cache(url: str, entries: object) -> str:
+    """url asking for a near cache of `entries` entries (see the README's
+    "Near cache"): reads served from process memory, kept correct by Redis."""
+    if isinstance(entries, bool) or not isinstance(entries, int) or entries < 0:
+        raise ValueError(f"near_cache must be a number of entries, not {entries!r}")
+    base, hash_sign, fragment = url.partition("#")
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}near_cache={entries}{hash_sign}{fragment}"
+
+
+def _url(
+    host: str,
+    port: int,
+    db: int,
+    username: Optional[str],
+    password: Optional[object],
+    socket_path: Optional[str],
+    use_ssl: bool,
+    insecure: bool,
+) -> str:
     userinfo = ""
     if password is not None:
         userinfo = f"{quote(username or '', safe='')}:{quote(str(password), safe='')}@"
@@ -204,7 +235,7 @@ def _url(host, port, db, username, password, socket_path, use_ssl, insecure):
     return url + "#insecure" if use_ssl and insecure else url
 
 
-def from_redis_py(client):
+def from_redis_py(client: Any) -> Connection:
     """A Connection with the settings of a redis-py client (its pool's
     connection arguments); the redis-py client itself is not used."""
     pool = getattr(client, "connection_pool", None)
@@ -223,7 +254,7 @@ def from_redis_py(client):
     return Connection(**settings)
 
 
-def as_connection(redis_conn, application):
+def as_connection(redis_conn: Any, application: Optional[str]) -> Connection:
     """The Connection to use for redis_conn: a Connection as it is, a
     redis-py client by its settings, None as RConn(application)."""
     if redis_conn is None:
@@ -239,13 +270,13 @@ def as_connection(redis_conn, application):
     raise TypeError(f"redis_conn must come from RConn() or be a redis-py client, not {type(redis_conn).__name__}")
 
 
-_connections = {}
+_connections: Dict[str, Connection] = {}
 _connections_lock = threading.Lock()
 # Connections made from redis-py clients, for as long as each client lives.
-_from_redis_py = weakref.WeakKeyDictionary()
+_from_redis_py: weakref.WeakKeyDictionary[Any, Connection] = weakref.WeakKeyDictionary()
 
 
-def RConn(application=None, *args, **kw):
+def RConn(application: Optional[str] = None, *args: Any, **kw: Any) -> Connection:
     """The connection of this application, made by the first call with
     redis-py style arguments (or ``url=``); later calls return it and ignore
     their arguments. ``application=None`` means ``current.request.application``."""
@@ -258,7 +289,7 @@ def RConn(application=None, *args, **kw):
         return connection
 
 
-def _client_of(conn):
+def _client_of(conn: Any) -> Client:
     if isinstance(conn, Connection):
         return conn.client
     if hasattr(conn, "r_server"):  # a cache or session object, as release_lock's first argument
@@ -266,7 +297,9 @@ def _client_of(conn):
     return as_connection(conn, None).client
 
 
-def acquire_lock(conn, lockname, identifier, ltime=10, timeout=None):
+def acquire_lock(
+    conn: Any, lockname: Key, identifier: _T, ltime: Seconds = 10, timeout: Optional[float] = None
+) -> Optional[_T]:
     """Takes the lock ``lockname`` (``SET lockname identifier NX PX``, so
     processes using the classic protocol share it), polling until it is free,
     and returns identifier. ltime: seconds the lock lives unless released.
@@ -284,24 +317,24 @@ def acquire_lock(conn, lockname, identifier, ltime=10, timeout=None):
     return identifier
 
 
-def release_lock(owner, lockname, identifier):
+def release_lock(owner: Any, lockname: Key, identifier: object) -> int:
     """Releases ``lockname`` if it is still held by identifier: 1 if it was,
     else 0. owner: the connection, or an object with ``r_server``."""
     return 1 if _client_of(owner).unlock(lockname, str(identifier)) else 0
 
 
-def register_release_lock(conn):
+def register_release_lock(conn: Any) -> Callable[..., int]:
     """The compare-and-delete operation as a callable
     ``release(keys=[lockname], args=[identifier]) -> 1 or 0``, the shape of
     the script object callers got before."""
     client = _client_of(conn)
 
-    def release(keys, args, client_=None):
+    def release(keys: Sequence[Key], args: Sequence[object], client_: object = None) -> int:
         return 1 if client.unlock(keys[0], str(args[0])) else 0
 
     return release
 
 
-def new_identifier():
+def new_identifier() -> str:
     """A random lock owner token."""
     return uuid.uuid4().hex

@@ -1,0 +1,10 @@
+"""``python -m rcache``: the operator's command line (see :mod:`rcache.cli`)."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(prog="python -m rcache"))
