@@ -66,7 +66,8 @@ check-header:
 	@diff -u include/rcache.h $(BUILD)/rcache.h || { echo "include/rcache.h is stale: run make header"; exit 1; }
 	@echo "include/rcache.h matches the sources"
 
-## bench: every client on one private server in one run (report and chart copied to docs/), then the tags, compute and session benchmarks.
+## bench: every client on one private server in one run (report and chart copied to docs/), then the tags,
+## compute and session benchmarks, then Cluster and Sentinel throughput and failover times on private servers.
 bench: prereqs build
 	bash bench/run.sh
 	@mkdir -p docs
@@ -80,6 +81,8 @@ bench: prereqs build
 	$(CC) -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude bench/bench_sessions.c \
 	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -lrcache -o $(BUILD)/bench/bench_sessions
 	tests/with-redis.sh bash -c '$(BUILD)/bench/bench_sessions $$RCACHE_TEST_REDIS_URL && python3 bench/bench_sessions.py'
+	cargo build --release --example bench_cluster
+	target/release/examples/bench_cluster
 
 ## bench-near: near-cache hits against plain Redis gets, one C and one Python thread, on a private server (make bench runs them too, in bench/run.sh's rounds).
 bench-near: prereqs build

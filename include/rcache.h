@@ -68,7 +68,8 @@ typedef enum rcache_status {
   RCACHE_STATUS_TOO_LARGE = 7,
   // The handle was created before a fork(); create a new one in this process.
   RCACHE_STATUS_FORKED = 8,
-  // The URL names a feature this build does not provide.
+  // The URL names a feature this build does not provide (no URL does today;
+  // kept so the values stay stable).
   RCACHE_STATUS_UNSUPPORTED = 9,
   // The library hit an internal bug; the handle is still safe to free.
   RCACHE_STATUS_PANIC = 10,
@@ -276,18 +277,26 @@ struct rcache_options rcache_options_default(void);
 //
 // `url` is a NUL-terminated URL: `memory://` (the embedded in-process store,
 // also used when `url` is NULL or empty), `redis://[user:password@]host[:port][/db]`,
-// `rediss://...` (TLS) or `unix:///path/to/socket[?db=N]`. `options` may be NULL
-// for the defaults. For Redis, waits for the first connection at most the
-// connect timeout. `*client_out` is written only on `RCACHE_STATUS_OK`.
+// `rediss://...` (TLS), `unix:///path/to/socket[?db=N]`,
+// `redis+sentinel://[user:password@]host:port,host:port/<service>[/db]` (the
+// primary the sentinels name, followed through failovers) or
+// `redis+cluster://[user:password@]host:port,host:port` (a Redis Cluster);
+// `rediss+sentinel://` and `rediss+cluster://` use TLS. Every `rediss` form
+// takes `?tls_ca=<PEM file>` (trusted instead of the system's roots) and
+// `&tls_cert=<PEM file>&tls_key=<PEM file>` (a client certificate).
+// `options` may be NULL for the defaults. For Redis, waits for the first
+// connection at most the connect timeout. `*client_out` is written only on
+// `RCACHE_STATUS_OK`.
 //
-// A Redis URL may add a near cache, e.g. `redis://host:6379/0?near_cache=100000&near_cache_bytes=67108864`:
+// A `redis://`, `rediss://` or `unix://` URL may add a near cache, e.g.
+// `redis://host:6379/0?near_cache=100000&near_cache_bytes=67108864`:
 // `near_cache` is the most entries kept in process memory, `near_cache_bytes`
 // the most bytes (default 64 MiB). Reads are then answered from memory while
 // the server (Redis 6 or later, RESP3 and CLIENT TRACKING) has not reported a
 // change: a write or tag invalidation by any client is seen once its report
 // arrives, writes by this handle at once, and everything is dropped when the
-// connection carrying the reports breaks. `memory://` takes no near cache
-// (`RCACHE_STATUS_INVALID_ARGUMENT`).
+// connection carrying the reports breaks. `memory://`, Sentinel and Cluster
+// URLs take no near cache (`RCACHE_STATUS_INVALID_ARGUMENT`).
 enum rcache_status rcache_client_connect(const char *url,
                                          const struct rcache_options *options,
                                          struct rcache_client **client_out);

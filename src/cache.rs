@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backend::{
-    Backend, Expiry, ForRefresh, MemoryBackend, RedisBackend, RedisSettings, Remaining, TrackedRead, TrackedReads,
-    WriteExpiry,
+    Backend, ClusterBackend, ClusterSettings, Expiry, ForRefresh, MemoryBackend, RedisBackend, RedisSettings, Remaining,
+    SentinelBackend, SentinelSettings, TrackedRead, TrackedReads, WriteExpiry, tls,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::glob;
 use crate::near::{Fill, NearCache};
-use crate::options::{DEFAULT_URL, MAX_TTL, Options, Target};
+use crate::options::{DEFAULT_URL, MAX_TTL, Options, Servers, Target};
 use crate::stats::{Counters, Stats, bump};
 
 /// Keys under the namespace that start with this belong to rcache itself
@@ -56,7 +56,12 @@ pub struct Cache {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendKind {
     Memory,
+    /// One Redis server (`redis://`, `rediss://`, `unix://`).
     Redis,
+    /// The primary Sentinel names (`redis+sentinel://`), followed through failovers.
+    Sentinel,
+    /// A Redis Cluster (`redis+cluster://`).
+    Cluster,
 }
 
 impl Cache {
@@ -72,20 +77,49 @@ impl Cache {
         let url = url.filter(|url| !url.trim().is_empty()).unwrap_or(DEFAULT_URL);
         let (backend, kind, near): (Box<dyn Backend>, _, _) = match Target::parse(url)? {
             Target::Memory => (Box::new(MemoryBackend::new(options.memory_limits)), BackendKind::Memory, None),
-            Target::Redis { url, near } => {
-                let settings = RedisSettings {
-                    url,
-                    connect_timeout: options.connect_timeout,
-                    response_timeout: options.response_timeout,
-                    breaker_threshold: options.breaker_threshold,
-                    breaker_cooldown: options.breaker_cooldown,
+            Target::Redis { url, tls_files, near } => {
+                let settings = redis_settings(&options, url);
+                let backend = match tls_files.is_empty() {
+                    true => RedisBackend::connect(&settings)?,
+                    false => RedisBackend::with_client(tls::client(&settings.url, &tls_files)?, &settings)?,
                 };
-                let backend = RedisBackend::connect(&settings)?;
                 let near = near.map(|limits| Arc::new(NearCache::new(limits, &options.key_prefix)));
                 if let Some(near) = &near {
                     backend.track(near.clone())?;
                 }
                 (Box::new(backend), BackendKind::Redis, near)
+            }
+            Target::Sentinel { servers, service, db, sentinel_username, sentinel_password } => {
+                let tls = servers.tls.then_some(match servers.insecure {
+                    true => redis::TlsMode::Insecure,
+                    false => redis::TlsMode::Secure,
+                });
+                let settings = SentinelSettings {
+                    certificates: tls::certificates(&servers.tls_files)?,
+                    sentinels: servers.hosts,
+                    service,
+                    db,
+                    username: servers.username,
+                    password: servers.password,
+                    sentinel_username,
+                    sentinel_password,
+                    tls,
+                    redis: redis_settings(&options, String::new()),
+                };
+                (Box::new(SentinelBackend::connect(settings)?), BackendKind::Sentinel, None)
+            }
+            Target::Cluster { servers } => {
+                let settings = ClusterSettings {
+                    nodes: node_urls(&servers),
+                    certificates: tls::certificates(&servers.tls_files)?,
+                    username: servers.username,
+                    password: servers.password,
+                    connect_timeout: options.connect_timeout,
+                    response_timeout: options.response_timeout,
+                    breaker_threshold: options.breaker_threshold,
+                    breaker_cooldown: options.breaker_cooldown,
+                };
+                (Box::new(ClusterBackend::connect(settings)?), BackendKind::Cluster, None)
             }
         };
         Ok(Cache { backend, options, kind, counters: Counters::default(), near })
@@ -549,6 +583,30 @@ impl Cache {
             ttl => self.expiry(ttl).map(WriteExpiry::Set),
         }
     }
+}
+
+fn redis_settings(options: &Options, url: String) -> RedisSettings {
+    RedisSettings {
+        url,
+        connect_timeout: options.connect_timeout,
+        response_timeout: options.response_timeout,
+        breaker_threshold: options.breaker_threshold,
+        breaker_cooldown: options.breaker_cooldown,
+    }
+}
+
+/// `redis://host:port` (or `rediss://…[#insecure]`) of each node a Cluster URL lists.
+fn node_urls(servers: &Servers) -> Vec<String> {
+    let scheme = if servers.tls { "rediss" } else { "redis" };
+    let fragment = if servers.insecure { "#insecure" } else { "" };
+    servers
+        .hosts
+        .iter()
+        .map(|(host, port)| match host.contains(':') {
+            true => format!("{scheme}://[{host}]:{port}{fragment}"),
+            false => format!("{scheme}://{host}:{port}{fragment}"),
+        })
+        .collect()
 }
 
 fn check_lease(lease: Duration) -> Result<Duration> {

@@ -4,6 +4,7 @@
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use crate::backend::slots::companion_key;
 use crate::backend::{Remaining, WriteExpiry};
 use crate::cache::{Cache, LOCK_SPACE, META_SPACE, Ttl};
 use crate::error::{Error, ErrorKind, Result};
@@ -135,8 +136,10 @@ impl Cache {
         // Checked before anything is stored (Ttl::Keep is refused here).
         self.expiry(options.ttl)?;
         let prefix = self.options().key_prefix.as_slice();
-        let lock_key = [prefix, LOCK_SPACE, key].concat();
-        let meta_key = [prefix, META_SPACE, key].concat();
+        // In the entry's hash slot, so that on a Cluster one script reads the
+        // entry with its hint, and the lock sits beside them.
+        let lock_key = companion_key(prefix, LOCK_SPACE, key);
+        let meta_key = companion_key(prefix, META_SPACE, key);
         let owner = std::cell::LazyCell::new(owner_token);
         if options.early_refresh_beta > 0.0 {
             if let Some(((value, meta, remaining), near_hit)) = self.get_for_refresh(key, &meta_key)? {

@@ -19,7 +19,7 @@ pub enum ErrorKind {
     TooLarge,
     /// Stored data could not be decoded (for example a damaged tagged entry).
     Corrupt,
-    /// The URL names a feature this build does not provide.
+    /// The URL names a feature this build does not provide (none does today).
     Unsupported,
 }
 

@@ -1,9 +1,10 @@
 //! Client options and the URL schemes that select a backend.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::backend::MemoryLimits;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::near::{NEAR_DEFAULT_BYTES, NearLimits};
 
 /// The largest TTL accepted: 100 years, far inside what Redis and `Instant` can represent.
@@ -84,13 +85,59 @@ impl Options {
     }
 }
 
+/// PEM files named in a URL's query (`tls_ca`, `tls_cert`, `tls_key`), read
+/// when the client connects.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate authority that signed the servers' certificates,
+    /// trusted instead of the system's roots.
+    pub ca: Option<PathBuf>,
+    /// The client's certificate and its key, for servers that check clients
+    /// (`tls-auth-clients yes`); both or neither.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    pub fn is_empty(&self) -> bool {
+        self.ca.is_none() && self.cert.is_none() && self.key.is_none()
+    }
+}
+
+/// The servers of a Sentinel or Cluster URL and how to reach them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Servers {
+    /// (host, port) of each server the URL lists, in order.
+    pub hosts: Vec<(String, u16)>,
+    /// ACL user and password for the data nodes.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// `rediss+…`: TLS to every server.
+    pub tls: bool,
+    /// `#insecure`: TLS without verifying certificates (test servers only).
+    pub insecure: bool,
+    pub tls_files: TlsFiles,
+}
+
 /// The backend a URL asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     Memory,
-    /// The URL for the `redis` crate (rcache's own parameters taken out),
-    /// and the near cache's bounds when one is asked for.
-    Redis { url: String, near: Option<NearLimits> },
+    /// One server: the URL as the `redis` crate reads it, without rcache's own
+    /// query parameters; the TLS files it names, and the near cache's bounds
+    /// when one is asked for.
+    Redis { url: String, tls_files: TlsFiles, near: Option<NearLimits> },
+    /// A primary found through Sentinel: `hosts` are the sentinels.
+    Sentinel {
+        servers: Servers,
+        service: String,
+        db: i64,
+        /// Credentials of the sentinels themselves, when they require any.
+        sentinel_username: Option<String>,
+        sentinel_password: Option<String>,
+    },
+    /// A Redis Cluster: `hosts` are the nodes to discover it from.
+    Cluster { servers: Servers },
 }
 
 /// URL query parameters read by rcache itself, never passed to the `redis` crate.
@@ -101,7 +148,8 @@ const NEAR_BYTES: &str = "near_cache_bytes";
 pub const DEFAULT_URL: &str = "memory://";
 
 impl Target {
-    /// Reads the scheme of `url`; the backend itself checks the rest.
+    /// Reads the scheme of `url` and what rcache itself interprets; the
+    /// `redis` crate checks the rest of a standalone URL.
     pub fn parse(url: &str) -> Result<Target> {
         let url = url.trim();
         let Some((scheme, rest)) = url.split_once("://") else {
@@ -109,7 +157,8 @@ impl Target {
                 "invalid URL {url:?}: expected scheme://…, e.g. memory:// or redis://host:6379/0"
             )));
         };
-        match scheme.to_ascii_lowercase().as_str() {
+        let scheme = scheme.to_ascii_lowercase();
+        match scheme.as_str() {
             "memory" if rest.is_empty() || rest == "/" => Ok(Target::Memory),
             "memory" if rest.contains(NEAR_ENTRIES) => Err(Error::invalid(format!(
                 "invalid URL {url:?}: memory:// is in process already and takes no near cache; \
@@ -120,17 +169,204 @@ impl Target {
             ))),
             "redis" | "rediss" | "unix" | "redis+unix" => {
                 let (url, near) = take_near_parameters(url)?;
-                Ok(Target::Redis { url, near })
+                standalone(&url, &scheme, near)
             }
-            "redis+sentinel" | "redis+cluster" => Err(Error::new(
-                ErrorKind::Unsupported,
-                format!("{scheme}:// is not supported by this version of rcache"),
-            )),
+            "redis+sentinel" | "rediss+sentinel" | "redis+cluster" | "rediss+cluster" if rest.contains(NEAR_ENTRIES) => {
+                Err(Error::invalid(format!(
+                    "invalid URL {url:?}: the near cache works on redis://, rediss:// and unix:// URLs only, \
+                     not yet on Sentinel or Cluster"
+                )))
+            }
+            "redis+sentinel" | "rediss+sentinel" => sentinel(url, &scheme, rest),
+            "redis+cluster" | "rediss+cluster" => cluster(url, &scheme, rest),
             _ => Err(Error::invalid(format!(
-                "unknown URL scheme {scheme:?}: use memory://, redis://, rediss:// or unix://"
+                "unknown URL scheme {scheme:?}: use memory://, redis://, rediss://, unix://, \
+                 redis+sentinel://, redis+cluster:// (or their rediss+ forms)"
             ))),
         }
     }
+}
+
+/// A standalone URL: the TLS file parameters taken out, the rest left to the `redis` crate.
+fn standalone(url: &str, scheme: &str, near: Option<NearLimits>) -> Result<Target> {
+    let (base, fragment) = match url.split_once('#') {
+        Some((base, fragment)) => (base, Some(fragment)),
+        None => (url, None),
+    };
+    let Some((address, query)) = base.split_once('?') else {
+        return Ok(Target::Redis { url: url.to_string(), tls_files: TlsFiles::default(), near });
+    };
+    let (tls_files, kept) = take_tls_files(query, url)?;
+    if !tls_files.is_empty() && scheme != "rediss" {
+        return Err(Error::invalid(format!("invalid URL {url:?}: TLS files need the rediss:// scheme")));
+    }
+    let mut url = address.to_string();
+    if !kept.is_empty() {
+        url = format!("{url}?{}", kept.join("&"));
+    }
+    if let Some(fragment) = fragment {
+        url = format!("{url}#{fragment}");
+    }
+    Ok(Target::Redis { url, tls_files, near })
+}
+
+/// The TLS files a query names, and its other `name=value` pairs as they are.
+fn take_tls_files<'q>(query: &'q str, url: &str) -> Result<(TlsFiles, Vec<&'q str>)> {
+    let mut files = TlsFiles::default();
+    let mut others = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot = match name {
+            "tls_ca" => &mut files.ca,
+            "tls_cert" => &mut files.cert,
+            "tls_key" => &mut files.key,
+            _ => {
+                others.push(pair);
+                continue;
+            }
+        };
+        let path = percent_decode(value, url)?;
+        if path.is_empty() {
+            return Err(Error::invalid(format!("invalid URL {url:?}: {name} needs a file path")));
+        }
+        *slot = Some(PathBuf::from(path));
+    }
+    Ok((files, others))
+}
+
+/// A URL's query parameters other than the TLS files, decoded.
+type Parameters = Vec<(String, String)>;
+
+/// `[user:password@]host:port,host:port[/path][?query][#insecure]` of a
+/// Sentinel or Cluster URL: the servers, the path and the query pairs rcache
+/// does not know by itself.
+fn servers(url: &str, scheme: &str, rest: &str, default_port: u16) -> Result<(Servers, String, Parameters)> {
+    let invalid = |why: &str| Error::invalid(format!("invalid URL {url:?}: {why}"));
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((rest, fragment)) => (rest, Some(fragment)),
+        None => (rest, None),
+    };
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, ""),
+    };
+    // The password may contain '@' only percent-encoded; the last '@' ends the credentials.
+    let (credentials, hosts) = match authority.rsplit_once('@') {
+        Some((credentials, hosts)) => (Some(credentials), hosts),
+        None => (None, authority),
+    };
+    let (username, password) = match credentials {
+        None => (None, None),
+        Some(credentials) => {
+            let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
+            let user = percent_decode(user, url)?;
+            let password = percent_decode(password, url)?;
+            (Some(user).filter(|user| !user.is_empty()), Some(password).filter(|password| !password.is_empty()))
+        }
+    };
+    let mut list = Vec::new();
+    for host in hosts.split(',') {
+        let host = host.trim();
+        if host.is_empty() {
+            return Err(invalid("expected host:port[,host:port…]"));
+        }
+        let (name, port) = match host.strip_prefix('[') {
+            // [IPv6]:port
+            Some(bracketed) => {
+                let (name, after) = bracketed.split_once(']').ok_or_else(|| invalid("unclosed [ in a host"))?;
+                (name, after.strip_prefix(':'))
+            }
+            None => match host.rsplit_once(':') {
+                Some((name, port)) => (name, Some(port)),
+                None => (host, None),
+            },
+        };
+        let port = match port {
+            None => default_port,
+            Some(port) => port.parse().map_err(|_| invalid(&format!("bad port in {host:?}")))?,
+        };
+        if name.is_empty() {
+            return Err(invalid(&format!("no host name in {host:?}")));
+        }
+        list.push((name.to_string(), port));
+    }
+    let tls = scheme.starts_with("rediss");
+    let insecure = match fragment {
+        None => false,
+        Some("insecure") if tls => true,
+        Some(_) => return Err(invalid("only #insecure is supported as URL fragment, with rediss+")),
+    };
+    let (tls_files, pairs) = take_tls_files(query, url)?;
+    let mut others = Vec::new();
+    for pair in pairs {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        others.push((name.to_string(), percent_decode(value, url)?));
+    }
+    if !tls_files.is_empty() && !tls {
+        return Err(invalid("TLS files need a rediss+ scheme"));
+    }
+    let servers = Servers { hosts: list, username, password, tls, insecure, tls_files };
+    Ok((servers, path.to_string(), others))
+}
+
+/// `redis+sentinel://[user:password@]host:port,host:port/<service>[/<db>]`
+/// with optional `sentinel_username` and `sentinel_password` query parameters.
+fn sentinel(url: &str, scheme: &str, rest: &str) -> Result<Target> {
+    let invalid = |why: &str| Error::invalid(format!("invalid URL {url:?}: {why}"));
+    let (servers, path, query) = servers(url, scheme, rest, 26379)?;
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let service = percent_decode(parts.next().unwrap_or(""), url)?;
+    if service.is_empty() {
+        return Err(invalid("a Sentinel URL names its service: redis+sentinel://host:26379,host:26379/mymaster[/db]"));
+    }
+    let db = match parts.next().map(|db| db.trim_end_matches('/')).filter(|db| !db.is_empty()) {
+        None => 0,
+        Some(db) => db.parse().map_err(|_| invalid(&format!("bad database number {db:?}")))?,
+    };
+    let (mut sentinel_username, mut sentinel_password) = (None, None);
+    for (name, value) in query {
+        match name.as_str() {
+            "sentinel_username" => sentinel_username = Some(value),
+            "sentinel_password" => sentinel_password = Some(value),
+            _ => return Err(invalid(&format!("unknown parameter {name:?}"))),
+        }
+    }
+    Ok(Target::Sentinel { servers, service, db, sentinel_username, sentinel_password })
+}
+
+/// `redis+cluster://[user:password@]host:port,host:port` (a Cluster has database 0 only).
+fn cluster(url: &str, scheme: &str, rest: &str) -> Result<Target> {
+    let invalid = |why: &str| Error::invalid(format!("invalid URL {url:?}: {why}"));
+    let (servers, path, query) = servers(url, scheme, rest, 6379)?;
+    if !matches!(path.as_str(), "" | "/" | "/0") {
+        return Err(invalid("a Cluster has database 0 only: no path after the hosts"));
+    }
+    if let Some((name, _)) = query.first() {
+        return Err(invalid(&format!("unknown parameter {name:?}")));
+    }
+    Ok(Target::Cluster { servers })
+}
+
+/// Decodes `%XX` escapes (user names, passwords, paths may need them).
+fn percent_decode(text: &str, url: &str) -> Result<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let hex = text.get(index + 1..index + 3).and_then(|hex| u8::from_str_radix(hex, 16).ok());
+            let Some(byte) = hex else {
+                return Err(Error::invalid(format!("invalid URL {url:?}: bad %-escape")));
+            };
+            out.push(byte);
+            index += 3;
+        } else {
+            out.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| Error::invalid(format!("invalid URL {url:?}: %-escapes must make UTF-8 text")))
 }
 
 /// Splits the near cache's parameters off a Redis URL: `near_cache=<entries>`
@@ -177,12 +413,73 @@ fn take_near_parameters(url: &str) -> Result<(String, Option<NearLimits>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
+
+    fn servers_of(target: Target) -> Servers {
+        match target {
+            Target::Sentinel { servers, .. } | Target::Cluster { servers } => servers,
+            other => panic!("{other:?}"),
+        }
+    }
 
     fn near(url: &str) -> Result<(String, Option<NearLimits>)> {
         match Target::parse(url)? {
-            Target::Redis { url, near } => Ok((url, near)),
-            Target::Memory => panic!("not a Redis URL"),
+            Target::Redis { url, near, .. } => Ok((url, near)),
+            other => panic!("not a Redis URL: {other:?}"),
         }
+    }
+
+    #[test]
+    fn sentinel_urls() {
+        let target = Target::parse("redis+sentinel://app:p%40ss@h1:26380,[::1]:26381,h3/mymaster/2?sentinel_password=s").unwrap();
+        let Target::Sentinel { servers, service, db, sentinel_username, sentinel_password } = target else { panic!() };
+        assert_eq!(servers.hosts, vec![("h1".into(), 26380), ("::1".into(), 26381), ("h3".into(), 26379)]);
+        assert_eq!((servers.username.as_deref(), servers.password.as_deref()), (Some("app"), Some("p@ss")));
+        assert_eq!((service.as_str(), db), ("mymaster", 2));
+        assert_eq!((sentinel_username, sentinel_password.as_deref()), (None, Some("s")));
+        assert!(!servers.tls);
+        let tls = servers_of(Target::parse("rediss+sentinel://h:1/m?tls_ca=/ca.pem#insecure").unwrap());
+        assert!(tls.tls && tls.insecure);
+        assert_eq!(tls.tls_files.ca.as_deref(), Some(std::path::Path::new("/ca.pem")));
+        for bad in ["redis+sentinel://h:1", "redis+sentinel://h:1/", "redis+sentinel://h:x/m", "redis+sentinel://h:1/m/x",
+                    "redis+sentinel://h:1/m?bogus=1", "redis+sentinel://h:1/m?tls_ca=/ca.pem", "redis+sentinel://,h/m"] {
+            assert_eq!(Target::parse(bad).unwrap_err().kind, ErrorKind::InvalidArgument, "{bad}");
+        }
+    }
+
+    #[test]
+    fn cluster_urls() {
+        let servers = servers_of(Target::parse("rediss+cluster://:secret@a:7000,b:7001?tls_cert=c.pem&tls_key=k.pem").unwrap());
+        assert_eq!(servers.hosts, vec![("a".into(), 7000), ("b".into(), 7001)]);
+        assert_eq!((servers.username, servers.password.as_deref()), (None, Some("secret")));
+        assert!(servers.tls && !servers.insecure);
+        assert_eq!(servers.tls_files.key.as_deref(), Some(std::path::Path::new("k.pem")));
+        assert_eq!(servers_of(Target::parse("redis+cluster://a").unwrap()).hosts, vec![("a".into(), 6379)]);
+        for bad in ["redis+cluster://a:1/3", "redis+cluster://a:1?x=1", "redis+cluster://a:1#insecure"] {
+            assert_eq!(Target::parse(bad).unwrap_err().kind, ErrorKind::InvalidArgument, "{bad}");
+        }
+    }
+
+    #[test]
+    fn standalone_urls_keep_their_own_parameters() {
+        let parsed = Target::parse("rediss://h:1/0?protocol=resp3&tls_ca=%2Ftmp%2Fca.pem#insecure").unwrap();
+        let Target::Redis { url, tls_files, near } = parsed else { panic!() };
+        assert_eq!(near, None);
+        assert_eq!(url, "rediss://h:1/0?protocol=resp3#insecure");
+        assert_eq!(tls_files.ca.as_deref(), Some(std::path::Path::new("/tmp/ca.pem")));
+        assert_eq!(
+            Target::parse("redis://h/0").unwrap(),
+            Target::Redis { url: "redis://h/0".into(), tls_files: TlsFiles::default(), near: None }
+        );
+        let parsed = Target::parse("rediss://h:1/0?near_cache=9&tls_ca=%2Fca.pem#insecure").unwrap();
+        let Target::Redis { url, tls_files, near } = parsed else { panic!() };
+        assert_eq!(url, "rediss://h:1/0#insecure");
+        assert_eq!(tls_files.ca.as_deref(), Some(std::path::Path::new("/ca.pem")));
+        assert_eq!(near.map(|near| near.max_entries), Some(9));
+        for bad in ["redis+cluster://a:1?near_cache=5", "redis+sentinel://h:1/m?near_cache=5"] {
+            assert_eq!(Target::parse(bad).unwrap_err().kind, ErrorKind::InvalidArgument, "{bad}");
+        }
+        assert_eq!(Target::parse("redis://h/0?tls_ca=x").unwrap_err().kind, ErrorKind::InvalidArgument);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rcache::{
     Cache, ComputeError, ComputeOptions, ErrorKind, MemoryLimits, OnWaitTimeout, Options, Remaining, SaveOutcome, Ttl, WriteCondition,
 };
-use support::{RedisServer, wait_until};
+use support::{RedisCluster, RedisServer, SentinelGroup, wait_until};
 
 const SHORT: Ttl = Ttl::After(Duration::from_millis(80));
 
@@ -873,6 +873,16 @@ fn server_info_describes_the_backend(cache: &Cache) {
             assert!(fields.contains_key("redis_version"));
             assert!(fields["db0"].starts_with("keys=3,"), "{text}");
         }
+        // Servers shared by the suite: other cases' keys count too.
+        rcache::BackendKind::Sentinel | rcache::BackendKind::Cluster => {
+            assert!(fields.contains_key("redis_version"));
+            let keys: u64 = fields["db0"].trim_start_matches("keys=").split(',').next().unwrap().parse().unwrap();
+            assert!(keys >= 3, "{text}");
+        }
+    }
+    if cache.backend_kind() == rcache::BackendKind::Cluster {
+        assert_eq!(fields["cluster_primaries"], "3");
+        assert_eq!(text.matches("\r\n# Node\r\nrcache_node:").count() + usize::from(text.starts_with("# Node\r\n")), 3, "{text}");
     }
 }
 
@@ -891,6 +901,45 @@ fn keys_and_clear_stay_in_a_namespace_with_glob_characters(open: &dyn Fn(&[u8]) 
     assert_eq!(mine.clear(None).unwrap(), 3);
     assert_eq!(mine.keys(None).unwrap(), Vec::<Vec<u8>>::new());
     assert_eq!(theirs.keys(None).unwrap().len(), 2, "the other namespace is untouched");
+}
+
+/// A private server with an ACL user `suite` allowed every command but only
+/// the keys under `suite:`, and the URL that logs in as it.
+fn acl_server() -> (RedisServer, String) {
+    let server = RedisServer::start();
+    let mut setuser = ::redis::cmd("ACL");
+    setuser.arg("SETUSER").arg("suite").arg("on").arg(">secret").arg("~suite:*").arg("+@all");
+    let () = support::query(server.port, &setuser).unwrap();
+    let url = format!("redis://suite:secret@127.0.0.1:{}/0", server.port);
+    (server, url)
+}
+
+#[test]
+fn an_acl_user_is_refused_outside_its_namespace_with_a_clear_error() {
+    let (server, url) = acl_server();
+    let outside = Cache::connect(Some(&url), Options { key_prefix: b"other:".to_vec(), ..Options::default() }).unwrap();
+    for error in [outside.set(b"k", b"v", ttl_secs(60)).unwrap_err(), outside.get(b"k").unwrap_err()] {
+        assert_eq!(error.kind, ErrorKind::Server);
+        assert!(error.message.contains("ACL (NOPERM)") && error.message.contains("permissions to access one of the keys"), "{error}");
+    }
+
+    // Inside, every feature's keys stay under the prefix.
+    let inside = Cache::connect(Some(&url), Options { key_prefix: b"suite:app:".to_vec(), ..Options::default() }).unwrap();
+    inside.set_with_tags(b"tagged", b"v", ttl_secs(60), &[b"t"]).unwrap();
+    inside.get_or_compute(b"computed", &ComputeOptions { ttl: ttl_secs(60), tags: &[b"t"], ..Default::default() }, || Ok::<_, ()>(b"v".to_vec())).unwrap();
+    assert!(inside.lock(b"job", b"me", Duration::from_secs(60)).unwrap());
+    let sessions = inside.sessions(b"sess:");
+    let session = sessions.create(&[(b"k", b"v")], ttl_secs(60)).unwrap();
+    assert!(sessions.lock(session.id.as_bytes(), session.secret.as_bytes(), Duration::from_secs(60)).unwrap().is_some());
+    inside.hash_set(b"record", &[(b"f", b"v")], ttl_secs(60), WriteCondition::Always).unwrap();
+    inside.increment(b"counter", 1, ttl_secs(60)).unwrap();
+    inside.invalidate_tags(&[b"t"]).unwrap();
+    let all: Vec<String> = support::query(server.port, ::redis::cmd("KEYS").arg("*")).unwrap();
+    assert!(all.len() >= 8, "{all:?}");
+    assert!(all.iter().all(|key| key.starts_with("suite:app:")), "{all:?}");
+    assert!(all.iter().any(|key| key.starts_with("suite:app:__rcache_tag:")), "{all:?}");
+    assert!(all.iter().any(|key| key.starts_with("suite:app:__rcache_lock:")), "{all:?}");
+    assert!(all.iter().any(|key| key.starts_with("suite:app:__rcache_meta:")), "{all:?}");
 }
 
 fn small_limits() -> Options {
@@ -915,11 +964,31 @@ fn on_redis_opening(parameters: &str, case: fn(&dyn Fn(&[u8]) -> Cache)) {
     });
 }
 
-/// Each case runs on `memory://`, on a private Redis, and on a private Redis
-/// through a near cache. The cases after `opening:` get a function that opens
-/// a client with a given prefix (on Redis all on one server; each `memory://`
-/// client is its own store).
+/// Each case runs on `memory://`, on a private Redis, on a private Redis
+/// through a near cache, as an ACL user confined to `suite:*`, on a Redis
+/// Cluster and on a primary found through Sentinel. The cases after
+/// `opening:` get a function that opens a client with a given prefix (on
+/// Redis all on one server; each `memory://` client is its own store).
 macro_rules! suite {
+    (@shared $module:ident, $url:expr; $($case:ident),*; $($opening:ident),*) => {
+        mod $module {
+            $(#[test]
+            fn $case() {
+                let prefix = concat!("suite:", stringify!($case), ":");
+                let options = super::Options { key_prefix: prefix.as_bytes().to_vec(), ..super::small_limits() };
+                let cache = super::Cache::connect(Some(&$url), options).unwrap();
+                super::$case(&cache);
+            })*
+            $(#[test]
+            fn $opening() {
+                let url = $url;
+                super::$opening(&|prefix: &[u8]| {
+                    let options = super::Options { key_prefix: prefix.to_vec(), ..super::small_limits() };
+                    super::Cache::connect(Some(&url), options).unwrap()
+                });
+            })*
+        }
+    };
     ($($case:ident),* $(,)?; opening: $($opening:ident),* $(,)?) => {
         mod memory {
             $(#[test]
@@ -956,6 +1025,29 @@ macro_rules! suite {
                 super::on_redis_opening("?near_cache=1000", super::$opening);
             })*
         }
+        // As an ACL user allowed only keys under `suite:`: every key rcache
+        // touches (tags, locks, hints, sessions) must be in the namespace.
+        mod acl {
+            $(#[test]
+            fn $case() {
+                let (_server, url) = super::acl_server();
+                let options = super::Options { key_prefix: b"suite:".to_vec(), ..super::small_limits() };
+                let cache = super::Cache::connect(Some(&url), options).unwrap();
+                super::$case(&cache);
+            })*
+            $(#[test]
+            fn $opening() {
+                let (_server, url) = super::acl_server();
+                super::$opening(&|prefix: &[u8]| {
+                    let options = super::Options { key_prefix: [&b"suite:"[..], prefix].concat(), ..super::small_limits() };
+                    super::Cache::connect(Some(&url), options).unwrap()
+                });
+            })*
+        }
+        // One cluster (3 primaries, a replica each) and one Sentinel group
+        // for the whole suite; each case has a namespace of its own there.
+        suite!(@shared cluster, super::RedisCluster::shared().url(); $($case),*; $($opening),*);
+        suite!(@shared sentinel, super::SentinelGroup::shared().url(); $($case),*; $($opening),*);
     };
 }
 
@@ -1064,7 +1156,9 @@ fn urls_are_checked() {
     assert_eq!(kind("ftp://host"), Some(ErrorKind::InvalidArgument));
     assert_eq!(kind("memory://somewhere"), Some(ErrorKind::InvalidArgument));
     assert_eq!(kind("redis://:notaport"), Some(ErrorKind::InvalidArgument));
-    assert_eq!(kind("redis+sentinel://h:26379/mymaster"), Some(ErrorKind::Unsupported));
+    assert_eq!(kind("redis+sentinel://h:26379"), Some(ErrorKind::InvalidArgument), "no service name");
+    assert_eq!(kind("redis+cluster://h:7000/1"), Some(ErrorKind::InvalidArgument), "a cluster has database 0 only");
+    assert_eq!(kind("redis+cluster://h:7000?tls_ca=/ca.pem"), Some(ErrorKind::InvalidArgument), "TLS files need rediss+");
     assert_eq!(kind("memory://"), None);
     assert_eq!(kind(""), None, "an empty URL means the embedded backend");
 }

@@ -3,12 +3,18 @@
 //! Keys reaching a backend already carry the namespace prefix and have been
 //! checked against the configured limits.
 
+mod cluster;
 mod memory;
 mod redis;
+mod sentinel;
+pub(crate) mod slots;
+pub(crate) mod tls;
 mod tracking;
 
+pub use self::cluster::{ClusterBackend, ClusterSettings};
 pub use self::memory::{MemoryBackend, MemoryLimits};
 pub use self::redis::{RedisBackend, RedisSettings};
+pub use self::sentinel::{SentinelBackend, SentinelSettings};
 
 use std::sync::Arc;
 use std::time::Duration;

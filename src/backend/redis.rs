@@ -114,30 +114,31 @@ impl Scripts {
             key_ops: lua!("lua/key_ops.lua"),
             session: Script::new(include_str!("lua/session.lua")),
             session_purge: Script::new(include_str!("lua/session_purge.lua")),
-            // HGETALL of each key; a key of another type reads as empty (no session).
-            session_list: Script::new(
-                "local out = {} for i, key in ipairs(KEYS) do local fields = redis.pcall('HGETALL', key) \
-                 if fields.err then out[i] = {} else out[i] = fields end end return out",
-            ),
-            // The classic compare-then-act lock scripts; a key of another type is not a lock.
-            extend_lock: Script::new(
-                "if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
-            ),
-            unlock: Script::new("if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"),
+            session_list: Script::new(SESSION_LIST_LUA),
+            extend_lock: Script::new(EXTEND_LOCK_LUA),
+            unlock: Script::new(UNLOCK_LUA),
         }
     }
 }
 
+/// HGETALL of each key; a key of another type reads as empty (no session).
+pub(super) const SESSION_LIST_LUA: &str = "local out = {} for i, key in ipairs(KEYS) do local fields = redis.pcall('HGETALL', key) \
+     if fields.err then out[i] = {} else out[i] = fields end end return out";
+/// The classic compare-then-act lock scripts; a key of another type is not a lock.
+pub(super) const EXTEND_LOCK_LUA: &str =
+    "if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
+pub(super) const UNLOCK_LUA: &str = "if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
 /// Batch size of the SCAN loops behind `clear` and the session walks: small
 /// enough that no single step blocks the server for long.
-const CLEAR_BATCH: usize = 1000;
+pub(super) const CLEAR_BATCH: usize = 1000;
 
 /// The first bytes of a stored tagged entry (see `lua/envelope.lua`).
-const TAG_MARKER: &[u8] = b"\0rcache-tags\0";
+pub(super) const TAG_MARKER: &[u8] = b"\0rcache-tags\0";
 
 /// A plain value as stored: one that happens to start with the tag marker is
 /// wrapped as an entry with no tags, so reads return it unchanged.
-fn stored_form(value: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+pub(super) fn stored_form(value: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     if value.starts_with(TAG_MARKER) {
         std::borrow::Cow::Owned([TAG_MARKER, b"0:", value].concat())
     } else {
@@ -146,7 +147,7 @@ fn stored_form(value: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 }
 
 /// TTL argument of the scripts: milliseconds, 0 for none.
-fn ttl_arg(expiry: Expiry) -> u64 {
+pub(super) fn ttl_arg(expiry: Expiry) -> u64 {
     match expiry {
         Expiry::Never => 0,
         Expiry::After(ttl) => ttl.as_millis().max(1) as u64,
@@ -154,7 +155,7 @@ fn ttl_arg(expiry: Expiry) -> u64 {
 }
 
 /// TTL argument of the write and hash scripts: `ttl_arg`, or -1 to keep the current expiry.
-fn write_ttl_arg(expiry: WriteExpiry) -> i64 {
+pub(super) fn write_ttl_arg(expiry: WriteExpiry) -> i64 {
     match expiry {
         WriteExpiry::Set(expiry) => ttl_arg(expiry) as i64,
         WriteExpiry::Keep => -1,
@@ -162,7 +163,7 @@ fn write_ttl_arg(expiry: WriteExpiry) -> i64 {
 }
 
 /// A PTTL reply of a key known to exist.
-fn remaining_of(millis: i64) -> Remaining {
+pub(super) fn remaining_of(millis: i64) -> Remaining {
     match millis {
         -1 => Remaining::Forever,
         left => Remaining::Left(Duration::from_millis(left.max(0) as u64)),
@@ -170,7 +171,7 @@ fn remaining_of(millis: i64) -> Remaining {
 }
 
 /// A session hash as HGETALL returns it, reserved fields taken out.
-fn session_record(flat: Vec<Vec<u8>>) -> SessionRecord {
+pub(super) fn session_record(flat: Vec<Vec<u8>>) -> SessionRecord {
     let mut record = SessionRecord::default();
     let number = |value: &[u8]| std::str::from_utf8(value).ok().and_then(|text| text.parse().ok()).unwrap_or(0);
     let mut pairs = flat.into_iter();
@@ -187,13 +188,13 @@ fn session_record(flat: Vec<Vec<u8>>) -> SessionRecord {
 }
 
 /// A random token for a tag: 16 lowercase hex characters (64 bits).
-fn fresh_token() -> String {
+pub(super) fn fresh_token() -> String {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).expect("the OS random source is available");
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-fn install_tls_provider() {
+pub(super) fn install_tls_provider() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         // Another library in the process may have installed one already; either serves.
@@ -207,6 +208,13 @@ impl RedisBackend {
         install_tls_provider();
         let client = Client::open(settings.url.as_str())
             .map_err(|e| Error::invalid(format!("invalid Redis URL: {e}")))?;
+        Self::with_client(client, settings)
+    }
+
+    /// Connects through `client`, made elsewhere (with TLS files, or for the
+    /// primary Sentinel named); `settings.url` is not used.
+    pub fn with_client(client: Client, settings: &RedisSettings) -> Result<Self> {
+        install_tls_provider();
         let target = client.get_connection_info().addr().to_string();
         // Failures surface at once and the next call reconnects, so a call never
         // waits through a backoff schedule while the server is down.
@@ -320,19 +328,19 @@ impl RedisBackend {
 /// A circuit breaker: after `threshold` consecutive connection failures or
 /// timeouts, calls fail at once for `cooldown`; then calls go through again,
 /// and one more failure opens it anew.
-struct Breaker {
+pub(super) struct Breaker {
     threshold: u32,
     cooldown: Duration,
     failures: std::sync::atomic::AtomicU32,
     /// Milliseconds after `epoch` until which calls are turned away.
     open_until: std::sync::atomic::AtomicU64,
     epoch: std::time::Instant,
-    trips: std::sync::atomic::AtomicU64,
-    skipped: std::sync::atomic::AtomicU64,
+    pub(super) trips: std::sync::atomic::AtomicU64,
+    pub(super) skipped: std::sync::atomic::AtomicU64,
 }
 
 impl Breaker {
-    fn new(threshold: u32, cooldown: Duration) -> Self {
+    pub(super) fn new(threshold: u32, cooldown: Duration) -> Self {
         Breaker {
             threshold,
             cooldown,
@@ -348,7 +356,7 @@ impl Breaker {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn admit(&self, target: &str) -> Result<()> {
+    pub(super) fn admit(&self, target: &str) -> Result<()> {
         let open_until = self.open_until.load(Ordering::Relaxed);
         if open_until > self.now_ms() {
             self.skipped.fetch_add(1, Ordering::Relaxed);
@@ -364,7 +372,7 @@ impl Breaker {
         Ok(())
     }
 
-    fn record<T>(&self, result: &Result<T>) {
+    pub(super) fn record<T>(&self, result: &Result<T>) {
         match result {
             Err(error) if matches!(error.kind, ErrorKind::Connection | ErrorKind::Timeout) => {
                 let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
@@ -453,6 +461,10 @@ pub(super) fn convert_error(target: &str, error: RedisError) -> Error {
             _ => ErrorKind::Server,
         }
     };
+    if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) {
+        let detail = error.detail().unwrap_or("no permission");
+        return Error::new(kind, format!("{target}: refused by the server's ACL (NOPERM): {detail}"));
+    }
     Error::new(kind, format!("{target}: {text}"))
 }
 
@@ -513,7 +525,7 @@ fn tracked_reads(reply: Value, read: TrackedRead<'_>) -> std::result::Result<Tra
 }
 
 /// Appends `PX <ms>` for a finite expiry; the server keeps the key forever otherwise.
-fn with_expiry(cmd: &mut Cmd, expiry: Expiry) {
+pub(super) fn with_expiry(cmd: &mut Cmd, expiry: Expiry) {
     if let Expiry::After(ttl) = expiry {
         cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
     }

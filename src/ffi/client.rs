@@ -64,18 +64,26 @@ pub extern "C" fn rcache_options_default() -> rcache_options {
 ///
 /// `url` is a NUL-terminated URL: `memory://` (the embedded in-process store,
 /// also used when `url` is NULL or empty), `redis://[user:password@]host[:port][/db]`,
-/// `rediss://...` (TLS) or `unix:///path/to/socket[?db=N]`. `options` may be NULL
-/// for the defaults. For Redis, waits for the first connection at most the
-/// connect timeout. `*client_out` is written only on `RCACHE_STATUS_OK`.
+/// `rediss://...` (TLS), `unix:///path/to/socket[?db=N]`,
+/// `redis+sentinel://[user:password@]host:port,host:port/<service>[/db]` (the
+/// primary the sentinels name, followed through failovers) or
+/// `redis+cluster://[user:password@]host:port,host:port` (a Redis Cluster);
+/// `rediss+sentinel://` and `rediss+cluster://` use TLS. Every `rediss` form
+/// takes `?tls_ca=<PEM file>` (trusted instead of the system's roots) and
+/// `&tls_cert=<PEM file>&tls_key=<PEM file>` (a client certificate).
+/// `options` may be NULL for the defaults. For Redis, waits for the first
+/// connection at most the connect timeout. `*client_out` is written only on
+/// `RCACHE_STATUS_OK`.
 ///
-/// A Redis URL may add a near cache, e.g. `redis://host:6379/0?near_cache=100000&near_cache_bytes=67108864`:
+/// A `redis://`, `rediss://` or `unix://` URL may add a near cache, e.g.
+/// `redis://host:6379/0?near_cache=100000&near_cache_bytes=67108864`:
 /// `near_cache` is the most entries kept in process memory, `near_cache_bytes`
 /// the most bytes (default 64 MiB). Reads are then answered from memory while
 /// the server (Redis 6 or later, RESP3 and CLIENT TRACKING) has not reported a
 /// change: a write or tag invalidation by any client is seen once its report
 /// arrives, writes by this handle at once, and everything is dropped when the
-/// connection carrying the reports breaks. `memory://` takes no near cache
-/// (`RCACHE_STATUS_INVALID_ARGUMENT`).
+/// connection carrying the reports breaks. `memory://`, Sentinel and Cluster
+/// URLs take no near cache (`RCACHE_STATUS_INVALID_ARGUMENT`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_client_connect(
     url: *const c_char,

@@ -31,7 +31,8 @@ pub enum rcache_status {
     RCACHE_STATUS_TOO_LARGE = 7,
     /// The handle was created before a fork(); create a new one in this process.
     RCACHE_STATUS_FORKED = 8,
-    /// The URL names a feature this build does not provide.
+    /// The URL names a feature this build does not provide (no URL does today;
+    /// kept so the values stay stable).
     RCACHE_STATUS_UNSUPPORTED = 9,
     /// The library hit an internal bug; the handle is still safe to free.
     RCACHE_STATUS_PANIC = 10,

@@ -1011,8 +1011,11 @@ static void test_bad_urls(void) {
       {"ftp://x", RCACHE_STATUS_INVALID_ARGUMENT},
       {"memory://somehost", RCACHE_STATUS_INVALID_ARGUMENT},
       {"\xff\xfe://x", RCACHE_STATUS_INVALID_ARGUMENT}, /* not UTF-8 */
-      {"redis+sentinel://127.0.0.1:1/mymaster", RCACHE_STATUS_UNSUPPORTED},
-      {"redis+cluster://127.0.0.1:1", RCACHE_STATUS_UNSUPPORTED},
+      {"redis+sentinel://127.0.0.1:1", RCACHE_STATUS_INVALID_ARGUMENT},      /* no service name */
+      {"redis+cluster://127.0.0.1:1/2", RCACHE_STATUS_INVALID_ARGUMENT},     /* a Cluster has db 0 only */
+      {"redis+cluster://127.0.0.1:1?tls_ca=x", RCACHE_STATUS_INVALID_ARGUMENT}, /* TLS files need rediss+ */
+      {"redis+sentinel://127.0.0.1:1/mymaster", RCACHE_STATUS_CONNECTION}, /* no sentinel listening */
+      {"redis+cluster://127.0.0.1:1", RCACHE_STATUS_CONNECTION},           /* no node listening */
   };
   size_t i;
   for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {

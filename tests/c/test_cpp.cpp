@@ -382,7 +382,9 @@ void test_stats_and_metrics() {
 
 void test_errors_and_moves() {
   EXPECT_THROW(rcache::InvalidArgumentError, RCACHE_STATUS_INVALID_ARGUMENT, rcache::Client("ftp://example"));
-  EXPECT_THROW(rcache::UnsupportedError, RCACHE_STATUS_UNSUPPORTED, rcache::Client("redis+sentinel://127.0.0.1:1/m"));
+  EXPECT_THROW(rcache::InvalidArgumentError, RCACHE_STATUS_INVALID_ARGUMENT, rcache::Client("redis+sentinel://127.0.0.1:1"));
+  EXPECT_THROW(rcache::ConnectionError, RCACHE_STATUS_CONNECTION, rcache::Client("redis+sentinel://127.0.0.1:1/m"));
+  EXPECT_THROW(rcache::ConnectionError, RCACHE_STATUS_CONNECTION, rcache::Client("redis+cluster://127.0.0.1:1"));
   EXPECT_THROW(rcache::InvalidArgumentError, RCACHE_STATUS_INVALID_ARGUMENT, rcache::Client("memory://\0x"s));
   rcache::Options bad_prefix;
   bad_prefix.key_prefix = "a\0b"s;

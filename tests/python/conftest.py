@@ -97,10 +97,12 @@ class RedisServer:
     """A private redis-server on a fixed loopback port; start/stop/kill let
     tests inject real faults, and start() again restarts it on the same port."""
 
-    def __init__(self, workdir, port=None):
+    def __init__(self, workdir, port=None, args=(), config=None):
         self.workdir = Path(workdir)
         self.port = port or free_port()
         self.process = None
+        self.args = [str(arg) for arg in args]  # extra redis-server arguments
+        self.config = config  # a configuration file to start from (sentinels)
 
     @property
     def url(self):
@@ -109,15 +111,17 @@ class RedisServer:
     def start(self, timeout=10):
         assert self.process is None, "already running"
         self.process = subprocess.Popen(
-            [
-                REDIS_SERVER,
+            [REDIS_SERVER]
+            + ([str(self.config)] if self.config else [])
+            + [
                 "--port", str(self.port),
                 "--bind", "127.0.0.1",
                 "--save", "",
                 "--appendonly", "no",
                 "--dir", str(self.workdir),
                 "--logfile", str(self.workdir / "redis.log"),
-            ],
+            ]
+            + self.args,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,

@@ -188,8 +188,10 @@ def test_set_many_rejects_bad_items(client):
         ("redis://host:99999", rcache.InvalidArgumentError),
         ("ftp://x", rcache.InvalidArgumentError),
         ("memory://somewhere", rcache.InvalidArgumentError),
-        ("redis+sentinel://host", rcache.UnsupportedError),
-        ("redis+cluster://host", rcache.UnsupportedError),
+        ("redis+sentinel://host", rcache.InvalidArgumentError),  # no service name
+        ("redis+cluster://host/5", rcache.InvalidArgumentError),  # a Cluster has db 0 only
+        ("redis+sentinel://127.0.0.1:1/mymaster", rcache.ConnectionError),  # no sentinel listening
+        ("redis+cluster://127.0.0.1:1", rcache.ConnectionError),  # no node listening
         ("memory://\0", rcache.InvalidArgumentError),
     ],
 )

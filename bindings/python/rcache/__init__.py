@@ -1,8 +1,10 @@
 """rcache: a Redis-backed application cache (Python bindings to librcache).
 
 ``Client`` stores bytes; ``Cache`` stores pickled Python objects. Both talk
-to Redis (``redis://host:port/db``, ``rediss://``, ``unix://``) or to an
-embedded in-process store (``memory://``, the default). Set ``RCACHE_LIB`` to
+to Redis (``redis://host:port/db``, ``rediss://``, ``unix://``, a primary
+found through Sentinel with ``redis+sentinel://h:26379,h:26379/service/db``,
+a Cluster with ``redis+cluster://h:7000,h:7001``) or to an embedded
+in-process store (``memory://``, the default). Set ``RCACHE_LIB`` to
 choose the librcache.so to load.
 """
 

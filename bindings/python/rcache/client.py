@@ -427,8 +427,10 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Client:
-    """A connection to Redis (``redis://``, ``rediss://``, ``unix://``) or an
-    embedded in-process store (``memory://``, the default when url is None).
+    """A connection to Redis (``redis://``, ``rediss://``, ``unix://``,
+    ``redis+sentinel://``, ``redis+cluster://`` and their ``rediss+`` forms;
+    see the README's URL table) or an embedded in-process store
+    (``memory://``, the default when url is None).
 
     Keys are str (encoded as UTF-8) or bytes-like; values are bytes-like and
     come back as bytes. Durations are seconds (int, float or timedelta) and

@@ -4,6 +4,13 @@
 -- value without MAGIC is a plain entry, returned as it is.
 local MAGIC = '\0rcache-tags\0'
 
+-- How a script learns the current tokens of tag keys: MGET on one server. On
+-- a Cluster, where tag keys live in other slots, cluster_tags.lua replaces it.
+local TAGS = {}
+function TAGS.current(tag_keys)
+  return redis.call('MGET', unpack(tag_keys))
+end
+
 -- The tag keys recorded in a stored value (empty for a plain value).
 local function tag_keys_of(value)
   local keys = {}
@@ -48,7 +55,7 @@ local function payload_of(value)
     pos = colon + length + 17
   end
   if count > 0 then
-    local current = redis.call('MGET', unpack(tag_keys))
+    local current = TAGS.current(tag_keys)
     for i = 1, count do
       if current[i] ~= tokens[i] then
         return false

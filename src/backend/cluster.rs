@@ -1,0 +1,970 @@
+//! The Redis Cluster backend, on the `redis` crate's async cluster client
+//! (slot routing, MOVED/ASK redirects, topology refresh, reconnects).
+//!
+//! Connections are "lanes" as in the standalone backend: each lane is one
+//! cluster connection (a socket per node) on its own current-thread tokio
+//! runtime, driven by the calling thread inside `block_on`.
+//!
+//! What changes from one server, because a Cluster runs a script or a
+//! transaction only on keys of one hash slot:
+//! - Tag keys live in other slots than their entries. Reads fetch the entry,
+//!   then the tokens of its tag keys (a second request), and compare. Scripts
+//!   that must know whether a tagged entry is valid get the tokens from the
+//!   caller (`lua/cluster_tags.lua`): the first attempt passes none, and a
+//!   tagged entry makes it stop, before writing anything, naming the tag keys
+//!   to read. Writing a tagged entry reads or creates each tag's token first
+//!   (one script per tag, in its slot), then stores the entry. Tokens only
+//!   ever change to new random values, so an invalidation racing with any of
+//!   this leaves the entry carrying an old token: invalid, the safe direction.
+//! - Multi-key calls are split by slot and the parts sent at once: set-many
+//!   is atomic per slot, invalidating several tags is one write per tag.
+//! - Key listing, clear, session listing and purge scan every primary.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_util::future::try_join_all;
+use parking_lot::Mutex;
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{Cmd, FromRedisValue, RedisError, RedisResult, TlsCertificates, ToRedisArgs};
+use tokio::runtime::Runtime;
+
+use super::redis::{
+    Breaker, CLEAR_BATCH, EXTEND_LOCK_LUA, MAX_LANES, SESSION_LIST_LUA, TAG_MARKER, UNLOCK_LUA, convert_error, fresh_token,
+    install_tls_provider, new_runtime, remaining_of, session_record, stored_form, ttl_arg, with_expiry, write_ttl_arg,
+};
+use super::slots::slot;
+use super::{Backend, Expiry, ForRefresh, HashFields, Remaining, SaveOutcome, SessionRecord, WriteCondition, WriteExpiry};
+use crate::error::{Error, ErrorKind, Result};
+
+/// Where and how to reach a Cluster.
+pub struct ClusterSettings {
+    /// `redis://host:port` or `rediss://host:port[#insecure]` of the nodes to
+    /// discover the Cluster from; any one reachable node is enough.
+    pub nodes: Vec<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// A CA and client certificate for TLS, when the URL names them.
+    pub certificates: Option<TlsCertificates>,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub breaker_threshold: u32,
+    pub breaker_cooldown: Duration,
+}
+
+/// Rounds of "the entry has tags: read their tokens and run again" before a
+/// call gives up (each round happens only when the entry changed meanwhile).
+const TAG_ROUNDS: usize = 8;
+
+/// One cluster connection and the runtime that drives it.
+struct Lane {
+    connection: ClusterConnection,
+    /// Declared after the connection so it is dropped last.
+    runtime: Runtime,
+}
+
+impl Lane {
+    fn connect(client: &ClusterClient, timeout: Duration, target: &str) -> Result<Lane> {
+        let runtime = new_runtime()?;
+        let connection = runtime
+            .block_on(async { tokio::time::timeout(timeout, client.get_async_connection()).await })
+            .map_err(|_| Error::new(ErrorKind::Timeout, format!("{target}: no connection within {} ms", timeout.as_millis())))?
+            .map_err(|e| convert_error(target, e))?;
+        Ok(Lane { connection, runtime })
+    }
+}
+
+pub struct ClusterBackend {
+    /// Opened on demand; lane 0 at connect time.
+    lanes: Box<[OnceLock<Lane>]>,
+    idle: Mutex<Vec<usize>>,
+    opened: AtomicUsize,
+    next_shared: AtomicUsize,
+    client: ClusterClient,
+    connect_timeout: Duration,
+    /// The most one call may take, redirects and retries included.
+    call_deadline: Duration,
+    breaker: Breaker,
+    /// The seed nodes, for error messages; never carries a password.
+    target: String,
+    scripts: Scripts,
+}
+
+/// A script and its SHA1, sent as EVALSHA, and as EVAL when a node lacks it
+/// (a freshly promoted replica): never `SCRIPT LOAD`, which goes to every node
+/// and fails while one is down.
+struct Lua {
+    code: String,
+    hash: String,
+}
+
+impl Lua {
+    fn new(code: impl Into<String>) -> Lua {
+        let code = code.into();
+        let hash = redis::Script::new(&code).get_hash().to_string();
+        Lua { code, hash }
+    }
+}
+
+/// Scripts that honour tags get their tokens from the caller (`cluster_tags.lua`).
+macro_rules! checked {
+    ($body:literal) => {
+        Lua::new(concat!(include_str!("lua/envelope.lua"), include_str!("lua/cluster_tags.lua"), include_str!($body)))
+    };
+}
+
+struct Scripts {
+    read: Lua,
+    write: Lua,
+    hash: Lua,
+    key_ops: Lua,
+    ensure_tag: Lua,
+    raw: Lua,
+    swap: Lua,
+    increment: Lua,
+    set_many: Lua,
+    session: Lua,
+    session_purge: Lua,
+    session_list: Lua,
+    extend_lock: Lua,
+    unlock: Lua,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Scripts {
+            read: checked!("lua/read.lua"),
+            write: checked!("lua/write.lua"),
+            hash: checked!("lua/hash.lua"),
+            key_ops: checked!("lua/key_ops.lua"),
+            ensure_tag: Lua::new(concat!(include_str!("lua/tag.lua"), include_str!("lua/ensure_tag_cluster.lua"))),
+            // The stored string and its PTTL, or false when missing (another type: WRONGTYPE).
+            raw: Lua::new(
+                "local value = redis.call('GET', KEYS[1]) if not value then return false end \
+                 return { value, redis.call('PTTL', KEYS[1]) }",
+            ),
+            // Replaces the stored string ARGV[1] by ARGV[2], keeping the TTL; 0 when it changed meanwhile.
+            swap: Lua::new(
+                "if redis.pcall('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') return 1 end return 0",
+            ),
+            // A counter created with its TTL (ARGV[2] ms, 0: none) in the same step as the increment by ARGV[1].
+            increment: Lua::new(
+                "local ttl = tonumber(ARGV[2]) if ttl > 0 then redis.call('SET', KEYS[1], 0, 'PX', ttl, 'NX') end \
+                 return redis.call('INCRBY', KEYS[1], ARGV[1])",
+            ),
+            // KEYS: keys of one slot; ARGV[1]: TTL in ms (0: none); ARGV[i + 1]: the value of KEYS[i].
+            set_many: Lua::new(
+                "local ttl = tonumber(ARGV[1]) for i, key in ipairs(KEYS) do \
+                 if ttl > 0 then redis.call('SET', key, ARGV[i + 1], 'PX', ttl) else redis.call('SET', key, ARGV[i + 1]) end \
+                 end return 1",
+            ),
+            session: Lua::new(include_str!("lua/session.lua")),
+            session_purge: Lua::new(include_str!("lua/session_purge.lua")),
+            session_list: Lua::new(SESSION_LIST_LUA),
+            extend_lock: Lua::new(EXTEND_LOCK_LUA),
+            unlock: Lua::new(UNLOCK_LUA),
+        }
+    }
+}
+
+/// Arguments of a script, as bytes.
+#[derive(Clone, Default)]
+struct Args(Vec<Vec<u8>>);
+
+impl Args {
+    fn with(mut self, value: impl ToRedisArgs) -> Self {
+        self.0.extend(value.to_redis_args());
+        self
+    }
+}
+
+/// A primary, as `CLUSTER SLOTS` names it.
+type Node = (String, u16);
+
+/// A hash as HGETALL returns it: names and values in turn.
+type Flat = Vec<Vec<u8>>;
+
+/// One call's view of the Cluster: a connection handle (cloned for each
+/// concurrent request) and the scripts.
+struct Link<'s> {
+    connection: ClusterConnection,
+    scripts: &'s Scripts,
+}
+
+impl Link<'_> {
+    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+        cmd.query_async(&mut self.connection.clone()).await
+    }
+
+    async fn on_node<T: FromRedisValue>(&self, node: &Node, cmd: Cmd) -> RedisResult<T> {
+        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host: node.0.clone(), port: node.1 });
+        let value = self.connection.clone().route_command(cmd, route).await?;
+        Ok(T::from_redis_value(value)?)
+    }
+
+    /// Runs `script` on the slot of `keys` (all in one slot).
+    async fn eval<T: FromRedisValue>(&self, script: &Lua, keys: &[&[u8]], args: &[Vec<u8>]) -> RedisResult<T> {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&script.hash).arg(keys.len()).arg(keys).arg(args);
+        match self.query(&cmd).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                let mut cmd = redis::cmd("EVAL");
+                cmd.arg(&script.code).arg(keys.len()).arg(keys).arg(args);
+                self.query(&cmd).await
+            }
+            result => result,
+        }
+    }
+
+    /// Runs a script that honours tags (`cluster_tags.lua`), reading the tag
+    /// tokens it asks for and running it again. Returns its reply and the
+    /// tag keys it needed (those of the entries in `keys`).
+    async fn eval_checked<T: FromRedisValue>(&self, script: &Lua, keys: &[&[u8]], args: &Args) -> RedisResult<(T, Vec<Vec<u8>>)> {
+        let mut known: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for _ in 0..TAG_ROUNDS {
+            let mut full = args.0.clone();
+            for (tag_key, token) in &known {
+                full.push(tag_key.clone());
+                full.push(token.clone());
+            }
+            full.push(known.len().to_string().into_bytes());
+            match self.eval::<T>(script, keys, &full).await {
+                Err(e) if e.code() == Some("RCACHE-TAGS") => {
+                    let needed = needed_tags(e.detail().unwrap_or(""));
+                    if needed.is_empty() {
+                        return Err(e);
+                    }
+                    let tokens = self.tokens(&needed).await?;
+                    known.extend(needed.into_iter().zip(tokens.into_iter().map(Option::unwrap_or_default)));
+                }
+                result => return result.map(|reply| (reply, known.into_iter().map(|(tag_key, _)| tag_key).collect())),
+            }
+        }
+        Err(corrupt("the entry's tags kept changing while it was read"))
+    }
+
+    /// The current tokens of `tag_keys` (MGET, split by slot by the client).
+    async fn tokens(&self, tag_keys: &[Vec<u8>]) -> RedisResult<Vec<Option<Vec<u8>>>> {
+        if tag_keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.query(redis::cmd("MGET").arg(tag_keys)).await
+    }
+
+    /// The payloads of stored values as rcache reads them: plain values as
+    /// they are, tagged ones when every tag still holds its recorded token
+    /// (one MGET for the tags of all of them).
+    async fn payloads(&self, stored: Vec<Option<Vec<u8>>>) -> RedisResult<Vec<Option<Vec<u8>>>> {
+        let mut parsed = Vec::with_capacity(stored.len());
+        let mut tag_keys: Vec<Vec<u8>> = Vec::new();
+        for value in &stored {
+            let envelope = value.as_deref().map(Envelope::parse).transpose()?;
+            if let Some(envelope) = &envelope {
+                for (tag_key, _) in &envelope.tags {
+                    if !tag_keys.iter().any(|known| known == tag_key) {
+                        tag_keys.push(tag_key.to_vec());
+                    }
+                }
+            }
+            parsed.push(envelope);
+        }
+        let tokens = self.tokens(&tag_keys).await?;
+        let current: HashMap<&[u8], Option<&[u8]>> =
+            tag_keys.iter().map(Vec::as_slice).zip(tokens.iter().map(Option::as_deref)).collect();
+        Ok(parsed
+            .into_iter()
+            .map(|envelope| {
+                let envelope = envelope?;
+                let valid = envelope.tags.iter().all(|(tag_key, token)| current[tag_key] == Some(*token));
+                valid.then(|| envelope.payload.to_vec())
+            })
+            .collect())
+    }
+
+    /// Reads or creates each tag's token, making it outlive an entry of `ttl` ms (0: forever).
+    async fn ensure_tags(&self, tag_keys: &[Vec<u8>], ttl: u64) -> RedisResult<Vec<Vec<u8>>> {
+        let ensure = tag_keys.iter().map(|tag_key| async move {
+            let args = Args::default().with(fresh_token()).with(ttl);
+            self.eval::<Vec<u8>>(&self.scripts.ensure_tag, &[tag_key], &args.0).await
+        });
+        let tokens = try_join_all(ensure).await?;
+        match tokens.iter().find(|token| token.len() != TOKEN_LEN) {
+            Some(_) => Err(corrupt("a tag key holds a token of the wrong size")),
+            None => Ok(tokens),
+        }
+    }
+
+    /// The primaries serving slots now.
+    async fn primaries(&self) -> RedisResult<Vec<Node>> {
+        let ranges: Vec<Vec<redis::Value>> = self.query(&redis::cmd("CLUSTER").arg("SLOTS").clone()).await?;
+        let mut nodes: Vec<Node> = Vec::new();
+        for range in ranges {
+            // [start, end, [host, port, id, …], replicas…]
+            let Some(primary) = range.into_iter().nth(2) else { continue };
+            let mut fields = Vec::<redis::Value>::from_redis_value(primary)?.into_iter();
+            let (Some(host), Some(port)) = (fields.next(), fields.next()) else { continue };
+            let node = (String::from_redis_value(host)?, u16::from_redis_value(port)?);
+            if !nodes.contains(&node) {
+                nodes.push(node);
+            }
+        }
+        nodes.sort();
+        Ok(nodes)
+    }
+
+    async fn scan_step(&self, node: &Node, cursor: u64, pattern: &[u8]) -> RedisResult<(u64, Vec<Vec<u8>>)> {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(CLEAR_BATCH);
+        self.on_node(node, cmd).await
+    }
+
+    /// Runs `per_slot` on the keys of each slot at once, in slot groups; the
+    /// results in group order.
+    async fn per_slot<'k, T, F, Fut>(&self, keys: &'k [Vec<u8>], per_slot: F) -> RedisResult<Vec<T>>
+    where
+        F: Fn(Vec<&'k [u8]>) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        try_join_all(by_slot(keys.iter().map(Vec::as_slice)).into_iter().map(per_slot)).await
+    }
+}
+
+/// The tag keys named (in hex) by a script's `RCACHE-TAGS` error.
+fn needed_tags(detail: &str) -> Vec<Vec<u8>> {
+    let hex = |word: &str| -> Option<Vec<u8>> {
+        if word.is_empty() || word.len() % 2 != 0 {
+            return None;
+        }
+        (0..word.len()).step_by(2).map(|at| u8::from_str_radix(word.get(at..at + 2)?, 16).ok()).collect()
+    };
+    // The server appends " script: <sha>, on @user_script…" after the names.
+    detail.split(' ').map_while(hex).collect()
+}
+
+/// Keys grouped by slot, in order of first appearance.
+fn by_slot<'k>(keys: impl Iterator<Item = &'k [u8]>) -> Vec<Vec<&'k [u8]>> {
+    let mut groups: Vec<(u16, Vec<&[u8]>)> = Vec::new();
+    for key in keys {
+        let key_slot = slot(key);
+        match groups.iter_mut().find(|(group_slot, _)| *group_slot == key_slot) {
+            Some((_, group)) => group.push(key),
+            None => groups.push((key_slot, vec![key])),
+        }
+    }
+    groups.into_iter().map(|(_, group)| group).collect()
+}
+
+fn corrupt(what: &str) -> RedisError {
+    redis::make_extension_error("CORRUPT".to_string(), Some(format!("rcache entry: {what}")))
+}
+
+/// A tag token: 16 hex characters.
+const TOKEN_LEN: usize = 16;
+
+/// A stored string as `lua/envelope.lua` lays it out; a plain value has no tags.
+struct Envelope<'v> {
+    /// (tag key, token recorded) of each tag.
+    tags: Vec<(&'v [u8], &'v [u8])>,
+    payload: &'v [u8],
+    /// The bytes between the count and the payload: the records as stored.
+    records: &'v [u8],
+}
+
+impl<'v> Envelope<'v> {
+    /// Reads a stored value, with the checks `payload_of` makes in Lua.
+    fn parse(value: &'v [u8]) -> RedisResult<Envelope<'v>> {
+        let Some(rest) = value.strip_prefix(TAG_MARKER) else {
+            return Ok(Envelope { tags: Vec::new(), payload: value, records: &[] });
+        };
+        let number = |bytes: &[u8]| std::str::from_utf8(bytes).ok()?.parse::<usize>().ok();
+        let colon = rest.iter().position(|&byte| byte == b':');
+        let Some(count) = colon.and_then(|colon| number(&rest[..colon])) else {
+            return Err(corrupt("bad tag header"));
+        };
+        let records_start = colon.expect("checked") + 1;
+        let mut at = records_start;
+        let mut tags = Vec::with_capacity(count);
+        for _ in 0..count {
+            let colon = rest[at..].iter().position(|&byte| byte == b':').map(|offset| at + offset);
+            let length = colon.and_then(|colon| number(&rest[at..colon]));
+            match (colon, length) {
+                (Some(colon), Some(length)) if length >= 1 && colon + 1 + length + TOKEN_LEN <= rest.len() => {
+                    let key = &rest[colon + 1..colon + 1 + length];
+                    let token = &rest[colon + 1 + length..colon + 1 + length + TOKEN_LEN];
+                    tags.push((key, token));
+                    at = colon + 1 + length + TOKEN_LEN;
+                }
+                _ => return Err(corrupt("bad tag record")),
+            }
+        }
+        Ok(Envelope { tags, payload: &rest[at..], records: &rest[records_start..at] })
+    }
+
+    /// The stored form of `payload` recorded against `tags` (tag key, token).
+    fn build(records: &[u8], count: usize, new: &[(&[u8], &[u8])], payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(TAG_MARKER.len() + records.len() + payload.len() + 64);
+        out.extend_from_slice(TAG_MARKER);
+        out.extend_from_slice((count + new.len()).to_string().as_bytes());
+        out.push(b':');
+        out.extend_from_slice(records);
+        for (tag_key, token) in new {
+            out.extend_from_slice(tag_key.len().to_string().as_bytes());
+            out.push(b':');
+            out.extend_from_slice(tag_key);
+            out.extend_from_slice(token);
+        }
+        out.extend_from_slice(payload);
+        out
+    }
+}
+
+impl ClusterBackend {
+    /// Discovers the Cluster from `settings.nodes` and waits for the first
+    /// connection, at most `connect_timeout`.
+    pub fn connect(settings: ClusterSettings) -> Result<Self> {
+        install_tls_provider();
+        let target = format!(
+            "cluster {}",
+            settings.nodes.iter().map(|node| node.split("://").nth(1).unwrap_or(node).trim_end_matches("#insecure")).collect::<Vec<_>>().join(",")
+        );
+        let call_deadline = settings.connect_timeout + settings.response_timeout;
+        let mut builder = ClusterClientBuilder::new(settings.nodes)
+            .connection_timeout(settings.connect_timeout)
+            .response_timeout(settings.response_timeout)
+            .overall_response_timeout(Some(call_deadline))
+            // Redirects during a resharding and reconnects after a failover are
+            // retried quickly; the call deadline bounds the whole.
+            .retries(12)
+            .min_retry_wait(10)
+            .max_retry_wait(250)
+            .retry_wait_formula(10, 2);
+        if let Some(username) = &settings.username {
+            builder = builder.username(username);
+        }
+        if let Some(password) = &settings.password {
+            builder = builder.password(password);
+        }
+        if let Some(certificates) = settings.certificates {
+            builder = builder.certs(certificates);
+        }
+        let client = builder.build().map_err(|e| Error::invalid(format!("invalid Cluster URL: {e}")))?;
+        let first = Lane::connect(&client, settings.connect_timeout, &target)?;
+        let lanes: Box<[OnceLock<Lane>]> = (0..MAX_LANES).map(|_| OnceLock::new()).collect();
+        let _ = lanes[0].set(first);
+        Ok(ClusterBackend {
+            lanes,
+            idle: Mutex::new(vec![0]),
+            opened: AtomicUsize::new(1),
+            next_shared: AtomicUsize::new(0),
+            client,
+            connect_timeout: settings.connect_timeout,
+            call_deadline,
+            breaker: Breaker::new(settings.breaker_threshold, settings.breaker_cooldown),
+            target,
+            scripts: Scripts::new(),
+        })
+    }
+
+    /// Runs `work` on an idle lane, opening one if allowed, else on a shared one.
+    fn with_lane<T>(&self, work: impl FnOnce(&Lane) -> Result<T>) -> Result<T> {
+        let claimed = self.idle.lock().pop().or_else(|| {
+            let index = self.opened.fetch_add(1, Ordering::Relaxed);
+            (index < MAX_LANES).then_some(index)
+        });
+        let Some(index) = claimed else {
+            let start = self.next_shared.fetch_add(1, Ordering::Relaxed);
+            let lane = (0..MAX_LANES).find_map(|step| self.lanes[(start + step) % MAX_LANES].get());
+            return work(lane.expect("lane 0 opens at connect"));
+        };
+        struct Return<'a>(&'a Mutex<Vec<usize>>, usize);
+        impl Drop for Return<'_> {
+            fn drop(&mut self) {
+                self.0.lock().push(self.1);
+            }
+        }
+        let lane = match self.lanes[index].get() {
+            Some(lane) => lane,
+            None => match Lane::connect(&self.client, self.connect_timeout, &self.target) {
+                Ok(lane) => self.lanes[index].get_or_init(|| lane),
+                Err(error) => {
+                    self.opened.fetch_sub(1, Ordering::Relaxed);
+                    return Err(error);
+                }
+            },
+        };
+        let _return = Return(&self.idle, index);
+        work(lane)
+    }
+
+    /// Runs one call: `work` gets this call's view of the Cluster; the whole
+    /// of it is bounded by the call deadline.
+    fn run<'s, T, F, Fut>(&'s self, work: F) -> Result<T>
+    where
+        F: FnOnce(Link<'s>) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        self.breaker.admit(&self.target)?;
+        let result = self.with_lane(|lane| {
+            let link = Link { connection: lane.connection.clone(), scripts: &self.scripts };
+            lane.runtime
+                .block_on(async { tokio::time::timeout(self.call_deadline, work(link)).await })
+                .map_err(|_| {
+                    Error::new(ErrorKind::Timeout, format!("{}: no reply within {} ms", self.target, self.call_deadline.as_millis()))
+                })?
+                .map_err(|e| convert_error(&self.target, e))
+        });
+        self.breaker.record(&result);
+        result
+    }
+
+    /// Walks every primary's keys matching `pattern`, one SCAN step per call,
+    /// handing each non-empty batch to `visit`. A key that moves between
+    /// primaries during the walk may be seen twice or not at all.
+    fn scan(&self, pattern: &[u8], mut visit: impl FnMut(Vec<Vec<u8>>) -> Result<()>) -> Result<()> {
+        let primaries = self.run(|link| async move { link.primaries().await })?;
+        for node in &primaries {
+            let mut cursor = 0;
+            loop {
+                let (next, keys) = self.run(|link| async move { link.scan_step(node, cursor, pattern).await })?;
+                if !keys.is_empty() {
+                    visit(keys)?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Backend for ClusterBackend {
+    fn breaker_counts(&self) -> (u64, u64) {
+        (self.breaker.trips.load(Ordering::Relaxed), self.breaker.skipped.load(Ordering::Relaxed))
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.run(|link| async move {
+            let stored: Option<Vec<u8>> = link.query(redis::cmd("GET").arg(key)).await?;
+            Ok(link.payloads(vec![stored]).await?.pop().flatten())
+        })
+    }
+
+    fn get_with_ttl(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Remaining)>> {
+        let found: Option<(Vec<u8>, i64)> = self.run(|link| async move {
+            let args = Args::default().with("ttl");
+            Ok(link.eval_checked(&link.scripts.read, &[key], &args).await?.0)
+        })?;
+        Ok(found.map(|(value, millis)| (value, remaining_of(millis))))
+    }
+
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(|link| async move {
+            // MGET reads keys of another type as nil, as the 'many' read does.
+            let stored: Vec<Option<Vec<u8>>> = link.query(redis::cmd("MGET").arg(keys)).await?;
+            link.payloads(stored).await
+        })
+    }
+
+    fn set(&self, key: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<()> {
+        self.run(|link| async move {
+            match expiry {
+                WriteExpiry::Set(expiry) => {
+                    let mut cmd = redis::cmd("SET");
+                    cmd.arg(key).arg(&*stored_form(value));
+                    with_expiry(&mut cmd, expiry);
+                    link.query(&cmd).await
+                }
+                WriteExpiry::Keep => {
+                    let args = Args::default().with("set").with(&*stored_form(value)).with(-1);
+                    link.eval_checked::<i64>(&link.scripts.write, &[key], &args).await.map(drop)
+                }
+            }
+        })
+    }
+
+    fn compare_and_set(&self, key: &[u8], expected: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<bool> {
+        self.run(|link| async move {
+            let args = Args::default().with("cas").with(&*stored_form(value)).with(write_ttl_arg(expiry)).with(expected);
+            let (stored, _) = link.eval_checked::<i64>(&link.scripts.write, &[key], &args).await?;
+            Ok(stored > 0)
+        })
+    }
+
+    /// All or nothing per hash slot: each slot's entries are one script,
+    /// the slots' scripts run at once.
+    fn set_many(&self, entries: &[(Vec<u8>, &[u8])], expiry: Expiry) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let values: HashMap<&[u8], &[u8]> = entries.iter().map(|(key, value)| (key.as_slice(), *value)).collect();
+        let keys: Vec<Vec<u8>> = entries.iter().map(|(key, _)| key.clone()).collect();
+        self.run(|link| async move {
+            let (link, values) = (&link, &values);
+            link.per_slot(&keys, move |group| async move {
+                let mut args = Args::default().with(ttl_arg(expiry));
+                for key in &group {
+                    args = args.with(&*stored_form(values[key]));
+                }
+                link.eval::<i64>(&link.scripts.set_many, &group, &args.0).await
+            })
+            .await
+            .map(drop)
+        })
+    }
+
+    fn set_tagged(&self, key: &[u8], value: &[u8], expiry: Expiry, tags: &[Vec<u8>]) -> Result<()> {
+        self.run(|link| async move {
+            let tokens = link.ensure_tags(tags, ttl_arg(expiry)).await?;
+            let records: Vec<(&[u8], &[u8])> = tags.iter().map(Vec::as_slice).zip(tokens.iter().map(Vec::as_slice)).collect();
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key).arg(Envelope::build(&[], 0, &records, value));
+            with_expiry(&mut cmd, expiry);
+            link.query(&cmd).await
+        })
+    }
+
+    fn add_tags(&self, key: &[u8], tags: &[Vec<u8>]) -> Result<bool> {
+        self.run(|link| async move {
+            for _ in 0..TAG_ROUNDS {
+                let Some((stored, millis)): Option<(Vec<u8>, i64)> = link.eval(&link.scripts.raw, &[key], &[]).await? else {
+                    return Ok(false);
+                };
+                let envelope = Envelope::parse(&stored)?;
+                if link.payloads(vec![Some(stored.clone())]).await?.pop().flatten().is_none() {
+                    return Ok(false);
+                }
+                let new: Vec<Vec<u8>> =
+                    tags.iter().filter(|tag| !envelope.tags.iter().any(|(present, _)| present == tag)).cloned().collect();
+                let tokens = link.ensure_tags(&new, millis.max(0) as u64).await?;
+                let records: Vec<(&[u8], &[u8])> = new.iter().map(Vec::as_slice).zip(tokens.iter().map(Vec::as_slice)).collect();
+                let updated = Envelope::build(envelope.records, envelope.tags.len(), &records, envelope.payload);
+                let swapped: i64 = link.eval(&link.scripts.swap, &[key], &[stored.clone(), updated]).await?;
+                if swapped > 0 {
+                    return Ok(true);
+                }
+            }
+            Err(corrupt("the entry kept changing while tags were added"))
+        })
+    }
+
+    /// One write per tag, all sent at once: not atomic across tags, but every
+    /// tag is invalidated before this returns.
+    fn invalidate_tags(&self, tags: &[Vec<u8>]) -> Result<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        self.run(|link| async move {
+            let link = &link;
+            let writes = tags.iter().map(|tag| async move {
+                let cmd = redis::cmd("SET").arg(tag).arg(fresh_token()).arg("XX").arg("KEEPTTL").clone();
+                link.query::<Option<String>>(&cmd).await
+            });
+            try_join_all(writes).await.map(drop)
+        })
+    }
+
+    fn clear(&self, pattern: &[u8]) -> Result<u64> {
+        let mut deleted = 0;
+        self.scan(pattern, |keys| {
+            // UNLINK of keys in several slots is split by slot by the client.
+            let removed: u64 = self.run(|link| async move { link.query(redis::cmd("UNLINK").arg(&keys)).await })?;
+            deleted += removed;
+            Ok(())
+        })?;
+        Ok(deleted)
+    }
+
+    fn keys(&self, pattern: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut found = Vec::new();
+        self.scan(pattern, |keys| {
+            let live: Vec<Vec<Vec<u8>>> = self.run(|link| async move {
+                let args = Args::default().with("live");
+                let (link, args) = (&link, &args);
+                link.per_slot(&keys, move |group| async move {
+                    Ok(link.eval_checked::<Vec<Vec<u8>>>(&link.scripts.read, &group, args).await?.0)
+                })
+                .await
+            })?;
+            found.extend(live.into_iter().flatten());
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
+    fn hash_get(&self, key: &[u8]) -> Result<Option<HashFields>> {
+        let flat: Option<Vec<Vec<u8>>> = self.run(|link| async move {
+            Ok(link.eval_checked(&link.scripts.hash, &[key], &Args::default().with("get")).await?.0)
+        })?;
+        Ok(flat.map(|flat| {
+            let mut pairs = flat.into_iter();
+            std::iter::from_fn(|| Some((pairs.next()?, pairs.next()?))).collect()
+        }))
+    }
+
+    fn hash_set(&self, key: &[u8], fields: &[(&[u8], &[u8])], expiry: WriteExpiry, condition: WriteCondition) -> Result<bool> {
+        let condition = match condition {
+            WriteCondition::Always => "always",
+            WriteCondition::IfExists => "if_exists",
+            WriteCondition::IfAbsent => "if_absent",
+        };
+        self.run(|link| async move {
+            let mut args = Args::default().with("set").with(condition).with(write_ttl_arg(expiry));
+            for (name, value) in fields {
+                args = args.with(*name).with(*value);
+            }
+            let (written, _) = link.eval_checked::<i64>(&link.scripts.hash, &[key], &args).await?;
+            Ok(written > 0)
+        })
+    }
+
+    /// Every primary's `INFO`, each after a `# Node` section naming it
+    /// (`rcache_node:host:port`), then a `# Totals` section: `used_memory` and
+    /// `db0` summed over the primaries (so a reader that keeps the last value
+    /// of each field sees the Cluster's totals).
+    fn server_info(&self) -> Result<Vec<u8>> {
+        let infos: Vec<(Node, String)> = self.run(|link| async move {
+            let primaries = link.primaries().await?;
+            let infos = try_join_all(primaries.iter().map(|node| link.on_node::<String>(node, redis::cmd("INFO")))).await?;
+            Ok(primaries.into_iter().zip(infos).collect())
+        })?;
+        let mut text = String::new();
+        let (mut memory, mut keys, mut expires) = (0u64, 0u64, 0u64);
+        for ((host, port), info) in &infos {
+            text.push_str(&format!("# Node\r\nrcache_node:{host}:{port}\r\n\r\n"));
+            text.push_str(info.trim_end_matches("\r\n"));
+            text.push_str("\r\n\r\n");
+            for line in info.split("\r\n") {
+                if let Some(bytes) = line.strip_prefix("used_memory:") {
+                    memory += bytes.parse::<u64>().unwrap_or(0);
+                } else if let Some(counts) = line.strip_prefix("db0:") {
+                    for field in counts.split(',') {
+                        match field.split_once('=') {
+                            Some(("keys", n)) => keys += n.parse::<u64>().unwrap_or(0),
+                            Some(("expires", n)) => expires += n.parse::<u64>().unwrap_or(0),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        text.push_str(&format!(
+            "# Totals\r\nrcache_backend:cluster\r\ncluster_primaries:{}\r\nused_memory:{memory}\r\ndb0:keys={keys},expires={expires},avg_ttl=0\r\n",
+            infos.len()
+        ));
+        Ok(text.into_bytes())
+    }
+
+    fn get_for_refresh(&self, key: &[u8], meta_key: &[u8]) -> Result<Option<ForRefresh>> {
+        let found: Option<(Vec<u8>, Option<Vec<u8>>, i64)> = self.run(|link| async move {
+            if slot(key) == slot(meta_key) {
+                let args = Args::default().with("refresh");
+                return Ok(link.eval_checked(&link.scripts.read, &[key, meta_key], &args).await?.0);
+            }
+            // The hint sits elsewhere (a prefix with an unclosed '{'): read it apart.
+            let found: Option<(Vec<u8>, i64)> = link.eval_checked(&link.scripts.read, &[key], &Args::default().with("ttl")).await?.0;
+            let Some((value, millis)) = found else { return Ok(None) };
+            let meta: Option<Vec<u8>> = link.query(redis::cmd("GET").arg(meta_key)).await.unwrap_or(None);
+            Ok(Some((value, meta, millis)))
+        })?;
+        Ok(found.map(|(value, meta, millis)| (value, meta, remaining_of(millis))))
+    }
+
+    fn lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
+        let millis = lease.as_millis().max(1) as u64;
+        let reply: Option<String> =
+            self.run(|link| async move { link.query(redis::cmd("SET").arg(key).arg(owner).arg("NX").arg("PX").arg(millis)).await })?;
+        Ok(reply.is_some())
+    }
+
+    fn extend_lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
+        let millis = lease.as_millis().max(1) as u64;
+        let extended: i64 = self.run(|link| async move {
+            link.eval(&link.scripts.extend_lock, &[key], &Args::default().with(owner).with(millis).0).await
+        })?;
+        Ok(extended > 0)
+    }
+
+    fn unlock(&self, key: &[u8], owner: &[u8]) -> Result<bool> {
+        let released: i64 = self.run(|link| async move { link.eval(&link.scripts.unlock, &[key], &Args::default().with(owner).0).await })?;
+        Ok(released > 0)
+    }
+
+    fn session_create(&self, key: &[u8], secret: &[u8], fields: &[(&[u8], &[u8])], expiry: Expiry, now_ms: u64) -> Result<bool> {
+        let mut args = Args::default().with("create").with(secret).with(now_ms).with(ttl_arg(expiry));
+        for (name, value) in fields {
+            args = args.with(*name).with(*value);
+        }
+        let created: i64 = self.run(|link| async move { link.eval(&link.scripts.session, &[key], &args.0).await })?;
+        Ok(created > 0)
+    }
+
+    fn session_load(&self, key: &[u8], secret: &[u8], touch: Option<Expiry>, now_ms: u64) -> Result<Option<SessionRecord>> {
+        let slide: i64 = touch.map_or(-1, |expiry| ttl_arg(expiry) as i64);
+        let args = Args::default().with("load").with(secret).with(now_ms).with(slide);
+        let flat: Option<Vec<Vec<u8>>> = self.run(|link| async move { link.eval(&link.scripts.session, &[key], &args.0).await })?;
+        Ok(flat.filter(|flat| !flat.is_empty()).map(session_record))
+    }
+
+    fn session_save(
+        &self,
+        key: &[u8],
+        secret: &[u8],
+        expected: Option<u64>,
+        set: &[(&[u8], &[u8])],
+        delete: &[&[u8]],
+        expiry: Expiry,
+        now_ms: u64,
+    ) -> Result<SaveOutcome> {
+        let mut args =
+            Args::default().with("save").with(secret).with(now_ms).with(expected.unwrap_or(0)).with(ttl_arg(expiry)).with(delete.len());
+        for name in delete {
+            args = args.with(*name);
+        }
+        for (name, value) in set {
+            args = args.with(*name).with(*value);
+        }
+        let outcome: Option<(String, u64)> = self.run(|link| async move { link.eval(&link.scripts.session, &[key], &args.0).await })?;
+        Ok(match outcome {
+            None => SaveOutcome::Missing,
+            Some((kind, version)) if kind == "conflict" => SaveOutcome::Conflict(version),
+            Some((_, version)) => SaveOutcome::Saved(version),
+        })
+    }
+
+    fn session_touch(&self, key: &[u8], secret: &[u8], expiry: Expiry, now_ms: u64) -> Result<bool> {
+        let args = Args::default().with("touch").with(secret).with(now_ms).with(ttl_arg(expiry));
+        let touched: Option<i64> = self.run(|link| async move { link.eval(&link.scripts.session, &[key], &args.0).await })?;
+        Ok(touched.is_some())
+    }
+
+    fn session_destroy(&self, key: &[u8], secret: &[u8]) -> Result<bool> {
+        let args = Args::default().with("destroy").with(secret).with(0);
+        let destroyed: Option<i64> = self.run(|link| async move { link.eval(&link.scripts.session, &[key], &args.0).await })?;
+        Ok(destroyed.is_some())
+    }
+
+    fn session_list(&self, pattern: &[u8]) -> Result<Vec<(Vec<u8>, SessionRecord)>> {
+        let mut sessions = Vec::new();
+        self.scan(pattern, |keys| {
+            let keys = &keys;
+            let groups: Vec<(Vec<&[u8]>, Vec<Flat>)> = self.run(|link| async move {
+                let link = &link;
+                try_join_all(by_slot(keys.iter().map(Vec::as_slice)).into_iter().map(|group| async move {
+                    let hashes = link.eval(&link.scripts.session_list, &group, &[]).await?;
+                    Ok::<_, RedisError>((group, hashes))
+                }))
+                .await
+            })?;
+            for (group, hashes) in groups {
+                for (key, flat) in group.into_iter().zip(hashes) {
+                    if flat.chunks(2).any(|pair| pair[0] == b"__secret") {
+                        sessions.push((key.to_vec(), session_record(flat)));
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(sessions)
+    }
+
+    fn session_purge(&self, pattern: &[u8], idle_since_ms: u64) -> Result<u64> {
+        let mut purged = 0;
+        self.scan(pattern, |keys| {
+            let counts: Vec<u64> = self.run(|link| async move {
+                let args = Args::default().with(idle_since_ms);
+                let (link, args) = (&link, &args);
+                link.per_slot(&keys, move |group| async move { link.eval::<u64>(&link.scripts.session_purge, &group, &args.0).await })
+                    .await
+            })?;
+            purged += counts.iter().sum::<u64>();
+            Ok(())
+        })?;
+        Ok(purged)
+    }
+
+    fn delete(&self, key: &[u8]) -> Result<bool> {
+        let deleted: i64 = self.run(|link| async move {
+            Ok(link.eval_checked(&link.scripts.key_ops, &[key], &Args::default().with("delete")).await?.0)
+        })?;
+        Ok(deleted > 0)
+    }
+
+    fn exists(&self, key: &[u8]) -> Result<bool> {
+        let found: u64 = self.run(|link| async move {
+            Ok(link.eval_checked(&link.scripts.read, &[key], &Args::default().with("exists")).await?.0)
+        })?;
+        Ok(found > 0)
+    }
+
+    fn remaining(&self, key: &[u8]) -> Result<Remaining> {
+        let millis: i64 = self.run(|link| async move {
+            Ok(link.eval_checked(&link.scripts.key_ops, &[key], &Args::default().with("ttl")).await?.0)
+        })?;
+        Ok(match millis {
+            -2 => Remaining::Missing,
+            millis => remaining_of(millis),
+        })
+    }
+
+    /// Then extends the entry's tags to outlive it (a second step, in their
+    /// slots: until it lands, a tag that expires first only makes the entry a miss).
+    fn expire(&self, key: &[u8], expiry: Expiry) -> Result<bool> {
+        self.run(|link| async move {
+            let args = Args::default().with("expire").with(ttl_arg(expiry));
+            let (done, tag_keys) = link.eval_checked::<i64>(&link.scripts.key_ops, &[key], &args).await?;
+            if done > 0 {
+                link.ensure_tags(&tag_keys, ttl_arg(expiry)).await?;
+            }
+            Ok(done > 0)
+        })
+    }
+
+    fn increment(&self, key: &[u8], delta: i64, expiry_if_new: Expiry) -> Result<i64> {
+        let args = Args::default().with(delta).with(ttl_arg(expiry_if_new));
+        self.run(|link| async move { link.eval(&link.scripts.increment, &[key], &args.0).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip_and_damage_is_reported() {
+        let token = b"0123456789abcdef";
+        let stored = Envelope::build(&[], 0, &[(b"t:a", token), (b"t:b", token)], b"payload");
+        let envelope = Envelope::parse(&stored).unwrap();
+        assert_eq!(envelope.tags, vec![(&b"t:a"[..], &token[..]), (&b"t:b"[..], &token[..])]);
+        assert_eq!(envelope.payload, b"payload");
+        let more = Envelope::build(envelope.records, 2, &[(b"t:c", token)], envelope.payload);
+        assert_eq!(Envelope::parse(&more).unwrap().tags.len(), 3);
+        assert_eq!(Envelope::parse(b"plain").unwrap().payload, b"plain");
+        let wrapped = [TAG_MARKER, b"0:", TAG_MARKER, b"x"].concat();
+        assert_eq!(Envelope::parse(&wrapped).unwrap().payload, [TAG_MARKER, b"x"].concat());
+        for damaged in [&b"x:"[..], b"2:3:abc", b"1:0:", b"1:3:t:a0123"] {
+            assert!(Envelope::parse(&[TAG_MARKER, damaged].concat()).is_err(), "{damaged:?}");
+        }
+    }
+
+    #[test]
+    fn needed_tags_are_read_from_the_error() {
+        assert_eq!(needed_tags("6162 00ff script: 3b16, on @user_script:1."), vec![b"ab".to_vec(), vec![0, 255]]);
+        assert!(needed_tags("script: x").is_empty());
+    }
+
+    #[test]
+    fn keys_group_by_slot_in_order() {
+        let groups = by_slot([&b"{a}1"[..], b"b", b"{a}2"].into_iter());
+        assert_eq!(groups, vec![vec![&b"{a}1"[..], b"{a}2"], vec![&b"b"[..]]]);
+    }
+}

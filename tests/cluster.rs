@@ -1,0 +1,203 @@
+//! Redis Cluster under change: a slot migrating between primaries while
+//! clients use it, and a primary killed and replaced by its replica. Each test
+//! has a cluster of its own (3 primaries, a replica each).
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rcache::{Cache, ComputeOptions, Options, Ttl, WriteCondition};
+use support::{RedisCluster, query, wait_until};
+
+/// One cluster at a time: two six-node clusters under load on two CPUs slow
+/// each other's failure detection past the tests' bounds.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+const MINUTE: Ttl = Ttl::After(Duration::from_secs(60));
+
+fn connect(cluster: &RedisCluster, prefix: &str) -> Cache {
+    let options = Options { key_prefix: prefix.as_bytes().to_vec(), ..Options::default() };
+    Cache::connect(Some(&cluster.url()), options).unwrap()
+}
+
+/// The slot of a key, as the cluster computes it.
+fn slot_of(cluster: &RedisCluster, key: &str) -> u16 {
+    query(cluster.nodes[0].port, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key)).unwrap()
+}
+
+/// One worker's round of every kind of operation on keys of the migrating
+/// slot (`{hot}`) and elsewhere; panics on any error or wrong value.
+fn round(cache: &Cache, worker: usize, round: u64, counted: &AtomicU64) {
+    let own = format!("{{hot}}:w{worker}");
+    let value = format!("{worker}/{round}");
+    cache.set(own.as_bytes(), value.as_bytes(), MINUTE).unwrap();
+    assert_eq!(cache.get(own.as_bytes()).unwrap(), Some(value.clone().into_bytes()), "{own}");
+    let (read, _) = cache.get_with_ttl(own.as_bytes()).unwrap().expect("just written");
+    assert_eq!(read, value.as_bytes());
+
+    assert!(cache.increment(b"{hot}:counter", 1, MINUTE).unwrap() > 0);
+    counted.fetch_add(1, Ordering::SeqCst);
+
+    let tagged = format!("{{hot}}:tagged{worker}");
+    cache.set_with_tags(tagged.as_bytes(), value.as_bytes(), MINUTE, &[b"t1", format!("w{worker}").as_bytes()]).unwrap();
+    assert_eq!(cache.get(tagged.as_bytes()).unwrap(), Some(value.clone().into_bytes()));
+    assert!(cache.exists(tagged.as_bytes()).unwrap());
+
+    let batch = [format!("{{hot}}:m{worker}a"), format!("{{hot}}:m{worker}b"), format!("cold:{worker}")];
+    let entries: Vec<(&[u8], &[u8])> = batch.iter().map(|key| (key.as_bytes(), value.as_bytes())).collect();
+    cache.set_many(&entries, MINUTE).unwrap();
+    let keys: Vec<&[u8]> = batch.iter().map(|key| key.as_bytes()).collect();
+    assert!(cache.get_many(&keys).unwrap().iter().all(|read| read.as_deref() == Some(value.as_bytes())));
+
+    let record = format!("{{hot}}:record{worker}");
+    assert!(cache.hash_set(record.as_bytes(), &[(b"round", value.as_bytes())], MINUTE, WriteCondition::Always).unwrap());
+    assert_eq!(cache.hash_get(record.as_bytes()).unwrap(), Some(vec![(b"round".to_vec(), value.clone().into_bytes())]));
+
+    let computed = cache
+        .get_or_compute(format!("{{hot}}:computed{worker}:{}", round % 5).as_bytes(), &ComputeOptions { ttl: MINUTE, ..Default::default() }, || {
+            Ok::<_, ()>(b"computed".to_vec())
+        })
+        .unwrap();
+    assert_eq!(computed, b"computed");
+
+    let lock = format!("{{hot}}:lock{worker}");
+    assert!(cache.lock(lock.as_bytes(), b"me", Duration::from_secs(10)).unwrap());
+    assert!(cache.unlock(lock.as_bytes(), b"me").unwrap());
+
+    assert!(cache.compare_and_set(own.as_bytes(), value.as_bytes(), b"swapped", MINUTE).unwrap());
+    assert!(cache.delete(own.as_bytes()).unwrap());
+}
+
+#[test]
+fn a_slot_migrates_under_load_without_a_failed_or_wrong_operation() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let cluster = RedisCluster::start();
+    let cache = connect(&cluster, "mig:");
+    let hot = slot_of(&cluster, "mig:{hot}:x");
+    assert_eq!(hot, slot_of(&cluster, "hot"), "the prefix has no braces: the hash tag decides");
+    let source = cluster.owner(hot, 0);
+    let target = *cluster.primaries().iter().find(|&&primary| primary != source).unwrap();
+    // Keys already in the slot, to move while the load runs.
+    for index in 0..200 {
+        cache.set(format!("{{hot}}:old{index}").as_bytes(), b"old", MINUTE).unwrap();
+    }
+    let sessions = cache.sessions(b"{hot}:sess:");
+    let session = sessions.create(&[(b"k", b"v")], MINUTE).unwrap();
+
+    let stop = AtomicBool::new(false);
+    let counted = AtomicU64::new(0);
+    let rounds = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for worker in 0..4 {
+            let (cache, stop, counted, rounds) = (&cache, &stop, &counted, &rounds);
+            scope.spawn(move || {
+                let mut round_number = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    round(cache, worker, round_number, counted);
+                    round_number += 1;
+                    rounds.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        let migrated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            let (source_port, target_port) = (cluster.nodes[source].port, cluster.nodes[target].port);
+            let (source_id, target_id) = (cluster.node_id(source), cluster.node_id(target));
+            let setslot = |port: u16, args: &[&str]| {
+                let () = query(port, redis::cmd("CLUSTER").arg("SETSLOT").arg(hot).arg(args)).unwrap();
+            };
+            setslot(target_port, &["IMPORTING", &source_id]);
+            setslot(source_port, &["MIGRATING", &target_id]);
+            // Move the keys a few at a time, so that the load runs against a
+            // slot whose keys are half here, half there, for a while.
+            let started = Instant::now();
+            loop {
+                let keys: Vec<Vec<u8>> =
+                    query(source_port, redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(hot).arg(5)).unwrap();
+                if keys.is_empty() && started.elapsed() > Duration::from_millis(1500) {
+                    break;
+                }
+                if !keys.is_empty() {
+                    let mut migrate = redis::cmd("MIGRATE");
+                    migrate.arg("127.0.0.1").arg(target_port).arg("").arg(0).arg(5000).arg("REPLACE").arg("KEYS").arg(&keys);
+                    let _: String = query(source_port, &migrate).unwrap();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            for index in cluster.primaries() {
+                setslot(cluster.nodes[index].port, &["NODE", &target_id]);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }));
+        stop.store(true, Ordering::Relaxed);
+        if let Err(panic) = migrated {
+            std::panic::resume_unwind(panic);
+        }
+    });
+    assert_eq!(cluster.owner(hot, source), target, "the slot moved");
+    eprintln!("{} rounds of every operation ran across the migration", rounds.load(Ordering::Relaxed));
+    assert!(rounds.load(Ordering::Relaxed) > 20, "the load ran through the migration");
+    let counter: u64 = String::from_utf8(cache.get(b"{hot}:counter").unwrap().unwrap()).unwrap().parse().unwrap();
+    assert_eq!(counter, counted.load(Ordering::SeqCst), "every increment counted exactly once");
+    for index in 0..200 {
+        assert_eq!(cache.get(format!("{{hot}}:old{index}").as_bytes()).unwrap().as_deref(), Some(&b"old"[..]));
+    }
+    assert!(sessions.load(session.id.as_bytes(), session.secret.as_bytes(), None).unwrap().is_some());
+    cache.invalidate_tags(&[b"t1"]).unwrap();
+    assert_eq!(cache.get(b"{hot}:tagged0").unwrap(), None, "tags still work across the moved slot");
+    let keys = cache.keys(Some(b"{hot}:old*")).unwrap();
+    assert_eq!(keys.len(), 200, "listing scans the new owner");
+}
+
+#[test]
+fn a_killed_primary_is_replaced_by_its_replica_and_operations_resume() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut cluster = RedisCluster::start();
+    let cache = connect(&cluster, "fail:");
+    // Keys in every slot range, written well before the kill (replicated by then).
+    for index in 0..300 {
+        cache.set(format!("before:{index}").as_bytes(), index.to_string().as_bytes(), MINUTE).unwrap();
+    }
+    cache.set_with_tags(b"tagged", b"v", MINUTE, &[b"tag"]).unwrap();
+    let key_slot = slot_of(&cluster, "fail:probe");
+    let victim = cluster.owner(key_slot, 0);
+    let replica = cluster.replica_of(victim);
+    std::thread::sleep(Duration::from_millis(500));
+
+    let killed = Instant::now();
+    cluster.nodes[victim].kill();
+    let mut failures = 0;
+    let resumed = wait_until(Duration::from_secs(30), || match cache.set(b"probe", b"after", MINUTE) {
+        Ok(()) => true,
+        Err(error) => {
+            assert!(matches!(error.kind, rcache::ErrorKind::Connection | rcache::ErrorKind::Timeout | rcache::ErrorKind::Server), "{error}");
+            failures += 1;
+            false
+        }
+    });
+    assert!(resumed, "writes resumed after the failover");
+    eprintln!("cluster failover: first write {:.2} s after the kill, {failures} failed calls", killed.elapsed().as_secs_f64());
+    assert_eq!(cluster.role(replica), "master", "the replica was promoted");
+    assert_eq!(cluster.owner(key_slot, replica), replica);
+    assert_eq!(cache.get(b"probe").unwrap().as_deref(), Some(&b"after"[..]));
+    for index in 0..300 {
+        let value = cache.get(format!("before:{index}").as_bytes()).unwrap();
+        assert_eq!(value, Some(index.to_string().into_bytes()), "before:{index} survived the failover");
+    }
+    assert_eq!(cache.get(b"tagged").unwrap().as_deref(), Some(&b"v"[..]));
+    cache.invalidate_tags(&[b"tag"]).unwrap();
+    assert_eq!(cache.get(b"tagged").unwrap(), None);
+    // Listing asks a node for the primaries; until gossip has told every node
+    // of the promotion it may still name the dead one, and the call fails.
+    let mut last = None;
+    let listed = support::wait_until(Duration::from_secs(10), || {
+        let listing = cache.keys(Some(b"before:*"));
+        let done = listing.as_ref().is_ok_and(|keys| keys.len() == 300);
+        last = Some(listing.map(|keys| keys.len()));
+        done
+    });
+    assert!(listed, "listing scans the new primary: last attempt {last:?}");
+    let computed = cache.get_or_compute(b"computed", &ComputeOptions::default(), || Ok::<_, ()>(b"v".to_vec())).unwrap();
+    assert_eq!(computed, b"v");
+}
