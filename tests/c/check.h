@@ -17,6 +17,8 @@
  *   EXPECT_MISS(call)                EXPECT_STATUS(RCACHE_STATUS_MISS, call)
  *   EXPECT_ERROR(expected, call)     an error status and a non-empty rcache_last_error()
  *
+ * C programs also get now_ms() (monotonic milliseconds) and sleep_ms(ms).
+ *
  * Each macro evaluates its arguments once and yields 1 on a pass, 0 on a failure.
  */
 #ifndef RCACHE_TEST_CHECK_H
@@ -27,6 +29,23 @@
 #include <string.h>
 
 #include "rcache.h"
+
+#ifndef __cplusplus
+#include <time.h>
+
+/* Milliseconds on the monotonic clock. (The test programs define
+ * _POSIX_C_SOURCE before any include, for clock_gettime and nanosleep.) */
+static inline double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static inline void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+#endif
 
 #ifdef __cplusplus
 #include <atomic>

@@ -47,17 +47,6 @@ static uint8_t g_sentinel_byte;
 static const rcache_buffer SENTINEL_BUFFER = {&g_sentinel_byte, 4242};
 #define SENTINEL_I64 ((int64_t)0x5EED5EED5EEDLL)
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 static int buffer_is_sentinel(rcache_buffer buffer) {
   return buffer.data == SENTINEL_BUFFER.data && buffer.len == SENTINEL_BUFFER.len;
 }

@@ -29,12 +29,6 @@
 static const char *g_url;
 static char g_prefix[64];
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 static rcache_client *connect_client(void) {
   rcache_options options = rcache_options_default();
   rcache_client *client = NULL;

@@ -25,17 +25,6 @@
 static const char *g_url;
 static char g_prefix[64];
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 static rcache_client *open_url(const char *url) {
   rcache_options options = rcache_options_default();
   rcache_client *client = NULL;

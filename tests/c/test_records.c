@@ -41,17 +41,6 @@ static int buffer_is_sentinel(rcache_buffer buffer) {
   return buffer.data == SENTINEL_BUFFER.data && buffer.len == SENTINEL_BUFFER.len;
 }
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 static rcache_client *open_prefixed(const char *prefix) {
   rcache_options options = rcache_options_default();
   rcache_client *client = NULL;

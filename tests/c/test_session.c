@@ -64,11 +64,6 @@ static uint64_t epoch_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 static rcache_bytes text(const char *value) {
   rcache_bytes bytes = {(const uint8_t *)value, strlen(value)};
   return bytes;
