@@ -192,8 +192,9 @@ impl SentinelBackend {
             return None;
         }
         resolver.last_attempt = Some(Instant::now());
-        self.switched.store(false, Ordering::Relaxed);
+        // A failed lookup keeps a `+switch-master` notice pending, so the next call looks again.
         let client = resolver.primary(self.deadline, &self.target).ok()?;
+        self.switched.store(false, Ordering::Relaxed);
         let address = address_of(&client);
         if address == current.address {
             return None;

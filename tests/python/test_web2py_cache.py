@@ -179,6 +179,27 @@ def test_tag_cache_and_invalidate_tag(cache):
     assert cache("t", lambda: 2, 100) == 2
 
 
+def test_cached_booleans_under_the_lock(cache):
+    for value in (False, True):
+        cache(f"b{value}", lambda value=value: value, 100)
+        assert cache(f"b{value}", counting("computed"), 100, with_lock=True) is value
+    # A waiter that finds a cached False returns it, and does not compute.
+    cache._client.set("w:__lock", b"someone else")
+    cache._client.set("w", pickle.dumps(False), ttl=100)
+    assert cache("w", counting("computed"), 100, with_lock=True) is False
+
+
+def test_fail_gracefully_with_debug_never_raises(app):
+    cache = redis_cache.RedisClient(
+        redis_utils.Connection(host="127.0.0.1", port=1, socket_connect_timeout=0.2), application=app,
+        debug=True, fail_gracefully=True,
+    )
+    for _ in range(3):
+        assert cache("k", lambda: "computed", 100) == "computed"
+        cache._flushed_at -= 2  # statistics are due: flushing them must not raise either
+    assert cache.increment("n") is None
+
+
 def test_with_lock_computes_once_across_threads(cache):
     f_calls = []
 
@@ -230,9 +251,11 @@ def test_signed_values(conn, app):
     stored = signed._client.get("k")
     signed._client.set("k2", stored)
     assert signed("k2", lambda: "own", 100) == "own"
-    # Counters carry no code and stay readable.
+    # Nobody signs a raw integer: with a secret key it is a miss too.
+    signed._client.set("k3", b"42")
+    assert signed("k3", lambda: "computed", 100) == "computed"
     assert signed.increment("c") == 1
-    assert signed("c", counting(0), 100000) == 1
+    assert signed("c", lambda: "not trusted", 100000) == "not trusted"
 
 
 def test_a_cache_made_before_fork_works_in_the_child(cache, url):

@@ -24,13 +24,14 @@ import hmac
 import logging
 import math
 import numbers
+import os
 import pickle
 import re
 import threading
 import time
 import uuid
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
 from ..client import KEEP_TTL, Client, Key
 from ..errors import ConflictError, ConnectionError, TimeoutError, WrongTypeError
@@ -221,10 +222,10 @@ class RedisClient:
         protocol, so old and new processes exclude each other)."""
         lock_key = key + b":__lock"
         owner = uuid.uuid4().hex
-        held = self._acquire(client, key, lock_key, owner, time_expire)
-        if not isinstance(held, bool):
+        held, found = self._acquire(client, key, lock_key, owner, time_expire)
+        if found is not _MISS:
             self._count(hit=True)
-            return held  # type: ignore[no-any-return]  # what an f stored
+            return found  # type: ignore[no-any-return]  # what an f stored
         try:
             if held and time_expire > 0:
                 # Someone may have computed it while we waited for the lock.
@@ -241,27 +242,29 @@ class RedisClient:
             if held:
                 self._unless_unavailable(lambda: client.unlock(lock_key, owner))
 
-    def _acquire(self, client: Client, key: bytes, lock_key: bytes, owner: str, time_expire: float) -> Any:
-        """True once the lock is ours; False when lock_wait passed (or Redis
-        is unavailable and fail_gracefully is set); or the value another
-        process computed meanwhile."""
+    def _acquire(
+        self, client: Client, key: bytes, lock_key: bytes, owner: str, time_expire: float
+    ) -> Tuple[bool, Any]:
+        """(True, _MISS) once the lock is ours; (False, _MISS) when lock_wait
+        passed (or Redis is unavailable and fail_gracefully is set); (False,
+        value) when another process computed the value meanwhile."""
         deadline = time.monotonic() + self.lock_wait
         delay = 0.002
         while True:
             try:
                 if client.lock(lock_key, owner, self.lock_lease):
-                    return True
+                    return True, _MISS
                 if time_expire > 0:
                     value = self._read(client, key, time_expire)
                     if value is not _MISS:
-                        return value
+                        return False, value
             except _UNAVAILABLE:
                 if not self.fail_gracefully:
                     raise
-                return False
+                return False, _MISS
             if time.monotonic() >= deadline:
                 logger.warning("waited %.1f s for the lock on %r; computing without it", self.lock_wait, key)
-                return False
+                return False, _MISS
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
@@ -277,6 +280,10 @@ class RedisClient:
     def _decode(self, key: bytes, stored: bytes) -> Any:
         """The value stored at key, or _MISS when it cannot be trusted or read."""
         if _COUNTER.fullmatch(stored):
+            if self._secret_key is not None:
+                # Nobody signed it: anyone able to write to Redis could have put it there.
+                logger.warning("%r holds an unsigned counter: treated as a miss with secret_key", key)
+                return _MISS
             return int(stored)
         if stored.startswith(_SIGNED):
             if self._secret_key is None:
@@ -300,7 +307,8 @@ class RedisClient:
 
     def _mac(self, key: bytes, data: bytes) -> bytes:
         assert self._secret_key is not None
-        message = self._prefix_bytes + key + b"\0" + data
+        full_key = self._prefix_bytes + key
+        message = len(full_key).to_bytes(4, "big") + full_key + data
         return hmac.new(self._secret_key, message, hashlib.sha256).digest()
 
     # --- tags (web2py's SmartCache pattern) ---------------------------------
@@ -394,12 +402,12 @@ class RedisClient:
         with self._counts_lock:
             counts, self._unflushed = self._unflushed, [0, 0]
             self._flushed_at = time.monotonic()
-        client = self._connection.client_for(b"", fail_open=False)
         try:
+            client = self._connection.client_for(b"", fail_open=False)
             for name, count in zip(self._stats_keys, counts):
                 if count:
                     client.incr(name, count)
-        except _UNAVAILABLE as error:
+        except Exception as error:  # statistics never fail a cache call
             logger.warning("cache statistics not recorded: %s", error)
 
     def stats(self) -> Dict[str, Any]:
@@ -472,9 +480,14 @@ class _LeaseKeeper:
             with self._changed:
                 self._held.pop(id(entry), None)
 
-    def _start(self) -> None:
-        import os
+    def forget_after_fork(self) -> None:
+        """In a forked child: the parent's computations are not ours to renew,
+        and the parent's lock and thread are gone."""
+        self._changed = threading.Condition()
+        self._held = {}
+        self._thread_pid = None
 
+    def _start(self) -> None:
         if self._thread_pid != os.getpid():
             self._thread_pid = os.getpid()
             threading.Thread(target=self._run, name="rcache-lock-leases", daemon=True).start()
@@ -499,3 +512,4 @@ class _LeaseKeeper:
 
 
 _leases = _LeaseKeeper()
+os.register_at_fork(after_in_child=_leases.forget_after_fork)

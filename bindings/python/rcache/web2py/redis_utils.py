@@ -94,6 +94,7 @@ class Connection:
                 raise TypeError(f"got multiple values for argument {name!r}")
             kw[name] = value
         self.url, self.connect_timeout, self.response_timeout = _settings(kw)
+        _all_connections.add(self)
         self._memory = self.url.lower().startswith("memory:")
         self._lock = threading.Lock()
         self._pid: Optional[int] = None
@@ -103,6 +104,14 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"<rcache.web2py Connection {self.url.split('@')[-1]!r}>"
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: a lock another thread held at fork() would never
+        be released here; the clients are made again on first use."""
+        self._lock = threading.Lock()
+        self._clients = {}
+        self._pid = None
+        self._failed = None
 
     def client_for(self, prefix: Union[str, bytes], fail_open: bool = False) -> Client:
         """The Client for keys under prefix (str or bytes, may be empty) in
@@ -272,6 +281,18 @@ def as_connection(redis_conn: Any, application: Optional[str]) -> Connection:
 
 _connections: Dict[str, Connection] = {}
 _connections_lock = threading.Lock()
+# Every Connection, so that a forked child can reset their locks.
+_all_connections: "weakref.WeakSet[Connection]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    global _connections_lock
+    _connections_lock = threading.Lock()
+    for connection in list(_all_connections):
+        connection._forget_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 # Connections made from redis-py clients, for as long as each client lives.
 _from_redis_py: weakref.WeakKeyDictionary[Any, Connection] = weakref.WeakKeyDictionary()
 
