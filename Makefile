@@ -5,7 +5,7 @@ CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 CBINDGEN := $(CARGO_BIN)/cbindgen
 BUILD := build
 
-.PHONY: all build prereqs demo test test-rust test-c test-python header check-header bench bench-near clean wheel
+.PHONY: all build prereqs demo test lint test-rust test-c test-python header check-header bench bench-near clean wheel
 
 all: build
 
@@ -31,8 +31,13 @@ demo: prereqs build
 	@echo "== C++ demo =="
 	@$(BUILD)/c/demo_cpp
 
-## test: every test: header check, Rust suites, C/C++ (plain and sanitized), Python.
-test: prereqs build check-header test-rust test-c test-python test-install
+## test: every test: header check, formatting and lints, Rust suites, C/C++ (plain and sanitized), Python.
+test: prereqs build check-header lint test-rust test-c test-python test-install
+
+## lint: rustfmt's layout (rustfmt.toml) and clippy with every warning an error.
+lint:
+	cargo fmt --check
+	cargo clippy --release --all-targets -- -D warnings
 
 test-rust:
 	cargo test --release

@@ -80,6 +80,11 @@ typedef enum rcache_status {
   RCACHE_STATUS_COMPUTE_FAILED = 12,
   // A versioned save found a newer version: nothing was saved; load again.
   RCACHE_STATUS_CONFLICT = 13,
+  // The request reached the server, or may have, and its reply was lost
+  // (the connection dropped, or no reply came within the timeout): the
+  // call ran once or not at all, and was not sent again. Read the data
+  // to learn which.
+  RCACHE_STATUS_UNKNOWN_OUTCOME = 14,
 } rcache_status;
 
 // When `rcache_client_hash_set` writes. Passed to it as an `int`, so that a

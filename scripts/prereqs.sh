@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing rcache needs, when it is missing:
-# redis-server, redis-tools and pkg-config (Debian), pytest, redis-py, mypy and the wheel build tools (PyPI), cbindgen at the pinned
-# version (crates.io). Safe to run again: it only installs what is absent.
+# redis-server, redis-tools and pkg-config (Debian), pytest, redis-py, mypy and the wheel build tools (PyPI), rustfmt and
+# clippy (rustup), cbindgen at the pinned version (crates.io). Safe to run again: it only installs what is absent.
 set -euo pipefail
 
 CBINDGEN_VERSION=0.29.4
@@ -56,6 +56,12 @@ if [ ${#python_missing[@]} -gt 0 ]; then
   export PIP_ROOT_USER_ACTION=ignore
   python3 -m pip install --quiet "${python_missing[@]}" 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages "${python_missing[@]}"
+fi
+
+# make lint checks formatting and lints.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  echo "prereqs: installing rustfmt and clippy"
+  rustup component add rustfmt clippy
 fi
 
 if [ "$("$cargo_bin/cbindgen" --version 2>/dev/null)" != "cbindgen $CBINDGEN_VERSION" ]; then

@@ -174,7 +174,7 @@ impl Cache {
     }
 
     pub(crate) fn is_fail_open(&self, error: &Error) -> bool {
-        self.options.fail_open && matches!(error.kind, ErrorKind::Connection | ErrorKind::Timeout)
+        self.options.fail_open && matches!(error.kind, ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::UnknownOutcome)
     }
 
     /// The stored value, or `None` on a miss.
@@ -186,10 +186,11 @@ impl Cache {
             }
         }
         let full_key = self.full_key(key)?;
-        let read = |backend: &dyn Backend| match self.near_read(backend, &[key], std::slice::from_ref(&full_key), TrackedRead::One)? {
-            Some(reads) => Ok(reads.values.into_iter().next().flatten().map(|found| found.value)),
-            None => backend.get(&full_key),
-        };
+        let read =
+            |backend: &dyn Backend| match self.near_read(backend, &[key], std::slice::from_ref(&full_key), TrackedRead::One)? {
+                Some(reads) => Ok(reads.values.into_iter().next().flatten().map(|found| found.value)),
+                None => backend.get(&full_key),
+            };
         let value = self.or_fail_open(self.call(read), || None)?;
         self.counters.record_lookup(value.is_some());
         Ok(value)
@@ -205,15 +206,16 @@ impl Cache {
             }
         }
         let full_key = self.full_key(key)?;
-        let read = |backend: &dyn Backend| match self.near_read(backend, &[key], std::slice::from_ref(&full_key), TrackedRead::One)? {
-            Some(reads) => Ok(reads
-                .values
-                .into_iter()
-                .next()
-                .flatten()
-                .map(|found| (found.value, found.ttl.map_or(Remaining::Forever, Remaining::Left)))),
-            None => backend.get_with_ttl(&full_key),
-        };
+        let read =
+            |backend: &dyn Backend| match self.near_read(backend, &[key], std::slice::from_ref(&full_key), TrackedRead::One)? {
+                Some(reads) => Ok(reads
+                    .values
+                    .into_iter()
+                    .next()
+                    .flatten()
+                    .map(|found| (found.value, found.ttl.map_or(Remaining::Forever, Remaining::Left)))),
+                None => backend.get_with_ttl(&full_key),
+            };
         let found = self.or_fail_open(self.call(read), || None)?;
         self.counters.record_lookup(found.is_some());
         Ok(found)
@@ -261,9 +263,11 @@ impl Cache {
         let full_key = self.full_key(key)?;
         let read = TrackedRead::Refresh(meta_key);
         let found = self.call(|backend| match self.near_read(backend, &[key], std::slice::from_ref(&full_key), read)? {
-            Some(TrackedReads { values, meta }) => Ok(values.into_iter().next().flatten().map(|found| {
-                (found.value, meta, found.ttl.map_or(Remaining::Forever, Remaining::Left))
-            })),
+            Some(TrackedReads { values, meta }) => Ok(values
+                .into_iter()
+                .next()
+                .flatten()
+                .map(|found| (found.value, meta, found.ttl.map_or(Remaining::Forever, Remaining::Left)))),
             None => backend.get_for_refresh(&full_key, meta_key),
         })?;
         Ok(found.map(|found| (found, false)))
@@ -341,10 +345,8 @@ impl Cache {
     /// Stores every entry with the same TTL, all or nothing, in one round trip.
     pub fn set_many(&self, entries: &[(&[u8], &[u8])], ttl: Ttl) -> Result<()> {
         let expiry = self.expiry(ttl)?;
-        let entries = entries
-            .iter()
-            .map(|(key, value)| Ok((self.full_key(key)?, self.check_value(value)?)))
-            .collect::<Result<Vec<_>>>()?;
+        let entries =
+            entries.iter().map(|(key, value)| Ok((self.full_key(key)?, self.check_value(value)?))).collect::<Result<Vec<_>>>()?;
         let result = self.call(|backend| backend.set_many(&entries, expiry));
         self.forget(&entries.iter().map(|(key, _)| key).collect::<Vec<_>>());
         self.or_fail_open(result, || ())
@@ -570,9 +572,7 @@ impl Cache {
             Ttl::After(ttl) if ttl.is_zero() => Err(Error::invalid("TTL must be at least 1 ms")),
             Ttl::After(ttl) if ttl > MAX_TTL => Err(Error::invalid("TTL must be at most 100 years")),
             Ttl::After(ttl) => Ok(Expiry::After(ttl)),
-            Ttl::Keep => Err(Error::invalid(
-                "this call cannot keep the current TTL: only set, compare-and-set and hash-set can",
-            )),
+            Ttl::Keep => Err(Error::invalid("this call cannot keep the current TTL: only set, compare-and-set and hash-set can")),
         }
     }
 

@@ -178,7 +178,10 @@ impl Cache {
                         }
                         OnWaitTimeout::Fail => Err(Error::new(
                             ErrorKind::Timeout,
-                            format!("no value after waiting {} ms for another caller's computation", options.wait_timeout.as_millis()),
+                            format!(
+                                "no value after waiting {} ms for another caller's computation",
+                                options.wait_timeout.as_millis()
+                            ),
                         )
                         .into()),
                     };

@@ -21,6 +21,9 @@ pub enum ErrorKind {
     Corrupt,
     /// The URL names a feature this build does not provide (none does today).
     Unsupported,
+    /// The request was sent and its reply was lost (the connection dropped
+    /// or the reply came too late): it may or may not have run, once.
+    UnknownOutcome,
 }
 
 /// An error with a human-readable message.

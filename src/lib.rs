@@ -15,11 +15,11 @@ mod session;
 mod stats;
 
 pub use backend::{Expiry, HashFields, MemoryLimits, Remaining, WriteCondition, WriteExpiry};
-pub use compute::{ComputeError, ComputeOptions, OnWaitTimeout};
-pub use stats::Stats;
-pub use session::{NewSession, Sessions};
 pub use backend::{SaveOutcome, SessionRecord};
 pub use cache::{BackendKind, Cache, MAX_TAGS, RESERVED_SPACE, Ttl};
+pub use compute::{ComputeError, ComputeOptions, OnWaitTimeout};
 pub use error::{Error, ErrorKind, Result};
 pub use near::{NEAR_DEFAULT_BYTES, NearLimits};
 pub use options::{DEFAULT_URL, MAX_TTL, MAX_VALUE_LIMIT, Options};
+pub use session::{NewSession, Sessions};
+pub use stats::Stats;

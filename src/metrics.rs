@@ -57,24 +57,90 @@ fn samples(stats: &Stats) -> Vec<Sample> {
     vec![
         ("rcache_hits_total", &[], Counter, "Reads that found a value.", Count(hits)),
         ("rcache_misses_total", &[], Counter, "Reads that found nothing.", Count(misses)),
-        ("rcache_computations_total", &[], Counter, "Computations run by get-or-compute, early refreshes included.", Count(computations)),
-        ("rcache_lock_waits_total", &[], Counter, "Get-or-compute calls that waited for another caller's computation.", Count(lock_waits)),
-        ("rcache_early_refreshes_total", &[], Counter, "Computations started early (XFetch) while the value was still valid.", Count(early_refreshes)),
+        (
+            "rcache_computations_total",
+            &[],
+            Counter,
+            "Computations run by get-or-compute, early refreshes included.",
+            Count(computations),
+        ),
+        (
+            "rcache_lock_waits_total",
+            &[],
+            Counter,
+            "Get-or-compute calls that waited for another caller's computation.",
+            Count(lock_waits),
+        ),
+        (
+            "rcache_early_refreshes_total",
+            &[],
+            Counter,
+            "Computations started early (XFetch) while the value was still valid.",
+            Count(early_refreshes),
+        ),
         ("rcache_fail_opens_total", &[], Counter, "Calls answered without the server because of fail_open.", Count(fail_opens)),
         ("rcache_breaker_trips_total", &[], Counter, "Times the circuit breaker opened.", Count(breaker_trips)),
-        ("rcache_breaker_skips_total", &[], Counter, "Calls the open circuit breaker failed at once, without trying the server.", Count(breaker_skips)),
+        (
+            "rcache_breaker_skips_total",
+            &[],
+            Counter,
+            "Calls the open circuit breaker failed at once, without trying the server.",
+            Count(breaker_skips),
+        ),
         ("rcache_errors_total", &[("kind", "connection")], Counter, ERRORS_HELP, Count(connection_errors)),
         ("rcache_errors_total", &[("kind", "timeout")], Counter, ERRORS_HELP, Count(timeout_errors)),
         ("rcache_errors_total", &[("kind", "server")], Counter, ERRORS_HELP, Count(server_errors)),
         ("rcache_errors_total", &[("kind", "other")], Counter, ERRORS_HELP, Count(other_errors)),
-        ("rcache_latency_p50_seconds", &[], Gauge, "Median latency of backend calls (within 19%), 0 before the first.", Seconds(latency_p50)),
-        ("rcache_latency_p99_seconds", &[], Gauge, "99th percentile latency of backend calls (within 19%), 0 before the first.", Seconds(latency_p99)),
-        ("rcache_latency_max_seconds", &[], Gauge, "Longest backend call (within 19%), 0 before the first.", Seconds(latency_max)),
-        ("rcache_near_hits_total", &[], Counter, "Reads the near cache answered (also counted in rcache_hits_total).", Count(near_hits)),
+        (
+            "rcache_latency_p50_seconds",
+            &[],
+            Gauge,
+            "Median latency of backend calls (within 19%), 0 before the first.",
+            Seconds(latency_p50),
+        ),
+        (
+            "rcache_latency_p99_seconds",
+            &[],
+            Gauge,
+            "99th percentile latency of backend calls (within 19%), 0 before the first.",
+            Seconds(latency_p99),
+        ),
+        (
+            "rcache_latency_max_seconds",
+            &[],
+            Gauge,
+            "Longest backend call (within 19%), 0 before the first.",
+            Seconds(latency_max),
+        ),
+        (
+            "rcache_near_hits_total",
+            &[],
+            Counter,
+            "Reads the near cache answered (also counted in rcache_hits_total).",
+            Count(near_hits),
+        ),
         ("rcache_near_misses_total", &[], Counter, "Reads the near cache could not answer.", Count(near_misses)),
-        ("rcache_near_invalidations_total", &[], Counter, "Changed keys the server reported to the near cache.", Count(near_invalidations)),
-        ("rcache_near_evictions_total", &[], Counter, "Near-cache entries evicted to stay within its bounds.", Count(near_evictions)),
-        ("rcache_near_flushes_total", &[], Counter, "Times the near cache was emptied at once (connection lost, flush, clear).", Count(near_flushes)),
+        (
+            "rcache_near_invalidations_total",
+            &[],
+            Counter,
+            "Changed keys the server reported to the near cache.",
+            Count(near_invalidations),
+        ),
+        (
+            "rcache_near_evictions_total",
+            &[],
+            Counter,
+            "Near-cache entries evicted to stay within its bounds.",
+            Count(near_evictions),
+        ),
+        (
+            "rcache_near_flushes_total",
+            &[],
+            Counter,
+            "Times the near cache was emptied at once (connection lost, flush, clear).",
+            Count(near_flushes),
+        ),
         ("rcache_near_entries", &[], Gauge, "Entries the near cache holds.", Count(near_entries)),
         ("rcache_near_bytes", &[], Gauge, "Bytes the near cache holds.", Count(near_bytes)),
     ]
@@ -143,7 +209,9 @@ mod tests {
     #[test]
     fn counters_and_gauges_with_help_and_type() {
         let text = prometheus(&example(), None);
-        assert!(text.starts_with("# HELP rcache_hits_total Reads that found a value.\n# TYPE rcache_hits_total counter\nrcache_hits_total 12\n"));
+        assert!(text.starts_with(
+            "# HELP rcache_hits_total Reads that found a value.\n# TYPE rcache_hits_total counter\nrcache_hits_total 12\n"
+        ));
         assert!(text.contains("\nrcache_misses_total 3\n"));
         assert!(text.contains("\n# TYPE rcache_errors_total counter\nrcache_errors_total{kind=\"connection\"} 2\nrcache_errors_total{kind=\"timeout\"} 0\n"));
         assert!(text.contains("\nrcache_errors_total{kind=\"other\"} 1\n"));

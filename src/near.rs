@@ -162,9 +162,7 @@ impl NearCache {
         // The largest power of two that leaves each shard MIN_SHARD_ENTRIES.
         let count = 1 << (limits.max_entries / MIN_SHARD_ENTRIES).clamp(1, MAX_SHARDS).ilog2();
         let shards = (0..count)
-            .map(|_| {
-                Mutex::new(Shard { entries: LruCache::unbounded(), bytes: 0, hits: 0, misses: 0, evictions: 0 })
-            })
+            .map(|_| Mutex::new(Shard { entries: LruCache::unbounded(), bytes: 0, hits: 0, misses: 0, evictions: 0 }))
             .collect();
         NearCache {
             prefix: prefix.into(),

@@ -126,7 +126,11 @@ pub enum Target {
     /// One server: the URL as the `redis` crate reads it, without rcache's own
     /// query parameters; the TLS files it names, and the near cache's bounds
     /// when one is asked for.
-    Redis { url: String, tls_files: TlsFiles, near: Option<NearLimits> },
+    Redis {
+        url: String,
+        tls_files: TlsFiles,
+        near: Option<NearLimits>,
+    },
     /// A primary found through Sentinel: `hosts` are the sentinels.
     Sentinel {
         servers: Servers,
@@ -137,7 +141,9 @@ pub enum Target {
         sentinel_password: Option<String>,
     },
     /// A Redis Cluster: `hosts` are the nodes to discover it from.
-    Cluster { servers: Servers },
+    Cluster {
+        servers: Servers,
+    },
 }
 
 /// URL query parameters read by rcache itself, never passed to the `redis` crate.
@@ -393,7 +399,9 @@ fn take_near_parameters(url: &str) -> Result<(String, Option<NearLimits>)> {
             return Err(Error::invalid(format!("invalid URL: {name} is given twice")));
         }
         let number = value.parse::<usize>().map_err(|_| {
-            Error::invalid(format!("invalid URL: {name}={value:?} is not a number (near_cache=<entries>&near_cache_bytes=<bytes>)"))
+            Error::invalid(format!(
+                "invalid URL: {name}={value:?} is not a number (near_cache=<entries>&near_cache_bytes=<bytes>)"
+            ))
         })?;
         *slot = Some(number);
     }
@@ -441,8 +449,15 @@ mod tests {
         let tls = servers_of(Target::parse("rediss+sentinel://h:1/m?tls_ca=/ca.pem#insecure").unwrap());
         assert!(tls.tls && tls.insecure);
         assert_eq!(tls.tls_files.ca.as_deref(), Some(std::path::Path::new("/ca.pem")));
-        for bad in ["redis+sentinel://h:1", "redis+sentinel://h:1/", "redis+sentinel://h:x/m", "redis+sentinel://h:1/m/x",
-                    "redis+sentinel://h:1/m?bogus=1", "redis+sentinel://h:1/m?tls_ca=/ca.pem", "redis+sentinel://,h/m"] {
+        for bad in [
+            "redis+sentinel://h:1",
+            "redis+sentinel://h:1/",
+            "redis+sentinel://h:x/m",
+            "redis+sentinel://h:1/m/x",
+            "redis+sentinel://h:1/m?bogus=1",
+            "redis+sentinel://h:1/m?tls_ca=/ca.pem",
+            "redis+sentinel://,h/m",
+        ] {
             assert_eq!(Target::parse(bad).unwrap_err().kind, ErrorKind::InvalidArgument, "{bad}");
         }
     }

@@ -102,7 +102,7 @@ impl Counters {
 
     pub fn record_error(&self, error: &Error) {
         bump(match error.kind {
-            ErrorKind::Connection => &self.connection_errors,
+            ErrorKind::Connection | ErrorKind::UnknownOutcome => &self.connection_errors,
             ErrorKind::Timeout => &self.timeout_errors,
             ErrorKind::Server => &self.server_errors,
             _ => &self.other_errors,

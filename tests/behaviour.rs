@@ -7,7 +7,8 @@ mod support;
 use std::time::Duration;
 
 use rcache::{
-    Cache, ComputeError, ComputeOptions, ErrorKind, MemoryLimits, OnWaitTimeout, Options, Remaining, SaveOutcome, Ttl, WriteCondition,
+    Cache, ComputeError, ComputeOptions, ErrorKind, MemoryLimits, OnWaitTimeout, Options, Remaining, SaveOutcome, Ttl,
+    WriteCondition,
 };
 use support::{RedisCluster, RedisServer, SentinelGroup, wait_until};
 
@@ -80,9 +81,7 @@ fn delete_and_exists(cache: &Cache) {
 fn many_at_once(cache: &Cache) {
     assert_eq!(cache.get_many(&[]).unwrap(), Vec::<Option<Vec<u8>>>::new());
     cache.set_many(&[], ttl_secs(60)).unwrap();
-    cache
-        .set_many(&[(b"a", b"1"), (b"b", b""), (b"c", b"3")], ttl_secs(60))
-        .unwrap();
+    cache.set_many(&[(b"a", b"1"), (b"b", b""), (b"c", b"3")], ttl_secs(60)).unwrap();
     let values = cache.get_many(&[b"c", b"missing", b"a", b"b"]).unwrap();
     assert_eq!(values, vec![Some(b"3".to_vec()), None, Some(b"1".to_vec()), Some(Vec::new())]);
     assert!(matches!(cache.remaining(b"a").unwrap(), Remaining::Left(_)));
@@ -188,7 +187,11 @@ fn tagged_values_are_binary_safe_and_may_be_empty(cache: &Cache) {
     assert_eq!(cache.get(b"bin").unwrap(), Some(every_byte.clone()));
     cache.set_with_tags(b"empty", b"", Ttl::Never, &[b"t"]).unwrap();
     assert_eq!(cache.get(b"empty").unwrap(), Some(Vec::new()));
-    assert_eq!(cache.increment(b"empty", 1, ttl_secs(60)).unwrap_err().kind, ErrorKind::WrongType, "a tagged entry is no counter");
+    assert_eq!(
+        cache.increment(b"empty", 1, ttl_secs(60)).unwrap_err().kind,
+        ErrorKind::WrongType,
+        "a tagged entry is no counter"
+    );
     cache.invalidate_tags(&[&every_byte[..40]]).unwrap();
     assert_eq!(cache.get(b"bin").unwrap(), None);
     assert_eq!(cache.get(b"empty").unwrap(), Some(Vec::new()));
@@ -364,7 +367,8 @@ fn a_waiter_gives_up_or_computes_after_its_timeout(cache: &Cache) {
                 .unwrap()
         });
         std::thread::sleep(Duration::from_millis(100));
-        let impatient = ComputeOptions { wait_timeout: Duration::from_millis(50), on_wait_timeout: OnWaitTimeout::Fail, ..holder };
+        let impatient =
+            ComputeOptions { wait_timeout: Duration::from_millis(50), on_wait_timeout: OnWaitTimeout::Fail, ..holder };
         let gave_up = cache.get_or_compute(b"k", &impatient, || Ok::<_, ()>(b"mine".to_vec()));
         assert!(matches!(gave_up, Err(ComputeError::Cache(ref error)) if error.kind == ErrorKind::Timeout));
         let itself = ComputeOptions { on_wait_timeout: OnWaitTimeout::Compute, ..impatient };
@@ -397,7 +401,11 @@ fn early_refresh_recomputes_before_expiry_one_caller_at_a_time(cache: &Cache) {
     use std::sync::atomic::{AtomicU32, Ordering};
     let run = |beta: f64, key: &[u8]| {
         let (computations, running, overlapped) = (AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0));
-        let options = ComputeOptions { ttl: Ttl::After(Duration::from_millis(1500)), early_refresh_beta: beta, ..ComputeOptions::default() };
+        let options = ComputeOptions {
+            ttl: Ttl::After(Duration::from_millis(1500)),
+            early_refresh_beta: beta,
+            ..ComputeOptions::default()
+        };
         let compute = || {
             if running.fetch_add(1, Ordering::SeqCst) > 0 {
                 overlapped.fetch_add(1, Ordering::SeqCst);
@@ -437,7 +445,10 @@ fn sessions_save_with_versions_and_never_lose_an_update(cache: &Cache) {
     assert_eq!(loaded.fields, vec![(b"user".to_vec(), b"ada".to_vec())]);
     assert_eq!(loaded.version, 1);
 
-    assert_eq!(sessions.save(id, secret, Some(1), &[(b"cart", b"3 items")], &[b"user"], ttl_secs(60)).unwrap(), SaveOutcome::Saved(2));
+    assert_eq!(
+        sessions.save(id, secret, Some(1), &[(b"cart", b"3 items")], &[b"user"], ttl_secs(60)).unwrap(),
+        SaveOutcome::Saved(2)
+    );
     assert_eq!(sessions.save(id, secret, Some(1), &[(b"cart", b"stale")], &[], ttl_secs(60)).unwrap(), SaveOutcome::Conflict(2));
     let loaded = sessions.load(id, secret, None).unwrap().unwrap();
     assert_eq!(loaded.fields, vec![(b"cart".to_vec(), b"3 items".to_vec())]);
@@ -451,9 +462,17 @@ fn sessions_save_with_versions_and_never_lose_an_update(cache: &Cache) {
                 for _ in 0..50 {
                     loop {
                         let record = sessions.load(id, secret, None).unwrap().unwrap();
-                        let count: u64 = record.fields.iter().find(|(name, _)| name == b"count").map(|(_, value)| String::from_utf8(value.clone()).unwrap().parse().unwrap()).unwrap();
+                        let count: u64 = record
+                            .fields
+                            .iter()
+                            .find(|(name, _)| name == b"count")
+                            .map(|(_, value)| String::from_utf8(value.clone()).unwrap().parse().unwrap())
+                            .unwrap();
                         let next = (count + 1).to_string();
-                        match sessions.save(id, secret, Some(record.version), &[(b"count", next.as_bytes())], &[], ttl_secs(60)).unwrap() {
+                        match sessions
+                            .save(id, secret, Some(record.version), &[(b"count", next.as_bytes())], &[], ttl_secs(60))
+                            .unwrap()
+                        {
                             SaveOutcome::Saved(_) => break,
                             SaveOutcome::Conflict(_) => continue,
                             SaveOutcome::Missing => panic!("the session vanished"),
@@ -920,13 +939,20 @@ fn an_acl_user_is_refused_outside_its_namespace_with_a_clear_error() {
     let outside = Cache::connect(Some(&url), Options { key_prefix: b"other:".to_vec(), ..Options::default() }).unwrap();
     for error in [outside.set(b"k", b"v", ttl_secs(60)).unwrap_err(), outside.get(b"k").unwrap_err()] {
         assert_eq!(error.kind, ErrorKind::Server);
-        assert!(error.message.contains("ACL (NOPERM)") && error.message.contains("permissions to access one of the keys"), "{error}");
+        assert!(
+            error.message.contains("ACL (NOPERM)") && error.message.contains("permissions to access one of the keys"),
+            "{error}"
+        );
     }
 
     // Inside, every feature's keys stay under the prefix.
     let inside = Cache::connect(Some(&url), Options { key_prefix: b"suite:app:".to_vec(), ..Options::default() }).unwrap();
     inside.set_with_tags(b"tagged", b"v", ttl_secs(60), &[b"t"]).unwrap();
-    inside.get_or_compute(b"computed", &ComputeOptions { ttl: ttl_secs(60), tags: &[b"t"], ..Default::default() }, || Ok::<_, ()>(b"v".to_vec())).unwrap();
+    inside
+        .get_or_compute(b"computed", &ComputeOptions { ttl: ttl_secs(60), tags: &[b"t"], ..Default::default() }, || {
+            Ok::<_, ()>(b"v".to_vec())
+        })
+        .unwrap();
     assert!(inside.lock(b"job", b"me", Duration::from_secs(60)).unwrap());
     let sessions = inside.sessions(b"sess:");
     let session = sessions.create(&[(b"k", b"v")], ttl_secs(60)).unwrap();
@@ -954,9 +980,12 @@ fn on_redis(parameters: &str, case: fn(&Cache)) {
     case(&cache);
 }
 
+/// Opens a handle with the given key prefix.
+type Opener<'a> = &'a dyn Fn(&[u8]) -> Cache;
+
 /// Runs `case` with a function opening handles of one fresh private Redis,
 /// with the given prefix; `parameters` are added to their URL.
-fn on_redis_opening(parameters: &str, case: fn(&dyn Fn(&[u8]) -> Cache)) {
+fn on_redis_opening(parameters: &str, case: fn(Opener)) {
     let server = RedisServer::start();
     case(&|prefix: &[u8]| {
         let options = Options { key_prefix: prefix.to_vec(), ..small_limits() };
@@ -1103,7 +1132,9 @@ fn memory_backend_tags_stay_bounded_and_refused_tags_lose_nothing() {
     let backend = rcache::backend::MemoryBackend::new(limits);
     use rcache::backend::Backend;
     for index in 0..20_000u32 {
-        backend.set_tagged(format!("k{index}").as_bytes(), b"v", rcache::Expiry::Never, &[format!("tag{index}").into_bytes()]).unwrap();
+        backend
+            .set_tagged(format!("k{index}").as_bytes(), b"v", rcache::Expiry::Never, &[format!("tag{index}").into_bytes()])
+            .unwrap();
     }
     assert!(backend.tag_count() < 1000, "{} tags remembered for 10 live entries", backend.tag_count());
 
@@ -1167,7 +1198,10 @@ fn urls_are_checked() {
 fn options_are_checked() {
     let refused = |options: Options| Cache::connect(None, options).err().map(|e| e.kind);
     assert_eq!(refused(Options { connect_timeout: Duration::ZERO, ..Options::default() }), Some(ErrorKind::InvalidArgument));
-    assert_eq!(refused(Options { max_value_bytes: rcache::MAX_VALUE_LIMIT + 1, ..Options::default() }), Some(ErrorKind::InvalidArgument));
+    assert_eq!(
+        refused(Options { max_value_bytes: rcache::MAX_VALUE_LIMIT + 1, ..Options::default() }),
+        Some(ErrorKind::InvalidArgument)
+    );
     assert_eq!(refused(Options { default_ttl: Some(Duration::ZERO), ..Options::default() }), Some(ErrorKind::InvalidArgument));
 }
 
@@ -1179,7 +1213,11 @@ fn redis_locks_are_the_classic_set_nx_px_protocol() {
     assert_eq!(server.command(&["GET", "app:job"]).as_deref(), Some("$7\r\ntoken-1\r\n"), "the key holds the owner as it is");
     let pttl: i64 = server.command(&["PTTL", "app:job"]).unwrap().trim_start_matches(':').trim().parse().unwrap();
     assert!(pttl > 25_000 && pttl <= 30_000, "{pttl}");
-    assert_eq!(server.command(&["SET", "app:job", "theirs", "NX", "PX", "30000"]).as_deref(), Some("$-1\r\n"), "another client sees it taken");
+    assert_eq!(
+        server.command(&["SET", "app:job", "theirs", "NX", "PX", "30000"]).as_deref(),
+        Some("$-1\r\n"),
+        "another client sees it taken"
+    );
     assert!(cache.unlock(b"job", b"token-1").unwrap());
 
     // A lock another client took the classic way.
@@ -1219,7 +1257,11 @@ fn memory_backend_charges_hash_records_exactly() {
     assert_eq!(refused.kind, ErrorKind::TooLarge);
     let mut fields = backend.hash_get(b"h").unwrap().unwrap();
     fields.sort();
-    assert_eq!(fields, vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec()), (b"c".to_vec(), b"3".to_vec())], "a refused merge changes nothing");
+    assert_eq!(
+        fields,
+        vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec()), (b"c".to_vec(), b"3".to_vec())],
+        "a refused merge changes nothing"
+    );
     backend.set(b"s", &[0u8; 1800], forever).unwrap();
     assert_eq!(backend.hash_get(b"h").unwrap(), None, "records are evicted like any entry");
     assert!(backend.delete(b"s").unwrap());

@@ -55,9 +55,11 @@ fn round(cache: &Cache, worker: usize, round: u64, counted: &AtomicU64) {
     assert_eq!(cache.hash_get(record.as_bytes()).unwrap(), Some(vec![(b"round".to_vec(), value.clone().into_bytes())]));
 
     let computed = cache
-        .get_or_compute(format!("{{hot}}:computed{worker}:{}", round % 5).as_bytes(), &ComputeOptions { ttl: MINUTE, ..Default::default() }, || {
-            Ok::<_, ()>(b"computed".to_vec())
-        })
+        .get_or_compute(
+            format!("{{hot}}:computed{worker}:{}", round % 5).as_bytes(),
+            &ComputeOptions { ttl: MINUTE, ..Default::default() },
+            || Ok::<_, ()>(b"computed".to_vec()),
+        )
         .unwrap();
     assert_eq!(computed, b"computed");
 
@@ -113,8 +115,7 @@ fn a_slot_migrates_under_load_without_a_failed_or_wrong_operation() {
             // slot whose keys are half here, half there, for a while.
             let started = Instant::now();
             loop {
-                let keys: Vec<Vec<u8>> =
-                    query(source_port, redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(hot).arg(5)).unwrap();
+                let keys: Vec<Vec<u8>> = query(source_port, redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(hot).arg(5)).unwrap();
                 if keys.is_empty() && started.elapsed() > Duration::from_millis(1500) {
                     break;
                 }
@@ -171,7 +172,10 @@ fn a_killed_primary_is_replaced_by_its_replica_and_operations_resume() {
     let resumed = wait_until(Duration::from_secs(30), || match cache.set(b"probe", b"after", MINUTE) {
         Ok(()) => true,
         Err(error) => {
-            assert!(matches!(error.kind, rcache::ErrorKind::Connection | rcache::ErrorKind::Timeout | rcache::ErrorKind::Server), "{error}");
+            assert!(
+                matches!(error.kind, rcache::ErrorKind::Connection | rcache::ErrorKind::Timeout | rcache::ErrorKind::Server),
+                "{error}"
+            );
             failures += 1;
             false
         }

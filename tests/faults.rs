@@ -10,11 +10,7 @@ use rcache::{Cache, ErrorKind, Options, Ttl};
 use support::{RedisServer, wait_until};
 
 fn quick_timeouts() -> Options {
-    Options {
-        connect_timeout: Duration::from_millis(300),
-        response_timeout: Duration::from_millis(300),
-        ..Options::default()
-    }
+    Options { connect_timeout: Duration::from_millis(300), response_timeout: Duration::from_millis(300), ..Options::default() }
 }
 
 const MINUTE: Ttl = Ttl::After(Duration::from_secs(60));
@@ -129,7 +125,11 @@ fn data_of_another_type_is_reported_and_left_alone() {
     assert_eq!(cache.get_many(&[b"hash"]).unwrap(), vec![None], "MGET reads other types as misses");
     assert!(cache.exists(b"hash").unwrap());
     assert_eq!(server.command(&["HGET", "hash", "field"]).as_deref(), Some("$5\r\nvalue\r\n"));
-    assert_eq!(cache.hash_get(b"hash").unwrap(), Some(vec![(b"field".to_vec(), b"value".to_vec())]), "any client's hash is a record");
+    assert_eq!(
+        cache.hash_get(b"hash").unwrap(),
+        Some(vec![(b"field".to_vec(), b"value".to_vec())]),
+        "any client's hash is a record"
+    );
 
     // Other types are listed, and the record operations refuse them without touching them.
     assert_eq!(server.command(&["RPUSH", "list", "a"]).as_deref(), Some(":1\r\n"));
@@ -255,7 +255,9 @@ fn fail_open_keeps_the_application_up_while_the_server_is_down() {
     assert!(cache.stats().fail_opens >= 7);
 
     server.restart();
-    assert!(wait_until(Duration::from_secs(10), || cache.set(b"k", b"again", MINUTE).is_ok() && cache.get(b"k").unwrap().is_some()));
+    assert!(
+        wait_until(Duration::from_secs(10), || cache.set(b"k", b"again", MINUTE).is_ok() && cache.get(b"k").unwrap().is_some())
+    );
 }
 
 #[test]

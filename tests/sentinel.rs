@@ -26,7 +26,10 @@ fn connect(group: &SentinelGroup) -> Cache {
 /// the sentinels' own (named `sentinel-<id>-cmd`).
 fn other_clients(port: u16) -> Vec<String> {
     let list: String = query(port, redis::cmd("CLIENT").arg("LIST").arg("TYPE").arg("normal")).unwrap();
-    list.lines().filter(|line| !line.contains(" name=sentinel-") && !line.contains(" cmd=client|list ")).map(str::to_string).collect()
+    list.lines()
+        .filter(|line| !line.contains(" name=sentinel-") && !line.contains(" cmd=client|list "))
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -51,12 +54,14 @@ fn a_killed_primary_is_replaced_and_never_written_to_again() {
     let first_after = std::sync::Mutex::new(None::<Instant>);
     std::thread::scope(|scope| {
         for worker in 0..4 {
-            let (cache, stop, succeeded, failed, killed_at, first_after) = (&cache, &stop, &succeeded, &failed, &killed_at, &first_after);
+            let (cache, stop, succeeded, failed, killed_at, first_after) =
+                (&cache, &stop, &succeeded, &failed, &killed_at, &first_after);
             scope.spawn(move || {
                 let mut round = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let key = format!("load:{worker}");
-                    match cache.set(key.as_bytes(), round.to_string().as_bytes(), MINUTE).and_then(|()| cache.get(key.as_bytes())) {
+                    match cache.set(key.as_bytes(), round.to_string().as_bytes(), MINUTE).and_then(|()| cache.get(key.as_bytes()))
+                    {
                         Ok(read) => {
                             assert_eq!(read, Some(round.to_string().into_bytes()), "a worker reads its own last write");
                             succeeded.fetch_add(1, Ordering::Relaxed);
@@ -147,9 +152,14 @@ fn a_failover_asked_of_the_sentinels_moves_writes_to_the_new_primary() {
     cache.set(b"k", b"after", MINUTE).unwrap();
     let on_new: Option<String> = query(replica, redis::cmd("GET").arg("app:k")).unwrap();
     assert_eq!(on_new.as_deref(), Some("after"), "the first write after +switch-master lands on the new primary");
-    eprintln!("manual failover: switched on +switch-master while the old primary was {}", if old_still_primary { "still a primary" } else { "already a replica" });
+    eprintln!(
+        "manual failover: switched on +switch-master while the old primary was {}",
+        if old_still_primary { "still a primary" } else { "already a replica" }
+    );
     // INFO may fail for a moment while the old primary turns into a replica.
-    assert!(wait_until(Duration::from_secs(30), || info(old_primary, "replication").get("role").map(String::as_str) == Some("slave")));
+    assert!(
+        wait_until(Duration::from_secs(30), || info(old_primary, "replication").get("role").map(String::as_str) == Some("slave"))
+    );
     for index in 0..50 {
         cache.set(format!("w{index}").as_bytes(), b"v", MINUTE).unwrap();
     }

@@ -41,7 +41,26 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 fn self_signed_certificate(dir: &Path) {
-    openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", "key.pem", "-out", "cert.pem"]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ],
+    );
 }
 
 fn start_tls_server() -> TlsServer {
@@ -102,15 +121,62 @@ impl Certificates {
     fn make() -> Certificates {
         let dir = std::env::temp_dir().join(format!("rcache-ca-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).unwrap();
-        openssl(&dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=rcache test CA", "-keyout", "ca.key", "-out", "ca.pem"]);
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=rcache test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        );
         std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n").unwrap();
         std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
         for (name, subject) in [("server", "/CN=127.0.0.1"), ("client", "/CN=rcache test client")] {
-            openssl(&dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr")]);
-            openssl(&dir, &[
-                "x509", "-req", "-in", &format!("{name}.csr"), "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
-                "-extfile", &format!("{name}.ext"), "-out", &format!("{name}.pem"),
-            ]);
+            openssl(
+                &dir,
+                &[
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-subj",
+                    subject,
+                    "-keyout",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.csr"),
+                ],
+            );
+            openssl(
+                &dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &format!("{name}.csr"),
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-days",
+                    "1",
+                    "-extfile",
+                    &format!("{name}.ext"),
+                    "-out",
+                    &format!("{name}.pem"),
+                ],
+            );
         }
         Certificates { dir }
     }
@@ -124,8 +190,16 @@ impl Certificates {
     fn server_args(&self, tls_port: u16, clients: bool) -> Vec<String> {
         let auth = if clients { "yes" } else { "no" };
         [
-            "--tls-port", &tls_port.to_string(), "--tls-cert-file", &self.path("server.pem"), "--tls-key-file", &self.path("server.key"),
-            "--tls-ca-cert-file", &self.path("ca.pem"), "--tls-auth-clients", auth,
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            &self.path("server.pem"),
+            "--tls-key-file",
+            &self.path("server.key"),
+            "--tls-ca-cert-file",
+            &self.path("ca.pem"),
+            "--tls-auth-clients",
+            auth,
         ]
         .iter()
         .map(|arg| arg.to_string())
@@ -163,7 +237,8 @@ fn rediss_trusts_the_ca_named_in_the_url() {
     let missing = Cache::connect(Some(&format!("{url}?tls_ca=/nonexistent/ca.pem")), Options::default()).err().unwrap();
     assert_eq!(missing.kind, ErrorKind::InvalidArgument);
     assert!(missing.message.contains("/nonexistent/ca.pem"), "{missing}");
-    let half = Cache::connect(Some(&format!("{url}?tls_cert={}", certificates.path("client.pem"))), Options::default()).err().unwrap();
+    let half =
+        Cache::connect(Some(&format!("{url}?tls_cert={}", certificates.path("client.pem"))), Options::default()).err().unwrap();
     assert_eq!(half.kind, ErrorKind::InvalidArgument, "a certificate without its key: {half}");
 }
 
@@ -189,7 +264,9 @@ fn rediss_cluster_with_a_ca_and_a_client_certificate() {
         .map(|_| {
             let tls_port = free_port();
             let mut args = certificates.server_args(tls_port, true);
-            args.extend(["--tls-cluster", "yes", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"].map(String::from));
+            args.extend(
+                ["--tls-cluster", "yes", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"].map(String::from),
+            );
             args.extend(["--cluster-node-timeout".into(), "1000".into(), "--cluster-port".into(), free_port().to_string()]);
             (start_with(&args), tls_port)
         })
@@ -198,7 +275,8 @@ fn rediss_cluster_with_a_ca_and_a_client_certificate() {
     create.args(["--tls", "--cacert", &certificates.path("ca.pem"), "--cert", &certificates.path("client.pem")]);
     create.args(["--key", &certificates.path("client.key"), "--cluster", "create"]);
     create.args(nodes.iter().map(|(_, tls_port)| format!("127.0.0.1:{tls_port}")));
-    let status = create.args(["--cluster-replicas", "0", "--cluster-yes"]).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+    let status =
+        create.args(["--cluster-replicas", "0", "--cluster-yes"]).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
     assert!(status.success(), "redis-cli --cluster create over TLS");
     assert!(wait_until(Duration::from_secs(30), || nodes.iter().all(|(node, _)| {
         let state: String = query(node.port, redis::cmd("CLUSTER").arg("INFO")).unwrap_or_default();

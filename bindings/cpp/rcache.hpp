@@ -148,6 +148,12 @@ class ConflictError : public Error {
  public:
   using Error::Error;
 };
+// RCACHE_STATUS_UNKNOWN_OUTCOME: the request may have reached the server and its
+// reply was lost; the call ran once or not at all and was not sent again.
+class UnknownOutcomeError : public ConnectionError {
+ public:
+  using ConnectionError::ConnectionError;
+};
 
 // Throws the exception of an error status, with this thread's rcache_last_error().
 [[noreturn]] inline void throw_error(rcache_status status) {
@@ -166,6 +172,7 @@ class ConflictError : public Error {
     case RCACHE_STATUS_PANIC: throw InternalError(status, message);
     case RCACHE_STATUS_COMPUTE_FAILED: throw ComputeError(status, message);
     case RCACHE_STATUS_CONFLICT: throw ConflictError(status, message);
+    case RCACHE_STATUS_UNKNOWN_OUTCOME: throw UnknownOutcomeError(status, message);
     default: throw Error(status, message);
   }
 }

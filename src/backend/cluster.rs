@@ -430,7 +430,12 @@ impl ClusterBackend {
         install_tls_provider();
         let target = format!(
             "cluster {}",
-            settings.nodes.iter().map(|node| node.split("://").nth(1).unwrap_or(node).trim_end_matches("#insecure")).collect::<Vec<_>>().join(",")
+            settings
+                .nodes
+                .iter()
+                .map(|node| node.split("://").nth(1).unwrap_or(node).trim_end_matches("#insecure"))
+                .collect::<Vec<_>>()
+                .join(",")
         );
         let call_deadline = settings.connect_timeout + settings.response_timeout;
         let mut builder = ClusterClientBuilder::new(settings.nodes)
@@ -514,7 +519,10 @@ impl ClusterBackend {
             lane.runtime
                 .block_on(async { tokio::time::timeout(self.call_deadline, work(link)).await })
                 .map_err(|_| {
-                    Error::new(ErrorKind::Timeout, format!("{}: no reply within {} ms", self.target, self.call_deadline.as_millis()))
+                    Error::new(
+                        ErrorKind::Timeout,
+                        format!("{}: no reply within {} ms", self.target, self.call_deadline.as_millis()),
+                    )
                 })?
                 .map_err(|e| convert_error(&self.target, e))
         });
@@ -702,9 +710,10 @@ impl Backend for ClusterBackend {
     }
 
     fn hash_get(&self, key: &[u8]) -> Result<Option<HashFields>> {
-        let flat: Option<Vec<Vec<u8>>> = self.run(|link| async move {
-            Ok(link.eval_checked(&link.scripts.hash, &[key], &Args::default().with("get")).await?.0)
-        })?;
+        let flat: Option<Vec<Vec<u8>>> =
+            self.run(
+                |link| async move { Ok(link.eval_checked(&link.scripts.hash, &[key], &Args::default().with("get")).await?.0) },
+            )?;
         Ok(flat.map(|flat| {
             let mut pairs = flat.into_iter();
             std::iter::from_fn(|| Some((pairs.next()?, pairs.next()?))).collect()
@@ -771,7 +780,8 @@ impl Backend for ClusterBackend {
                 return Ok(link.eval_checked(&link.scripts.read, &[key, meta_key], &args).await?.0);
             }
             // The hint sits elsewhere (a prefix with an unclosed '{'): read it apart.
-            let found: Option<(Vec<u8>, i64)> = link.eval_checked(&link.scripts.read, &[key], &Args::default().with("ttl")).await?.0;
+            let found: Option<(Vec<u8>, i64)> =
+                link.eval_checked(&link.scripts.read, &[key], &Args::default().with("ttl")).await?.0;
             let Some((value, millis)) = found else { return Ok(None) };
             let meta: Option<Vec<u8>> = link.query(redis::cmd("GET").arg(meta_key)).await.unwrap_or(None);
             Ok(Some((value, meta, millis)))
@@ -781,8 +791,8 @@ impl Backend for ClusterBackend {
 
     fn lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
         let millis = lease.as_millis().max(1) as u64;
-        let reply: Option<String> =
-            self.run(|link| async move { link.query(redis::cmd("SET").arg(key).arg(owner).arg("NX").arg("PX").arg(millis)).await })?;
+        let reply: Option<String> = self
+            .run(|link| async move { link.query(redis::cmd("SET").arg(key).arg(owner).arg("NX").arg("PX").arg(millis)).await })?;
         Ok(reply.is_some())
     }
 
@@ -795,7 +805,8 @@ impl Backend for ClusterBackend {
     }
 
     fn unlock(&self, key: &[u8], owner: &[u8]) -> Result<bool> {
-        let released: i64 = self.run(|link| async move { link.eval(&link.scripts.unlock, &[key], &Args::default().with(owner).0).await })?;
+        let released: i64 =
+            self.run(|link| async move { link.eval(&link.scripts.unlock, &[key], &Args::default().with(owner).0).await })?;
         Ok(released > 0)
     }
 
@@ -811,7 +822,8 @@ impl Backend for ClusterBackend {
     fn session_load(&self, key: &[u8], secret: &[u8], touch: Option<Expiry>, now_ms: u64) -> Result<Option<SessionRecord>> {
         let slide: i64 = touch.map_or(-1, |expiry| ttl_arg(expiry) as i64);
         let args = Args::default().with("load").with(secret).with(now_ms).with(slide);
-        let flat: Option<Vec<Vec<u8>>> = self.run(|link| async move { link.eval(&link.scripts.session, &[key], &args.0).await })?;
+        let flat: Option<Vec<Vec<u8>>> =
+            self.run(|link| async move { link.eval(&link.scripts.session, &[key], &args.0).await })?;
         Ok(flat.filter(|flat| !flat.is_empty()).map(session_record))
     }
 
@@ -825,15 +837,21 @@ impl Backend for ClusterBackend {
         expiry: Expiry,
         now_ms: u64,
     ) -> Result<SaveOutcome> {
-        let mut args =
-            Args::default().with("save").with(secret).with(now_ms).with(expected.unwrap_or(0)).with(ttl_arg(expiry)).with(delete.len());
+        let mut args = Args::default()
+            .with("save")
+            .with(secret)
+            .with(now_ms)
+            .with(expected.unwrap_or(0))
+            .with(ttl_arg(expiry))
+            .with(delete.len());
         for name in delete {
             args = args.with(*name);
         }
         for (name, value) in set {
             args = args.with(*name).with(*value);
         }
-        let outcome: Option<(String, u64)> = self.run(|link| async move { link.eval(&link.scripts.session, &[key], &args.0).await })?;
+        let outcome: Option<(String, u64)> =
+            self.run(|link| async move { link.eval(&link.scripts.session, &[key], &args.0).await })?;
         Ok(match outcome {
             None => SaveOutcome::Missing,
             Some((kind, version)) if kind == "conflict" => SaveOutcome::Conflict(version),
@@ -883,8 +901,11 @@ impl Backend for ClusterBackend {
             let counts: Vec<u64> = self.run(|link| async move {
                 let args = Args::default().with(idle_since_ms);
                 let (link, args) = (&link, &args);
-                link.per_slot(&keys, move |group| async move { link.eval::<u64>(&link.scripts.session_purge, &group, &args.0).await })
-                    .await
+                link.per_slot(
+                    &keys,
+                    move |group| async move { link.eval::<u64>(&link.scripts.session_purge, &group, &args.0).await },
+                )
+                .await
             })?;
             purged += counts.iter().sum::<u64>();
             Ok(())

@@ -705,9 +705,7 @@ impl Backend for MemoryBackend {
             Some(entry) => (parse_counter(entry.string()?)?, entry.expires_at),
             None => (0, deadline(expiry_if_new, now)),
         };
-        let next = current
-            .checked_add(delta)
-            .ok_or_else(|| Error::invalid("increment or decrement would overflow"))?;
+        let next = current.checked_add(delta).ok_or_else(|| Error::invalid("increment or decrement would overflow"))?;
         store.insert(key, plain(next.to_string().as_bytes(), expires_at), now)?;
         Ok(next)
     }

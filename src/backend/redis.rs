@@ -20,8 +20,8 @@ use tokio::runtime::Runtime;
 
 use super::tracking::Tracker;
 use super::{
-    Backend, Expiry, ForRefresh, HashFields, InvalidationSink, Remaining, SaveOutcome, SessionRecord, TrackedRead,
-    TrackedReads, TrackedValue, WriteCondition, WriteExpiry,
+    Backend, Expiry, ForRefresh, HashFields, InvalidationSink, Remaining, SaveOutcome, SessionRecord, TrackedRead, TrackedReads,
+    TrackedValue, WriteCondition, WriteExpiry,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -127,7 +127,8 @@ pub(super) const SESSION_LIST_LUA: &str = "local out = {} for i, key in ipairs(K
 /// The classic compare-then-act lock scripts; a key of another type is not a lock.
 pub(super) const EXTEND_LOCK_LUA: &str =
     "if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
-pub(super) const UNLOCK_LUA: &str = "if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+pub(super) const UNLOCK_LUA: &str =
+    "if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 /// Batch size of the SCAN loops behind `clear` and the session walks: small
 /// enough that no single step blocks the server for long.
@@ -206,8 +207,7 @@ impl RedisBackend {
     /// Connects and waits for the first connection, at most `connect_timeout`.
     pub fn connect(settings: &RedisSettings) -> Result<Self> {
         install_tls_provider();
-        let client = Client::open(settings.url.as_str())
-            .map_err(|e| Error::invalid(format!("invalid Redis URL: {e}")))?;
+        let client = Client::open(settings.url.as_str()).map_err(|e| Error::invalid(format!("invalid Redis URL: {e}")))?;
         Self::with_client(client, settings)
     }
 
@@ -295,7 +295,6 @@ impl RedisBackend {
         result
     }
 
-
     fn execute_on<T: FromRedisValue>(&self, lane: &Lane, request: Request<'_>, retry: Retry) -> Result<T> {
         let send = || async {
             let mut connection = lane.connection.clone();
@@ -316,10 +315,7 @@ impl RedisBackend {
         lane.runtime
             .block_on(async { tokio::time::timeout(self.call_deadline, attempts).await })
             .map_err(|_| {
-                Error::new(
-                    ErrorKind::Timeout,
-                    format!("{}: no reply within {} ms", self.target, self.call_deadline.as_millis()),
-                )
+                Error::new(ErrorKind::Timeout, format!("{}: no reply within {} ms", self.target, self.call_deadline.as_millis()))
             })?
             .map_err(|e| convert_error(&self.target, e))
     }
@@ -411,8 +407,7 @@ impl Lane {
         let runtime = new_runtime()?;
         let connection = {
             let _context = runtime.enter();
-            ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-                .map_err(|e| convert_error(target, e))?
+            ConnectionManager::new_lazy_with_config(client.clone(), config.clone()).map_err(|e| convert_error(target, e))?
         };
         Ok(Lane { connection, runtime })
     }
@@ -423,10 +418,8 @@ impl RedisBackend {
     fn scan(&self, pattern: &[u8], mut visit: impl FnMut(&[Vec<u8>]) -> Result<()>) -> Result<()> {
         let mut cursor: u64 = 0;
         loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = self.query(
-                redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(CLEAR_BATCH),
-                Retry::Once,
-            )?;
+            let (next, keys): (u64, Vec<Vec<u8>>) =
+                self.query(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(CLEAR_BATCH), Retry::Once)?;
             if !keys.is_empty() {
                 visit(&keys)?;
             }
@@ -554,8 +547,10 @@ impl Backend for RedisBackend {
                 .filter(|&index| reads.values[index].as_ref().is_some_and(|found| !found.tracked))
                 .collect();
             if !again.is_empty() {
-                let tags: Vec<Vec<Vec<u8>>> =
-                    again.iter().map(|&index| reads.values[index].as_ref().map(|found| found.tags.clone()).unwrap_or_default()).collect();
+                let tags: Vec<Vec<Vec<u8>>> = again
+                    .iter()
+                    .map(|&index| reads.values[index].as_ref().map(|found| found.tags.clone()).unwrap_or_default())
+                    .collect();
                 let groups: Vec<(&[u8], &[Vec<u8>])> =
                     again.iter().zip(&tags).map(|(&index, tags)| (keys[index].as_slice(), tags.as_slice())).collect();
                 let second = self.read_near(&mut connection, &groups, read).await?;
@@ -614,7 +609,8 @@ impl Backend for RedisBackend {
             // A script rather than SET KEEPTTL: an entry whose tag was
             // invalidated is missing, and a missing key gets no expiry.
             WriteExpiry::Keep => {
-                let _: i64 = self.invoke(self.scripts.write.key(key).arg("set").arg(&*stored_form(value)).arg(-1), Retry::Once)?;
+                let _: i64 =
+                    self.invoke(self.scripts.write.key(key).arg("set").arg(&*stored_form(value)).arg(-1), Retry::Once)?;
                 Ok(())
             }
         }

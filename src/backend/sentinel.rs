@@ -104,7 +104,9 @@ fn address_of(client: &Client) -> String {
 fn sentinel_address(host: &str, port: u16, tls: Option<TlsMode>) -> ConnectionAddr {
     match tls {
         None => ConnectionAddr::Tcp(host.to_string(), port),
-        Some(mode) => ConnectionAddr::TcpTls { host: host.to_string(), port, insecure: mode == TlsMode::Insecure, tls_params: None },
+        Some(mode) => {
+            ConnectionAddr::TcpTls { host: host.to_string(), port, insecure: mode == TlsMode::Insecure, tls_params: None }
+        }
     }
 }
 

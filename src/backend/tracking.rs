@@ -75,8 +75,8 @@ impl Tracker {
     ) -> Result<Tracker> {
         let info = client.get_connection_info().clone();
         let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
-        let client = Client::open(info.set_redis_settings(resp3))
-            .map_err(|e| Error::invalid(format!("invalid Redis URL: {e}")))?;
+        let client =
+            Client::open(info.set_redis_settings(resp3)).map_err(|e| Error::invalid(format!("invalid Redis URL: {e}")))?;
         let settings = Settings { client, connect_timeout, response_timeout, target: target.to_string() };
         let runtime = new_runtime()?;
         let handle = runtime.handle().clone();
@@ -264,7 +264,10 @@ async fn watch(
 }
 
 /// Runs `work` unless an event arrives first (`Err`; `None` once every sender is gone).
-async fn until_event<T>(receiver: &mut UnboundedReceiver<Event>, work: impl Future<Output = T>) -> std::result::Result<T, Option<Event>> {
+async fn until_event<T>(
+    receiver: &mut UnboundedReceiver<Event>,
+    work: impl Future<Output = T>,
+) -> std::result::Result<T, Option<Event>> {
     let mut work = pin!(work);
     std::future::poll_fn(|context| {
         if let Poll::Ready(event) = receiver.poll_recv(context) {

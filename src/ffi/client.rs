@@ -140,9 +140,8 @@ pub unsafe extern "C" fn rcache_client_get(
 ) -> rcache_status {
     guard(|| {
         // SAFETY: pointer arguments as documented on the function.
-        let (cache, key, value_out) = unsafe {
-            (rcache_client::cache(client)?, bytes(key, key_len, "key")?, out_param(value_out, "value_out")?)
-        };
+        let (cache, key, value_out) =
+            unsafe { (rcache_client::cache(client)?, bytes(key, key_len, "key")?, out_param(value_out, "value_out")?) };
         Ok(match cache.get(key)? {
             Some(value) => {
                 *value_out = rcache_buffer::from_vec(value);
@@ -333,10 +332,7 @@ pub unsafe extern "C" fn rcache_client_get_many(
             return Err(Failure::invalid("values_out is NULL"));
         }
         // SAFETY: each key's bytes are readable as the caller promises.
-        let keys = keys
-            .iter()
-            .map(|key| unsafe { bytes(key.data, key.len, "keys[i]") })
-            .collect::<Result<Vec<_>, _>>()?;
+        let keys = keys.iter().map(|key| unsafe { bytes(key.data, key.len, "keys[i]") }).collect::<Result<Vec<_>, _>>()?;
         let values = cache.get_many(&keys)?;
         for (index, value) in values.into_iter().enumerate() {
             let buffer = value.map_or(rcache_buffer::EMPTY, rcache_buffer::from_vec);
@@ -440,7 +436,11 @@ pub(crate) type Pairs<'a> = Vec<(&'a [u8], &'a [u8])>;
 ///
 /// # Safety
 /// As `byte_strings`, for both arrays.
-pub(crate) unsafe fn byte_pairs<'a>(names: *const rcache_bytes, values: *const rcache_bytes, count: usize) -> Result<Pairs<'a>, Failure> {
+pub(crate) unsafe fn byte_pairs<'a>(
+    names: *const rcache_bytes,
+    values: *const rcache_bytes,
+    count: usize,
+) -> Result<Pairs<'a>, Failure> {
     // SAFETY: both arrays hold `count` rcache_bytes, as the caller promises.
     let (names, values) = unsafe { (byte_strings(names, count, "names")?, byte_strings(values, count, "values")?) };
     Ok(names.into_iter().zip(values).collect())
@@ -501,9 +501,8 @@ pub unsafe extern "C" fn rcache_client_add_tags(
 ) -> rcache_status {
     guard(|| {
         // SAFETY: pointer arguments as documented on the function.
-        let (cache, key, tags) = unsafe {
-            (rcache_client::cache(client)?, bytes(key, key_len, "key")?, byte_strings(tags, tag_count, "tags")?)
-        };
+        let (cache, key, tags) =
+            unsafe { (rcache_client::cache(client)?, bytes(key, key_len, "key")?, byte_strings(tags, tag_count, "tags")?) };
         Ok(found(cache.add_tags(key, &tags)?))
     })
 }

@@ -89,10 +89,7 @@ pub unsafe extern "C" fn rcache_compute_output_set(
 /// Records why the computation failed (a NUL-terminated message, copied; may
 /// be NULL). The callback then returns false.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rcache_compute_output_fail(
-    output: *mut rcache_compute_output,
-    message: *const c_char,
-) -> rcache_status {
+pub unsafe extern "C" fn rcache_compute_output_fail(output: *mut rcache_compute_output, message: *const c_char) -> rcache_status {
     guard(|| {
         // SAFETY: the library passed `output` to the callback.
         let output = unsafe { out_param(output, "output") }?;

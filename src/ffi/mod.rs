@@ -17,14 +17,14 @@ mod types;
 
 pub use client::*;
 pub use compute::*;
+pub use last_error::rcache_last_error;
 pub use metrics::*;
 pub use records::*;
 pub use session::*;
-pub use last_error::rcache_last_error;
 pub use status::{rcache_status, rcache_status_name};
 pub use types::{
-    RCACHE_MAX_TAGS, RCACHE_TTL_DEFAULT, RCACHE_TTL_KEEP, RCACHE_TTL_MAX, RCACHE_TTL_NONE, rcache_buffer, rcache_bytes, rcache_options,
-    rcache_stats,
+    RCACHE_MAX_TAGS, RCACHE_TTL_DEFAULT, RCACHE_TTL_KEEP, RCACHE_TTL_MAX, RCACHE_TTL_NONE, rcache_buffer, rcache_bytes,
+    rcache_options, rcache_stats,
 };
 
 use std::ffi::c_char;

@@ -371,11 +371,8 @@ pub unsafe extern "C" fn rcache_session_record_field(
         // SAFETY: pointer arguments as documented on the function.
         let (record, name_out, value_out) =
             unsafe { (non_null(record, "record")?, out_param(name_out, "name_out")?, out_param(value_out, "value_out")?) };
-        let (name, value) = record
-            .record
-            .fields
-            .get(index)
-            .ok_or_else(|| Failure::invalid(format!("field index {index} out of range")))?;
+        let (name, value) =
+            record.record.fields.get(index).ok_or_else(|| Failure::invalid(format!("field index {index} out of range")))?;
         *name_out = rcache_bytes { data: name.as_ptr(), len: name.len() };
         *value_out = rcache_bytes { data: value.as_ptr(), len: value.len() };
         Ok(OK)

@@ -43,6 +43,11 @@ pub enum rcache_status {
     RCACHE_STATUS_COMPUTE_FAILED = 12,
     /// A versioned save found a newer version: nothing was saved; load again.
     RCACHE_STATUS_CONFLICT = 13,
+    /// The request reached the server, or may have, and its reply was lost
+    /// (the connection dropped, or no reply came within the timeout): the
+    /// call ran once or not at all, and was not sent again. Read the data
+    /// to learn which.
+    RCACHE_STATUS_UNKNOWN_OUTCOME = 14,
 }
 
 impl From<ErrorKind> for rcache_status {
@@ -56,6 +61,7 @@ impl From<ErrorKind> for rcache_status {
             ErrorKind::TooLarge => rcache_status::RCACHE_STATUS_TOO_LARGE,
             ErrorKind::Unsupported => rcache_status::RCACHE_STATUS_UNSUPPORTED,
             ErrorKind::Corrupt => rcache_status::RCACHE_STATUS_CORRUPT,
+            ErrorKind::UnknownOutcome => rcache_status::RCACHE_STATUS_UNKNOWN_OUTCOME,
         }
     }
 }
@@ -110,10 +116,8 @@ pub extern "C" fn rcache_status_name(status: c_int) -> *const c_char {
         (RCACHE_STATUS_CORRUPT, c"RCACHE_STATUS_CORRUPT"),
         (RCACHE_STATUS_COMPUTE_FAILED, c"RCACHE_STATUS_COMPUTE_FAILED"),
         (RCACHE_STATUS_CONFLICT, c"RCACHE_STATUS_CONFLICT"),
+        (RCACHE_STATUS_UNKNOWN_OUTCOME, c"RCACHE_STATUS_UNKNOWN_OUTCOME"),
     ];
-    let name = known
-        .iter()
-        .find(|(known, _)| *known as c_int == status)
-        .map_or(c"RCACHE_STATUS_UNKNOWN", |(_, name)| *name);
+    let name = known.iter().find(|(known, _)| *known as c_int == status).map_or(c"RCACHE_STATUS_UNKNOWN", |(_, name)| *name);
     name.as_ptr()
 }

@@ -224,8 +224,6 @@ pub fn ttl_from_millis(ttl_ms: i64) -> Result<Ttl, Failure> {
         RCACHE_TTL_NONE => Ok(Ttl::Never),
         RCACHE_TTL_KEEP => Ok(Ttl::Keep),
         ms if ms > 0 => Ok(Ttl::After(Duration::from_millis(ms as u64))),
-        ms => Err(Failure::invalid(format!(
-            "ttl_ms {ms} is negative; use RCACHE_TTL_NONE (-1) for no expiry"
-        ))),
+        ms => Err(Failure::invalid(format!("ttl_ms {ms} is negative; use RCACHE_TTL_NONE (-1) for no expiry"))),
     }
 }

@@ -180,7 +180,10 @@ pub fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> redis::Re
 /// The `name:value` fields of `INFO <section>`; empty when the server does not answer.
 pub fn info(port: u16, section: &str) -> std::collections::HashMap<String, String> {
     let text: String = query(port, redis::cmd("INFO").arg(section)).unwrap_or_default();
-    text.lines().filter_map(|line| line.split_once(':')).map(|(name, value)| (name.to_string(), value.trim().to_string())).collect()
+    text.lines()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.to_string(), value.trim().to_string()))
+        .collect()
 }
 
 thread_local! {

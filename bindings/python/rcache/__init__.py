@@ -27,6 +27,7 @@ from .errors import (
     ServerError,
     TimeoutError as TimeoutError,
     TooLargeError,
+    UnknownOutcomeError,
     UnsupportedError,
     WrongTypeError,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "CorruptValueError",
     "ComputeError",
     "ConflictError",
+    "UnknownOutcomeError",
     "Session",
     "SessionStore",
     "__version__",

@@ -17,6 +17,7 @@ __all__ = [
     "InvalidArgumentError",
     "ClosedError",
     "ConnectionError",
+    "UnknownOutcomeError",
     "TimeoutError",
     "ServerError",
     "WrongTypeError",
@@ -59,6 +60,14 @@ class ConnectionError(RCacheError, builtins.ConnectionError):
     """The server could not be reached or the connection broke."""
 
     status = "RCACHE_STATUS_CONNECTION"
+
+
+class UnknownOutcomeError(ConnectionError):
+    """The request reached the server, or may have, and its reply was lost:
+    the call ran once or not at all, and was not sent again. Read the data
+    to learn which."""
+
+    status = "RCACHE_STATUS_UNKNOWN_OUTCOME"
 
 
 class TimeoutError(RCacheError, builtins.TimeoutError):
@@ -138,6 +147,7 @@ _BY_STATUS: Dict[int, Type[RCacheError]] = {
     _lib.STATUS_CORRUPT: CorruptValueError,
     _lib.STATUS_COMPUTE_FAILED: ComputeError,
     _lib.STATUS_CONFLICT: ConflictError,
+    _lib.STATUS_UNKNOWN_OUTCOME: UnknownOutcomeError,
 }
 
 
