@@ -5,7 +5,7 @@ CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 CBINDGEN := $(CARGO_BIN)/cbindgen
 BUILD := build
 
-.PHONY: all build prereqs demo test lint test-rust test-c test-python header check-header bench bench-near clean wheel
+.PHONY: all build prereqs demo test lint test-rust test-c test-python header check-header bench bench-near clean wheel sdist
 
 all: build
 
@@ -52,13 +52,27 @@ test-python:
 test-install:
 	tests/test_install.sh
 
-## wheel: the Python package as a platform wheel with librcache.so inside, in $(WHEEL_DIR).
+## wheel: the Python package as a manylinux wheel with librcache.so (stripped) inside, in $(WHEEL_DIR);
+## the library's debug info beside it as librcache.so.debug. auditwheel checks and tags it.
 WHEEL_DIR ?= $(BUILD)/wheel
 wheel: prereqs
 	@mkdir -p $(WHEEL_DIR)
-	@rm -f $(WHEEL_DIR)/rcache-*.whl
-	python3 -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir $(WHEEL_DIR) ./bindings/python
-	@ls $(WHEEL_DIR)/rcache-*.whl
+	@rm -rf $(WHEEL_DIR)/rcache-*.whl $(WHEEL_DIR)/platform
+	RCACHE_DEBUG_DIR=$(abspath $(WHEEL_DIR)) python3 -m pip wheel --quiet --no-deps --no-build-isolation \
+	  --wheel-dir $(WHEEL_DIR)/platform ./bindings/python
+	PATH="$$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$$PATH" \
+	  python3 -m auditwheel repair --wheel-dir $(WHEEL_DIR) $(WHEEL_DIR)/platform/rcache-*.whl
+	@rm -rf $(WHEEL_DIR)/platform
+	@ls -l $(WHEEL_DIR)/rcache-*.whl
+
+## sdist: the Python package's source distribution, the crate's sources inside, in $(SDIST_DIR).
+SDIST_DIR ?= $(BUILD)/sdist
+sdist: prereqs
+	@mkdir -p $(SDIST_DIR)
+	@rm -f $(SDIST_DIR)/rcache-*.tar.gz
+	cd bindings/python && python3 setup.py --quiet sdist --dist-dir $(abspath $(SDIST_DIR))
+	@rm -rf bindings/python/rcache.egg-info
+	@ls -l $(SDIST_DIR)/rcache-*.tar.gz
 
 ## header: regenerate include/rcache.h from the Rust sources.
 header:

