@@ -5,7 +5,7 @@ CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 CBINDGEN := $(CARGO_BIN)/cbindgen
 BUILD := build
 
-.PHONY: all build prereqs demo test lint test-rust test-c test-python header check-header bench bench-near clean wheel sdist
+.PHONY: all build prereqs demo test lint test-rust test-c test-python header check-header bench bench-near clean wheel sdist test-runtimes test-node test-pypy test-luajit
 
 all: build
 
@@ -32,7 +32,7 @@ demo: prereqs build
 	@$(BUILD)/c/demo_cpp
 
 ## test: every test: header check, formatting and lints, Rust suites, C/C++ (plain and sanitized), Python.
-test: prereqs build check-header lint test-rust test-c test-python test-install
+test: prereqs build check-header lint test-rust test-c test-python test-install test-runtimes
 
 ## lint: rustfmt's layout (rustfmt.toml) and clippy with every warning an error.
 lint:
@@ -47,6 +47,19 @@ test-c:
 
 test-python:
 	python3 -m pytest -q tests/python
+
+## test-runtimes: Node.js (koffi), PyPy and LuaJIT load librcache.so with their own FFI; each one's tests on
+## memory:// and a private redis-server.
+test-runtimes: test-node test-pypy test-luajit
+
+test-node:
+	cd bindings/node && ../../tests/with-redis.sh node --test test/
+
+test-pypy:
+	tests/pypy.sh
+
+test-luajit:
+	tests/with-redis.sh luajit bindings/luajit/test.lua
 
 ## test-install: make install into a temporary prefix, build the demos against it with pkg-config, run them.
 test-install:

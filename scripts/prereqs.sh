@@ -62,6 +62,29 @@ if [ ${#python_missing[@]} -gt 0 ]; then
     || python3 -m pip install --quiet --break-system-packages "${python_missing[@]}"
 fi
 
+# Other runtimes load librcache.so directly (make test-runtimes): Node.js with koffi (npm, into
+# bindings/node), PyPy with pytest in a venv of its own (build/pypy-venv), LuaJIT.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+debian_missing=()
+command -v node >/dev/null || debian_missing+=(nodejs)
+command -v npm >/dev/null || debian_missing+=(npm)
+command -v pypy3 >/dev/null || debian_missing+=(pypy3)
+command -v luajit >/dev/null || debian_missing+=(luajit)
+if [ ${#debian_missing[@]} -gt 0 ]; then
+  echo "prereqs: installing ${debian_missing[*]} from Debian's packages"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debian_missing[@]}" >/dev/null
+fi
+if [ ! -f "$root/bindings/node/node_modules/koffi/package.json" ]; then
+  echo "prereqs: installing koffi into bindings/node (npm ci)"
+  (cd "$root/bindings/node" && npm ci --silent --no-audit --no-fund)
+fi
+if ! "$root/build/pypy-venv/bin/python" -c 'import pytest' 2>/dev/null; then
+  echo "prereqs: making build/pypy-venv (PyPy with pytest)"
+  pypy3 -m venv --clear "$root/build/pypy-venv"
+  "$root/build/pypy-venv/bin/python" -m pip install --quiet --disable-pip-version-check 'pytest>=8'
+fi
+
 # make lint checks formatting and lints.
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
   echo "prereqs: installing rustfmt and clippy"
