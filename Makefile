@@ -5,7 +5,7 @@ CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 CBINDGEN := $(CARGO_BIN)/cbindgen
 BUILD := build
 
-.PHONY: all build prereqs demo test lint test-rust test-c test-python header check-header bench bench-near clean wheel sdist test-runtimes test-node test-pypy test-luajit
+.PHONY: all build prereqs demo test lint test-rust test-c test-python header check-header bench bench-near clean wheel sdist test-runtimes test-node test-pypy test-luajit bench-runtimes
 
 all: build
 
@@ -122,6 +122,11 @@ bench-near: prereqs build
 	$(CC) -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude bench/bench_near.c \
 	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -lrcache -o $(BUILD)/bench/bench_near
 	tests/with-redis.sh bash -c '$(BUILD)/bench/bench_near $$RCACHE_TEST_REDIS_URL && python3 bench/bench_near.py $$RCACHE_TEST_REDIS_URL'
+
+## bench-runtimes: get/set ops/s from one Node.js, PyPy and LuaJIT thread, rcache beside each runtime's usual
+## Redis client (ioredis, redis-py, redis-lua), on one private server in one run; report in build/bench/runtimes.md.
+bench-runtimes: prereqs build
+	bench/runtimes.sh
 
 # Installation: `make install [PREFIX=/usr/local] [DESTDIR=...]`. The shared
 # library is librcache.so.<ABI>.<version> with the soname librcache.so.<ABI>
