@@ -5,7 +5,7 @@ CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 CBINDGEN := $(CARGO_BIN)/cbindgen
 BUILD := build
 
-.PHONY: all build prereqs demo test lint test-rust test-c test-python header check-header bench bench-near clean wheel
+.PHONY: all build prereqs demo test lint test-rust test-c test-python header check-header bench bench-near clean wheel sdist test-runtimes test-node test-pypy test-luajit bench-runtimes
 
 all: build
 
@@ -32,7 +32,7 @@ demo: prereqs build
 	@$(BUILD)/c/demo_cpp
 
 ## test: every test: header check, formatting and lints, Rust suites, C/C++ (plain and sanitized), Python.
-test: prereqs build check-header lint test-rust test-c test-python test-install
+test: prereqs build check-header lint test-rust test-c test-python test-install test-runtimes
 
 ## lint: rustfmt's layout (rustfmt.toml) and clippy with every warning an error.
 lint:
@@ -48,17 +48,44 @@ test-c:
 test-python:
 	python3 -m pytest -q tests/python
 
+## test-runtimes: Node.js (koffi), PyPy and LuaJIT load librcache.so with their own FFI; each one's tests on
+## memory:// and a private redis-server.
+test-runtimes: test-node test-pypy test-luajit
+
+test-node:
+	cd bindings/node && ../../tests/with-redis.sh node --test test/
+
+test-pypy:
+	tests/pypy.sh
+
+test-luajit:
+	tests/with-redis.sh luajit bindings/luajit/test.lua
+
 ## test-install: make install into a temporary prefix, build the demos against it with pkg-config, run them.
 test-install:
 	tests/test_install.sh
 
-## wheel: the Python package as a platform wheel with librcache.so inside, in $(WHEEL_DIR).
+## wheel: the Python package as a manylinux wheel with librcache.so (stripped) inside, in $(WHEEL_DIR);
+## the library's debug info beside it as librcache.so.debug. auditwheel checks and tags it.
 WHEEL_DIR ?= $(BUILD)/wheel
 wheel: prereqs
 	@mkdir -p $(WHEEL_DIR)
-	@rm -f $(WHEEL_DIR)/rcache-*.whl
-	python3 -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir $(WHEEL_DIR) ./bindings/python
-	@ls $(WHEEL_DIR)/rcache-*.whl
+	@rm -rf $(WHEEL_DIR)/rcache-*.whl $(WHEEL_DIR)/platform
+	RCACHE_DEBUG_DIR=$(abspath $(WHEEL_DIR)) python3 -m pip wheel --quiet --no-deps --no-build-isolation \
+	  --wheel-dir $(WHEEL_DIR)/platform ./bindings/python
+	PATH="$$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$$PATH" \
+	  python3 -m auditwheel repair --wheel-dir $(WHEEL_DIR) $(WHEEL_DIR)/platform/rcache-*.whl
+	@rm -rf $(WHEEL_DIR)/platform
+	@ls -l $(WHEEL_DIR)/rcache-*.whl
+
+## sdist: the Python package's source distribution, the crate's sources inside, in $(SDIST_DIR).
+SDIST_DIR ?= $(BUILD)/sdist
+sdist: prereqs
+	@mkdir -p $(SDIST_DIR)
+	@rm -f $(SDIST_DIR)/rcache-*.tar.gz
+	cd bindings/python && python3 setup.py --quiet sdist --dist-dir $(abspath $(SDIST_DIR))
+	@rm -rf bindings/python/rcache.egg-info
+	@ls -l $(SDIST_DIR)/rcache-*.tar.gz
 
 ## header: regenerate include/rcache.h from the Rust sources.
 header:
@@ -95,6 +122,11 @@ bench-near: prereqs build
 	$(CC) -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude bench/bench_near.c \
 	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -lrcache -o $(BUILD)/bench/bench_near
 	tests/with-redis.sh bash -c '$(BUILD)/bench/bench_near $$RCACHE_TEST_REDIS_URL && python3 bench/bench_near.py $$RCACHE_TEST_REDIS_URL'
+
+## bench-runtimes: get/set ops/s from one Node.js, PyPy and LuaJIT thread, rcache beside each runtime's usual
+## Redis client (ioredis, redis-py, redis-lua), on one private server in one run; report in build/bench/runtimes.md.
+bench-runtimes: prereqs build
+	bench/runtimes.sh
 
 # Installation: `make install [PREFIX=/usr/local] [DESTDIR=...]`. The shared
 # library is librcache.so.<ABI>.<version> with the soname librcache.so.<ABI>

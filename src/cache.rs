@@ -71,7 +71,7 @@ impl Cache {
     /// A Redis URL may ask for a near cache with `near_cache=<entries>` and
     /// `near_cache_bytes=<bytes>` (default 64 MiB) among its query parameters:
     /// reads are then answered from process memory while the server confirms
-    /// nothing changed (see the README's "Near cache").
+    /// nothing changed (see docs/near-cache.md).
     pub fn connect(url: Option<&str>, options: Options) -> Result<Cache> {
         options.validate()?;
         let url = url.filter(|url| !url.trim().is_empty()).unwrap_or(DEFAULT_URL);

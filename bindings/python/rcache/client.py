@@ -429,7 +429,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 class Client:
     """A connection to Redis (``redis://``, ``rediss://``, ``unix://``,
     ``redis+sentinel://``, ``redis+cluster://`` and their ``rediss+`` forms;
-    see the README's URL table) or an embedded in-process store
+    see docs/urls.md) or an embedded in-process store
     (``memory://``, the default when url is None).
 
     Keys are str (encoded as UTF-8) or bytes-like; values are bytes-like and
@@ -457,8 +457,8 @@ class Client:
     to near_cache entries and near_cache_bytes bytes (default 64 MiB) are
     kept in process memory and reads are answered from there until Redis
     reports a change (Redis 6 or later). Writes by this Client are seen at
-    once, other clients' writes and tag invalidations once reported; see the
-    README's "Near cache".
+    once, other clients' writes and tag invalidations once reported; see
+    docs/near-cache.md.
 
     fail_open=True keeps an application up while Redis is down: reads are
     misses, writes of entries are dropped, get_or_set computes without

@@ -6,7 +6,7 @@ application per process (the first call's arguments win, as before). It takes
 redis-py's arguments (``host``, ``port``, ``db``, ``password``, ...) and also
 ``url=`` (any rcache URL, e.g. ``memory://``) and ``near_cache=`` (entries
 kept in process memory, served without a round trip and dropped when Redis
-reports a change; see the README's "Near cache"). The connection is what
+reports a change; see docs/near-cache.md). The connection is what
 ``RedisCache`` and ``RedisSession`` take as ``redis_conn``; it is not a
 redis-py client.
 """
@@ -211,8 +211,8 @@ def _settings(kw: Dict[str, Any]) -> Tuple[str, Optional[float], Optional[float]
 
 
 def _with_near_cache(url: str, entries: object) -> str:
-    """url asking for a near cache of `entries` entries (see the README's
-    "Near cache"): reads served from process memory, kept correct by Redis."""
+    """url asking for a near cache of `entries` entries (see
+    docs/near-cache.md): reads served from process memory, kept correct by Redis."""
     if isinstance(entries, bool) or not isinstance(entries, int) or entries < 0:
         raise ValueError(f"near_cache must be a number of entries, not {entries!r}")
     base, hash_sign, fragment = url.partition("#")
