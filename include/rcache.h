@@ -93,9 +93,9 @@ typedef enum rcache_status {
   //   get_with_ttl, get_many, exists, ttl, key listing, hash get, server
   //   info, session load, touch and listing, set (plain value, any TTL),
   //   set_many, set with tags, add_tags, invalidate_tags, hash set with no
-  //   condition, expire, lock extend;
+  //   condition, expire;
   // - never sent again, `RCACHE_STATUS_UNKNOWN_OUTCOME` when the reply is
-  //   lost: increment, compare-and-set, hash set if exists / if absent,
+  //   lost: increment, compare-and-set, lock extend, hash set if exists / if absent,
   //   lock, unlock, delete, clear, session create, save, destroy and purge.
   //
   // A reply saying the request did not run (a Cluster redirect, TRYAGAIN,

@@ -1,9 +1,8 @@
 //! The Redis Cluster backend, on the `redis` crate's async cluster client
 //! (slot routing, MOVED/ASK redirects, topology refresh, reconnects).
 //!
-//! Connections are "lanes" as in the standalone backend: each lane is one
-//! cluster connection (a socket per node) on its own current-thread tokio
-//! runtime, driven by the calling thread inside `block_on`.
+//! Connections are lanes (`conn::lanes`) as in the standalone backend: each
+//! lane is a pair of cluster connections (a socket per node each).
 //!
 //! What changes from one server, because a Cluster runs a script or a
 //! transaction only on keys of one hash slot:
@@ -35,26 +34,25 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::future::try_join_all;
-use parking_lot::Mutex;
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, FromRedisValue, RedisError, RedisResult, TlsCertificates, ToRedisArgs};
-use tokio::runtime::Runtime;
 
+use super::conn;
 use super::conn::breaker::Breaker;
 use super::conn::envelope::{Envelope, Stored, TOKEN_LEN, check_tag_space, corrupt};
+use super::conn::lanes::Lanes;
 use super::conn::retry::{Call, not_run, reply_lost};
 use super::conn::wire::{
-    CLEAR_BATCH, convert_error, fresh_token, install_tls_provider, new_runtime, remaining_of, session_record, stored_form,
-    ttl_arg, with_expiry, write_ttl_arg,
+    CLEAR_BATCH, fresh_token, install_tls_provider, remaining_of, session_record, stored_form, ttl_arg, with_expiry,
+    write_ttl_arg,
 };
-use super::redis::{EXTEND_LOCK_LUA, MAX_LANES, SESSION_LIST_LUA, UNLOCK_LUA};
 use super::slots::slot;
 use super::{Backend, Expiry, ForRefresh, HashFields, Remaining, SaveOutcome, SessionRecord, WriteCondition, WriteExpiry};
 use crate::error::{Error, ErrorKind, Result};
@@ -80,15 +78,15 @@ pub struct ClusterSettings {
 /// call gives up (each round happens only when the entry changed meanwhile).
 const TAG_ROUNDS: usize = 8;
 
-/// The two cluster connections of a lane and the runtime that drives them.
-struct Lane {
+/// The two cluster connections of a lane.
+struct Pair {
     /// redis-rs resends after redirects and dropped connections: for calls that may be sent again.
     resend: ClusterConnection,
     /// redis-rs never resends: rcache follows redirects itself.
     once: ClusterConnection,
-    /// Declared after the connections so it is dropped last.
-    runtime: Runtime,
 }
+
+type Lane = conn::lanes::Lane<Pair>;
 
 /// The two cluster clients a lane connects with.
 struct Clients {
@@ -96,25 +94,18 @@ struct Clients {
     once: ClusterClient,
 }
 
-impl Lane {
-    fn connect(clients: &Clients, timeout: Duration, target: &str) -> Result<Lane> {
-        let runtime = new_runtime()?;
-        let connecting =
-            futures_util::future::try_join(clients.resend.get_async_connection(), clients.once.get_async_connection());
-        let (resend, once) = runtime
-            .block_on(async { tokio::time::timeout(timeout, connecting).await })
-            .map_err(|_| Error::new(ErrorKind::Timeout, format!("{target}: no connection within {} ms", timeout.as_millis())))?
-            .map_err(|e| convert_error(target, e))?;
-        Ok(Lane { resend, once, runtime })
+impl Clients {
+    fn connect(&self, timeout: Duration, target: &str) -> Result<Lane> {
+        Lane::connect(target, timeout, || async {
+            let (resend, once) =
+                futures_util::future::try_join(self.resend.get_async_connection(), self.once.get_async_connection()).await?;
+            Ok(Pair { resend, once })
+        })
     }
 }
 
 pub struct ClusterBackend {
-    /// Opened on demand; lane 0 at connect time.
-    lanes: Box<[OnceLock<Lane>]>,
-    idle: Mutex<Vec<usize>>,
-    opened: AtomicUsize,
-    next_shared: AtomicUsize,
+    lanes: Lanes<Lane>,
     clients: Clients,
     connect_timeout: Duration,
     /// The most one call may take, redirects and retries included.
@@ -174,31 +165,15 @@ impl Scripts {
             hash: checked!("lua/hash.lua"),
             key_ops: checked!("lua/key_ops.lua"),
             ensure_tag: Lua::new(concat!(include_str!("lua/tag.lua"), include_str!("lua/ensure_tag_cluster.lua"))),
-            // The stored string and its PTTL, or false when missing (another type: WRONGTYPE).
-            raw: Lua::new(
-                "local value = redis.call('GET', KEYS[1]) if not value then return false end \
-                 return { value, redis.call('PTTL', KEYS[1]) }",
-            ),
-            // Replaces the stored string ARGV[1] by ARGV[2], keeping the TTL; 0 when it changed meanwhile.
-            swap: Lua::new(
-                "if redis.pcall('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') return 1 end return 0",
-            ),
-            // A counter created with its TTL (ARGV[2] ms, 0: none) in the same step as the increment by ARGV[1].
-            increment: Lua::new(
-                "local ttl = tonumber(ARGV[2]) if ttl > 0 then redis.call('SET', KEYS[1], 0, 'PX', ttl, 'NX') end \
-                 return redis.call('INCRBY', KEYS[1], ARGV[1])",
-            ),
-            // KEYS: keys of one slot; ARGV[1]: TTL in ms (0: none); ARGV[i + 1]: the value of KEYS[i].
-            set_many: Lua::new(
-                "local ttl = tonumber(ARGV[1]) for i, key in ipairs(KEYS) do \
-                 if ttl > 0 then redis.call('SET', key, ARGV[i + 1], 'PX', ttl) else redis.call('SET', key, ARGV[i + 1]) end \
-                 end return 1",
-            ),
+            raw: Lua::new(include_str!("lua/raw_cluster.lua")),
+            swap: Lua::new(include_str!("lua/swap_cluster.lua")),
+            increment: Lua::new(include_str!("lua/increment_cluster.lua")),
+            set_many: Lua::new(include_str!("lua/set_many_cluster.lua")),
             session: Lua::new(include_str!("lua/session.lua")),
             session_purge: Lua::new(include_str!("lua/session_purge.lua")),
-            session_list: Lua::new(SESSION_LIST_LUA),
-            extend_lock: Lua::new(EXTEND_LOCK_LUA),
-            unlock: Lua::new(UNLOCK_LUA),
+            session_list: Lua::new(include_str!("lua/session_list.lua")),
+            extend_lock: Lua::new(include_str!("lua/extend_lock.lua")),
+            unlock: Lua::new(include_str!("lua/unlock.lua")),
         }
     }
 }
@@ -534,14 +509,9 @@ impl ClusterBackend {
         // Redirects during a resharding and reconnects after a failover are
         // followed quickly; the call deadline bounds the whole.
         let clients = Clients { resend: build(12)?, once: build(0)? };
-        let first = Lane::connect(&clients, settings.connect_timeout, &target)?;
-        let lanes: Box<[OnceLock<Lane>]> = (0..MAX_LANES).map(|_| OnceLock::new()).collect();
-        let _ = lanes[0].set(first);
+        let first = clients.connect(settings.connect_timeout, &target)?;
         Ok(ClusterBackend {
-            lanes,
-            idle: Mutex::new(vec![0]),
-            opened: AtomicUsize::new(1),
-            next_shared: AtomicUsize::new(0),
+            lanes: Lanes::new(first),
             clients,
             connect_timeout: settings.connect_timeout,
             call_deadline,
@@ -550,37 +520,6 @@ impl ClusterBackend {
             scripts: Scripts::new(),
             tag_space: settings.tag_space,
         })
-    }
-
-    /// Runs `work` on an idle lane, opening one if allowed, else on a shared one.
-    fn with_lane<T>(&self, work: impl FnOnce(&Lane) -> Result<T>) -> Result<T> {
-        let claimed = self.idle.lock().pop().or_else(|| {
-            let index = self.opened.fetch_add(1, Ordering::Relaxed);
-            (index < MAX_LANES).then_some(index)
-        });
-        let Some(index) = claimed else {
-            let start = self.next_shared.fetch_add(1, Ordering::Relaxed);
-            let lane = (0..MAX_LANES).find_map(|step| self.lanes[(start + step) % MAX_LANES].get());
-            return work(lane.expect("lane 0 opens at connect"));
-        };
-        struct Return<'a>(&'a Mutex<Vec<usize>>, usize);
-        impl Drop for Return<'_> {
-            fn drop(&mut self) {
-                self.0.lock().push(self.1);
-            }
-        }
-        let lane = match self.lanes[index].get() {
-            Some(lane) => lane,
-            None => match Lane::connect(&self.clients, self.connect_timeout, &self.target) {
-                Ok(lane) => self.lanes[index].get_or_init(|| lane),
-                Err(error) => {
-                    self.opened.fetch_sub(1, Ordering::Relaxed);
-                    return Err(error);
-                }
-            },
-        };
-        let _return = Return(&self.idle, index);
-        work(lane)
     }
 
     /// Runs one call: `work` gets this call's view of the Cluster; the whole
@@ -592,10 +531,11 @@ impl ClusterBackend {
     {
         self.breaker.admit(&self.target)?;
         let in_flight = Arc::new(AtomicBool::new(false));
-        let result = self.with_lane(|lane| {
+        let open = || self.clients.connect(self.connect_timeout, &self.target);
+        let result = self.lanes.with_lane(open, |lane| {
             let link = Link {
-                resend: lane.resend.clone(),
-                once: lane.once.clone(),
+                resend: lane.connection.resend.clone(),
+                once: lane.connection.once.clone(),
                 call,
                 in_flight: in_flight.clone(),
                 scripts: &self.scripts,

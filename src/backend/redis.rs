@@ -1,25 +1,17 @@
-//! The Redis backend: a few "lanes", each one multiplexed, automatically
-//! reconnecting connection on its own current-thread tokio runtime.
-//!
-//! A runtime has no thread of its own: the calling thread inside `block_on`
-//! drives its lane's socket, so a lone caller does its own I/O with no hand-off
-//! between threads. A call takes an idle lane; lanes are opened on demand up to
-//! `MAX_LANES`, so concurrent callers each drive their own socket (as separate
-//! clients would) instead of waking one another through a shared one. When all
-//! lanes are busy, callers share them, which multiplexing allows.
+//! The Redis backend: lanes (`conn::lanes`) of multiplexed, automatically
+//! reconnecting connections to one server.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-use parking_lot::Mutex;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError, Script, ScriptInvocation, Value};
-use tokio::runtime::Runtime;
 
+use super::conn;
 use super::conn::breaker::Breaker;
 use super::conn::envelope::Stored;
+use super::conn::lanes::Lanes;
 use super::conn::retry::Call;
 use super::conn::wire::{
     CLEAR_BATCH, connection_dropped, convert_error, fresh_token, install_tls_provider, new_runtime, remaining_of, session_record,
@@ -46,25 +38,11 @@ pub struct RedisSettings {
     pub tag_space: Vec<u8>,
 }
 
-/// Most connections one handle opens.
-pub const MAX_LANES: usize = 16;
-
-/// One connection and the runtime that drives it.
-struct Lane {
-    connection: ConnectionManager,
-    /// Declared after the connection so it is dropped last.
-    runtime: Runtime,
-}
+/// A lane: one multiplexed connection that reconnects by itself.
+type Lane = conn::lanes::Lane<ConnectionManager>;
 
 pub struct RedisBackend {
-    /// Opened on demand; lane 0 at connect time.
-    lanes: Box<[OnceLock<Lane>]>,
-    /// Lanes opened and not in use.
-    idle: Mutex<Vec<usize>>,
-    /// Lanes opened (or being opened) so far.
-    opened: AtomicUsize,
-    /// Picks the lane to share when all are busy.
-    next_shared: AtomicUsize,
+    lanes: Lanes<Lane>,
     client: Client,
     config: ConnectionManagerConfig,
     /// The most one call may take, its retry included.
@@ -118,21 +96,12 @@ impl Scripts {
             key_ops: lua!("lua/key_ops.lua"),
             session: Script::new(include_str!("lua/session.lua")),
             session_purge: Script::new(include_str!("lua/session_purge.lua")),
-            session_list: Script::new(SESSION_LIST_LUA),
-            extend_lock: Script::new(EXTEND_LOCK_LUA),
-            unlock: Script::new(UNLOCK_LUA),
+            session_list: Script::new(include_str!("lua/session_list.lua")),
+            extend_lock: Script::new(include_str!("lua/extend_lock.lua")),
+            unlock: Script::new(include_str!("lua/unlock.lua")),
         }
     }
 }
-
-/// HGETALL of each key; a key of another type reads as empty (no session).
-pub(super) const SESSION_LIST_LUA: &str = "local out = {} for i, key in ipairs(KEYS) do local fields = redis.pcall('HGETALL', key) \
-     if fields.err then out[i] = {} else out[i] = fields end end return out";
-/// The classic compare-then-act lock scripts; a key of another type is not a lock.
-pub(super) const EXTEND_LOCK_LUA: &str =
-    "if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
-pub(super) const UNLOCK_LUA: &str =
-    "if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 impl RedisBackend {
     /// Connects and waits for the first connection, at most `connect_timeout`.
@@ -153,14 +122,11 @@ impl RedisBackend {
             .set_number_of_retries(0)
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(settings.response_timeout));
-        let first = Lane::connect(&client, &config, &target, settings.connect_timeout)?;
-        let lanes: Box<[OnceLock<Lane>]> = (0..MAX_LANES).map(|_| OnceLock::new()).collect();
-        let _ = lanes[0].set(first);
+        let first = Lane::connect(&target, settings.connect_timeout, || {
+            ConnectionManager::new_with_config(client.clone(), config.clone())
+        })?;
         Ok(RedisBackend {
-            lanes,
-            idle: Mutex::new(vec![0]),
-            opened: AtomicUsize::new(1),
-            next_shared: AtomicUsize::new(0),
+            lanes: Lanes::new(first),
             client,
             config,
             call_deadline: settings.connect_timeout + settings.response_timeout,
@@ -172,40 +138,6 @@ impl RedisBackend {
             tracker: OnceLock::new(),
             tag_space: settings.tag_space.clone(),
         })
-    }
-
-    /// Runs `work` on an idle lane, opening one if allowed, else on a shared one.
-    fn with_lane<T>(&self, work: impl FnOnce(&Lane) -> Result<T>) -> Result<T> {
-        let claimed = self.idle.lock().pop().or_else(|| {
-            let index = self.opened.fetch_add(1, Ordering::Relaxed);
-            (index < MAX_LANES).then_some(index)
-        });
-        let Some(index) = claimed else {
-            // Lanes may still be opening out of order: share the next one that exists (lane 0 always does).
-            let start = self.next_shared.fetch_add(1, Ordering::Relaxed);
-            let lane = (0..MAX_LANES).find_map(|step| self.lanes[(start + step) % MAX_LANES].get());
-            return work(lane.expect("lane 0 opens at connect"));
-        };
-        // Give the lane back even if `work` panics.
-        struct Return<'a>(&'a Mutex<Vec<usize>>, usize);
-        impl Drop for Return<'_> {
-            fn drop(&mut self) {
-                self.0.lock().push(self.1);
-            }
-        }
-        let lane = match self.lanes[index].get() {
-            Some(lane) => lane,
-            None => match Lane::open(&self.client, &self.config, &self.target) {
-                Ok(lane) => self.lanes[index].get_or_init(|| lane),
-                Err(error) => {
-                    // Give the number back so a later call can open it.
-                    self.opened.fetch_sub(1, Ordering::Relaxed);
-                    return Err(error);
-                }
-            },
-        };
-        let _return = Return(&self.idle, index);
-        work(lane)
     }
 
     fn query<T: FromRedisValue>(&self, cmd: &Cmd, call: Call) -> Result<T> {
@@ -222,7 +154,7 @@ impl RedisBackend {
 
     fn execute<T: FromRedisValue>(&self, request: Request<'_>, call: Call) -> Result<T> {
         self.breaker.admit(&self.target)?;
-        let result = self.with_lane(|lane| self.execute_on(lane, request, call));
+        let result = self.lanes.with_lane(|| self.open_lane(), |lane| self.execute_on(lane, request, call));
         self.breaker.record(&result);
         result
     }
@@ -251,25 +183,14 @@ impl RedisBackend {
     }
 }
 
-impl Lane {
-    /// A lane connected now, waiting at most `timeout`; nothing is left
-    /// behind when it fails.
-    fn connect(client: &Client, config: &ConnectionManagerConfig, target: &str, timeout: Duration) -> Result<Lane> {
-        let runtime = new_runtime()?;
-        let connecting = ConnectionManager::new_with_config(client.clone(), config.clone());
-        let connection = runtime
-            .block_on(async { tokio::time::timeout(timeout, connecting).await })
-            .map_err(|_| Error::new(ErrorKind::Timeout, format!("{target}: no connection within {} ms", timeout.as_millis())))?
-            .map_err(|e| convert_error(target, e))?;
-        Ok(Lane { connection, runtime })
-    }
-
+impl RedisBackend {
     /// A lane whose connection is made on first use.
-    fn open(client: &Client, config: &ConnectionManagerConfig, target: &str) -> Result<Lane> {
+    fn open_lane(&self) -> Result<Lane> {
         let runtime = new_runtime()?;
         let connection = {
             let _context = runtime.enter();
-            ConnectionManager::new_lazy_with_config(client.clone(), config.clone()).map_err(|e| convert_error(target, e))?
+            ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+                .map_err(|e| convert_error(&self.target, e))?
         };
         Ok(Lane { connection, runtime })
     }

@@ -55,12 +55,13 @@ pub enum Call {
     HashSet,
     /// Sets the same expiry again.
     Expire,
-    /// Sets the same lease again and gives the same answer while the lock is the owner's.
-    ExtendLock,
     /// Slides the same expiry again.
     SessionLoad,
     SessionTouch,
     CompareAndSet,
+    /// A second run would answer the same, but a caller must know whether its
+    /// lease was renewed: a lost reply is reported, not hidden by a timeout.
+    ExtendLock,
     /// A hash write that checks whether the key exists.
     HashSetIf,
     Lock,
@@ -80,10 +81,8 @@ impl Call {
         use Call::*;
         match self {
             Get | GetWithTtl | GetMany | GetForRefresh | Exists | Remaining | HashGet | Scan | ServerInfo | SessionList | Set
-            | SetMany | SetTagged | AddTags | InvalidateTags | HashSet | Expire | ExtendLock | SessionLoad | SessionTouch => {
-                Resend::Safe
-            }
-            CompareAndSet | HashSetIf | Lock | Unlock | Delete | Clear | Increment | SessionCreate | SessionSave
+            | SetMany | SetTagged | AddTags | InvalidateTags | HashSet | Expire | SessionLoad | SessionTouch => Resend::Safe,
+            CompareAndSet | ExtendLock | HashSetIf | Lock | Unlock | Delete | Clear | Increment | SessionCreate | SessionSave
             | SessionDestroy | SessionPurge => Resend::Never,
         }
     }
