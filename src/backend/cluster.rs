@@ -401,7 +401,11 @@ impl Link<'_> {
 
     /// The primaries serving slots now.
     async fn primaries(&self) -> RedisResult<Vec<Node>> {
-        let ranges: Vec<Vec<redis::Value>> = self.read(&redis::cmd("CLUSTER").arg("SLOTS").clone()).await?;
+        // Asked of a primary the client knows: after a failover a random node
+        // may be the dead former primary, which only fails.
+        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary);
+        let reply = self.resend.clone().route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), route).await?;
+        let ranges = Vec::<Vec<redis::Value>>::from_redis_value(reply.extract_error()?)?;
         let mut nodes: Vec<Node> = Vec::new();
         for range in ranges {
             // [start, end, [host, port, id, …], replicas…]
