@@ -118,6 +118,7 @@ impl Cache {
                     response_timeout: options.response_timeout,
                     breaker_threshold: options.breaker_threshold,
                     breaker_cooldown: options.breaker_cooldown,
+                    tag_space: [&options.key_prefix, TAG_SPACE].concat(),
                 };
                 (Box::new(ClusterBackend::connect(settings)?), BackendKind::Cluster, None)
             }
@@ -592,6 +593,7 @@ fn redis_settings(options: &Options, url: String) -> RedisSettings {
         response_timeout: options.response_timeout,
         breaker_threshold: options.breaker_threshold,
         breaker_cooldown: options.breaker_cooldown,
+        tag_space: [&options.key_prefix, TAG_SPACE].concat(),
     }
 }
 

@@ -5,8 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use rcache::{Cache, Options, Ttl};
-use support::{RedisServer, wait_until};
+use rcache::{Cache, ErrorKind, Options, Ttl};
+use support::{RedisServer, query, wait_until};
 
 fn connect(server: &RedisServer, prefix: &str) -> Cache {
     Cache::connect(Some(&server.url()), Options { key_prefix: prefix.as_bytes().to_vec(), ..Options::default() }).unwrap()
@@ -129,4 +129,50 @@ fn a_prefix_with_glob_characters_is_matched_literally() {
     other.set(b"k", b"v", minute).unwrap();
     assert_eq!(odd.clear(None).unwrap(), 1);
     assert!(other.exists(b"k").unwrap());
+}
+
+#[test]
+fn an_entry_naming_a_tag_key_outside_the_handles_tag_space_is_corrupt_and_that_key_is_not_read() {
+    let server = RedisServer::start();
+    let cache = connect(&server, "mine:");
+    // Written by another program: a tagged entry whose tag record points at
+    // a key rcache does not own, holding the very token recorded.
+    let token = b"0123456789abcdef";
+    let foreign = b"other:secret";
+    let stored =
+        [&b"\0rcache-tags\0"[..], b"1:", foreign.len().to_string().as_bytes(), b":", foreign, token, b"payload"].concat();
+    query::<()>(server.port, redis::cmd("SET").arg("mine:k").arg(stored)).unwrap();
+    query::<()>(server.port, redis::cmd("SET").arg(foreign).arg(token)).unwrap();
+    query::<()>(server.port, redis::cmd("CONFIG").arg("RESETSTAT")).unwrap();
+
+    assert_eq!(cache.get(b"k").unwrap_err().kind, ErrorKind::Corrupt);
+    assert_eq!(cache.get_with_ttl(b"k").unwrap_err().kind, ErrorKind::Corrupt);
+    assert_eq!(cache.get_many(&[b"k"]).unwrap_err().kind, ErrorKind::Corrupt);
+    // get_many's own MGET only: the foreign tag key was never read.
+    assert_eq!((calls(&server, "get"), calls(&server, "mget"), calls(&server, "evalsha")), (2, 1, 0));
+}
+
+/// How many times the server ran `command` since the last `CONFIG RESETSTAT`.
+fn calls(server: &RedisServer, command: &str) -> u64 {
+    let stats = server.command(&["INFO", "commandstats"]).unwrap();
+    let line = stats.lines().find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")).map(str::to_string));
+    line.map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+#[test]
+fn an_untagged_read_is_one_get_and_a_tagged_one_adds_one_mget() {
+    let server = RedisServer::start();
+    let cache = connect(&server, "cost:");
+    cache.set(b"plain", b"v", Ttl::After(Duration::from_secs(60))).unwrap();
+    cache.set_with_tags(b"tagged", b"v", Ttl::After(Duration::from_secs(60)), &[b"t"]).unwrap();
+    query::<()>(server.port, redis::cmd("CONFIG").arg("RESETSTAT")).unwrap();
+    let calls = |command: &str| calls(&server, command);
+    for _ in 0..10 {
+        assert_eq!(cache.get(b"plain").unwrap().as_deref(), Some(&b"v"[..]));
+    }
+    assert_eq!((calls("get"), calls("mget"), calls("evalsha")), (10, 0, 0));
+    for _ in 0..10 {
+        assert_eq!(cache.get(b"tagged").unwrap().as_deref(), Some(&b"v"[..]));
+    }
+    assert_eq!((calls("get"), calls("mget"), calls("evalsha")), (20, 10, 0));
 }

@@ -1,9 +1,8 @@
 //! The Redis Cluster backend, on the `redis` crate's async cluster client
 //! (slot routing, MOVED/ASK redirects, topology refresh, reconnects).
 //!
-//! Connections are "lanes" as in the standalone backend: each lane is one
-//! cluster connection (a socket per node) on its own current-thread tokio
-//! runtime, driven by the calling thread inside `block_on`.
+//! Connections are lanes (`conn::lanes`) as in the standalone backend: each
+//! lane is a pair of cluster connections (a socket per node each).
 //!
 //! What changes from one server, because a Cluster runs a script or a
 //! transaction only on keys of one hash slot:
@@ -19,24 +18,40 @@
 //! - Multi-key calls are split by slot and the parts sent at once: set-many
 //!   is atomic per slot, invalidating several tags is one write per tag.
 //! - Key listing, clear, session listing and purge scan every primary.
+//!
+//! Sending again follows the retry table (`conn::retry`). redis-rs's cluster
+//! client resends a request after a redirect and after a dropped connection
+//! alike, with one `retries` setting for both; with `retries(0)` it returns
+//! `MOVED`, `ASK`, `TRYAGAIN` and lost connections to the caller (still
+//! refreshing its slot map after a `MOVED`). So each lane holds two cluster
+//! connections: one with redis-rs's retries, for calls the table lets be sent
+//! again, and one with none, for the others, on which rcache follows
+//! redirects itself (`Link::send_once`: `MOVED` to the named node, `ASK` as
+//! `ASKING` plus the command on that node, `TRYAGAIN`, `CLUSTERDOWN`,
+//! `LOADING`, `READONLY` and refused connections after a short wait) and a
+//! lost reply ends the call with an unknown outcome. The reads such a call
+//! makes (tag tokens) go through the first connection.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::future::try_join_all;
-use parking_lot::Mutex;
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, FromRedisValue, RedisError, RedisResult, TlsCertificates, ToRedisArgs};
-use tokio::runtime::Runtime;
 
-use super::redis::{
-    Breaker, CLEAR_BATCH, EXTEND_LOCK_LUA, MAX_LANES, SESSION_LIST_LUA, TAG_MARKER, UNLOCK_LUA, convert_error, fresh_token,
-    install_tls_provider, new_runtime, remaining_of, session_record, stored_form, ttl_arg, with_expiry, write_ttl_arg,
+use super::conn;
+use super::conn::breaker::Breaker;
+use super::conn::envelope::{Envelope, Stored, TOKEN_LEN, check_tag_space, corrupt};
+use super::conn::lanes::Lanes;
+use super::conn::retry::{Call, not_run, reply_lost};
+use super::conn::wire::{
+    CLEAR_BATCH, fresh_token, install_tls_provider, remaining_of, session_record, stored_form, ttl_arg, with_expiry,
+    write_ttl_arg,
 };
 use super::slots::slot;
 use super::{Backend, Expiry, ForRefresh, HashFields, Remaining, SaveOutcome, SessionRecord, WriteCondition, WriteExpiry};
@@ -55,37 +70,43 @@ pub struct ClusterSettings {
     pub response_timeout: Duration,
     pub breaker_threshold: u32,
     pub breaker_cooldown: Duration,
+    /// Where this handle's tag keys live (`<prefix>__rcache_tag:`).
+    pub tag_space: Vec<u8>,
 }
 
 /// Rounds of "the entry has tags: read their tokens and run again" before a
 /// call gives up (each round happens only when the entry changed meanwhile).
 const TAG_ROUNDS: usize = 8;
 
-/// One cluster connection and the runtime that drives it.
-struct Lane {
-    connection: ClusterConnection,
-    /// Declared after the connection so it is dropped last.
-    runtime: Runtime,
+/// The two cluster connections of a lane.
+struct Pair {
+    /// redis-rs resends after redirects and dropped connections: for calls that may be sent again.
+    resend: ClusterConnection,
+    /// redis-rs never resends: rcache follows redirects itself.
+    once: ClusterConnection,
 }
 
-impl Lane {
-    fn connect(client: &ClusterClient, timeout: Duration, target: &str) -> Result<Lane> {
-        let runtime = new_runtime()?;
-        let connection = runtime
-            .block_on(async { tokio::time::timeout(timeout, client.get_async_connection()).await })
-            .map_err(|_| Error::new(ErrorKind::Timeout, format!("{target}: no connection within {} ms", timeout.as_millis())))?
-            .map_err(|e| convert_error(target, e))?;
-        Ok(Lane { connection, runtime })
+type Lane = conn::lanes::Lane<Pair>;
+
+/// The two cluster clients a lane connects with.
+struct Clients {
+    resend: ClusterClient,
+    once: ClusterClient,
+}
+
+impl Clients {
+    fn connect(&self, timeout: Duration, target: &str) -> Result<Lane> {
+        Lane::connect(target, timeout, || async {
+            let (resend, once) =
+                futures_util::future::try_join(self.resend.get_async_connection(), self.once.get_async_connection()).await?;
+            Ok(Pair { resend, once })
+        })
     }
 }
 
 pub struct ClusterBackend {
-    /// Opened on demand; lane 0 at connect time.
-    lanes: Box<[OnceLock<Lane>]>,
-    idle: Mutex<Vec<usize>>,
-    opened: AtomicUsize,
-    next_shared: AtomicUsize,
-    client: ClusterClient,
+    lanes: Lanes<Lane>,
+    clients: Clients,
     connect_timeout: Duration,
     /// The most one call may take, redirects and retries included.
     call_deadline: Duration,
@@ -93,6 +114,7 @@ pub struct ClusterBackend {
     /// The seed nodes, for error messages; never carries a password.
     target: String,
     scripts: Scripts,
+    tag_space: Vec<u8>,
 }
 
 /// A script and its SHA1, sent as EVALSHA, and as EVAL when a node lacks it
@@ -143,31 +165,15 @@ impl Scripts {
             hash: checked!("lua/hash.lua"),
             key_ops: checked!("lua/key_ops.lua"),
             ensure_tag: Lua::new(concat!(include_str!("lua/tag.lua"), include_str!("lua/ensure_tag_cluster.lua"))),
-            // The stored string and its PTTL, or false when missing (another type: WRONGTYPE).
-            raw: Lua::new(
-                "local value = redis.call('GET', KEYS[1]) if not value then return false end \
-                 return { value, redis.call('PTTL', KEYS[1]) }",
-            ),
-            // Replaces the stored string ARGV[1] by ARGV[2], keeping the TTL; 0 when it changed meanwhile.
-            swap: Lua::new(
-                "if redis.pcall('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') return 1 end return 0",
-            ),
-            // A counter created with its TTL (ARGV[2] ms, 0: none) in the same step as the increment by ARGV[1].
-            increment: Lua::new(
-                "local ttl = tonumber(ARGV[2]) if ttl > 0 then redis.call('SET', KEYS[1], 0, 'PX', ttl, 'NX') end \
-                 return redis.call('INCRBY', KEYS[1], ARGV[1])",
-            ),
-            // KEYS: keys of one slot; ARGV[1]: TTL in ms (0: none); ARGV[i + 1]: the value of KEYS[i].
-            set_many: Lua::new(
-                "local ttl = tonumber(ARGV[1]) for i, key in ipairs(KEYS) do \
-                 if ttl > 0 then redis.call('SET', key, ARGV[i + 1], 'PX', ttl) else redis.call('SET', key, ARGV[i + 1]) end \
-                 end return 1",
-            ),
+            raw: Lua::new(include_str!("lua/raw_cluster.lua")),
+            swap: Lua::new(include_str!("lua/swap_cluster.lua")),
+            increment: Lua::new(include_str!("lua/increment_cluster.lua")),
+            set_many: Lua::new(include_str!("lua/set_many_cluster.lua")),
             session: Lua::new(include_str!("lua/session.lua")),
             session_purge: Lua::new(include_str!("lua/session_purge.lua")),
-            session_list: Lua::new(SESSION_LIST_LUA),
-            extend_lock: Lua::new(EXTEND_LOCK_LUA),
-            unlock: Lua::new(UNLOCK_LUA),
+            session_list: Lua::new(include_str!("lua/session_list.lua")),
+            extend_lock: Lua::new(include_str!("lua/extend_lock.lua")),
+            unlock: Lua::new(include_str!("lua/unlock.lua")),
         }
     }
 }
@@ -189,21 +195,81 @@ type Node = (String, u16);
 /// A hash as HGETALL returns it: names and values in turn.
 type Flat = Vec<Vec<u8>>;
 
-/// One call's view of the Cluster: a connection handle (cloned for each
-/// concurrent request) and the scripts.
+/// One call's view of the Cluster: its lane's connection handles (cloned
+/// for each concurrent request), what the call is, and the scripts.
 struct Link<'s> {
-    connection: ClusterConnection,
+    resend: ClusterConnection,
+    once: ClusterConnection,
+    call: Call,
+    /// Set while a request of a call that is never sent again may be on the
+    /// server with its reply still to come.
+    in_flight: Arc<AtomicBool>,
     scripts: &'s Scripts,
+    /// `<prefix>__rcache_tag:`: stored entries naming other tag keys are corrupt.
+    tag_space: &'s [u8],
 }
 
+/// Longest wait between two attempts after a reply saying the request did not run.
+const MAX_RETRY_WAIT: Duration = Duration::from_millis(250);
+
 impl Link<'_> {
+    /// Sends `cmd` as the retry table allows for this call.
     async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
-        cmd.query_async(&mut self.connection.clone()).await
+        if self.call.resendable() {
+            return cmd.query_async(&mut self.resend.clone()).await;
+        }
+        Ok(T::from_redis_value(self.send_once(cmd).await?)?)
+    }
+
+    /// A read made on behalf of any call: sent again as redis-rs sees fit.
+    async fn read<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+        cmd.query_async(&mut self.resend.clone()).await
+    }
+
+    /// Sends `cmd` (keys of one slot) on the connection redis-rs never
+    /// resends on, following redirects and waiting out `TRYAGAIN` and the
+    /// like, which say it did not run. Any other failure ends the call.
+    async fn send_once(&self, cmd: &Cmd) -> RedisResult<redis::Value> {
+        let mut connection = self.once.clone();
+        let mut redirect: Option<(bool, Node)> = None;
+        let mut wait = Duration::from_millis(10);
+        loop {
+            self.in_flight.store(true, Ordering::Relaxed);
+            let result = match &redirect {
+                None => cmd.query_async::<redis::Value>(&mut connection).await,
+                Some((false, node)) => connection.route_command(cmd.clone(), by_address(node)).await,
+                Some((true, node)) => {
+                    let mut pipeline = redis::pipe();
+                    pipeline.cmd("ASKING").add_command(cmd.clone());
+                    let route = SingleNodeRoutingInfo::ByAddress { host: node.0.clone(), port: node.1 };
+                    match connection.route_pipeline(pipeline, 1, 1, route).await {
+                        Ok(mut values) => values.pop().map_or(Ok(redis::Value::Nil), redis::Value::extract_error),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            // A server error may come back as a value: make it an error.
+            match result.and_then(redis::Value::extract_error) {
+                Err(e) if not_run(&e) => {
+                    self.in_flight.store(false, Ordering::Relaxed);
+                    let ask = e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Ask);
+                    redirect = redirect_target(&e).map(|node| (ask, node));
+                    if redirect.is_none() {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(MAX_RETRY_WAIT);
+                    }
+                }
+                Err(e) if reply_lost(&e) => return Err(e),
+                result => {
+                    self.in_flight.store(false, Ordering::Relaxed);
+                    return result;
+                }
+            }
+        }
     }
 
     async fn on_node<T: FromRedisValue>(&self, node: &Node, cmd: Cmd) -> RedisResult<T> {
-        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host: node.0.clone(), port: node.1 });
-        let value = self.connection.clone().route_command(cmd, route).await?;
+        let value = self.resend.clone().route_command(cmd, by_address(node)).await?.extract_error()?;
         Ok(T::from_redis_value(value)?)
     }
 
@@ -239,6 +305,9 @@ impl Link<'_> {
                     if needed.is_empty() {
                         return Err(e);
                     }
+                    for tag_key in &needed {
+                        check_tag_space(tag_key, self.tag_space)?;
+                    }
                     let tokens = self.tokens(&needed).await?;
                     known.extend(needed.into_iter().zip(tokens.into_iter().map(Option::unwrap_or_default)));
                 }
@@ -253,37 +322,68 @@ impl Link<'_> {
         if tag_keys.is_empty() {
             return Ok(Vec::new());
         }
-        self.query(redis::cmd("MGET").arg(tag_keys)).await
+        self.read(redis::cmd("MGET").arg(tag_keys)).await
     }
 
     /// The payloads of stored values as rcache reads them: plain values as
     /// they are, tagged ones when every tag still holds its recorded token
     /// (one MGET for the tags of all of them).
     async fn payloads(&self, stored: Vec<Option<Vec<u8>>>) -> RedisResult<Vec<Option<Vec<u8>>>> {
-        let mut parsed = Vec::with_capacity(stored.len());
-        let mut tag_keys: Vec<Vec<u8>> = Vec::new();
-        for value in &stored {
-            let envelope = value.as_deref().map(Envelope::parse).transpose()?;
-            if let Some(envelope) = &envelope {
-                for (tag_key, _) in &envelope.tags {
-                    if !tag_keys.iter().any(|known| known == tag_key) {
-                        tag_keys.push(tag_key.to_vec());
+        let stored = Stored::parse(&stored, self.tag_space)?;
+        let tokens = self.tokens(stored.tag_keys()).await?;
+        Ok(stored.payloads(&tokens))
+    }
+
+    /// Reads with `commands` (keys of one slot) in one pipeline. redis-rs
+    /// follows no redirect for a pipeline: this follows `MOVED` and `ASK` to
+    /// the node named, and waits out `TRYAGAIN` and the like.
+    async fn read_pipeline<T: FromRedisValue>(&self, commands: &[Cmd]) -> RedisResult<T> {
+        let mut connection = self.resend.clone();
+        let mut redirect: Option<(bool, Node)> = None;
+        let mut wait = Duration::from_millis(10);
+        loop {
+            let mut pipeline = redis::pipe();
+            if let Some((true, _)) = &redirect {
+                pipeline.cmd("ASKING");
+            }
+            for cmd in commands {
+                pipeline.add_command(cmd.clone());
+            }
+            let result = match &redirect {
+                None => pipeline.query_async::<T>(&mut connection).await,
+                Some((ask, node)) => {
+                    let route = SingleNodeRoutingInfo::ByAddress { host: node.0.clone(), port: node.1 };
+                    match connection.route_pipeline(pipeline, usize::from(*ask), commands.len(), route).await {
+                        Ok(values) => {
+                            let values = values.into_iter().map(redis::Value::extract_error).collect::<RedisResult<Vec<_>>>()?;
+                            Ok(T::from_redis_value(redis::Value::Array(values))?)
+                        }
+                        Err(e) => Err(e),
                     }
                 }
+            };
+            match result {
+                Err(e) if not_run(&e) => {
+                    let ask = e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Ask);
+                    redirect = redirect_target(&e).map(|node| (ask, node));
+                    if redirect.is_none() {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(MAX_RETRY_WAIT);
+                    }
+                }
+                result => return result,
             }
-            parsed.push(envelope);
         }
-        let tokens = self.tokens(&tag_keys).await?;
-        let current: HashMap<&[u8], Option<&[u8]>> =
-            tag_keys.iter().map(Vec::as_slice).zip(tokens.iter().map(Option::as_deref)).collect();
-        Ok(parsed
-            .into_iter()
-            .map(|envelope| {
-                let envelope = envelope?;
-                let valid = envelope.tags.iter().all(|(tag_key, token)| current[tag_key] == Some(*token));
-                valid.then(|| envelope.payload.to_vec())
-            })
-            .collect())
+    }
+
+    /// The payload at `key` and its PTTL: `GET` and `PTTL` in one pipeline,
+    /// then the tokens when the entry is tagged.
+    async fn with_ttl(&self, key: &[u8]) -> RedisResult<Option<(Vec<u8>, i64)>> {
+        let commands = [redis::cmd("GET").arg(key).clone(), redis::cmd("PTTL").arg(key).clone()];
+        let (stored, millis): (Option<Vec<u8>>, i64) = self.read_pipeline(&commands).await?;
+        // -2: the key expired between the two commands.
+        let stored = stored.filter(|_| millis != -2);
+        Ok(self.payloads(vec![stored]).await?.pop().flatten().map(|payload| (payload, millis)))
     }
 
     /// Reads or creates each tag's token, making it outlive an entry of `ttl` ms (0: forever).
@@ -304,8 +404,8 @@ impl Link<'_> {
         // Asked of a primary the client knows: after a failover a random node
         // may be the dead former primary, which only fails.
         let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary);
-        let reply = self.connection.clone().route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), route).await?;
-        let ranges = Vec::<Vec<redis::Value>>::from_redis_value(reply)?;
+        let reply = self.resend.clone().route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), route).await?;
+        let ranges = Vec::<Vec<redis::Value>>::from_redis_value(reply.extract_error()?)?;
         let mut nodes: Vec<Node> = Vec::new();
         for range in ranges {
             // [start, end, [host, port, id, …], replicas…]
@@ -338,6 +438,17 @@ impl Link<'_> {
     }
 }
 
+/// The node a `MOVED` or `ASK` reply names.
+fn redirect_target(error: &RedisError) -> Option<Node> {
+    let (address, _) = error.redirect_node()?;
+    let (host, port) = address.rsplit_once(':')?;
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+fn by_address(node: &Node) -> RoutingInfo {
+    RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host: node.0.clone(), port: node.1 })
+}
+
 /// The tag keys named (in hex) by a script's `RCACHE-TAGS` error.
 fn needed_tags(detail: &str) -> Vec<Vec<u8>> {
     let hex = |word: &str| -> Option<Vec<u8>> {
@@ -363,70 +474,6 @@ fn by_slot<'k>(keys: impl Iterator<Item = &'k [u8]>) -> Vec<Vec<&'k [u8]>> {
     groups.into_iter().map(|(_, group)| group).collect()
 }
 
-fn corrupt(what: &str) -> RedisError {
-    redis::make_extension_error("CORRUPT".to_string(), Some(format!("rcache entry: {what}")))
-}
-
-/// A tag token: 16 hex characters.
-const TOKEN_LEN: usize = 16;
-
-/// A stored string as `lua/envelope.lua` lays it out; a plain value has no tags.
-struct Envelope<'v> {
-    /// (tag key, token recorded) of each tag.
-    tags: Vec<(&'v [u8], &'v [u8])>,
-    payload: &'v [u8],
-    /// The bytes between the count and the payload: the records as stored.
-    records: &'v [u8],
-}
-
-impl<'v> Envelope<'v> {
-    /// Reads a stored value, with the checks `payload_of` makes in Lua.
-    fn parse(value: &'v [u8]) -> RedisResult<Envelope<'v>> {
-        let Some(rest) = value.strip_prefix(TAG_MARKER) else {
-            return Ok(Envelope { tags: Vec::new(), payload: value, records: &[] });
-        };
-        let number = |bytes: &[u8]| std::str::from_utf8(bytes).ok()?.parse::<usize>().ok();
-        let colon = rest.iter().position(|&byte| byte == b':');
-        let Some(count) = colon.and_then(|colon| number(&rest[..colon])) else {
-            return Err(corrupt("bad tag header"));
-        };
-        let records_start = colon.expect("checked") + 1;
-        let mut at = records_start;
-        let mut tags = Vec::with_capacity(count);
-        for _ in 0..count {
-            let colon = rest[at..].iter().position(|&byte| byte == b':').map(|offset| at + offset);
-            let length = colon.and_then(|colon| number(&rest[at..colon]));
-            match (colon, length) {
-                (Some(colon), Some(length)) if length >= 1 && colon + 1 + length + TOKEN_LEN <= rest.len() => {
-                    let key = &rest[colon + 1..colon + 1 + length];
-                    let token = &rest[colon + 1 + length..colon + 1 + length + TOKEN_LEN];
-                    tags.push((key, token));
-                    at = colon + 1 + length + TOKEN_LEN;
-                }
-                _ => return Err(corrupt("bad tag record")),
-            }
-        }
-        Ok(Envelope { tags, payload: &rest[at..], records: &rest[records_start..at] })
-    }
-
-    /// The stored form of `payload` recorded against `tags` (tag key, token).
-    fn build(records: &[u8], count: usize, new: &[(&[u8], &[u8])], payload: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(TAG_MARKER.len() + records.len() + payload.len() + 64);
-        out.extend_from_slice(TAG_MARKER);
-        out.extend_from_slice((count + new.len()).to_string().as_bytes());
-        out.push(b':');
-        out.extend_from_slice(records);
-        for (tag_key, token) in new {
-            out.extend_from_slice(tag_key.len().to_string().as_bytes());
-            out.push(b':');
-            out.extend_from_slice(tag_key);
-            out.extend_from_slice(token);
-        }
-        out.extend_from_slice(payload);
-        out
-    }
-}
-
 impl ClusterBackend {
     /// Discovers the Cluster from `settings.nodes` and waits for the first
     /// connection, at most `connect_timeout`.
@@ -442,93 +489,72 @@ impl ClusterBackend {
                 .join(",")
         );
         let call_deadline = settings.connect_timeout + settings.response_timeout;
-        let mut builder = ClusterClientBuilder::new(settings.nodes)
-            .connection_timeout(settings.connect_timeout)
-            .response_timeout(settings.response_timeout)
-            .overall_response_timeout(Some(call_deadline))
-            // Redirects during a resharding and reconnects after a failover are
-            // retried quickly; the call deadline bounds the whole.
-            .retries(12)
-            .min_retry_wait(10)
-            .max_retry_wait(250)
-            .retry_wait_formula(10, 2);
-        if let Some(username) = &settings.username {
-            builder = builder.username(username);
-        }
-        if let Some(password) = &settings.password {
-            builder = builder.password(password);
-        }
-        if let Some(certificates) = settings.certificates {
-            builder = builder.certs(certificates);
-        }
-        let client = builder.build().map_err(|e| Error::invalid(format!("invalid Cluster URL: {e}")))?;
-        let first = Lane::connect(&client, settings.connect_timeout, &target)?;
-        let lanes: Box<[OnceLock<Lane>]> = (0..MAX_LANES).map(|_| OnceLock::new()).collect();
-        let _ = lanes[0].set(first);
+        // A request that timed out is not sent again: its timeout is the call's.
+        let build = |retries: u32| {
+            let mut builder = ClusterClientBuilder::new(settings.nodes.clone())
+                .connection_timeout(settings.connect_timeout)
+                .response_timeout(call_deadline)
+                .overall_response_timeout(Some(call_deadline))
+                .retries(retries)
+                .min_retry_wait(10)
+                .max_retry_wait(MAX_RETRY_WAIT.as_millis() as u64)
+                .retry_wait_formula(10, 2);
+            if let Some(username) = &settings.username {
+                builder = builder.username(username);
+            }
+            if let Some(password) = &settings.password {
+                builder = builder.password(password);
+            }
+            if let Some(certificates) = &settings.certificates {
+                builder = builder.certs(certificates.clone());
+            }
+            builder.build().map_err(|e| Error::invalid(format!("invalid Cluster URL: {e}")))
+        };
+        // Redirects during a resharding and reconnects after a failover are
+        // followed quickly; the call deadline bounds the whole.
+        let clients = Clients { resend: build(12)?, once: build(0)? };
+        let first = clients.connect(settings.connect_timeout, &target)?;
         Ok(ClusterBackend {
-            lanes,
-            idle: Mutex::new(vec![0]),
-            opened: AtomicUsize::new(1),
-            next_shared: AtomicUsize::new(0),
-            client,
+            lanes: Lanes::new(first),
+            clients,
             connect_timeout: settings.connect_timeout,
             call_deadline,
             breaker: Breaker::new(settings.breaker_threshold, settings.breaker_cooldown),
             target,
             scripts: Scripts::new(),
+            tag_space: settings.tag_space,
         })
-    }
-
-    /// Runs `work` on an idle lane, opening one if allowed, else on a shared one.
-    fn with_lane<T>(&self, work: impl FnOnce(&Lane) -> Result<T>) -> Result<T> {
-        let claimed = self.idle.lock().pop().or_else(|| {
-            let index = self.opened.fetch_add(1, Ordering::Relaxed);
-            (index < MAX_LANES).then_some(index)
-        });
-        let Some(index) = claimed else {
-            let start = self.next_shared.fetch_add(1, Ordering::Relaxed);
-            let lane = (0..MAX_LANES).find_map(|step| self.lanes[(start + step) % MAX_LANES].get());
-            return work(lane.expect("lane 0 opens at connect"));
-        };
-        struct Return<'a>(&'a Mutex<Vec<usize>>, usize);
-        impl Drop for Return<'_> {
-            fn drop(&mut self) {
-                self.0.lock().push(self.1);
-            }
-        }
-        let lane = match self.lanes[index].get() {
-            Some(lane) => lane,
-            None => match Lane::connect(&self.client, self.connect_timeout, &self.target) {
-                Ok(lane) => self.lanes[index].get_or_init(|| lane),
-                Err(error) => {
-                    self.opened.fetch_sub(1, Ordering::Relaxed);
-                    return Err(error);
-                }
-            },
-        };
-        let _return = Return(&self.idle, index);
-        work(lane)
     }
 
     /// Runs one call: `work` gets this call's view of the Cluster; the whole
     /// of it is bounded by the call deadline.
-    fn run<'s, T, F, Fut>(&'s self, work: F) -> Result<T>
+    fn run<'s, T, F, Fut>(&'s self, call: Call, work: F) -> Result<T>
     where
         F: FnOnce(Link<'s>) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         self.breaker.admit(&self.target)?;
-        let result = self.with_lane(|lane| {
-            let link = Link { connection: lane.connection.clone(), scripts: &self.scripts };
+        let in_flight = Arc::new(AtomicBool::new(false));
+        let open = || self.clients.connect(self.connect_timeout, &self.target);
+        let result = self.lanes.with_lane(open, |lane| {
+            let link = Link {
+                resend: lane.connection.resend.clone(),
+                once: lane.connection.once.clone(),
+                call,
+                in_flight: in_flight.clone(),
+                scripts: &self.scripts,
+                tag_space: &self.tag_space,
+            };
             lane.runtime
                 .block_on(async { tokio::time::timeout(self.call_deadline, work(link)).await })
-                .map_err(|_| {
-                    Error::new(
+                .map_err(|_| match in_flight.load(Ordering::Relaxed) {
+                    true => call.timed_out(&self.target, self.call_deadline),
+                    false => Error::new(
                         ErrorKind::Timeout,
                         format!("{}: no reply within {} ms", self.target, self.call_deadline.as_millis()),
-                    )
+                    ),
                 })?
-                .map_err(|e| convert_error(&self.target, e))
+                .map_err(|e| call.failed(&self.target, e))
         });
         self.breaker.record(&result);
         result
@@ -538,11 +564,11 @@ impl ClusterBackend {
     /// handing each non-empty batch to `visit`. A key that moves between
     /// primaries during the walk may be seen twice or not at all.
     fn scan(&self, pattern: &[u8], mut visit: impl FnMut(Vec<Vec<u8>>) -> Result<()>) -> Result<()> {
-        let primaries = self.run(|link| async move { link.primaries().await })?;
+        let primaries = self.run(Call::Scan, |link| async move { link.primaries().await })?;
         for node in &primaries {
             let mut cursor = 0;
             loop {
-                let (next, keys) = self.run(|link| async move { link.scan_step(node, cursor, pattern).await })?;
+                let (next, keys) = self.run(Call::Scan, |link| async move { link.scan_step(node, cursor, pattern).await })?;
                 if !keys.is_empty() {
                     visit(keys)?;
                 }
@@ -562,17 +588,14 @@ impl Backend for ClusterBackend {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.run(|link| async move {
+        self.run(Call::Get, |link| async move {
             let stored: Option<Vec<u8>> = link.query(redis::cmd("GET").arg(key)).await?;
             Ok(link.payloads(vec![stored]).await?.pop().flatten())
         })
     }
 
     fn get_with_ttl(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Remaining)>> {
-        let found: Option<(Vec<u8>, i64)> = self.run(|link| async move {
-            let args = Args::default().with("ttl");
-            Ok(link.eval_checked(&link.scripts.read, &[key], &args).await?.0)
-        })?;
+        let found = self.run(Call::GetWithTtl, |link| async move { link.with_ttl(key).await })?;
         Ok(found.map(|(value, millis)| (value, remaining_of(millis))))
     }
 
@@ -580,7 +603,7 @@ impl Backend for ClusterBackend {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        self.run(|link| async move {
+        self.run(Call::GetMany, |link| async move {
             // MGET reads keys of another type as nil, as the 'many' read does.
             let stored: Vec<Option<Vec<u8>>> = link.query(redis::cmd("MGET").arg(keys)).await?;
             link.payloads(stored).await
@@ -588,7 +611,7 @@ impl Backend for ClusterBackend {
     }
 
     fn set(&self, key: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<()> {
-        self.run(|link| async move {
+        self.run(Call::Set, |link| async move {
             match expiry {
                 WriteExpiry::Set(expiry) => {
                     let mut cmd = redis::cmd("SET");
@@ -605,7 +628,7 @@ impl Backend for ClusterBackend {
     }
 
     fn compare_and_set(&self, key: &[u8], expected: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<bool> {
-        self.run(|link| async move {
+        self.run(Call::CompareAndSet, |link| async move {
             let args = Args::default().with("cas").with(&*stored_form(value)).with(write_ttl_arg(expiry)).with(expected);
             let (stored, _) = link.eval_checked::<i64>(&link.scripts.write, &[key], &args).await?;
             Ok(stored > 0)
@@ -620,7 +643,7 @@ impl Backend for ClusterBackend {
         }
         let values: HashMap<&[u8], &[u8]> = entries.iter().map(|(key, value)| (key.as_slice(), *value)).collect();
         let keys: Vec<Vec<u8>> = entries.iter().map(|(key, _)| key.clone()).collect();
-        self.run(|link| async move {
+        self.run(Call::SetMany, |link| async move {
             let (link, values) = (&link, &values);
             link.per_slot(&keys, move |group| async move {
                 let mut args = Args::default().with(ttl_arg(expiry));
@@ -635,7 +658,7 @@ impl Backend for ClusterBackend {
     }
 
     fn set_tagged(&self, key: &[u8], value: &[u8], expiry: Expiry, tags: &[Vec<u8>]) -> Result<()> {
-        self.run(|link| async move {
+        self.run(Call::SetTagged, |link| async move {
             let tokens = link.ensure_tags(tags, ttl_arg(expiry)).await?;
             let records: Vec<(&[u8], &[u8])> = tags.iter().map(Vec::as_slice).zip(tokens.iter().map(Vec::as_slice)).collect();
             let mut cmd = redis::cmd("SET");
@@ -646,12 +669,12 @@ impl Backend for ClusterBackend {
     }
 
     fn add_tags(&self, key: &[u8], tags: &[Vec<u8>]) -> Result<bool> {
-        self.run(|link| async move {
+        self.run(Call::AddTags, |link| async move {
             for _ in 0..TAG_ROUNDS {
                 let Some((stored, millis)): Option<(Vec<u8>, i64)> = link.eval(&link.scripts.raw, &[key], &[]).await? else {
                     return Ok(false);
                 };
-                let envelope = Envelope::parse(&stored)?;
+                let envelope = Envelope::parse_in(&stored, link.tag_space)?;
                 if link.payloads(vec![Some(stored.clone())]).await?.pop().flatten().is_none() {
                     return Ok(false);
                 }
@@ -675,7 +698,7 @@ impl Backend for ClusterBackend {
         if tags.is_empty() {
             return Ok(());
         }
-        self.run(|link| async move {
+        self.run(Call::InvalidateTags, |link| async move {
             let link = &link;
             let writes = tags.iter().map(|tag| async move {
                 let cmd = redis::cmd("SET").arg(tag).arg(fresh_token()).arg("XX").arg("KEEPTTL").clone();
@@ -688,9 +711,12 @@ impl Backend for ClusterBackend {
     fn clear(&self, pattern: &[u8]) -> Result<u64> {
         let mut deleted = 0;
         self.scan(pattern, |keys| {
-            // UNLINK of keys in several slots is split by slot by the client.
-            let removed: u64 = self.run(|link| async move { link.query(redis::cmd("UNLINK").arg(&keys)).await })?;
-            deleted += removed;
+            // One UNLINK per slot: a call that is never sent again follows redirects per slot.
+            let removed: Vec<u64> = self.run(Call::Clear, |link| async move {
+                let link = &link;
+                link.per_slot(&keys, move |group| async move { link.query(redis::cmd("UNLINK").arg(&group)).await }).await
+            })?;
+            deleted += removed.iter().sum::<u64>();
             Ok(())
         })?;
         Ok(deleted)
@@ -699,7 +725,7 @@ impl Backend for ClusterBackend {
     fn keys(&self, pattern: &[u8]) -> Result<Vec<Vec<u8>>> {
         let mut found = Vec::new();
         self.scan(pattern, |keys| {
-            let live: Vec<Vec<Vec<u8>>> = self.run(|link| async move {
+            let live: Vec<Vec<Vec<u8>>> = self.run(Call::Scan, |link| async move {
                 let args = Args::default().with("live");
                 let (link, args) = (&link, &args);
                 link.per_slot(&keys, move |group| async move {
@@ -714,10 +740,9 @@ impl Backend for ClusterBackend {
     }
 
     fn hash_get(&self, key: &[u8]) -> Result<Option<HashFields>> {
-        let flat: Option<Vec<Vec<u8>>> =
-            self.run(
-                |link| async move { Ok(link.eval_checked(&link.scripts.hash, &[key], &Args::default().with("get")).await?.0) },
-            )?;
+        let flat: Option<Vec<Vec<u8>>> = self.run(Call::HashGet, |link| async move {
+            Ok(link.eval_checked(&link.scripts.hash, &[key], &Args::default().with("get")).await?.0)
+        })?;
         Ok(flat.map(|flat| {
             let mut pairs = flat.into_iter();
             std::iter::from_fn(|| Some((pairs.next()?, pairs.next()?))).collect()
@@ -725,12 +750,12 @@ impl Backend for ClusterBackend {
     }
 
     fn hash_set(&self, key: &[u8], fields: &[(&[u8], &[u8])], expiry: WriteExpiry, condition: WriteCondition) -> Result<bool> {
-        let condition = match condition {
-            WriteCondition::Always => "always",
-            WriteCondition::IfExists => "if_exists",
-            WriteCondition::IfAbsent => "if_absent",
+        let (condition, call) = match condition {
+            WriteCondition::Always => ("always", Call::HashSet),
+            WriteCondition::IfExists => ("if_exists", Call::HashSetIf),
+            WriteCondition::IfAbsent => ("if_absent", Call::HashSetIf),
         };
-        self.run(|link| async move {
+        self.run(call, |link| async move {
             let mut args = Args::default().with("set").with(condition).with(write_ttl_arg(expiry));
             for (name, value) in fields {
                 args = args.with(*name).with(*value);
@@ -745,7 +770,7 @@ impl Backend for ClusterBackend {
     /// `db0` summed over the primaries (so a reader that keeps the last value
     /// of each field sees the Cluster's totals).
     fn server_info(&self) -> Result<Vec<u8>> {
-        let infos: Vec<(Node, String)> = self.run(|link| async move {
+        let infos: Vec<(Node, String)> = self.run(Call::ServerInfo, |link| async move {
             let primaries = link.primaries().await?;
             let infos = try_join_all(primaries.iter().map(|node| link.on_node::<String>(node, redis::cmd("INFO")))).await?;
             Ok(primaries.into_iter().zip(infos).collect())
@@ -777,40 +802,38 @@ impl Backend for ClusterBackend {
         Ok(text.into_bytes())
     }
 
+    /// The entry as `get_with_ttl` reads it, then its metadata (another
+    /// request: the two keys may sit in different slots).
     fn get_for_refresh(&self, key: &[u8], meta_key: &[u8]) -> Result<Option<ForRefresh>> {
-        let found: Option<(Vec<u8>, Option<Vec<u8>>, i64)> = self.run(|link| async move {
-            if slot(key) == slot(meta_key) {
-                let args = Args::default().with("refresh");
-                return Ok(link.eval_checked(&link.scripts.read, &[key, meta_key], &args).await?.0);
-            }
-            // The hint sits elsewhere (a prefix with an unclosed '{'): read it apart.
-            let found: Option<(Vec<u8>, i64)> =
-                link.eval_checked(&link.scripts.read, &[key], &Args::default().with("ttl")).await?.0;
-            let Some((value, millis)) = found else { return Ok(None) };
-            let meta: Option<Vec<u8>> = link.query(redis::cmd("GET").arg(meta_key)).await.unwrap_or(None);
-            Ok(Some((value, meta, millis)))
+        let found = self.run(Call::GetForRefresh, |link| async move {
+            let Some((value, millis)) = link.with_ttl(key).await? else { return Ok(None) };
+            // MGET: a key of another type reads as none.
+            let mut meta: Vec<Option<Vec<u8>>> = link.read(redis::cmd("MGET").arg(meta_key)).await?;
+            Ok(Some((value, meta.pop().flatten(), millis)))
         })?;
         Ok(found.map(|(value, meta, millis)| (value, meta, remaining_of(millis))))
     }
 
     fn lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
         let millis = lease.as_millis().max(1) as u64;
-        let reply: Option<String> = self
-            .run(|link| async move { link.query(redis::cmd("SET").arg(key).arg(owner).arg("NX").arg("PX").arg(millis)).await })?;
+        let reply: Option<String> = self.run(Call::Lock, |link| async move {
+            link.query(redis::cmd("SET").arg(key).arg(owner).arg("NX").arg("PX").arg(millis)).await
+        })?;
         Ok(reply.is_some())
     }
 
     fn extend_lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
         let millis = lease.as_millis().max(1) as u64;
-        let extended: i64 = self.run(|link| async move {
+        let extended: i64 = self.run(Call::ExtendLock, |link| async move {
             link.eval(&link.scripts.extend_lock, &[key], &Args::default().with(owner).with(millis).0).await
         })?;
         Ok(extended > 0)
     }
 
     fn unlock(&self, key: &[u8], owner: &[u8]) -> Result<bool> {
-        let released: i64 =
-            self.run(|link| async move { link.eval(&link.scripts.unlock, &[key], &Args::default().with(owner).0).await })?;
+        let released: i64 = self.run(Call::Unlock, |link| async move {
+            link.eval(&link.scripts.unlock, &[key], &Args::default().with(owner).0).await
+        })?;
         Ok(released > 0)
     }
 
@@ -819,7 +842,8 @@ impl Backend for ClusterBackend {
         for (name, value) in fields {
             args = args.with(*name).with(*value);
         }
-        let created: i64 = self.run(|link| async move { link.eval(&link.scripts.session, &[key], &args.0).await })?;
+        let created: i64 =
+            self.run(Call::SessionCreate, |link| async move { link.eval(&link.scripts.session, &[key], &args.0).await })?;
         Ok(created > 0)
     }
 
@@ -827,7 +851,7 @@ impl Backend for ClusterBackend {
         let slide: i64 = touch.map_or(-1, |expiry| ttl_arg(expiry) as i64);
         let args = Args::default().with("load").with(secret).with(now_ms).with(slide);
         let flat: Option<Vec<Vec<u8>>> =
-            self.run(|link| async move { link.eval(&link.scripts.session, &[key], &args.0).await })?;
+            self.run(Call::SessionLoad, |link| async move { link.eval(&link.scripts.session, &[key], &args.0).await })?;
         Ok(flat.filter(|flat| !flat.is_empty()).map(session_record))
     }
 
@@ -855,7 +879,7 @@ impl Backend for ClusterBackend {
             args = args.with(*name).with(*value);
         }
         let outcome: Option<(String, u64)> =
-            self.run(|link| async move { link.eval(&link.scripts.session, &[key], &args.0).await })?;
+            self.run(Call::SessionSave, |link| async move { link.eval(&link.scripts.session, &[key], &args.0).await })?;
         Ok(match outcome {
             None => SaveOutcome::Missing,
             Some((kind, version)) if kind == "conflict" => SaveOutcome::Conflict(version),
@@ -865,13 +889,15 @@ impl Backend for ClusterBackend {
 
     fn session_touch(&self, key: &[u8], secret: &[u8], expiry: Expiry, now_ms: u64) -> Result<bool> {
         let args = Args::default().with("touch").with(secret).with(now_ms).with(ttl_arg(expiry));
-        let touched: Option<i64> = self.run(|link| async move { link.eval(&link.scripts.session, &[key], &args.0).await })?;
+        let touched: Option<i64> =
+            self.run(Call::SessionTouch, |link| async move { link.eval(&link.scripts.session, &[key], &args.0).await })?;
         Ok(touched.is_some())
     }
 
     fn session_destroy(&self, key: &[u8], secret: &[u8]) -> Result<bool> {
         let args = Args::default().with("destroy").with(secret).with(0);
-        let destroyed: Option<i64> = self.run(|link| async move { link.eval(&link.scripts.session, &[key], &args.0).await })?;
+        let destroyed: Option<i64> =
+            self.run(Call::SessionDestroy, |link| async move { link.eval(&link.scripts.session, &[key], &args.0).await })?;
         Ok(destroyed.is_some())
     }
 
@@ -879,7 +905,7 @@ impl Backend for ClusterBackend {
         let mut sessions = Vec::new();
         self.scan(pattern, |keys| {
             let keys = &keys;
-            let groups: Vec<(Vec<&[u8]>, Vec<Flat>)> = self.run(|link| async move {
+            let groups: Vec<(Vec<&[u8]>, Vec<Flat>)> = self.run(Call::SessionList, |link| async move {
                 let link = &link;
                 try_join_all(by_slot(keys.iter().map(Vec::as_slice)).into_iter().map(|group| async move {
                     let hashes = link.eval(&link.scripts.session_list, &group, &[]).await?;
@@ -902,7 +928,7 @@ impl Backend for ClusterBackend {
     fn session_purge(&self, pattern: &[u8], idle_since_ms: u64) -> Result<u64> {
         let mut purged = 0;
         self.scan(pattern, |keys| {
-            let counts: Vec<u64> = self.run(|link| async move {
+            let counts: Vec<u64> = self.run(Call::SessionPurge, |link| async move {
                 let args = Args::default().with(idle_since_ms);
                 let (link, args) = (&link, &args);
                 link.per_slot(
@@ -918,21 +944,21 @@ impl Backend for ClusterBackend {
     }
 
     fn delete(&self, key: &[u8]) -> Result<bool> {
-        let deleted: i64 = self.run(|link| async move {
+        let deleted: i64 = self.run(Call::Delete, |link| async move {
             Ok(link.eval_checked(&link.scripts.key_ops, &[key], &Args::default().with("delete")).await?.0)
         })?;
         Ok(deleted > 0)
     }
 
     fn exists(&self, key: &[u8]) -> Result<bool> {
-        let found: u64 = self.run(|link| async move {
+        let found: u64 = self.run(Call::Exists, |link| async move {
             Ok(link.eval_checked(&link.scripts.read, &[key], &Args::default().with("exists")).await?.0)
         })?;
         Ok(found > 0)
     }
 
     fn remaining(&self, key: &[u8]) -> Result<Remaining> {
-        let millis: i64 = self.run(|link| async move {
+        let millis: i64 = self.run(Call::Remaining, |link| async move {
             Ok(link.eval_checked(&link.scripts.key_ops, &[key], &Args::default().with("ttl")).await?.0)
         })?;
         Ok(match millis {
@@ -944,7 +970,7 @@ impl Backend for ClusterBackend {
     /// Then extends the entry's tags to outlive it (a second step, in their
     /// slots: until it lands, a tag that expires first only makes the entry a miss).
     fn expire(&self, key: &[u8], expiry: Expiry) -> Result<bool> {
-        self.run(|link| async move {
+        self.run(Call::Expire, |link| async move {
             let args = Args::default().with("expire").with(ttl_arg(expiry));
             let (done, tag_keys) = link.eval_checked::<i64>(&link.scripts.key_ops, &[key], &args).await?;
             if done > 0 {
@@ -956,30 +982,13 @@ impl Backend for ClusterBackend {
 
     fn increment(&self, key: &[u8], delta: i64, expiry_if_new: Expiry) -> Result<i64> {
         let args = Args::default().with(delta).with(ttl_arg(expiry_if_new));
-        self.run(|link| async move { link.eval(&link.scripts.increment, &[key], &args.0).await })
+        self.run(Call::Increment, |link| async move { link.eval(&link.scripts.increment, &[key], &args.0).await })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn envelopes_round_trip_and_damage_is_reported() {
-        let token = b"0123456789abcdef";
-        let stored = Envelope::build(&[], 0, &[(b"t:a", token), (b"t:b", token)], b"payload");
-        let envelope = Envelope::parse(&stored).unwrap();
-        assert_eq!(envelope.tags, vec![(&b"t:a"[..], &token[..]), (&b"t:b"[..], &token[..])]);
-        assert_eq!(envelope.payload, b"payload");
-        let more = Envelope::build(envelope.records, 2, &[(b"t:c", token)], envelope.payload);
-        assert_eq!(Envelope::parse(&more).unwrap().tags.len(), 3);
-        assert_eq!(Envelope::parse(b"plain").unwrap().payload, b"plain");
-        let wrapped = [TAG_MARKER, b"0:", TAG_MARKER, b"x"].concat();
-        assert_eq!(Envelope::parse(&wrapped).unwrap().payload, [TAG_MARKER, b"x"].concat());
-        for damaged in [&b"x:"[..], b"2:3:abc", b"1:0:", b"1:3:t:a0123"] {
-            assert!(Envelope::parse(&[TAG_MARKER, damaged].concat()).is_err(), "{damaged:?}");
-        }
-    }
 
     #[test]
     fn needed_tags_are_read_from_the_error() {

@@ -4,6 +4,7 @@
 //! checked against the configured limits.
 
 mod cluster;
+pub(crate) mod conn;
 mod memory;
 mod redis;
 mod sentinel;

@@ -1,23 +1,22 @@
-//! The Redis backend: a few "lanes", each one multiplexed, automatically
-//! reconnecting connection on its own current-thread tokio runtime.
-//!
-//! A runtime has no thread of its own: the calling thread inside `block_on`
-//! drives its lane's socket, so a lone caller does its own I/O with no hand-off
-//! between threads. A call takes an idle lane; lanes are opened on demand up to
-//! `MAX_LANES`, so concurrent callers each drive their own socket (as separate
-//! clients would) instead of waking one another through a shared one. When all
-//! lanes are busy, callers share them, which multiplexing allows.
+//! The Redis backend: lanes (`conn::lanes`) of multiplexed, automatically
+//! reconnecting connections to one server.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Once, OnceLock};
+use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-use parking_lot::Mutex;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError, Script, ScriptInvocation, Value};
-use tokio::runtime::Runtime;
 
+use super::conn;
+use super::conn::breaker::Breaker;
+use super::conn::envelope::Stored;
+use super::conn::lanes::Lanes;
+use super::conn::retry::Call;
+use super::conn::wire::{
+    CLEAR_BATCH, connection_dropped, convert_error, fresh_token, install_tls_provider, new_runtime, remaining_of, session_record,
+    stored_form, ttl_arg, with_expiry, write_ttl_arg,
+};
 use super::tracking::Tracker;
 use super::{
     Backend, Expiry, ForRefresh, HashFields, InvalidationSink, Remaining, SaveOutcome, SessionRecord, TrackedRead, TrackedReads,
@@ -34,27 +33,16 @@ pub struct RedisSettings {
     pub response_timeout: Duration,
     pub breaker_threshold: u32,
     pub breaker_cooldown: Duration,
+    /// Where this handle's tag keys live (`<prefix>__rcache_tag:`): a stored
+    /// entry naming another tag key is corrupt and never followed.
+    pub tag_space: Vec<u8>,
 }
 
-/// Most connections one handle opens.
-pub const MAX_LANES: usize = 16;
-
-/// One connection and the runtime that drives it.
-struct Lane {
-    connection: ConnectionManager,
-    /// Declared after the connection so it is dropped last.
-    runtime: Runtime,
-}
+/// A lane: one multiplexed connection that reconnects by itself.
+type Lane = conn::lanes::Lane<ConnectionManager>;
 
 pub struct RedisBackend {
-    /// Opened on demand; lane 0 at connect time.
-    lanes: Box<[OnceLock<Lane>]>,
-    /// Lanes opened and not in use.
-    idle: Mutex<Vec<usize>>,
-    /// Lanes opened (or being opened) so far.
-    opened: AtomicUsize,
-    /// Picks the lane to share when all are busy.
-    next_shared: AtomicUsize,
+    lanes: Lanes<Lane>,
     client: Client,
     config: ConnectionManagerConfig,
     /// The most one call may take, its retry included.
@@ -67,13 +55,7 @@ pub struct RedisBackend {
     scripts: Scripts,
     /// The near cache's connection, once `track` has started it.
     tracker: OnceLock<Tracker>,
-}
-
-/// Whether a command may be sent again after the connection dropped under it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Retry {
-    Once,
-    Never,
+    tag_space: Vec<u8>,
 }
 
 enum Request<'a> {
@@ -114,93 +96,11 @@ impl Scripts {
             key_ops: lua!("lua/key_ops.lua"),
             session: Script::new(include_str!("lua/session.lua")),
             session_purge: Script::new(include_str!("lua/session_purge.lua")),
-            session_list: Script::new(SESSION_LIST_LUA),
-            extend_lock: Script::new(EXTEND_LOCK_LUA),
-            unlock: Script::new(UNLOCK_LUA),
+            session_list: Script::new(include_str!("lua/session_list.lua")),
+            extend_lock: Script::new(include_str!("lua/extend_lock.lua")),
+            unlock: Script::new(include_str!("lua/unlock.lua")),
         }
     }
-}
-
-/// HGETALL of each key; a key of another type reads as empty (no session).
-pub(super) const SESSION_LIST_LUA: &str = "local out = {} for i, key in ipairs(KEYS) do local fields = redis.pcall('HGETALL', key) \
-     if fields.err then out[i] = {} else out[i] = fields end end return out";
-/// The classic compare-then-act lock scripts; a key of another type is not a lock.
-pub(super) const EXTEND_LOCK_LUA: &str =
-    "if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
-pub(super) const UNLOCK_LUA: &str =
-    "if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
-
-/// Batch size of the SCAN loops behind `clear` and the session walks: small
-/// enough that no single step blocks the server for long.
-pub(super) const CLEAR_BATCH: usize = 1000;
-
-/// The first bytes of a stored tagged entry (see `lua/envelope.lua`).
-pub(super) const TAG_MARKER: &[u8] = b"\0rcache-tags\0";
-
-/// A plain value as stored: one that happens to start with the tag marker is
-/// wrapped as an entry with no tags, so reads return it unchanged.
-pub(super) fn stored_form(value: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if value.starts_with(TAG_MARKER) {
-        std::borrow::Cow::Owned([TAG_MARKER, b"0:", value].concat())
-    } else {
-        std::borrow::Cow::Borrowed(value)
-    }
-}
-
-/// TTL argument of the scripts: milliseconds, 0 for none.
-pub(super) fn ttl_arg(expiry: Expiry) -> u64 {
-    match expiry {
-        Expiry::Never => 0,
-        Expiry::After(ttl) => ttl.as_millis().max(1) as u64,
-    }
-}
-
-/// TTL argument of the write and hash scripts: `ttl_arg`, or -1 to keep the current expiry.
-pub(super) fn write_ttl_arg(expiry: WriteExpiry) -> i64 {
-    match expiry {
-        WriteExpiry::Set(expiry) => ttl_arg(expiry) as i64,
-        WriteExpiry::Keep => -1,
-    }
-}
-
-/// A PTTL reply of a key known to exist.
-pub(super) fn remaining_of(millis: i64) -> Remaining {
-    match millis {
-        -1 => Remaining::Forever,
-        left => Remaining::Left(Duration::from_millis(left.max(0) as u64)),
-    }
-}
-
-/// A session hash as HGETALL returns it, reserved fields taken out.
-pub(super) fn session_record(flat: Vec<Vec<u8>>) -> SessionRecord {
-    let mut record = SessionRecord::default();
-    let number = |value: &[u8]| std::str::from_utf8(value).ok().and_then(|text| text.parse().ok()).unwrap_or(0);
-    let mut pairs = flat.into_iter();
-    while let (Some(name), Some(value)) = (pairs.next(), pairs.next()) {
-        match name.as_slice() {
-            b"__version" => record.version = number(&value),
-            b"__touched" => record.touched_ms = number(&value),
-            b"__secret" => {}
-            _ => record.fields.push((name, value)),
-        }
-    }
-    record.fields.sort();
-    record
-}
-
-/// A random token for a tag: 16 lowercase hex characters (64 bits).
-pub(super) fn fresh_token() -> String {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).expect("the OS random source is available");
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-pub(super) fn install_tls_provider() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        // Another library in the process may have installed one already; either serves.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
 }
 
 impl RedisBackend {
@@ -222,14 +122,11 @@ impl RedisBackend {
             .set_number_of_retries(0)
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(settings.response_timeout));
-        let first = Lane::connect(&client, &config, &target, settings.connect_timeout)?;
-        let lanes: Box<[OnceLock<Lane>]> = (0..MAX_LANES).map(|_| OnceLock::new()).collect();
-        let _ = lanes[0].set(first);
+        let first = Lane::connect(&target, settings.connect_timeout, || {
+            ConnectionManager::new_with_config(client.clone(), config.clone())
+        })?;
         Ok(RedisBackend {
-            lanes,
-            idle: Mutex::new(vec![0]),
-            opened: AtomicUsize::new(1),
-            next_shared: AtomicUsize::new(0),
+            lanes: Lanes::new(first),
             client,
             config,
             call_deadline: settings.connect_timeout + settings.response_timeout,
@@ -239,63 +136,30 @@ impl RedisBackend {
             target,
             scripts: Scripts::new(),
             tracker: OnceLock::new(),
+            tag_space: settings.tag_space.clone(),
         })
     }
 
-    /// Runs `work` on an idle lane, opening one if allowed, else on a shared one.
-    fn with_lane<T>(&self, work: impl FnOnce(&Lane) -> Result<T>) -> Result<T> {
-        let claimed = self.idle.lock().pop().or_else(|| {
-            let index = self.opened.fetch_add(1, Ordering::Relaxed);
-            (index < MAX_LANES).then_some(index)
-        });
-        let Some(index) = claimed else {
-            // Lanes may still be opening out of order: share the next one that exists (lane 0 always does).
-            let start = self.next_shared.fetch_add(1, Ordering::Relaxed);
-            let lane = (0..MAX_LANES).find_map(|step| self.lanes[(start + step) % MAX_LANES].get());
-            return work(lane.expect("lane 0 opens at connect"));
-        };
-        // Give the lane back even if `work` panics.
-        struct Return<'a>(&'a Mutex<Vec<usize>>, usize);
-        impl Drop for Return<'_> {
-            fn drop(&mut self) {
-                self.0.lock().push(self.1);
-            }
-        }
-        let lane = match self.lanes[index].get() {
-            Some(lane) => lane,
-            None => match Lane::open(&self.client, &self.config, &self.target) {
-                Ok(lane) => self.lanes[index].get_or_init(|| lane),
-                Err(error) => {
-                    // Give the number back so a later call can open it.
-                    self.opened.fetch_sub(1, Ordering::Relaxed);
-                    return Err(error);
-                }
-            },
-        };
-        let _return = Return(&self.idle, index);
-        work(lane)
+    fn query<T: FromRedisValue>(&self, cmd: &Cmd, call: Call) -> Result<T> {
+        self.execute(Request::Command(cmd), call)
     }
 
-    fn query<T: FromRedisValue>(&self, cmd: &Cmd, retry: Retry) -> Result<T> {
-        self.execute(Request::Command(cmd), retry)
+    fn query_pipeline<T: FromRedisValue>(&self, pipeline: &Pipeline, call: Call) -> Result<T> {
+        self.execute(Request::Pipeline(pipeline), call)
     }
 
-    fn query_pipeline<T: FromRedisValue>(&self, pipeline: &Pipeline, retry: Retry) -> Result<T> {
-        self.execute(Request::Pipeline(pipeline), retry)
+    fn invoke<T: FromRedisValue>(&self, invocation: &ScriptInvocation<'_>, call: Call) -> Result<T> {
+        self.execute(Request::Script(invocation), call)
     }
 
-    fn invoke<T: FromRedisValue>(&self, invocation: &ScriptInvocation<'_>, retry: Retry) -> Result<T> {
-        self.execute(Request::Script(invocation), retry)
-    }
-
-    fn execute<T: FromRedisValue>(&self, request: Request<'_>, retry: Retry) -> Result<T> {
+    fn execute<T: FromRedisValue>(&self, request: Request<'_>, call: Call) -> Result<T> {
         self.breaker.admit(&self.target)?;
-        let result = self.with_lane(|lane| self.execute_on(lane, request, retry));
+        let result = self.lanes.with_lane(|| self.open_lane(), |lane| self.execute_on(lane, request, call));
         self.breaker.record(&result);
         result
     }
 
-    fn execute_on<T: FromRedisValue>(&self, lane: &Lane, request: Request<'_>, retry: Retry) -> Result<T> {
+    fn execute_on<T: FromRedisValue>(&self, lane: &Lane, request: Request<'_>, call: Call) -> Result<T> {
         let send = || async {
             let mut connection = lane.connection.clone();
             match request {
@@ -306,120 +170,50 @@ impl RedisBackend {
         };
         let attempts = async {
             match send().await {
-                // A timed-out command may still run on the server; only a
-                // dropped connection is worth a second attempt.
-                Err(e) if retry == Retry::Once && connection_dropped(&e) => send().await,
+                // A timed-out command may still run on the server: only a
+                // dropped connection is worth a second attempt (see `retry`).
+                Err(e) if call.resendable() && connection_dropped(&e) => send().await,
                 result => result,
             }
         };
         lane.runtime
             .block_on(async { tokio::time::timeout(self.call_deadline, attempts).await })
-            .map_err(|_| {
-                Error::new(ErrorKind::Timeout, format!("{}: no reply within {} ms", self.target, self.call_deadline.as_millis()))
-            })?
-            .map_err(|e| convert_error(&self.target, e))
+            .map_err(|_| call.timed_out(&self.target, self.call_deadline))?
+            .map_err(|e| call.failed(&self.target, e))
     }
 }
 
-/// A circuit breaker: after `threshold` consecutive connection failures or
-/// timeouts, calls fail at once for `cooldown`; then calls go through again,
-/// and one more failure opens it anew.
-pub(super) struct Breaker {
-    threshold: u32,
-    cooldown: Duration,
-    failures: std::sync::atomic::AtomicU32,
-    /// Milliseconds after `epoch` until which calls are turned away.
-    open_until: std::sync::atomic::AtomicU64,
-    epoch: std::time::Instant,
-    pub(super) trips: std::sync::atomic::AtomicU64,
-    pub(super) skipped: std::sync::atomic::AtomicU64,
-}
-
-impl Breaker {
-    pub(super) fn new(threshold: u32, cooldown: Duration) -> Self {
-        Breaker {
-            threshold,
-            cooldown,
-            failures: Default::default(),
-            open_until: Default::default(),
-            epoch: std::time::Instant::now(),
-            trips: Default::default(),
-            skipped: Default::default(),
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-
-    pub(super) fn admit(&self, target: &str) -> Result<()> {
-        let open_until = self.open_until.load(Ordering::Relaxed);
-        if open_until > self.now_ms() {
-            self.skipped.fetch_add(1, Ordering::Relaxed);
-            return Err(Error::new(
-                ErrorKind::Connection,
-                format!(
-                    "{target}: not tried: {} consecutive failures opened the circuit breaker for {} ms",
-                    self.failures.load(Ordering::Relaxed),
-                    self.cooldown.as_millis()
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    pub(super) fn record<T>(&self, result: &Result<T>) {
-        match result {
-            Err(error) if matches!(error.kind, ErrorKind::Connection | ErrorKind::Timeout) => {
-                let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-                if failures >= self.threshold {
-                    self.open_until.store(self.now_ms() + self.cooldown.as_millis() as u64, Ordering::Relaxed);
-                    self.trips.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            _ => self.failures.store(0, Ordering::Relaxed),
-        }
-    }
-}
-
-pub(super) fn new_runtime() -> Result<Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::new(ErrorKind::Connection, format!("cannot start the I/O runtime: {e}")))
-}
-
-impl Lane {
-    /// A lane connected now, waiting at most `timeout`; nothing is left
-    /// behind when it fails.
-    fn connect(client: &Client, config: &ConnectionManagerConfig, target: &str, timeout: Duration) -> Result<Lane> {
-        let runtime = new_runtime()?;
-        let connecting = ConnectionManager::new_with_config(client.clone(), config.clone());
-        let connection = runtime
-            .block_on(async { tokio::time::timeout(timeout, connecting).await })
-            .map_err(|_| Error::new(ErrorKind::Timeout, format!("{target}: no connection within {} ms", timeout.as_millis())))?
-            .map_err(|e| convert_error(target, e))?;
-        Ok(Lane { connection, runtime })
-    }
-
+impl RedisBackend {
     /// A lane whose connection is made on first use.
-    fn open(client: &Client, config: &ConnectionManagerConfig, target: &str) -> Result<Lane> {
+    fn open_lane(&self) -> Result<Lane> {
         let runtime = new_runtime()?;
         let connection = {
             let _context = runtime.enter();
-            ConnectionManager::new_lazy_with_config(client.clone(), config.clone()).map_err(|e| convert_error(target, e))?
+            ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+                .map_err(|e| convert_error(&self.target, e))?
         };
         Ok(Lane { connection, runtime })
     }
 }
 
 impl RedisBackend {
+    /// The payloads of stored strings as rcache reads them (see
+    /// `conn::envelope`): one `MGET` of tag tokens when any is tagged.
+    fn payloads(&self, stored: &[Option<Vec<u8>>], call: Call) -> Result<Vec<Option<Vec<u8>>>> {
+        let stored = Stored::parse(stored, &self.tag_space).map_err(|e| convert_error(&self.target, e))?;
+        if stored.tag_keys().is_empty() {
+            return Ok(stored.payloads(&[]));
+        }
+        let tokens: Vec<Option<Vec<u8>>> = self.query(redis::cmd("MGET").arg(stored.tag_keys()), call)?;
+        Ok(stored.payloads(&tokens))
+    }
+
     /// Walks the keys matching `pattern` with SCAN, handing each non-empty batch to `visit`.
     fn scan(&self, pattern: &[u8], mut visit: impl FnMut(&[Vec<u8>]) -> Result<()>) -> Result<()> {
         let mut cursor: u64 = 0;
         loop {
             let (next, keys): (u64, Vec<Vec<u8>>) =
-                self.query(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(CLEAR_BATCH), Retry::Once)?;
+                self.query(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(CLEAR_BATCH), Call::Scan)?;
             if !keys.is_empty() {
                 visit(&keys)?;
             }
@@ -429,36 +223,6 @@ impl RedisBackend {
             cursor = next;
         }
     }
-}
-
-pub(super) fn connection_dropped(error: &RedisError) -> bool {
-    !error.is_timeout() && (error.is_connection_dropped() || error.is_io_error())
-}
-
-pub(super) fn convert_error(target: &str, error: RedisError) -> Error {
-    let text = error.to_string();
-    let kind = if error.is_timeout() {
-        ErrorKind::Timeout
-    } else if error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal() {
-        ErrorKind::Connection
-    } else if text.contains("WRONGTYPE") || text.contains("not an integer") {
-        ErrorKind::WrongType
-    } else if text.contains("CORRUPT") && text.contains("rcache entry") {
-        ErrorKind::Corrupt
-    } else if text.contains("would overflow") {
-        ErrorKind::InvalidArgument
-    } else {
-        match error.kind() {
-            redis::ErrorKind::AuthenticationFailed => ErrorKind::Connection,
-            redis::ErrorKind::InvalidClientConfig => ErrorKind::InvalidArgument,
-            _ => ErrorKind::Server,
-        }
-    };
-    if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) {
-        let detail = error.detail().unwrap_or("no permission");
-        return Error::new(kind, format!("{target}: refused by the server's ACL (NOPERM): {detail}"));
-    }
-    Error::new(kind, format!("{target}: {text}"))
 }
 
 impl RedisBackend {
@@ -517,13 +281,6 @@ fn tracked_reads(reply: Value, read: TrackedRead<'_>) -> std::result::Result<Tra
     Ok(TrackedReads { values, meta })
 }
 
-/// Appends `PX <ms>` for a finite expiry; the server keeps the key forever otherwise.
-pub(super) fn with_expiry(cmd: &mut Cmd, expiry: Expiry) {
-    if let Expiry::After(ttl) = expiry {
-        cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
-    }
-}
-
 impl Backend for RedisBackend {
     fn breaker_counts(&self) -> (u64, u64) {
         (self.breaker.trips.load(Ordering::Relaxed), self.breaker.skipped.load(Ordering::Relaxed))
@@ -580,22 +337,29 @@ impl Backend for RedisBackend {
         result.map(Some)
     }
 
+    /// One `GET`; a tagged entry adds one `MGET` of its tokens.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.invoke(self.scripts.read.key(key).arg("one"), Retry::Once)
+        let stored: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key), Call::Get)?;
+        Ok(self.payloads(&[stored], Call::Get)?.pop().flatten())
     }
 
+    /// `GET` and `PTTL` in one round trip; a tagged entry adds one `MGET` of its tokens.
     fn get_with_ttl(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Remaining)>> {
-        let found: Option<(Vec<u8>, i64)> = self.invoke(self.scripts.read.key(key).arg("ttl"), Retry::Once)?;
-        Ok(found.map(|(value, millis)| (value, remaining_of(millis))))
+        let (stored, millis): (Option<Vec<u8>>, i64) =
+            self.query_pipeline(redis::pipe().cmd("GET").arg(key).cmd("PTTL").arg(key), Call::GetWithTtl)?;
+        // -2: the key expired between the two commands.
+        let stored = stored.filter(|_| millis != -2);
+        let payload = self.payloads(&[stored], Call::GetWithTtl)?.pop().flatten();
+        Ok(payload.map(|payload| (payload, remaining_of(millis))))
     }
 
+    /// One `MGET`; tagged entries add one `MGET` of all their tokens.
     fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = self.scripts.read.prepare_invoke();
-        invocation.key(keys).arg("many");
-        self.invoke(&invocation, Retry::Once)
+        let stored: Vec<Option<Vec<u8>>> = self.query(redis::cmd("MGET").arg(keys), Call::GetMany)?;
+        self.payloads(&stored, Call::GetMany)
     }
 
     fn set(&self, key: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<()> {
@@ -604,13 +368,12 @@ impl Backend for RedisBackend {
                 let mut cmd = redis::cmd("SET");
                 cmd.arg(key).arg(&*stored_form(value));
                 with_expiry(&mut cmd, expiry);
-                self.query(&cmd, Retry::Once)
+                self.query(&cmd, Call::Set)
             }
             // A script rather than SET KEEPTTL: an entry whose tag was
             // invalidated is missing, and a missing key gets no expiry.
             WriteExpiry::Keep => {
-                let _: i64 =
-                    self.invoke(self.scripts.write.key(key).arg("set").arg(&*stored_form(value)).arg(-1), Retry::Once)?;
+                let _: i64 = self.invoke(self.scripts.write.key(key).arg("set").arg(&*stored_form(value)).arg(-1), Call::Set)?;
                 Ok(())
             }
         }
@@ -620,7 +383,7 @@ impl Backend for RedisBackend {
         let mut invocation = self.scripts.write.key(key);
         invocation.arg("cas").arg(&*stored_form(value)).arg(write_ttl_arg(expiry)).arg(expected);
         // Not retried: after a lost reply a second attempt would find its own value and report a mismatch.
-        let stored: i64 = self.invoke(&invocation, Retry::Never)?;
+        let stored: i64 = self.invoke(&invocation, Call::CompareAndSet)?;
         Ok(stored > 0)
     }
 
@@ -636,7 +399,7 @@ impl Backend for RedisBackend {
             with_expiry(&mut cmd, expiry);
             pipeline.add_command(cmd).ignore();
         }
-        self.query_pipeline(&pipeline, Retry::Once)
+        self.query_pipeline(&pipeline, Call::SetMany)
     }
 
     fn set_tagged(&self, key: &[u8], value: &[u8], expiry: Expiry, tags: &[Vec<u8>]) -> Result<()> {
@@ -645,7 +408,7 @@ impl Backend for RedisBackend {
         for _ in tags {
             invocation.arg(fresh_token());
         }
-        let _: i64 = self.invoke(&invocation, Retry::Once)?;
+        let _: i64 = self.invoke(&invocation, Call::SetTagged)?;
         Ok(())
     }
 
@@ -655,7 +418,7 @@ impl Backend for RedisBackend {
         for _ in tags {
             invocation.arg(fresh_token());
         }
-        let added: i64 = self.invoke(&invocation, Retry::Once)?;
+        let added: i64 = self.invoke(&invocation, Call::AddTags)?;
         Ok(added > 0)
     }
 
@@ -669,13 +432,13 @@ impl Backend for RedisBackend {
         for tag in tags {
             pipeline.cmd("SET").arg(tag).arg(fresh_token()).arg("XX").arg("KEEPTTL").ignore();
         }
-        self.query_pipeline(&pipeline, Retry::Once)
+        self.query_pipeline(&pipeline, Call::InvalidateTags)
     }
 
     fn clear(&self, pattern: &[u8]) -> Result<u64> {
         let mut deleted = 0;
         self.scan(pattern, |keys| {
-            let removed: u64 = self.query(redis::cmd("UNLINK").arg(keys), Retry::Once)?;
+            let removed: u64 = self.query(redis::cmd("UNLINK").arg(keys), Call::Clear)?;
             deleted += removed;
             Ok(())
         })?;
@@ -688,7 +451,7 @@ impl Backend for RedisBackend {
             // Entries whose tags were invalidated are still keys to SCAN, not to rcache.
             let mut invocation = self.scripts.read.prepare_invoke();
             invocation.key(keys).arg("live");
-            let live: Vec<Vec<u8>> = self.invoke(&invocation, Retry::Once)?;
+            let live: Vec<Vec<u8>> = self.invoke(&invocation, Call::Scan)?;
             found.extend(live);
             Ok(())
         })?;
@@ -696,7 +459,7 @@ impl Backend for RedisBackend {
     }
 
     fn hash_get(&self, key: &[u8]) -> Result<Option<HashFields>> {
-        let flat: Option<Vec<Vec<u8>>> = self.invoke(self.scripts.hash.key(key).arg("get"), Retry::Once)?;
+        let flat: Option<Vec<Vec<u8>>> = self.invoke(self.scripts.hash.key(key).arg("get"), Call::HashGet)?;
         Ok(flat.map(|flat| {
             let mut pairs = flat.into_iter();
             std::iter::from_fn(|| Some((pairs.next()?, pairs.next()?))).collect()
@@ -704,10 +467,10 @@ impl Backend for RedisBackend {
     }
 
     fn hash_set(&self, key: &[u8], fields: &[(&[u8], &[u8])], expiry: WriteExpiry, condition: WriteCondition) -> Result<bool> {
-        let condition = match condition {
-            WriteCondition::Always => "always",
-            WriteCondition::IfExists => "if_exists",
-            WriteCondition::IfAbsent => "if_absent",
+        let (condition, call) = match condition {
+            WriteCondition::Always => ("always", Call::HashSet),
+            WriteCondition::IfExists => ("if_exists", Call::HashSetIf),
+            WriteCondition::IfAbsent => ("if_absent", Call::HashSetIf),
         };
         let mut invocation = self.scripts.hash.key(key);
         invocation.arg("set").arg(condition).arg(write_ttl_arg(expiry));
@@ -715,36 +478,42 @@ impl Backend for RedisBackend {
             invocation.arg(*name).arg(*value);
         }
         // Not retried: after a lost reply a conditional write would see its own record.
-        let written: i64 = self.invoke(&invocation, Retry::Never)?;
+        let written: i64 = self.invoke(&invocation, call)?;
         Ok(written > 0)
     }
 
     fn server_info(&self) -> Result<Vec<u8>> {
-        self.query(&redis::cmd("INFO"), Retry::Once)
+        self.query(&redis::cmd("INFO"), Call::ServerInfo)
     }
 
+    /// `GET`, `PTTL` and the metadata (`MGET`, so another type reads as none)
+    /// in one round trip; a tagged entry adds one `MGET` of its tokens.
     fn get_for_refresh(&self, key: &[u8], meta_key: &[u8]) -> Result<Option<ForRefresh>> {
-        let found: Option<(Vec<u8>, Option<Vec<u8>>, i64)> =
-            self.invoke(self.scripts.read.key(key).key(meta_key).arg("refresh"), Retry::Once)?;
-        Ok(found.map(|(value, meta, millis)| (value, meta, remaining_of(millis))))
+        let mut pipeline = redis::pipe();
+        pipeline.cmd("GET").arg(key).cmd("PTTL").arg(key).cmd("MGET").arg(meta_key);
+        type Reply = (Option<Vec<u8>>, i64, Vec<Option<Vec<u8>>>);
+        let (stored, millis, mut meta): Reply = self.query_pipeline(&pipeline, Call::GetForRefresh)?;
+        let stored = stored.filter(|_| millis != -2);
+        let payload = self.payloads(&[stored], Call::GetForRefresh)?.pop().flatten();
+        Ok(payload.map(|payload| (payload, meta.pop().flatten(), remaining_of(millis))))
     }
 
     fn lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
         let millis = lease.as_millis().max(1) as u64;
         // Not retried: a lost reply would make our own lock look taken by someone else.
         let reply: Option<String> =
-            self.query(redis::cmd("SET").arg(key).arg(owner).arg("NX").arg("PX").arg(millis), Retry::Never)?;
+            self.query(redis::cmd("SET").arg(key).arg(owner).arg("NX").arg("PX").arg(millis), Call::Lock)?;
         Ok(reply.is_some())
     }
 
     fn extend_lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
         let millis = lease.as_millis().max(1) as u64;
-        let extended: i64 = self.invoke(self.scripts.extend_lock.key(key).arg(owner).arg(millis), Retry::Once)?;
+        let extended: i64 = self.invoke(self.scripts.extend_lock.key(key).arg(owner).arg(millis), Call::ExtendLock)?;
         Ok(extended > 0)
     }
 
     fn unlock(&self, key: &[u8], owner: &[u8]) -> Result<bool> {
-        let released: i64 = self.invoke(self.scripts.unlock.key(key).arg(owner), Retry::Once)?;
+        let released: i64 = self.invoke(self.scripts.unlock.key(key).arg(owner), Call::Unlock)?;
         Ok(released > 0)
     }
 
@@ -754,14 +523,14 @@ impl Backend for RedisBackend {
         for (name, value) in fields {
             invocation.arg(*name).arg(*value);
         }
-        let created: i64 = self.invoke(&invocation, Retry::Never)?;
+        let created: i64 = self.invoke(&invocation, Call::SessionCreate)?;
         Ok(created > 0)
     }
 
     fn session_load(&self, key: &[u8], secret: &[u8], touch: Option<Expiry>, now_ms: u64) -> Result<Option<SessionRecord>> {
         let slide: i64 = touch.map_or(-1, |expiry| ttl_arg(expiry) as i64);
         let flat: Option<Vec<Vec<u8>>> =
-            self.invoke(self.scripts.session.key(key).arg("load").arg(secret).arg(now_ms).arg(slide), Retry::Once)?;
+            self.invoke(self.scripts.session.key(key).arg("load").arg(secret).arg(now_ms).arg(slide), Call::SessionLoad)?;
         Ok(flat.filter(|flat| !flat.is_empty()).map(session_record))
     }
 
@@ -784,7 +553,7 @@ impl Backend for RedisBackend {
             invocation.arg(*name).arg(*value);
         }
         // Not retried: a second attempt after a lost reply would see its own save as a conflict.
-        let outcome: Option<(String, u64)> = self.invoke(&invocation, Retry::Never)?;
+        let outcome: Option<(String, u64)> = self.invoke(&invocation, Call::SessionSave)?;
         Ok(match outcome {
             None => SaveOutcome::Missing,
             Some((kind, version)) if kind == "conflict" => SaveOutcome::Conflict(version),
@@ -793,13 +562,16 @@ impl Backend for RedisBackend {
     }
 
     fn session_touch(&self, key: &[u8], secret: &[u8], expiry: Expiry, now_ms: u64) -> Result<bool> {
-        let touched: Option<i64> =
-            self.invoke(self.scripts.session.key(key).arg("touch").arg(secret).arg(now_ms).arg(ttl_arg(expiry)), Retry::Once)?;
+        let touched: Option<i64> = self.invoke(
+            self.scripts.session.key(key).arg("touch").arg(secret).arg(now_ms).arg(ttl_arg(expiry)),
+            Call::SessionTouch,
+        )?;
         Ok(touched.is_some())
     }
 
     fn session_destroy(&self, key: &[u8], secret: &[u8]) -> Result<bool> {
-        let destroyed: Option<i64> = self.invoke(self.scripts.session.key(key).arg("destroy").arg(secret).arg(0), Retry::Once)?;
+        let destroyed: Option<i64> =
+            self.invoke(self.scripts.session.key(key).arg("destroy").arg(secret).arg(0), Call::SessionDestroy)?;
         Ok(destroyed.is_some())
     }
 
@@ -808,7 +580,7 @@ impl Backend for RedisBackend {
         self.scan(pattern, |keys| {
             let mut invocation = self.scripts.session_list.prepare_invoke();
             invocation.key(keys);
-            let hashes: Vec<Vec<Vec<u8>>> = self.invoke(&invocation, Retry::Once)?;
+            let hashes: Vec<Vec<Vec<u8>>> = self.invoke(&invocation, Call::SessionList)?;
             for (key, flat) in keys.iter().zip(hashes) {
                 // Gone since the scan, or not a session.
                 if flat.chunks(2).any(|pair| pair[0] == b"__secret") {
@@ -825,7 +597,7 @@ impl Backend for RedisBackend {
         self.scan(pattern, |keys| {
             let mut invocation = self.scripts.session_purge.prepare_invoke();
             invocation.key(keys).arg(idle_since_ms);
-            let count: u64 = self.invoke(&invocation, Retry::Once)?;
+            let count: u64 = self.invoke(&invocation, Call::SessionPurge)?;
             purged += count;
             Ok(())
         })?;
@@ -833,17 +605,17 @@ impl Backend for RedisBackend {
     }
 
     fn delete(&self, key: &[u8]) -> Result<bool> {
-        let deleted: i64 = self.invoke(self.scripts.key_ops.key(key).arg("delete"), Retry::Once)?;
+        let deleted: i64 = self.invoke(self.scripts.key_ops.key(key).arg("delete"), Call::Delete)?;
         Ok(deleted > 0)
     }
 
     fn exists(&self, key: &[u8]) -> Result<bool> {
-        let found: u64 = self.invoke(self.scripts.read.key(key).arg("exists"), Retry::Once)?;
+        let found: u64 = self.invoke(self.scripts.read.key(key).arg("exists"), Call::Exists)?;
         Ok(found > 0)
     }
 
     fn remaining(&self, key: &[u8]) -> Result<Remaining> {
-        let millis: i64 = self.invoke(self.scripts.key_ops.key(key).arg("ttl"), Retry::Once)?;
+        let millis: i64 = self.invoke(self.scripts.key_ops.key(key).arg("ttl"), Call::Remaining)?;
         Ok(match millis {
             -2 => Remaining::Missing,
             millis => remaining_of(millis),
@@ -851,7 +623,7 @@ impl Backend for RedisBackend {
     }
 
     fn expire(&self, key: &[u8], expiry: Expiry) -> Result<bool> {
-        let done: i64 = self.invoke(self.scripts.key_ops.key(key).arg("expire").arg(ttl_arg(expiry)), Retry::Once)?;
+        let done: i64 = self.invoke(self.scripts.key_ops.key(key).arg("expire").arg(ttl_arg(expiry)), Call::Expire)?;
         Ok(done > 0)
     }
 
@@ -865,7 +637,7 @@ impl Backend for RedisBackend {
             pipeline.cmd("SET").arg(key).arg(0).arg("PX").arg(millis).arg("NX").ignore();
         }
         pipeline.cmd("INCRBY").arg(key).arg(delta);
-        let (value,): (i64,) = self.query_pipeline(&pipeline, Retry::Never)?;
+        let (value,): (i64,) = self.query_pipeline(&pipeline, Call::Increment)?;
         Ok(value)
     }
 }

@@ -18,7 +18,7 @@ use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType}
 use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, TlsCertificates, TlsMode};
 use tokio::runtime::Runtime;
 
-use super::redis::{convert_error, install_tls_provider, new_runtime};
+use super::conn::wire::{convert_error, install_tls_provider, new_runtime};
 use super::{
     Backend, Expiry, ForRefresh, HashFields, RedisBackend, RedisSettings, Remaining, SaveOutcome, SessionRecord, WriteCondition,
     WriteExpiry,

@@ -28,7 +28,7 @@ use redis::{AsyncConnectionConfig, Client, ProtocolVersion, PushInfo, PushKind, 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::InvalidationSink;
-use super::redis::{convert_error, new_runtime};
+use super::conn::wire::{convert_error, new_runtime};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The tracking connection's name in `CLIENT LIST`.

@@ -21,7 +21,9 @@ pub enum rcache_status {
     RCACHE_STATUS_INVALID_ARGUMENT = 2,
     /// The server could not be reached or the connection broke.
     RCACHE_STATUS_CONNECTION = 3,
-    /// The server did not answer within the configured timeout.
+    /// The server did not answer within the configured timeout. Only calls
+    /// that are safe to run twice end with this status (see
+    /// `RCACHE_STATUS_UNKNOWN_OUTCOME`); a timed-out request is never sent again.
     RCACHE_STATUS_TIMEOUT = 4,
     /// The server answered with an error.
     RCACHE_STATUS_SERVER = 5,
@@ -47,6 +49,20 @@ pub enum rcache_status {
     /// (the connection dropped, or no reply came within the timeout): the
     /// call ran once or not at all, and was not sent again. Read the data
     /// to learn which.
+    ///
+    /// Which calls are sent again after a dropped connection (never after a
+    /// timeout), on every topology:
+    /// - sent again (a second run gives the same answer and data): get,
+    ///   get_with_ttl, get_many, exists, ttl, key listing, hash get, server
+    ///   info, session load, touch and listing, set (plain value, any TTL),
+    ///   set_many, set with tags, add_tags, invalidate_tags, hash set with no
+    ///   condition, expire;
+    /// - never sent again, `RCACHE_STATUS_UNKNOWN_OUTCOME` when the reply is
+    ///   lost: increment, compare-and-set, lock extend, hash set if exists / if absent,
+    ///   lock, unlock, delete, clear, session create, save, destroy and purge.
+    ///
+    /// A reply saying the request did not run (a Cluster redirect, TRYAGAIN,
+    /// CLUSTERDOWN, LOADING, a refused connection) is followed on every call.
     RCACHE_STATUS_UNKNOWN_OUTCOME = 14,
 }
 

@@ -1605,9 +1605,11 @@ static void test_connection_trouble_on_redis(void) {
     rcache_buffer_free(&out);
   }
   ALIVE(c);
+  /* An increment is never sent twice: on a connection the server closed, the
+   * client cannot tell a request never read from one whose reply was lost. */
   CHECK(redis_cli(port, "CLIENT KILL TYPE normal"));
   status = rcache_client_incr(c, LIT("trouble:n"), 1, RCACHE_TTL_NONE, &number);
-  CHECK(status == RCACHE_STATUS_OK || status == RCACHE_STATUS_CONNECTION);
+  CHECK(status == RCACHE_STATUS_OK || status == RCACHE_STATUS_CONNECTION || status == RCACHE_STATUS_UNKNOWN_OUTCOME);
   ALIVE(c);
 
   /* The server stops answering for a second (CLIENT PAUSE): TIMEOUT, well before
