@@ -176,7 +176,8 @@ fn a_failover_asked_of_the_sentinels_moves_writes_to_the_new_primary() {
 /// A fake sentinel on a loopback port: it speaks enough RESP to name
 /// `127.0.0.1:<primary>` as the primary of `support::SERVICE` with the given
 /// config epoch, to the discovery commands of rcache and of the `redis`
-/// crate's own Sentinel client alike.
+/// crate's own Sentinel client alike. Without an epoch it refuses
+/// `SENTINEL MASTER` as an ACL would.
 struct FakeSentinel {
     port: u16,
     /// Discovery questions answered so far.
@@ -184,7 +185,7 @@ struct FakeSentinel {
 }
 
 impl FakeSentinel {
-    fn start(primary: u16, config_epoch: u64) -> FakeSentinel {
+    fn start(primary: u16, config_epoch: Option<u64>) -> FakeSentinel {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let asked = Arc::new(AtomicUsize::new(0));
@@ -213,7 +214,7 @@ fn array(items: &[String]) -> String {
 }
 
 /// Answers one client's commands until it hangs up.
-fn serve(stream: TcpStream, primary: u16, config_epoch: u64, asked: &AtomicUsize) {
+fn serve(stream: TcpStream, primary: u16, config_epoch: Option<u64>, asked: &AtomicUsize) {
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     let master = || {
@@ -225,7 +226,7 @@ fn serve(stream: TcpStream, primary: u16, config_epoch: u64, asked: &AtomicUsize
             ("num-slaves", "1".to_string()),
             ("num-other-sentinels", "2".to_string()),
             ("quorum", "2".to_string()),
-            ("config-epoch", config_epoch.to_string()),
+            ("config-epoch", config_epoch.unwrap_or(0).to_string()),
         ];
         array(&fields.iter().flat_map(|(name, value)| [bulk(name), bulk(value)]).collect::<Vec<_>>())
     };
@@ -240,6 +241,7 @@ fn serve(stream: TcpStream, primary: u16, config_epoch: u64, asked: &AtomicUsize
                 asked.fetch_add(1, Ordering::Relaxed);
                 array(&[bulk("127.0.0.1"), bulk(&primary.to_string())])
             }
+            ["SENTINEL", "MASTER", _] if config_epoch.is_none() => "-NOPERM this user has no permissions\r\n".to_string(),
             ["SENTINEL", "MASTER", _] => master(),
             ["SENTINEL", "MASTERS"] => {
                 asked.fetch_add(1, Ordering::Relaxed);
@@ -309,7 +311,7 @@ fn a_stale_sentinel_listed_first_cannot_send_writes_to_a_former_primary() {
     assert_eq!(role(old_primary), "master");
 
     // A stale sentinel, listed first, still names the old primary with the old epoch.
-    let stale = FakeSentinel::start(old_primary, old_epoch);
+    let stale = FakeSentinel::start(old_primary, Some(old_epoch));
     let mut ports = vec![stale.port];
     ports.extend(group.sentinels.iter().map(|sentinel| sentinel.port));
     let cache =
@@ -333,13 +335,14 @@ fn a_replica_named_primary_is_refused() {
     // Two of three sentinels name the replica, one the real primary: the
     // majority wins, the node it names answers ROLE as a replica, and no
     // minority answer is tried instead.
-    let wrong = [FakeSentinel::start(replica.port, 7), FakeSentinel::start(replica.port, 7)];
-    let right = [FakeSentinel::start(primary.port, 7), FakeSentinel::start(primary.port, 7)];
+    let wrong = [FakeSentinel::start(replica.port, Some(7)), FakeSentinel::start(replica.port, Some(7))];
+    // These two refuse `SENTINEL MASTER` (no epoch) yet still count.
+    let right = [FakeSentinel::start(primary.port, None), FakeSentinel::start(primary.port, None)];
     let url = sentinel_url(&[wrong[0].port, wrong[1].port, right[0].port]);
     let error = Cache::connect(Some(&url), Options::default()).err().expect("a replica is not used as the primary");
     assert_eq!(error.kind, ErrorKind::Connection, "{error}");
     assert!(error.message.contains(&format!("127.0.0.1:{}", replica.port)) && error.message.contains("replica"), "{error}");
-    // Named by a majority, the real primary is used.
+    // Named by a majority, the real primary is used, whatever the epochs.
     let cache = Cache::connect(Some(&sentinel_url(&[wrong[0].port, right[0].port, right[1].port])), Options::default()).unwrap();
     cache.set(b"k", b"v", MINUTE).unwrap();
     let on_primary: Option<String> = query(primary.port, redis::cmd("GET").arg("k")).unwrap();
@@ -349,7 +352,7 @@ fn a_replica_named_primary_is_refused() {
 #[test]
 fn a_call_whose_reply_is_lost_is_not_sent_again() {
     let primary = RedisServer::start();
-    let sentinel = FakeSentinel::start(primary.port, 1);
+    let sentinel = FakeSentinel::start(primary.port, Some(1));
     let options = Options {
         connect_timeout: Duration::from_millis(300),
         response_timeout: Duration::from_millis(300),

@@ -179,7 +179,10 @@ impl Resolver {
             let named = format!("{target}: {host}:{port}, the primary the sentinels name");
             match tokio::time::timeout(deadline, role).await {
                 Ok(Ok(Role::Primary { .. })) => Ok(client),
-                Ok(Ok(_)) => Err(Error::new(ErrorKind::Connection, format!("{named}, reports itself a replica; not used"))),
+                Ok(Ok(Role::Replica { .. })) => {
+                    Err(Error::new(ErrorKind::Connection, format!("{named}, reports itself a replica; not used")))
+                }
+                Ok(Ok(_)) => Err(Error::new(ErrorKind::Connection, format!("{named}, is not a data node; not used"))),
                 Ok(Err(e)) => Err(convert_error(&named, e)),
                 Err(_) => {
                     Err(Error::new(ErrorKind::Timeout, format!("{named}: no ROLE reply within {} ms", deadline.as_millis())))
@@ -201,15 +204,18 @@ async fn ask_sentinels(directory: &Directory, config: &AsyncConnectionConfig, de
             let answer = async {
                 let client = directory.client(address.clone(), &directory.sentinel_login)?;
                 let mut connection = client.get_multiplexed_async_connection_with_config(config).await?;
-                let (named, master): (Option<(String, u16)>, HashMap<String, String>) = redis::pipe()
-                    .cmd("SENTINEL")
+                let named: Option<(String, u16)> = redis::cmd("SENTINEL")
                     .arg("GET-MASTER-ADDR-BY-NAME")
-                    .arg(&directory.service)
-                    .cmd("SENTINEL")
-                    .arg("MASTER")
                     .arg(&directory.service)
                     .query_async(&mut connection)
                     .await?;
+                // A sentinel user whose ACL refuses `SENTINEL MASTER` still votes, with epoch 0.
+                let master: HashMap<String, String> = redis::cmd("SENTINEL")
+                    .arg("MASTER")
+                    .arg(&directory.service)
+                    .query_async(&mut connection)
+                    .await
+                    .unwrap_or_default();
                 let config_epoch = master.get("config-epoch").and_then(|epoch| epoch.parse().ok()).unwrap_or(0);
                 Ok::<_, redis::RedisError>(named.map(|(host, port)| Answer { sentinel, host, port, config_epoch }))
             };
