@@ -180,28 +180,29 @@ fn a_failover_asked_of_the_sentinels_moves_writes_to_the_new_primary() {
 /// `SENTINEL MASTER` as an ACL would.
 struct FakeSentinel {
     port: u16,
-    /// Discovery questions answered so far.
-    asked: Arc<AtomicUsize>,
+    /// Connections accepted so far (a lookup that has its majority from the
+    /// other sentinels may drop its question to this one unanswered).
+    connections: Arc<AtomicUsize>,
 }
 
 impl FakeSentinel {
     fn start(primary: u16, config_epoch: Option<u64>) -> FakeSentinel {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let asked = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&asked);
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&connections);
         // Lives until the test process ends.
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let counter = Arc::clone(&counter);
-                std::thread::spawn(move || serve(stream, primary, config_epoch, &counter));
+                counter.fetch_add(1, Ordering::Relaxed);
+                std::thread::spawn(move || serve(stream, primary, config_epoch));
             }
         });
-        FakeSentinel { port, asked }
+        FakeSentinel { port, connections }
     }
 
-    fn asked(&self) -> usize {
-        self.asked.load(Ordering::Relaxed)
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 }
 
@@ -214,7 +215,7 @@ fn array(items: &[String]) -> String {
 }
 
 /// Answers one client's commands until it hangs up.
-fn serve(stream: TcpStream, primary: u16, config_epoch: Option<u64>, asked: &AtomicUsize) {
+fn serve(stream: TcpStream, primary: u16, config_epoch: Option<u64>) {
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     let master = || {
@@ -237,16 +238,10 @@ fn serve(stream: TcpStream, primary: u16, config_epoch: Option<u64>, asked: &Ato
             ["PING", ..] => "+PONG\r\n".to_string(),
             ["CLIENT", ..] => "+OK\r\n".to_string(),
             ["ROLE"] => array(&[bulk("sentinel"), array(&[bulk(support::SERVICE)])]),
-            ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", _] => {
-                asked.fetch_add(1, Ordering::Relaxed);
-                array(&[bulk("127.0.0.1"), bulk(&primary.to_string())])
-            }
+            ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", _] => array(&[bulk("127.0.0.1"), bulk(&primary.to_string())]),
             ["SENTINEL", "MASTER", _] if config_epoch.is_none() => "-NOPERM this user has no permissions\r\n".to_string(),
             ["SENTINEL", "MASTER", _] => master(),
-            ["SENTINEL", "MASTERS"] => {
-                asked.fetch_add(1, Ordering::Relaxed);
-                array(&[master()])
-            }
+            ["SENTINEL", "MASTERS"] => array(&[master()]),
             _ => "-ERR unknown command\r\n".to_string(),
         };
         if writer.write_all(reply.as_bytes()).is_err() {
@@ -320,7 +315,7 @@ fn a_stale_sentinel_listed_first_cannot_send_writes_to_a_former_primary() {
         cache.set(format!("w{index}").as_bytes(), b"v", MINUTE).unwrap();
         assert_eq!(cache.increment(b"count", 1, MINUTE).unwrap(), index + 1);
     }
-    assert!(stale.asked() > 0, "the stale sentinel was asked");
+    assert!(stale.connections() > 0, "the client reached the stale sentinel");
     let on_old: Vec<String> = query(old_primary, redis::cmd("KEYS").arg("app:*")).unwrap();
     assert!(on_old.is_empty(), "writes reached the former primary: {on_old:?}");
     let on_new: Option<String> = query(new_primary, redis::cmd("GET").arg("app:w99")).unwrap();

@@ -528,7 +528,7 @@ impl Backend for SentinelBackend {
     }
 
     fn extend_lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
-        self.call(Retry::Once, |backend| backend.extend_lock(key, owner, lease))
+        self.call(Retry::Never, |backend| backend.extend_lock(key, owner, lease))
     }
 
     fn unlock(&self, key: &[u8], owner: &[u8]) -> Result<bool> {
