@@ -1,15 +1,20 @@
 //! Sentinel failover under a running client: the primary killed, then
 //! restarted (it comes back as a replica), and a failover asked of the
 //! sentinels while the old primary stays up. Each test has its own group:
-//! one primary, one replica, three sentinels.
+//! one primary, one replica, three sentinels. Then sentinels that lie: a
+//! stale one listed first naming a former primary that still takes writes,
+//! one naming a replica, and a lost reply that must not be resent.
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use rcache::{Cache, Options, Ttl};
-use support::{SentinelGroup, info, query, wait_until};
+use rcache::{Cache, ErrorKind, Options, Ttl};
+use support::{RedisServer, SentinelGroup, info, query, wait_until};
 
 /// One failover at a time: two Sentinel groups failing over at once on two
 /// CPUs slow each other's sentinels past the tests' bounds.
@@ -166,4 +171,201 @@ fn a_failover_asked_of_the_sentinels_moves_writes_to_the_new_primary() {
     let on_new: Option<String> = query(replica, redis::cmd("GET").arg("app:w49")).unwrap();
     assert_eq!(on_new.as_deref(), Some("v"), "writes land on the new primary");
     assert!(wait_until(Duration::from_secs(2), || other_clients(old_primary).is_empty()), "{:?}", other_clients(old_primary));
+}
+
+/// A fake sentinel on a loopback port: it speaks enough RESP to name
+/// `127.0.0.1:<primary>` as the primary of `support::SERVICE` with the given
+/// config epoch, to the discovery commands of rcache and of the `redis`
+/// crate's own Sentinel client alike. Without an epoch it refuses
+/// `SENTINEL MASTER` as an ACL would.
+struct FakeSentinel {
+    port: u16,
+    /// Connections accepted so far (a lookup that has its majority from the
+    /// other sentinels may drop its question to this one unanswered).
+    connections: Arc<AtomicUsize>,
+}
+
+impl FakeSentinel {
+    fn start(primary: u16, config_epoch: Option<u64>) -> FakeSentinel {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&connections);
+        // Lives until the test process ends.
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                counter.fetch_add(1, Ordering::Relaxed);
+                std::thread::spawn(move || serve(stream, primary, config_epoch));
+            }
+        });
+        FakeSentinel { port, connections }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
+
+fn bulk(text: &str) -> String {
+    format!("${}\r\n{text}\r\n", text.len())
+}
+
+fn array(items: &[String]) -> String {
+    format!("*{}\r\n{}", items.len(), items.concat())
+}
+
+/// Answers one client's commands until it hangs up.
+fn serve(stream: TcpStream, primary: u16, config_epoch: Option<u64>) {
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let master = || {
+        let fields = [
+            ("name", support::SERVICE.to_string()),
+            ("ip", "127.0.0.1".to_string()),
+            ("port", primary.to_string()),
+            ("flags", "master".to_string()),
+            ("num-slaves", "1".to_string()),
+            ("num-other-sentinels", "2".to_string()),
+            ("quorum", "2".to_string()),
+            ("config-epoch", config_epoch.unwrap_or(0).to_string()),
+        ];
+        array(&fields.iter().flat_map(|(name, value)| [bulk(name), bulk(value)]).collect::<Vec<_>>())
+    };
+    while let Some(command) = read_command(&mut reader) {
+        let words: Vec<String> = command.iter().map(|word| word.to_ascii_uppercase()).collect();
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let reply = match words.as_slice() {
+            ["PING", ..] => "+PONG\r\n".to_string(),
+            ["CLIENT", ..] => "+OK\r\n".to_string(),
+            ["ROLE"] => array(&[bulk("sentinel"), array(&[bulk(support::SERVICE)])]),
+            ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", _] => array(&[bulk("127.0.0.1"), bulk(&primary.to_string())]),
+            ["SENTINEL", "MASTER", _] if config_epoch.is_none() => "-NOPERM this user has no permissions\r\n".to_string(),
+            ["SENTINEL", "MASTER", _] => master(),
+            ["SENTINEL", "MASTERS"] => array(&[master()]),
+            _ => "-ERR unknown command\r\n".to_string(),
+        };
+        if writer.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// One RESP array of bulk strings; `None` at the end of the stream.
+fn read_command(reader: &mut BufReader<TcpStream>) -> Option<Vec<String>> {
+    let mut line = String::new();
+    reader.read_line(&mut line).ok().filter(|&read| read > 0)?;
+    let count: usize = line.trim_end().strip_prefix('*')?.parse().ok()?;
+    (0..count)
+        .map(|_| {
+            let mut line = String::new();
+            reader.read_line(&mut line).ok()?;
+            let length: usize = line.trim_end().strip_prefix('$')?.parse().ok()?;
+            let mut word = vec![0; length + 2];
+            reader.read_exact(&mut word).ok()?;
+            word.truncate(length);
+            String::from_utf8(word).ok()
+        })
+        .collect()
+}
+
+fn sentinel_url(ports: &[u16]) -> String {
+    let hosts: Vec<String> = ports.iter().map(|port| format!("127.0.0.1:{port}")).collect();
+    format!("redis+sentinel://{}/{}/0", hosts.join(","), support::SERVICE)
+}
+
+fn role(port: u16) -> String {
+    info(port, "replication").get("role").cloned().unwrap_or_default()
+}
+
+#[test]
+fn a_stale_sentinel_listed_first_cannot_send_writes_to_a_former_primary() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let group = SentinelGroup::start();
+    let (old_primary, new_primary) = (group.primary.port, group.replica.port);
+    let old_epoch: u64 = {
+        let master: std::collections::HashMap<String, String> =
+            query(group.sentinels[0].port, redis::cmd("SENTINEL").arg("MASTER").arg(support::SERVICE)).unwrap();
+        master["config-epoch"].parse().unwrap()
+    };
+    let () = query(group.sentinels[0].port, redis::cmd("SENTINEL").arg("FAILOVER").arg(support::SERVICE)).unwrap();
+    let all_agree = || {
+        group.sentinels.iter().all(|sentinel| {
+            let address: redis::RedisResult<(String, u16)> =
+                query(sentinel.port, redis::cmd("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(support::SERVICE));
+            address.is_ok_and(|(_, port)| port == new_primary)
+        })
+    };
+    assert!(wait_until(Duration::from_secs(60), all_agree), "the sentinels agree on the promoted replica");
+    assert!(wait_until(Duration::from_secs(60), || role(old_primary) == "slave"), "the sentinels demoted the old primary");
+    // A partition: the former primary takes writes again as a master, and
+    // the sentinels (reset) no longer watch it, so none turns it back.
+    let () = query(old_primary, redis::cmd("REPLICAOF").arg("NO").arg("ONE")).unwrap();
+    for sentinel in &group.sentinels {
+        let _: i64 = query(sentinel.port, redis::cmd("SENTINEL").arg("RESET").arg(support::SERVICE)).unwrap();
+    }
+    assert_eq!(role(old_primary), "master");
+
+    // A stale sentinel, listed first, still names the old primary with the old epoch.
+    let stale = FakeSentinel::start(old_primary, Some(old_epoch));
+    let mut ports = vec![stale.port];
+    ports.extend(group.sentinels.iter().map(|sentinel| sentinel.port));
+    let cache =
+        Cache::connect(Some(&sentinel_url(&ports)), Options { key_prefix: b"app:".to_vec(), ..Options::default() }).unwrap();
+    for index in 0..100 {
+        cache.set(format!("w{index}").as_bytes(), b"v", MINUTE).unwrap();
+        assert_eq!(cache.increment(b"count", 1, MINUTE).unwrap(), index + 1);
+    }
+    assert!(stale.connections() > 0, "the client reached the stale sentinel");
+    let on_old: Vec<String> = query(old_primary, redis::cmd("KEYS").arg("app:*")).unwrap();
+    assert!(on_old.is_empty(), "writes reached the former primary: {on_old:?}");
+    let on_new: Option<String> = query(new_primary, redis::cmd("GET").arg("app:w99")).unwrap();
+    assert_eq!(on_new.as_deref(), Some("v"), "writes land on the primary the sentinels agree on");
+    assert_eq!(role(old_primary), "master", "the former primary stayed a writable master throughout");
+}
+
+#[test]
+fn a_replica_named_primary_is_refused() {
+    let primary = RedisServer::start();
+    let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+    // Two of three sentinels name the replica, one the real primary: the
+    // majority wins, the node it names answers ROLE as a replica, and no
+    // minority answer is tried instead.
+    let wrong = [FakeSentinel::start(replica.port, Some(7)), FakeSentinel::start(replica.port, Some(7))];
+    // These two refuse `SENTINEL MASTER` (no epoch) yet still count.
+    let right = [FakeSentinel::start(primary.port, None), FakeSentinel::start(primary.port, None)];
+    let url = sentinel_url(&[wrong[0].port, wrong[1].port, right[0].port]);
+    let error = Cache::connect(Some(&url), Options::default()).err().expect("a replica is not used as the primary");
+    assert_eq!(error.kind, ErrorKind::Connection, "{error}");
+    assert!(error.message.contains(&format!("127.0.0.1:{}", replica.port)) && error.message.contains("replica"), "{error}");
+    // Named by a majority, the real primary is used, whatever the epochs.
+    let cache = Cache::connect(Some(&sentinel_url(&[wrong[0].port, right[0].port, right[1].port])), Options::default()).unwrap();
+    cache.set(b"k", b"v", MINUTE).unwrap();
+    let on_primary: Option<String> = query(primary.port, redis::cmd("GET").arg("k")).unwrap();
+    assert_eq!(on_primary.as_deref(), Some("v"));
+}
+
+#[test]
+fn a_call_whose_reply_is_lost_is_not_sent_again() {
+    let primary = RedisServer::start();
+    let sentinel = FakeSentinel::start(primary.port, Some(1));
+    let options = Options {
+        connect_timeout: Duration::from_millis(300),
+        response_timeout: Duration::from_millis(300),
+        ..Options::default()
+    };
+    let cache = Cache::connect(Some(&sentinel_url(&[sentinel.port])), options).unwrap();
+    assert_eq!(cache.increment(b"count", 1, MINUTE).unwrap(), 1);
+    // The increment reaches the paused primary's socket and runs when it
+    // resumes; its reply comes too late. The lookup that follows names the
+    // same primary, which does not answer ROLE either.
+    primary.pause();
+    let lost = cache.increment(b"count", 1, MINUTE);
+    let read = cache.get(b"count");
+    primary.resume();
+    let error = lost.expect_err("no reply from a paused primary");
+    assert_eq!(error.kind, ErrorKind::UnknownOutcome, "{error}");
+    assert!(matches!(read.map_err(|e| e.kind), Err(ErrorKind::Timeout | ErrorKind::Connection)));
+    let count: String = query(primary.port, redis::cmd("GET").arg("count")).unwrap();
+    assert_eq!(count, "2", "the lost increment ran once, not twice");
+    assert_eq!(cache.increment(b"count", 1, MINUTE).unwrap(), 3);
 }

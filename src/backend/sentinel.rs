@@ -1,21 +1,42 @@
 //! The Sentinel backend: the standalone Redis backend on the primary the
-//! sentinels name, replaced by a new one when the primary changes.
+//! sentinels agree on, replaced by a new one when the primary changes.
 //!
-//! The primary is looked up again (at most every `RESOLVE_INTERVAL`) when a
-//! call fails to reach it (connection error or timeout), when it answers
-//! `READONLY` (it was demoted to a replica), or when a sentinel announces
-//! `+switch-master` for the service (a watcher thread subscribes to it). A
-//! write refused with `READONLY` did nothing and is sent again to the new
-//! primary; a call that lost its connection is sent again only if it is
-//! idempotent, as on one server.
+//! **Finding the primary.** Every configured sentinel is asked at once
+//! (`SENTINEL GET-MASTER-ADDR-BY-NAME` and `SENTINEL MASTER` for its
+//! `config-epoch`), each within the call deadline. The primary is the address
+//! named by more than half of the *configured* sentinels; when no address has
+//! such a majority (sentinels down or disagreeing), it is the address named
+//! with the highest config epoch among the answers. A majority always wins
+//! over a higher epoch. The chosen node must then answer `ROLE` as a master:
+//! a node that reports itself a replica is never used, whatever the sentinels
+//! say. So one stale or lying sentinel cannot send writes to a demoted
+//! primary while the others agree on the new one.
+//!
+//! **Following a failover.** The primary is looked up again (at most every
+//! `RESOLVE_INTERVAL`) when a call fails to reach it (connection error,
+//! timeout or lost reply), when it answers `READONLY` (it was demoted to a
+//! replica), or when a sentinel announces `+switch-master` for the service (a
+//! watcher thread subscribes to it). Then:
+//! - a call refused with `READONLY` did nothing and is sent to the new primary;
+//! - an idempotent call (`Retry::Once`: reads, and writes whose second run
+//!   changes neither the data nor the answer) is sent to the new primary;
+//! - any other call whose request may have reached the old primary is not
+//!   sent again: it fails with `ErrorKind::UnknownOutcome` (a timeout or a
+//!   dropped connection) — it may have run there once. One that surely never
+//!   left (connection refused, circuit breaker open) may go to the new primary.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use parking_lot::{Mutex, RwLock};
-use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
-use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, TlsCertificates, TlsMode};
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisResult, Role, TlsCertificates,
+    TlsMode,
+};
 use tokio::runtime::Runtime;
 
 use super::conn::wire::{convert_error, install_tls_provider, new_runtime};
@@ -47,10 +68,14 @@ pub struct SentinelSettings {
 /// Least time between two lookups of the primary.
 const RESOLVE_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Whether a call may be sent again after its connection failed.
+/// Whether a call may be sent to the new primary after its request may have
+/// reached the old one.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Retry {
+    /// A second run changes neither the data nor the answer.
     Once,
+    /// Sent again only if it surely did not run (refused with `READONLY`,
+    /// or never sent); otherwise the caller gets `UnknownOutcome`.
     Never,
 }
 
@@ -63,11 +88,156 @@ struct Primary {
     generation: u64,
 }
 
+/// How to reach the sentinels and the nodes they name.
+struct Directory {
+    sentinels: Vec<ConnectionAddr>,
+    service: String,
+    tls: Option<TlsMode>,
+    certificates: Option<TlsCertificates>,
+    /// Credentials presented to the sentinels.
+    sentinel_login: RedisConnectionInfo,
+    /// Credentials and database on the primary.
+    primary_login: RedisConnectionInfo,
+}
+
+impl Directory {
+    fn client(&self, address: ConnectionAddr, login: &RedisConnectionInfo) -> RedisResult<Client> {
+        let info = address.into_connection_info()?.set_redis_settings(login.clone());
+        match &self.certificates {
+            Some(certificates) => Client::build_with_tls(info, certificates.clone()),
+            None => Client::open(info),
+        }
+    }
+}
+
+/// One sentinel's view of the primary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Answer {
+    /// Position of the sentinel in the configured list.
+    sentinel: usize,
+    host: String,
+    port: u16,
+    config_epoch: u64,
+}
+
+/// The (host, port) the answers point to, as the module says: named by more
+/// than half of the `configured` sentinels, else named with the highest
+/// config epoch (ties: named by more sentinels, then by the one listed first).
+fn choose(answers: &[Answer], configured: usize) -> Option<(&str, u16)> {
+    let tally = tally(answers);
+    majority(&tally, configured).or_else(|| {
+        tally
+            .into_iter()
+            .max_by_key(|&(_, (votes, epoch, first))| (epoch, votes, std::cmp::Reverse(first)))
+            .map(|(address, _)| address)
+    })
+}
+
+/// Per address named: how many sentinels name it, the highest config epoch
+/// they give, the first of them in the configured list.
+fn tally(answers: &[Answer]) -> HashMap<(&str, u16), (usize, u64, usize)> {
+    let mut tally: HashMap<(&str, u16), (usize, u64, usize)> = HashMap::new();
+    for answer in answers {
+        let entry = tally.entry((answer.host.as_str(), answer.port)).or_insert((0, 0, answer.sentinel));
+        entry.0 += 1;
+        entry.1 = entry.1.max(answer.config_epoch);
+        entry.2 = entry.2.min(answer.sentinel);
+    }
+    tally
+}
+
+/// The address more than half of the `configured` sentinels name, if any.
+fn majority<'a>(tally: &HashMap<(&'a str, u16), (usize, u64, usize)>, configured: usize) -> Option<(&'a str, u16)> {
+    tally.iter().find(|(_, (votes, _, _))| 2 * votes > configured).map(|(&address, _)| address)
+}
+
 /// Asks the sentinels; one lookup at a time.
 struct Resolver {
-    client: SentinelClient,
+    directory: Arc<Directory>,
     runtime: Runtime,
     last_attempt: Option<Instant>,
+}
+
+impl Resolver {
+    /// A client for the primary the sentinels agree on, confirmed a master by
+    /// `ROLE`. Each sentinel, and then the primary, gets at most `deadline`.
+    fn primary(&mut self, deadline: Duration, target: &str) -> Result<Client> {
+        let directory = &*self.directory;
+        let config = AsyncConnectionConfig::new().set_connection_timeout(Some(deadline)).set_response_timeout(Some(deadline));
+        self.runtime.block_on(async {
+            let (answers, failures) = ask_sentinels(directory, &config, deadline).await;
+            let Some((host, port)) = choose(&answers, directory.sentinels.len()) else {
+                let why = failures.join("; ");
+                return Err(Error::new(ErrorKind::Connection, format!("{target}: no sentinel named a primary ({why})")));
+            };
+            let address = sentinel_address(host, port, directory.tls);
+            let client = directory.client(address, &directory.primary_login).map_err(|e| convert_error(target, e))?;
+            let role = async {
+                let mut connection = client.get_multiplexed_async_connection_with_config(&config).await?;
+                redis::cmd("ROLE").query_async::<Role>(&mut connection).await
+            };
+            let named = format!("{target}: {host}:{port}, the primary the sentinels name");
+            match tokio::time::timeout(deadline, role).await {
+                Ok(Ok(Role::Primary { .. })) => Ok(client),
+                Ok(Ok(Role::Replica { .. })) => {
+                    Err(Error::new(ErrorKind::Connection, format!("{named}, reports itself a replica; not used")))
+                }
+                Ok(Ok(_)) => Err(Error::new(ErrorKind::Connection, format!("{named}, is not a data node; not used"))),
+                Ok(Err(e)) => Err(convert_error(&named, e)),
+                Err(_) => {
+                    Err(Error::new(ErrorKind::Timeout, format!("{named}: no ROLE reply within {} ms", deadline.as_millis())))
+                }
+            }
+        })
+    }
+}
+
+/// The answers of the sentinels that answer within `deadline`, collected
+/// until one address has a majority of the configured sentinels or all are
+/// in; and why the others gave none ("host:port: reason").
+async fn ask_sentinels(directory: &Directory, config: &AsyncConnectionConfig, deadline: Duration) -> (Vec<Answer>, Vec<String>) {
+    let mut asking: FuturesUnordered<_> = directory
+        .sentinels
+        .iter()
+        .enumerate()
+        .map(|(sentinel, address)| async move {
+            let answer = async {
+                let client = directory.client(address.clone(), &directory.sentinel_login)?;
+                let mut connection = client.get_multiplexed_async_connection_with_config(config).await?;
+                let named: Option<(String, u16)> = redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg(&directory.service)
+                    .query_async(&mut connection)
+                    .await?;
+                // A sentinel user whose ACL refuses `SENTINEL MASTER` still votes, with epoch 0.
+                let master: HashMap<String, String> = redis::cmd("SENTINEL")
+                    .arg("MASTER")
+                    .arg(&directory.service)
+                    .query_async(&mut connection)
+                    .await
+                    .unwrap_or_default();
+                let config_epoch = master.get("config-epoch").and_then(|epoch| epoch.parse().ok()).unwrap_or(0);
+                Ok::<_, redis::RedisError>(named.map(|(host, port)| Answer { sentinel, host, port, config_epoch }))
+            };
+            match tokio::time::timeout(deadline, answer).await {
+                Ok(Ok(Some(answer))) => Ok(answer),
+                Ok(Ok(None)) => Err(format!("{address}: does not monitor {}", directory.service)),
+                Ok(Err(e)) => Err(format!("{address}: {e}")),
+                Err(_) => Err(format!("{address}: no answer within {} ms", deadline.as_millis())),
+            }
+        })
+        .collect();
+    let (mut answers, mut failures) = (Vec::new(), Vec::new());
+    while let Some(answer) = asking.next().await {
+        match answer {
+            Ok(answer) => answers.push(answer),
+            Err(failure) => failures.push(failure),
+        }
+        if majority(&tally(&answers), directory.sentinels.len()).is_some() {
+            break;
+        }
+    }
+    (answers, failures)
 }
 
 pub struct SentinelBackend {
@@ -85,22 +255,11 @@ pub struct SentinelBackend {
     deadline: Duration,
 }
 
-impl Resolver {
-    /// A client for the primary the sentinels name now (its role checked).
-    fn primary(&mut self, deadline: Duration, target: &str) -> Result<Client> {
-        let client = &mut self.client;
-        self.runtime
-            .block_on(async { tokio::time::timeout(deadline, client.async_get_client()).await })
-            .map_err(|_| Error::new(ErrorKind::Timeout, format!("{target}: no answer within {} ms", deadline.as_millis())))?
-            .map_err(|e| convert_error(target, e))
-    }
-}
-
 fn address_of(client: &Client) -> String {
     client.get_connection_info().addr().to_string()
 }
 
-/// A sentinel's address with the TLS mode of the URL.
+/// A node's address with the TLS mode of the URL.
 fn sentinel_address(host: &str, port: u16, tls: Option<TlsMode>) -> ConnectionAddr {
     match tls {
         None => ConnectionAddr::Tcp(host.to_string(), port),
@@ -110,6 +269,18 @@ fn sentinel_address(host: &str, port: u16, tls: Option<TlsMode>) -> ConnectionAd
     }
 }
 
+/// Username and password, when given.
+fn login(username: Option<&String>, password: Option<&String>) -> RedisConnectionInfo {
+    let mut login = RedisConnectionInfo::default();
+    if let Some(username) = username {
+        login = login.set_username(username);
+    }
+    if let Some(password) = password {
+        login = login.set_password(password);
+    }
+    login
+}
+
 impl SentinelBackend {
     /// Asks the sentinels for the primary and connects to it, each bounded
     /// by the timeouts; starts the `+switch-master` watcher.
@@ -117,49 +288,26 @@ impl SentinelBackend {
         install_tls_provider();
         let hosts: Vec<String> = settings.sentinels.iter().map(|(host, port)| format!("{host}:{port}")).collect();
         let target = format!("sentinel {} via {}", settings.service, hosts.join(","));
-        let addresses: Vec<ConnectionAddr> =
-            settings.sentinels.iter().map(|(host, port)| sentinel_address(host, *port, settings.tls)).collect();
-        let mut builder = SentinelClientBuilder::new(addresses.clone(), settings.service.clone(), SentinelServerType::Master)
-            .map_err(|e| Error::invalid(format!("invalid Sentinel URL: {e}")))?
-            .set_client_to_redis_db(settings.db);
-        if let Some(username) = &settings.username {
-            builder = builder.set_client_to_redis_username(username);
+        if settings.sentinels.is_empty() {
+            return Err(Error::invalid("invalid Sentinel URL: no sentinel named"));
         }
-        if let Some(password) = &settings.password {
-            builder = builder.set_client_to_redis_password(password);
-        }
-        if let Some(username) = &settings.sentinel_username {
-            builder = builder.set_client_to_sentinel_username(username);
-        }
-        if let Some(password) = &settings.sentinel_password {
-            builder = builder.set_client_to_sentinel_password(password);
-        }
-        if let Some(mode) = settings.tls {
-            builder = builder.set_client_to_redis_tls_mode(mode).set_client_to_sentinel_tls_mode(mode);
-        }
-        if let Some(certificates) = &settings.certificates {
-            builder = builder
-                .set_client_to_redis_certificates(certificates.clone())
-                .set_client_to_sentinel_certificates(certificates.clone());
-        }
-        let client = builder.build().map_err(|e| Error::invalid(format!("invalid Sentinel URL: {e}")))?;
+        let directory = Arc::new(Directory {
+            sentinels: settings.sentinels.iter().map(|(host, port)| sentinel_address(host, *port, settings.tls)).collect(),
+            service: settings.service,
+            tls: settings.tls,
+            certificates: settings.certificates,
+            sentinel_login: login(settings.sentinel_username.as_ref(), settings.sentinel_password.as_ref()),
+            primary_login: login(settings.username.as_ref(), settings.password.as_ref()).set_db(settings.db),
+        });
         let deadline = settings.redis.connect_timeout + settings.redis.response_timeout;
-        let mut resolver = Resolver { client, runtime: new_runtime()?, last_attempt: None };
+        let mut resolver = Resolver { directory: Arc::clone(&directory), runtime: new_runtime()?, last_attempt: None };
         let primary = resolver.primary(deadline, &target)?;
         let address = address_of(&primary);
         let backend = RedisBackend::with_client(primary, &settings.redis)?;
 
         let switched = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
-        let watcher = Watcher {
-            sentinels: addresses,
-            username: settings.sentinel_username,
-            password: settings.sentinel_password,
-            certificates: settings.certificates,
-            service: settings.service,
-            switched: Arc::clone(&switched),
-            stop: Arc::clone(&stop),
-        };
+        let watcher = Watcher { directory, switched: Arc::clone(&switched), stop: Arc::clone(&stop) };
         std::thread::Builder::new()
             .name("rcache-sentinel".into())
             .spawn(move || watcher.run())
@@ -216,19 +364,24 @@ impl SentinelBackend {
             self.refresh(None);
         }
         let primary = self.primary();
-        match operation(&primary.backend) {
-            Err(error) if failed_over(&error) => match self.refresh(Some(primary.generation)) {
-                Some(fresh) if retry == Retry::Once || is_read_only(&error) => operation(&fresh.backend),
-                _ => Err(error),
-            },
-            result => result,
+        let error = match operation(&primary.backend) {
+            Err(error) if failed_over(&error) => error,
+            result => return result,
+        };
+        // Refused by a replica or never sent: it surely did not run.
+        let did_not_run = is_read_only(&error) || never_sent(&error);
+        let resend = did_not_run || (retry == Retry::Once && error.kind != ErrorKind::UnknownOutcome);
+        match self.refresh(Some(primary.generation)) {
+            Some(fresh) if resend => operation(&fresh.backend),
+            _ if retry == Retry::Never && !did_not_run => Err(outcome_unknown(error)),
+            _ => Err(error),
         }
     }
 }
 
 /// The primary is gone or is a primary no more.
 fn failed_over(error: &Error) -> bool {
-    matches!(error.kind, ErrorKind::Connection | ErrorKind::Timeout) || is_read_only(error)
+    matches!(error.kind, ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::UnknownOutcome) || is_read_only(error)
 }
 
 /// A write refused by a replica: it did nothing. (`ReadOnly:` is how the
@@ -236,6 +389,21 @@ fn failed_over(error: &Error) -> bool {
 /// transaction too.)
 fn is_read_only(error: &Error) -> bool {
     error.message.contains("ReadOnly: ") || error.message.contains("READONLY")
+}
+
+/// A failure before the request left: the connection was refused, or the
+/// circuit breaker turned the call away (see `Breaker::admit`).
+fn never_sent(error: &Error) -> bool {
+    error.kind == ErrorKind::Connection
+        && (error.message.contains("Connection refused") || error.message.contains(": not tried: "))
+}
+
+/// A failure after the request may have reached the server, told as such.
+fn outcome_unknown(error: Error) -> Error {
+    if error.kind == ErrorKind::UnknownOutcome {
+        return error;
+    }
+    Error::new(ErrorKind::UnknownOutcome, format!("{error} (the request may have run on the old primary; not sent again)"))
 }
 
 impl Drop for SentinelBackend {
@@ -247,11 +415,7 @@ impl Drop for SentinelBackend {
 /// Subscribes to `+switch-master` on one sentinel after another and flags
 /// announcements for our service, until told to stop.
 struct Watcher {
-    sentinels: Vec<ConnectionAddr>,
-    username: Option<String>,
-    password: Option<String>,
-    certificates: Option<TlsCertificates>,
-    service: String,
+    directory: Arc<Directory>,
     switched: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 }
@@ -261,7 +425,7 @@ const WATCH_TICK: Duration = Duration::from_millis(250);
 
 impl Watcher {
     fn run(self) {
-        for address in self.sentinels.iter().cycle() {
+        for address in self.directory.sentinels.iter().cycle() {
             if self.stop.load(Ordering::Relaxed) {
                 return;
             }
@@ -271,19 +435,8 @@ impl Watcher {
         }
     }
 
-    fn listen(&self, address: &ConnectionAddr) -> redis::RedisResult<()> {
-        let mut redis_info = RedisConnectionInfo::default();
-        if let Some(username) = &self.username {
-            redis_info = redis_info.set_username(username);
-        }
-        if let Some(password) = &self.password {
-            redis_info = redis_info.set_password(password);
-        }
-        let info = address.clone().into_connection_info()?.set_redis_settings(redis_info);
-        let client = match &self.certificates {
-            Some(certificates) => Client::build_with_tls(info, certificates.clone())?,
-            None => Client::open(info)?,
-        };
+    fn listen(&self, address: &ConnectionAddr) -> RedisResult<()> {
+        let client = self.directory.client(address.clone(), &self.directory.sentinel_login)?;
         let mut connection = client.get_connection_with_timeout(Duration::from_secs(1))?;
         let mut pubsub = connection.as_pubsub();
         pubsub.set_read_timeout(Some(WATCH_TICK))?;
@@ -293,7 +446,7 @@ impl Watcher {
                 // "<service> <old ip> <old port> <new ip> <new port>"
                 Ok(message) => {
                     let payload: String = message.get_payload().unwrap_or_default();
-                    if payload.split(' ').next() == Some(self.service.as_str()) {
+                    if payload.split(' ').next() == Some(self.directory.service.as_str()) {
                         self.switched.store(true, Ordering::Relaxed);
                     }
                 }
@@ -304,7 +457,6 @@ impl Watcher {
         Ok(())
     }
 }
-
 impl Backend for SentinelBackend {
     fn breaker_counts(&self) -> (u64, u64) {
         let (trips, skips) = self.primary().backend.breaker_counts();
@@ -348,7 +500,7 @@ impl Backend for SentinelBackend {
     }
 
     fn clear(&self, pattern: &[u8]) -> Result<u64> {
-        self.call(Retry::Once, |backend| backend.clear(pattern))
+        self.call(Retry::Never, |backend| backend.clear(pattern))
     }
 
     fn keys(&self, pattern: &[u8]) -> Result<Vec<Vec<u8>>> {
@@ -376,15 +528,15 @@ impl Backend for SentinelBackend {
     }
 
     fn extend_lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
-        self.call(Retry::Once, |backend| backend.extend_lock(key, owner, lease))
+        self.call(Retry::Never, |backend| backend.extend_lock(key, owner, lease))
     }
 
     fn unlock(&self, key: &[u8], owner: &[u8]) -> Result<bool> {
-        self.call(Retry::Once, |backend| backend.unlock(key, owner))
+        self.call(Retry::Never, |backend| backend.unlock(key, owner))
     }
 
     fn delete(&self, key: &[u8]) -> Result<bool> {
-        self.call(Retry::Once, |backend| backend.delete(key))
+        self.call(Retry::Never, |backend| backend.delete(key))
     }
 
     fn exists(&self, key: &[u8]) -> Result<bool> {
@@ -429,7 +581,7 @@ impl Backend for SentinelBackend {
     }
 
     fn session_destroy(&self, key: &[u8], secret: &[u8]) -> Result<bool> {
-        self.call(Retry::Once, |backend| backend.session_destroy(key, secret))
+        self.call(Retry::Never, |backend| backend.session_destroy(key, secret))
     }
 
     fn session_list(&self, pattern: &[u8]) -> Result<Vec<(Vec<u8>, SessionRecord)>> {
@@ -437,7 +589,7 @@ impl Backend for SentinelBackend {
     }
 
     fn session_purge(&self, pattern: &[u8], idle_since_ms: u64) -> Result<u64> {
-        self.call(Retry::Once, |backend| backend.session_purge(pattern, idle_since_ms))
+        self.call(Retry::Never, |backend| backend.session_purge(pattern, idle_since_ms))
     }
 }
 
@@ -458,5 +610,41 @@ mod tests {
         assert!(!is_read_only(&other) && !failed_over(&other), "{other}");
         let gone = Error::new(ErrorKind::Connection, "127.0.0.1:6379: connection refused");
         assert!(failed_over(&gone) && !is_read_only(&gone));
+    }
+
+    fn answer(sentinel: usize, port: u16, config_epoch: u64) -> Answer {
+        Answer { sentinel, host: "10.0.0.1".into(), port, config_epoch }
+    }
+
+    #[test]
+    fn a_majority_of_the_configured_sentinels_outvotes_a_higher_epoch() {
+        let answers = [answer(0, 1, 9), answer(1, 2, 1), answer(2, 2, 1), answer(3, 2, 1)];
+        assert_eq!(choose(&answers, 4), Some(("10.0.0.1", 2)));
+        // Half is not a majority: the highest epoch decides.
+        assert_eq!(choose(&answers[..3], 4), Some(("10.0.0.1", 1)));
+    }
+
+    #[test]
+    fn without_a_majority_the_highest_epoch_wins() {
+        // Two of five configured sentinels answer, and disagree.
+        assert_eq!(choose(&[answer(0, 1, 3), answer(1, 2, 4)], 5), Some(("10.0.0.1", 2)));
+        // Same epoch: more sentinels, then the first listed.
+        assert_eq!(choose(&[answer(0, 1, 4), answer(1, 2, 4), answer(2, 2, 4)], 7), Some(("10.0.0.1", 2)));
+        assert_eq!(choose(&[answer(1, 1, 4), answer(0, 2, 4)], 5), Some(("10.0.0.1", 2)));
+        assert_eq!(choose(&[], 3), None);
+    }
+
+    #[test]
+    fn a_call_that_may_have_run_is_told_apart_from_one_never_sent() {
+        let refused = Error::new(ErrorKind::Connection, "127.0.0.1:1: Connection refused (os error 111)");
+        let breaker = Error::new(
+            ErrorKind::Connection,
+            "127.0.0.1:1: not tried: 5 consecutive failures opened the circuit breaker for 1000 ms",
+        );
+        let dropped = Error::new(ErrorKind::Connection, "127.0.0.1:1: broken pipe");
+        let late = Error::new(ErrorKind::Timeout, "127.0.0.1:1: no reply within 500 ms");
+        assert!(never_sent(&refused) && never_sent(&breaker));
+        assert!(!never_sent(&dropped) && !never_sent(&late));
+        assert_eq!(outcome_unknown(late).kind, ErrorKind::UnknownOutcome);
     }
 }
