@@ -750,11 +750,8 @@ impl Backend for ClusterBackend {
     }
 
     fn hash_set(&self, key: &[u8], fields: &[(&[u8], &[u8])], expiry: WriteExpiry, condition: WriteCondition) -> Result<bool> {
-        let (condition, call) = match condition {
-            WriteCondition::Always => ("always", Call::HashSet),
-            WriteCondition::IfExists => ("if_exists", Call::HashSetIf),
-            WriteCondition::IfAbsent => ("if_absent", Call::HashSetIf),
-        };
+        let call = Call::hash_set(condition);
+        let condition = condition.script_arg();
         self.run(call, |link| async move {
             let mut args = Args::default().with("set").with(condition).with(write_ttl_arg(expiry));
             for (name, value) in fields {

@@ -52,6 +52,17 @@ pub enum WriteCondition {
     IfAbsent,
 }
 
+impl WriteCondition {
+    /// The condition as the hash script takes it.
+    pub(crate) const fn script_arg(self) -> &'static str {
+        match self {
+            WriteCondition::Always => "always",
+            WriteCondition::IfExists => "if_exists",
+            WriteCondition::IfAbsent => "if_absent",
+        }
+    }
+}
+
 /// What a backend knows about an entry's remaining lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Remaining {

@@ -467,11 +467,8 @@ impl Backend for RedisBackend {
     }
 
     fn hash_set(&self, key: &[u8], fields: &[(&[u8], &[u8])], expiry: WriteExpiry, condition: WriteCondition) -> Result<bool> {
-        let (condition, call) = match condition {
-            WriteCondition::Always => ("always", Call::HashSet),
-            WriteCondition::IfExists => ("if_exists", Call::HashSetIf),
-            WriteCondition::IfAbsent => ("if_absent", Call::HashSetIf),
-        };
+        let call = Call::hash_set(condition);
+        let condition = condition.script_arg();
         let mut invocation = self.scripts.hash.key(key);
         invocation.arg("set").arg(condition).arg(write_ttl_arg(expiry));
         for (name, value) in fields {

@@ -18,8 +18,9 @@
 //! replica), or when a sentinel announces `+switch-master` for the service (a
 //! watcher thread subscribes to it). Then:
 //! - a call refused with `READONLY` did nothing and is sent to the new primary;
-//! - an idempotent call (`Retry::Once`: reads, and writes whose second run
-//!   changes neither the data nor the answer) is sent to the new primary;
+//! - a call the retry table ([`Call::resend`]) lets be sent again (reads, and
+//!   writes whose second run changes neither the data nor the answer) is sent
+//!   to the new primary;
 //! - any other call whose request may have reached the old primary is not
 //!   sent again: it fails with `ErrorKind::UnknownOutcome` (a timeout or a
 //!   dropped connection) — it may have run there once. One that surely never
@@ -39,6 +40,7 @@ use redis::{
 };
 use tokio::runtime::Runtime;
 
+use super::conn::retry::Call;
 use super::conn::wire::{convert_error, install_tls_provider, new_runtime};
 use super::{
     Backend, Expiry, ForRefresh, HashFields, RedisBackend, RedisSettings, Remaining, SaveOutcome, SessionRecord, WriteCondition,
@@ -67,17 +69,6 @@ pub struct SentinelSettings {
 
 /// Least time between two lookups of the primary.
 const RESOLVE_INTERVAL: Duration = Duration::from_millis(50);
-
-/// Whether a call may be sent to the new primary after its request may have
-/// reached the old one.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Retry {
-    /// A second run changes neither the data nor the answer.
-    Once,
-    /// Sent again only if it surely did not run (refused with `READONLY`,
-    /// or never sent); otherwise the caller gets `UnknownOutcome`.
-    Never,
-}
 
 /// The primary in use: a standalone backend on it.
 struct Primary {
@@ -359,7 +350,7 @@ impl SentinelBackend {
     }
 
     /// Runs `operation` on the primary, following a failover as the module says.
-    fn call<T>(&self, retry: Retry, operation: impl Fn(&RedisBackend) -> Result<T>) -> Result<T> {
+    fn call<T>(&self, call: Call, operation: impl Fn(&RedisBackend) -> Result<T>) -> Result<T> {
         if self.switched.load(Ordering::Relaxed) {
             self.refresh(None);
         }
@@ -370,10 +361,10 @@ impl SentinelBackend {
         };
         // Refused by a replica or never sent: it surely did not run.
         let did_not_run = is_read_only(&error) || never_sent(&error);
-        let resend = did_not_run || (retry == Retry::Once && error.kind != ErrorKind::UnknownOutcome);
+        let resend = did_not_run || (call.resendable() && error.kind != ErrorKind::UnknownOutcome);
         match self.refresh(Some(primary.generation)) {
             Some(fresh) if resend => operation(&fresh.backend),
-            _ if retry == Retry::Never && !did_not_run => Err(outcome_unknown(error)),
+            _ if !call.resendable() && !did_not_run => Err(outcome_unknown(error)),
             _ => Err(error),
         }
     }
@@ -464,103 +455,103 @@ impl Backend for SentinelBackend {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.call(Retry::Once, |backend| backend.get(key))
+        self.call(Call::Get, |backend| backend.get(key))
     }
 
     fn get_with_ttl(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Remaining)>> {
-        self.call(Retry::Once, |backend| backend.get_with_ttl(key))
+        self.call(Call::GetWithTtl, |backend| backend.get_with_ttl(key))
     }
 
     fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
-        self.call(Retry::Once, |backend| backend.get_many(keys))
+        self.call(Call::GetMany, |backend| backend.get_many(keys))
     }
 
     fn set(&self, key: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<()> {
-        self.call(Retry::Once, |backend| backend.set(key, value, expiry))
+        self.call(Call::Set, |backend| backend.set(key, value, expiry))
     }
 
     fn compare_and_set(&self, key: &[u8], expected: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<bool> {
-        self.call(Retry::Never, |backend| backend.compare_and_set(key, expected, value, expiry))
+        self.call(Call::CompareAndSet, |backend| backend.compare_and_set(key, expected, value, expiry))
     }
 
     fn set_many(&self, entries: &[(Vec<u8>, &[u8])], expiry: Expiry) -> Result<()> {
-        self.call(Retry::Once, |backend| backend.set_many(entries, expiry))
+        self.call(Call::SetMany, |backend| backend.set_many(entries, expiry))
     }
 
     fn set_tagged(&self, key: &[u8], value: &[u8], expiry: Expiry, tags: &[Vec<u8>]) -> Result<()> {
-        self.call(Retry::Once, |backend| backend.set_tagged(key, value, expiry, tags))
+        self.call(Call::SetTagged, |backend| backend.set_tagged(key, value, expiry, tags))
     }
 
     fn add_tags(&self, key: &[u8], tags: &[Vec<u8>]) -> Result<bool> {
-        self.call(Retry::Once, |backend| backend.add_tags(key, tags))
+        self.call(Call::AddTags, |backend| backend.add_tags(key, tags))
     }
 
     fn invalidate_tags(&self, tags: &[Vec<u8>]) -> Result<()> {
-        self.call(Retry::Once, |backend| backend.invalidate_tags(tags))
+        self.call(Call::InvalidateTags, |backend| backend.invalidate_tags(tags))
     }
 
     fn clear(&self, pattern: &[u8]) -> Result<u64> {
-        self.call(Retry::Never, |backend| backend.clear(pattern))
+        self.call(Call::Clear, |backend| backend.clear(pattern))
     }
 
     fn keys(&self, pattern: &[u8]) -> Result<Vec<Vec<u8>>> {
-        self.call(Retry::Once, |backend| backend.keys(pattern))
+        self.call(Call::Scan, |backend| backend.keys(pattern))
     }
 
     fn hash_get(&self, key: &[u8]) -> Result<Option<HashFields>> {
-        self.call(Retry::Once, |backend| backend.hash_get(key))
+        self.call(Call::HashGet, |backend| backend.hash_get(key))
     }
 
     fn hash_set(&self, key: &[u8], fields: &[(&[u8], &[u8])], expiry: WriteExpiry, condition: WriteCondition) -> Result<bool> {
-        self.call(Retry::Never, |backend| backend.hash_set(key, fields, expiry, condition))
+        self.call(Call::hash_set(condition), |backend| backend.hash_set(key, fields, expiry, condition))
     }
 
     fn server_info(&self) -> Result<Vec<u8>> {
-        self.call(Retry::Once, |backend| backend.server_info())
+        self.call(Call::ServerInfo, |backend| backend.server_info())
     }
 
     fn get_for_refresh(&self, key: &[u8], meta_key: &[u8]) -> Result<Option<ForRefresh>> {
-        self.call(Retry::Once, |backend| backend.get_for_refresh(key, meta_key))
+        self.call(Call::GetForRefresh, |backend| backend.get_for_refresh(key, meta_key))
     }
 
     fn lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
-        self.call(Retry::Never, |backend| backend.lock(key, owner, lease))
+        self.call(Call::Lock, |backend| backend.lock(key, owner, lease))
     }
 
     fn extend_lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
-        self.call(Retry::Never, |backend| backend.extend_lock(key, owner, lease))
+        self.call(Call::ExtendLock, |backend| backend.extend_lock(key, owner, lease))
     }
 
     fn unlock(&self, key: &[u8], owner: &[u8]) -> Result<bool> {
-        self.call(Retry::Never, |backend| backend.unlock(key, owner))
+        self.call(Call::Unlock, |backend| backend.unlock(key, owner))
     }
 
     fn delete(&self, key: &[u8]) -> Result<bool> {
-        self.call(Retry::Never, |backend| backend.delete(key))
+        self.call(Call::Delete, |backend| backend.delete(key))
     }
 
     fn exists(&self, key: &[u8]) -> Result<bool> {
-        self.call(Retry::Once, |backend| backend.exists(key))
+        self.call(Call::Exists, |backend| backend.exists(key))
     }
 
     fn remaining(&self, key: &[u8]) -> Result<Remaining> {
-        self.call(Retry::Once, |backend| backend.remaining(key))
+        self.call(Call::Remaining, |backend| backend.remaining(key))
     }
 
     fn expire(&self, key: &[u8], expiry: Expiry) -> Result<bool> {
-        self.call(Retry::Once, |backend| backend.expire(key, expiry))
+        self.call(Call::Expire, |backend| backend.expire(key, expiry))
     }
 
     fn increment(&self, key: &[u8], delta: i64, expiry_if_new: Expiry) -> Result<i64> {
-        self.call(Retry::Never, |backend| backend.increment(key, delta, expiry_if_new))
+        self.call(Call::Increment, |backend| backend.increment(key, delta, expiry_if_new))
     }
 
     fn session_create(&self, key: &[u8], secret: &[u8], fields: &[(&[u8], &[u8])], expiry: Expiry, now_ms: u64) -> Result<bool> {
-        self.call(Retry::Never, |backend| backend.session_create(key, secret, fields, expiry, now_ms))
+        self.call(Call::SessionCreate, |backend| backend.session_create(key, secret, fields, expiry, now_ms))
     }
 
     fn session_load(&self, key: &[u8], secret: &[u8], touch: Option<Expiry>, now_ms: u64) -> Result<Option<SessionRecord>> {
-        self.call(Retry::Once, |backend| backend.session_load(key, secret, touch, now_ms))
+        self.call(Call::SessionLoad, |backend| backend.session_load(key, secret, touch, now_ms))
     }
 
     fn session_save(
@@ -573,23 +564,23 @@ impl Backend for SentinelBackend {
         expiry: Expiry,
         now_ms: u64,
     ) -> Result<SaveOutcome> {
-        self.call(Retry::Never, |backend| backend.session_save(key, secret, expected, set, delete, expiry, now_ms))
+        self.call(Call::SessionSave, |backend| backend.session_save(key, secret, expected, set, delete, expiry, now_ms))
     }
 
     fn session_touch(&self, key: &[u8], secret: &[u8], expiry: Expiry, now_ms: u64) -> Result<bool> {
-        self.call(Retry::Once, |backend| backend.session_touch(key, secret, expiry, now_ms))
+        self.call(Call::SessionTouch, |backend| backend.session_touch(key, secret, expiry, now_ms))
     }
 
     fn session_destroy(&self, key: &[u8], secret: &[u8]) -> Result<bool> {
-        self.call(Retry::Never, |backend| backend.session_destroy(key, secret))
+        self.call(Call::SessionDestroy, |backend| backend.session_destroy(key, secret))
     }
 
     fn session_list(&self, pattern: &[u8]) -> Result<Vec<(Vec<u8>, SessionRecord)>> {
-        self.call(Retry::Once, |backend| backend.session_list(pattern))
+        self.call(Call::SessionList, |backend| backend.session_list(pattern))
     }
 
     fn session_purge(&self, pattern: &[u8], idle_since_ms: u64) -> Result<u64> {
-        self.call(Retry::Never, |backend| backend.session_purge(pattern, idle_since_ms))
+        self.call(Call::SessionPurge, |backend| backend.session_purge(pattern, idle_since_ms))
     }
 }
 

@@ -16,6 +16,7 @@
 use redis::RedisError;
 
 use super::wire::{connection_dropped, convert_error};
+use crate::backend::WriteCondition;
 use crate::error::{Error, ErrorKind};
 
 /// Whether a call may be sent again after its connection dropped.
@@ -76,6 +77,14 @@ pub enum Call {
 }
 
 impl Call {
+    /// The hash write under `condition`: a conditional one must not run twice.
+    pub const fn hash_set(condition: WriteCondition) -> Call {
+        match condition {
+            WriteCondition::Always => Call::HashSet,
+            WriteCondition::IfExists | WriteCondition::IfAbsent => Call::HashSetIf,
+        }
+    }
+
     /// The retry table.
     pub const fn resend(self) -> Resend {
         use Call::*;
