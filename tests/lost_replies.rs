@@ -69,8 +69,9 @@ impl Site {
                         !slots.is_empty()
                             && slots.iter().all(|range| match range.get(2) {
                                 Some(redis::Value::Array(address)) => {
-                                    let port: Option<u16> =
-                                        address.get(1).and_then(|port| redis::FromRedisValue::from_redis_value(port.clone()).ok());
+                                    let port: Option<u16> = address
+                                        .get(1)
+                                        .and_then(|port| redis::FromRedisValue::from_redis_value(port.clone()).ok());
                                     port.is_some_and(|port| proxy_ports.contains(&port))
                                 }
                                 _ => false,

@@ -28,30 +28,67 @@ pub enum Fault {
     DelayReply(Duration),
 }
 
-/// Picks the request to fault, from its arguments (the command name first).
+/// Decides from a request's arguments (the command name first) whether it is the one.
+type Matcher = Box<dyn FnMut(&[Vec<u8>]) -> bool + Send>;
+
+/// Picks the request to fault.
 pub struct Trigger {
-    matches: Box<dyn FnMut(&[Vec<u8>]) -> bool + Send>,
-    description: String,
+    matches: Matcher,
 }
 
 /// Commands that only read: a `Trigger::write_to` never picks them.
 const READ_ONLY: &[&str] = &[
-    "GET", "MGET", "GETRANGE", "STRLEN", "EXISTS", "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME", "TYPE", "HGET", "HMGET",
-    "HGETALL", "HLEN", "HEXISTS", "SCAN", "KEYS", "SCRIPT", "PING", "HELLO", "CLIENT", "SELECT", "AUTH", "INFO", "CLUSTER",
-    "ROLE", "READONLY", "READWRITE", "ASKING", "SENTINEL", "EVALSHA_RO", "EVAL_RO", "FCALL_RO", "OBJECT", "DBSIZE",
-    "MULTI", "WATCH", "UNWATCH", "DISCARD",
+    "GET",
+    "MGET",
+    "GETRANGE",
+    "STRLEN",
+    "EXISTS",
+    "TTL",
+    "PTTL",
+    "EXPIRETIME",
+    "PEXPIRETIME",
+    "TYPE",
+    "HGET",
+    "HMGET",
+    "HGETALL",
+    "HLEN",
+    "HEXISTS",
+    "SCAN",
+    "KEYS",
+    "SCRIPT",
+    "PING",
+    "HELLO",
+    "CLIENT",
+    "SELECT",
+    "AUTH",
+    "INFO",
+    "CLUSTER",
+    "ROLE",
+    "READONLY",
+    "READWRITE",
+    "ASKING",
+    "SENTINEL",
+    "EVALSHA_RO",
+    "EVAL_RO",
+    "FCALL_RO",
+    "OBJECT",
+    "DBSIZE",
+    "MULTI",
+    "WATCH",
+    "UNWATCH",
+    "DISCARD",
 ];
 
 impl Trigger {
     /// Any request chosen by `matches` (arguments, command name first).
-    pub fn when(description: &str, matches: impl FnMut(&[Vec<u8>]) -> bool + Send + 'static) -> Trigger {
-        Trigger { matches: Box::new(matches), description: description.to_string() }
+    pub fn when(matches: impl FnMut(&[Vec<u8>]) -> bool + Send + 'static) -> Trigger {
+        Trigger { matches: Box::new(matches) }
     }
 
     /// The `n`th request (1 = the next one) after arming, on any connection.
     pub fn nth(n: usize) -> Trigger {
         let mut seen = 0;
-        Trigger::when(&format!("request #{n}"), move |_| {
+        Trigger::when(move |_| {
             seen += 1;
             seen == n
         })
@@ -60,14 +97,14 @@ impl Trigger {
     /// The first request whose command name is `name` (any case).
     pub fn command(name: &str) -> Trigger {
         let name = name.to_string();
-        Trigger::when(&name.clone(), move |args| args.first().is_some_and(|first| first.eq_ignore_ascii_case(name.as_bytes())))
+        Trigger::when(move |args| args.first().is_some_and(|first| first.eq_ignore_ascii_case(name.as_bytes())))
     }
 
     /// The first request named `name` with `argument` among its arguments
     /// (any case), e.g. `command_with("SET", "NX")`.
     pub fn command_with(name: &str, argument: &str) -> Trigger {
         let (name, argument) = (name.to_string(), argument.to_string());
-        Trigger::when(&format!("{name} … {argument}"), move |args| {
+        Trigger::when(move |args| {
             args.first().is_some_and(|first| first.eq_ignore_ascii_case(name.as_bytes()))
                 && args[1..].iter().any(|arg| arg.eq_ignore_ascii_case(argument.as_bytes()))
         })
@@ -78,7 +115,7 @@ impl Trigger {
     /// commands a client uses to change `key`, the first one is faulted.
     pub fn write_to(key: &[u8]) -> Trigger {
         let key = key.to_vec();
-        Trigger::when(&format!("the first write to {}", String::from_utf8_lossy(&key)), move |args| {
+        Trigger::when(move |args| {
             let Some(name) = args.first() else { return false };
             let name = String::from_utf8_lossy(name).to_ascii_uppercase();
             !READ_ONLY.contains(&name.as_str()) && args[1..].iter().any(|arg| arg.windows(key.len()).any(|part| part == key))
@@ -114,6 +151,8 @@ enum Action {
 /// The per-connection queue of actions, one per forwarded request, in order.
 struct Pending {
     actions: Mutex<VecDeque<Action>>,
+    /// Set by `SYNC`/`PSYNC`: a replication stream follows, relayed as raw bytes.
+    raw: AtomicBool,
 }
 
 impl FaultProxy {
@@ -216,7 +255,7 @@ fn serve(client: TcpStream, shared: Arc<Shared>) {
         connections.push(client.try_clone().unwrap());
         connections.push(server.try_clone().unwrap());
     }
-    let pending = Arc::new(Pending { actions: Mutex::new(VecDeque::new()) });
+    let pending = Arc::new(Pending { actions: Mutex::new(VecDeque::new()), raw: AtomicBool::new(false) });
     let replies = {
         let (client, server, pending, shared) =
             (client.try_clone().unwrap(), server.try_clone().unwrap(), Arc::clone(&pending), Arc::clone(&shared));
@@ -252,6 +291,7 @@ fn relay_requests(mut client: TcpStream, mut server: TcpStream, pending: &Pendin
                 }
             }
             match name.as_str() {
+                "SYNC" | "PSYNC" => pending.raw.store(true, Ordering::SeqCst),
                 "MULTI" => in_multi = true,
                 "EXEC" | "DISCARD" => {
                     in_multi = false;
@@ -288,6 +328,14 @@ fn relay_replies(mut server: TcpStream, mut client: TcpStream, pending: &Pending
             Ok(read) => read,
         };
         buffer.extend_from_slice(&chunk[..read]);
+        if pending.raw.load(Ordering::SeqCst) {
+            // A replica's stream: the RDB payload is not a RESP frame.
+            if client.write_all(&buffer).is_err() {
+                break;
+            }
+            buffer.clear();
+            continue;
+        }
         let mut start = 0;
         while let Some(end) = frame_end(&buffer, start) {
             let reply = &buffer[start..end];
@@ -327,7 +375,11 @@ fn describe(args: &[Vec<u8>]) -> String {
     args.iter()
         .map(|arg| {
             let text = String::from_utf8_lossy(arg);
-            if text.chars().count() > 40 { format!("{}…", text.chars().take(40).collect::<String>()) } else { text.into_owned() }
+            if text.chars().count() > 40 {
+                format!("{}…", text.chars().take(40).collect::<String>())
+            } else {
+                text.into_owned()
+            }
         })
         .collect::<Vec<_>>()
         .join(" ")
