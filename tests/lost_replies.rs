@@ -235,7 +235,15 @@ fn extend_lock(site: &Site, fault: Fault, key: &str) {
     site.arm(fault, || Trigger::write_to(key.as_bytes()));
     let result = cache.extend_lock(key.as_bytes(), b"ours", Duration::from_secs(600));
     let faulted = site.faulted();
-    truth_or_unknown(result, true, &faulted);
+    match result {
+        Ok(extended) => assert!(extended, "reported not ours after the reply to `{faulted}` was lost"),
+        // A second run sets the same lease and gives the same answer, so a
+        // plain timeout (safe to try again) is as honest as an unknown outcome.
+        Err(error) => assert!(
+            matches!(error.kind, ErrorKind::UnknownOutcome | ErrorKind::Timeout),
+            "after the reply to `{faulted}` was lost: {error}"
+        ),
+    }
     let holder: Option<String> = site.direct(redis::cmd("GET").arg(key));
     assert_eq!(holder.as_deref(), Some("ours"), "the lock is still ours (`{faulted}`)");
     let left: i64 = site.direct(redis::cmd("PTTL").arg(key));
