@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Throughput and latency of get/set from Python: rcache's ctypes bindings
-(bindings/python/rcache) or redis-py, from 1 or more threads sharing one client.
+(bindings/python/rcache), redis-py or valkey-glide-sync, from 1 or more threads
+sharing one client.
 
-    bench.py --client rcache   --url redis://127.0.0.1:PORT/0 [options]
-    bench.py --client rcache   --url memory://                [options]
-    bench.py --client redis-py --url redis://127.0.0.1:PORT/0 [options]
+    bench.py --client rcache       --url redis://127.0.0.1:PORT/0 [options]
+    bench.py --client rcache       --url memory://                [options]
+    bench.py --client redis-py     --url redis://127.0.0.1:PORT/0 [options]
+    bench.py --client valkey-glide --url redis://127.0.0.1:PORT/0 [options]
 
 Each (op, thread count) pair is one run, bounded by --seconds of wall time and
 by --max-ops operations in total, whichever comes first. Every operation is
@@ -12,7 +14,8 @@ timed with time.perf_counter_ns() into a per-thread list; the lists are merged
 and sorted for p50/p99. Keys "bench:key:NNNNNNNNN" over --keys keys are all
 written before the first run so that every GET hits. redis-py uses one
 redis.Redis shared by all threads (its connection pool gives each thread a
-connection); rcache uses one rcache.Client shared by all threads.
+connection); rcache uses one rcache.Client and valkey-glide-sync one
+GlideClient (one multiplexed connection), shared by all threads.
 
 Besides a readable table it prints one line per run for scripts, as bench.c does:
   RESULT label=... op=get threads=1 ops=N seconds=S ops_per_sec=R p50_us=A p99_us=B cpu_us_per_op=C
@@ -51,6 +54,20 @@ def open_client(kind, url):
 
         label = "rcache-py-memory" if url.startswith("memory:") else "rcache-py"
         return rcache.Client(url), label, f"INFO rcache={rcache.__version__} library={rcache._lib.path}"
+    if kind == "valkey-glide":
+        from importlib.metadata import version
+        from urllib.parse import urlparse
+
+        from glide_sync import GlideClient, GlideClientConfiguration, NodeAddress
+
+        parsed = urlparse(url)
+        config = GlideClientConfiguration(
+            [NodeAddress(parsed.hostname or "127.0.0.1", parsed.port or 6379)],
+            database_id=int(parsed.path.strip("/") or 0),
+            request_timeout=5000,
+        )
+        info = f"INFO valkey-glide-sync={version('valkey-glide-sync')}"
+        return GlideClient.create(config), "valkey-glide-sync", info
     import redis
     import redis.utils
 
@@ -175,7 +192,7 @@ def run_one(client, label, op, threads, keys, value, seconds, max_ops):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--client", choices=["rcache", "redis-py"], default="rcache")
+    parser.add_argument("--client", choices=["rcache", "redis-py", "valkey-glide"], default="rcache")
     parser.add_argument("--url", default="memory://")
     parser.add_argument("--threads", default="1,8", help="comma-separated thread counts (default 1,8)")
     parser.add_argument("--ops", default="set,get", help="comma-separated: set, get (default set,get)")

@@ -8,10 +8,13 @@
 #
 # Every client is measured on the same server in the same run: each round runs
 # redis-benchmark, rcache from C (bench.c) and from Python (bench.py),
-# redis-py + hiredis (bench.py), near-cache hits against plain gets from C and
+# redis-py + hiredis and valkey-glide-sync (bench.py, each client in its own
+# process), near-cache hits against plain gets from C and
 # from Python (bench_near.c, bench_near.py), and web2py's cache(key, f, 300)
 # with the old module, rcache.web2py and rcache.web2py with a near cache
-# (bench_web2py.py).
+# (bench_web2py.py). Then, once, bench_wire.c: the server's time per read
+# (INFO commandstats) and the client's CPU per get and set, as multiples of
+# hiredis's synchronous API in the same program.
 #
 # Environment: BENCH_ROUNDS (default 5) repetitions of every Redis figure
 # without CPU pinning, of which the median decides the targets; BENCH_SECONDS
@@ -52,11 +55,33 @@ ${CC:-cc} -O2 -Wall -Wextra -Werror -pthread -I "$root/include" "$root/bench/ben
 ${CC:-cc} -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -I "$root/include" "$root/bench/bench_near.c" \
   -o "$out/bench_near" -L "$root/target/release" -lrcache -Wl,-rpath,"$root/target/release"
 
+# --- hiredis (Debian's libhiredis-dev), the baseline of bench_wire.c -------------
+hiredis_header=/usr/include/hiredis/hiredis.h
+if [ ! -f "$hiredis_header" ]; then
+  say "installing the benchmark-only Debian package libhiredis-dev"
+  as_root=()
+  [ "$(id -u)" = 0 ] || as_root=(sudo)
+  if "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libhiredis-dev >>"$log" 2>&1 \
+    || { "${as_root[@]}" apt-get update -qq >>"$log" 2>&1 \
+      && "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libhiredis-dev >>"$log" 2>&1; }; then
+    note "run.sh installed libhiredis-dev for bench_wire.c's hiredis baseline"
+  fi
+fi
+have_hiredis=no
+if [ -f "$hiredis_header" ] && ${CC:-cc} -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -I "$root/include" \
+  "$root/bench/bench_wire.c" -o "$out/bench_wire" -L "$root/target/release" -lrcache -lhiredis \
+  -Wl,-rpath,"$root/target/release" >>"$log" 2>&1; then
+  have_hiredis=yes
+else
+  note "libhiredis-dev is missing or bench_wire.c did not build (see build/bench/log.txt): no server-cost or client-CPU figures"
+fi
+
 # --- benchmark-only Python packages --------------------------------------------
 missing=()
 python3 -c 'import redis' 2>/dev/null || missing+=(redis)
 python3 -c 'import hiredis' 2>/dev/null || missing+=(hiredis)
 python3 -c 'import matplotlib' 2>/dev/null || missing+=(matplotlib)
+python3 -c 'import glide_sync' 2>/dev/null || missing+=(valkey-glide-sync)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing benchmark-only Python packages: python3 -m pip install --quiet ${missing[*]}"
   if PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet "${missing[@]}" >>"$log" 2>&1; then
@@ -69,6 +94,9 @@ fi
 have_redis_py=no
 python3 -c 'import redis' 2>/dev/null && have_redis_py=yes
 [ "$have_redis_py" = yes ] || note "redis-py is not importable: its figures, the Python 1-thread target and the web2py comparison are not measured"
+have_glide=no
+python3 -c 'import glide_sync' 2>/dev/null && have_glide=yes
+[ "$have_glide" = yes ] || note "valkey-glide-sync is not importable: its figures are not measured"
 have_matplotlib=no
 python3 -c 'import matplotlib' 2>/dev/null && have_matplotlib=yes
 [ "$have_matplotlib" = yes ] || note "matplotlib is not importable: no chart was drawn"
@@ -115,6 +143,9 @@ all_cpus="0-$(($(nproc) - 1))"
   echo "value_size=$value_size"
   if [ "$have_redis_py" = yes ]; then
     python3 -c 'import redis, redis.utils; print(f"redis_py={redis.__version__}"); print(f"hiredis={bool(redis.utils.HIREDIS_AVAILABLE)}")'
+  fi
+  if [ "$have_glide" = yes ]; then
+    python3 -c 'from importlib.metadata import version; print("valkey_glide_sync=" + version("valkey-glide-sync"))'
   fi
 } >>"$meta"
 
@@ -168,6 +199,10 @@ redis_round() {
     run_tagged "$round" "$placement" "${pin[@]}" python3 "$root/bench/bench.py" --client redis-py --url "$url" \
       --threads 1,8 --seconds "$seconds" --value-size "$value_size"
   fi
+  if [ "$have_glide" = yes ]; then
+    run_tagged "$round" "$placement" "${pin[@]}" python3 "$root/bench/bench.py" --client valkey-glide --url "$url" \
+      --threads 1,8 --seconds "$seconds" --value-size "$value_size"
+  fi
 }
 
 # One pass over the one-thread figures of the near cache and of web2py's cache(key, f, 300).
@@ -204,13 +239,30 @@ if command -v taskset >/dev/null && [ "$(nproc)" -gt 1 ]; then
 else
   note "the pinned controls were skipped (no taskset, or a single CPU)"
 fi
+# The server's time per read must be the only traffic on the server: run alone, unpinned.
+wire=$out/wire.md
+: >"$wire"
+if [ "$have_hiredis" = yes ]; then
+  say "server time per read (INFO commandstats) and client CPU per call against hiredis (bench_wire.c)"
+  echo "\$ $out/bench_wire --port $port" >>"$log"
+  if ! timeout -k 5 300 "$out/bench_wire" --port "$port" >"$wire" 2>>"$log"; then
+    say "FAILED: bench_wire (see $log)"
+    failures=$((failures + 1))
+  fi
+fi
 say "done in $(($(date +%s) - started)) s"
 
 echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$meta"
 [ "$failures" -eq 0 ] || note "$failures benchmark command(s) failed; see build/bench/log.txt"
 note "Redis figures depend on whether the scheduler puts a client thread and redis-server on the same CPU (cheap wake-ups) or on different CPUs (costly cross-CPU wake-ups on this VM): see the min–max column and the one-CPU control."
 note "client CPU µs/op is the benchmark process's getrusage/process_time delta over its operations; this kernel samples CPU time at scheduler ticks, so it is indicative only, least reliable when the client mostly sleeps (split placement)."
-python3 "$root/bench/summarize.py" "$results" "$meta" | tee "$out/report.md"
+{
+  python3 "$root/bench/summarize.py" "$results" "$meta"
+  if [ -s "$wire" ]; then
+    printf '\n## Server time per read and client CPU per call, against hiredis\n\n'
+    cat "$wire"
+  fi
+} | tee "$out/report.md"
 echo
 say "report written to build/bench/report.md"
 rm -f "$out/chart.png"
