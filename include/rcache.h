@@ -458,7 +458,8 @@ enum rcache_status rcache_client_invalidate_tags(const struct rcache_client *cli
 // Deletes the keys of the client's namespace that match the glob `pattern`
 // (Redis syntax: `*`, `?`, `[...]`, `\` escapes; matched against keys without
 // the prefix), or all of the namespace's keys (tags included) when `pattern`
-// is NULL. On Redis it scans and unlinks in batches, never KEYS or FLUSHDB,
+// is NULL and `pattern_len` is 0. NULL with a non-zero `pattern_len` is
+// `RCACHE_STATUS_INVALID_ARGUMENT` (nothing is deleted). On Redis it scans and unlinks in batches, never KEYS or FLUSHDB,
 // and never touches keys outside the namespace. The number deleted goes to
 // `*deleted_out` when that is not NULL.
 enum rcache_status rcache_client_clear(const struct rcache_client *client,
@@ -468,7 +469,8 @@ enum rcache_status rcache_client_clear(const struct rcache_client *client,
 
 // Lists the keys of the client's namespace that match the glob `pattern`
 // (as in `rcache_client_clear`: Redis syntax, matched against keys without
-// the prefix; NULL for every key), of any type, without the prefix, in byte
+// the prefix; NULL with `pattern_len` 0 for every key, NULL with any other
+// length is `RCACHE_STATUS_INVALID_ARGUMENT`), of any type, without the prefix, in byte
 // order. The library's own keys (`__rcache_...`) and entries whose tags were
 // invalidated are left out; on `memory://` so are sessions, which it keeps
 // apart. On Redis it walks SCAN in batches, never KEYS: keys written or

@@ -528,7 +528,8 @@ pub unsafe extern "C" fn rcache_client_invalidate_tags(
 /// Deletes the keys of the client's namespace that match the glob `pattern`
 /// (Redis syntax: `*`, `?`, `[...]`, `\` escapes; matched against keys without
 /// the prefix), or all of the namespace's keys (tags included) when `pattern`
-/// is NULL. On Redis it scans and unlinks in batches, never KEYS or FLUSHDB,
+/// is NULL and `pattern_len` is 0. NULL with a non-zero `pattern_len` is
+/// `RCACHE_STATUS_INVALID_ARGUMENT` (nothing is deleted). On Redis it scans and unlinks in batches, never KEYS or FLUSHDB,
 /// and never touches keys outside the namespace. The number deleted goes to
 /// `*deleted_out` when that is not NULL.
 #[unsafe(no_mangle)]
@@ -541,11 +542,8 @@ pub unsafe extern "C" fn rcache_client_clear(
     guard(|| {
         // SAFETY: pointer arguments as documented on the function.
         let cache = unsafe { rcache_client::cache(client) }?;
-        let pattern = match pattern.is_null() {
-            true => None,
-            // SAFETY: a non-NULL pattern points to pattern_len readable bytes.
-            false => Some(unsafe { bytes(pattern, pattern_len, "pattern") }?),
-        };
+        // SAFETY: a non-NULL pattern points to pattern_len readable bytes.
+        let pattern = unsafe { optional_pattern(pattern, pattern_len) }?;
         let deleted = cache.clear(pattern)?;
         // SAFETY: a non-NULL deleted_out points to writable storage.
         if let Some(out) = unsafe { deleted_out.as_mut() } {
@@ -557,7 +555,8 @@ pub unsafe extern "C" fn rcache_client_clear(
 
 /// Lists the keys of the client's namespace that match the glob `pattern`
 /// (as in `rcache_client_clear`: Redis syntax, matched against keys without
-/// the prefix; NULL for every key), of any type, without the prefix, in byte
+/// the prefix; NULL with `pattern_len` 0 for every key, NULL with any other
+/// length is `RCACHE_STATUS_INVALID_ARGUMENT`), of any type, without the prefix, in byte
 /// order. The library's own keys (`__rcache_...`) and entries whose tags were
 /// invalidated are left out; on `memory://` so are sessions, which it keeps
 /// apart. On Redis it walks SCAN in batches, never KEYS: keys written or
@@ -576,14 +575,24 @@ pub unsafe extern "C" fn rcache_client_keys(
         // SAFETY: pointer arguments as documented on the function.
         let (cache, keys_out, count_out) =
             unsafe { (rcache_client::cache(client)?, out_param(keys_out, "keys_out")?, out_param(count_out, "count_out")?) };
-        let pattern = match pattern.is_null() {
-            true => None,
-            // SAFETY: a non-NULL pattern points to pattern_len readable bytes.
-            false => Some(unsafe { bytes(pattern, pattern_len, "pattern") }?),
-        };
+        // SAFETY: a non-NULL pattern points to pattern_len readable bytes.
+        let pattern = unsafe { optional_pattern(pattern, pattern_len) }?;
         (*keys_out, *count_out) = rcache_buffer::array_from(cache.keys(pattern)?);
         Ok(OK)
     })
+}
+
+/// The pattern argument of `rcache_client_clear` and `rcache_client_keys`:
+/// `None` (every key) for NULL with length 0; NULL with a length is an error.
+///
+/// # Safety
+/// A non-NULL `pattern` must point to `pattern_len` readable bytes that outlive the call.
+unsafe fn optional_pattern<'a>(pattern: *const u8, pattern_len: usize) -> Result<Option<&'a [u8]>, Failure> {
+    match pattern.is_null() && pattern_len == 0 {
+        true => Ok(None),
+        // SAFETY: forwarded to the caller's promise; NULL with a length is refused there.
+        false => unsafe { bytes(pattern, pattern_len, "pattern") }.map(Some),
+    }
 }
 
 /// The server's `INFO` text (every default section) in `*info_out`, to be

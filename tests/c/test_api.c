@@ -1462,6 +1462,12 @@ static void test_clear(void) {
   if (EXPECT_OK(rcache_client_clear(c, (const uint8_t *)"", 0, &deleted))) CHECK_EQ_INT(deleted, 0);
   CHECK_EQ_INT(existing(c, names, COUNT), 1u << USER_10 | 1u << C3);
 
+  /* NULL with a length is a bad argument, never "everything". */
+  deleted = 0x5EED;
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_clear(c, NULL, 2, &deleted));
+  CHECK_EQ_INT(deleted, 0x5EED);
+  CHECK_EQ_INT(existing(c, names, COUNT), 1u << USER_10 | 1u << C3);
+
   /* NULL: the whole namespace, tags included. */
   if (EXPECT_OK(rcache_client_clear(c, NULL, 0, &deleted))) CHECK(deleted >= 2);
   CHECK_EQ_INT(existing(c, names, COUNT), 0);
