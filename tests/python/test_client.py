@@ -268,7 +268,7 @@ def test_context_manager_and_close(url, prefix):
 def test_repr_hides_password():
     with pytest.raises(rcache.RCacheError):
         Client("redis://user:secret@127.0.0.1:1/0", connect_timeout=0.2)
-    assert "secret" not in rcache.client._redact("redis://user:secret@host:1/0")
+    assert "secret" not in rcache._convert._redact("redis://user:secret@host:1/0")
 
 
 def test_version():
