@@ -113,8 +113,9 @@ typedef struct rcache_compute_output rcache_compute_output;
 typedef struct rcache_session_record rcache_session_record;
 
 // The sessions of one namespace of a client. Create it with
-// `rcache_session_store_open`, free it with `rcache_session_store_free`
-// before freeing its client. Thread-safe, like the client.
+// `rcache_session_store_open`, free it with `rcache_session_store_free`;
+// it shares its client's connection, so the two may be freed in either
+// order. Thread-safe, like the client.
 typedef struct rcache_session_store rcache_session_store;
 
 // Settings for `rcache_client_connect`. Start from `rcache_options_default()`
@@ -306,8 +307,9 @@ enum rcache_status rcache_client_connect(const char *url,
                                          const struct rcache_options *options,
                                          struct rcache_client **client_out);
 
-// Closes the connection and releases the handle. NULL is a no-op. No other
-// call on the handle may run or follow. In a child process after fork() the
+// Releases the handle, and closes the connection unless a session store
+// opened on it is still open (the store keeps it until it is freed). NULL
+// is a no-op. No other call on the handle may run or follow. In a child process after fork() the
 // inherited handle is not touched (its connection belongs to the parent): its
 // memory is left allocated.
 void rcache_client_free(struct rcache_client *client);
@@ -570,9 +572,14 @@ enum rcache_status rcache_client_get_or_compute(const struct rcache_client *clie
                                                 void *user_data,
                                                 struct rcache_buffer *value_out);
 
-// The reason of the last call on this thread that returned an error status,
-// or `""` if none has. The string belongs to the library and stays valid
-// until the next failing call on the same thread; never free it.
+// The reason of the last failed call on this thread, or `""`. Every
+// function that returns an `rcache_status` sets it: to the reason when the
+// status is an error, to `""` when it is `RCACHE_STATUS_OK` or
+// `RCACHE_STATUS_MISS`. Functions that return no status (the `_free`
+// functions, `rcache_session_record_*` accessors other than
+// `rcache_session_record_field`, `rcache_version`, ...) leave it as it is.
+// The string belongs to the library and stays valid until the next call on
+// the same thread that returns a status; never free it.
 const char *rcache_last_error(void);
 
 // Renders every statistic of `rcache_client_stats` in the Prometheus text
@@ -638,7 +645,9 @@ enum rcache_status rcache_session_store_open(const struct rcache_client *client,
                                              size_t namespace_len,
                                              struct rcache_session_store **store_out);
 
-// Releases a session store. NULL is a no-op.
+// Releases a session store, and its client's connection if the client was
+// freed already. NULL is a no-op. In a child process after fork() the
+// inherited store is not touched, as `rcache_client_free` does.
 void rcache_session_store_free(struct rcache_session_store *store);
 
 // Creates a session holding `count` fields (`names[i]` -> `values[i]`; names

@@ -488,6 +488,35 @@ fn sessions_save_with_versions_and_never_lose_an_update(cache: &Cache) {
     assert_eq!(count, b"200".to_vec(), "200 saves landed, none lost");
 }
 
+fn a_session_secret_is_never_stored(cache: &Cache) {
+    let sessions = cache.sessions(b"sess:");
+    let new = sessions.create(&[(b"user", b"ada")], ttl_secs(60)).unwrap();
+    let key = [&b"sess:"[..], new.id.as_bytes()].concat();
+    // On Redis the session is a hash any client can read; memory:// keeps sessions apart.
+    let stored = cache.hash_get(&key).ok().flatten().unwrap_or_default();
+    let secret = new.secret.as_bytes();
+    for (name, value) in &stored {
+        assert!(
+            !value.windows(secret.len()).any(|window| window == secret),
+            "field {:?} holds the secret",
+            String::from_utf8_lossy(name)
+        );
+    }
+    assert!(sessions.load(new.id.as_bytes(), secret, None).unwrap().is_some());
+}
+
+fn a_lock_owner_that_looks_like_a_tagged_entry_is_refused(cache: &Cache) {
+    let owner = b"\0rcache-tags\0999:evil\0";
+    for result in [
+        cache.lock(b"held", owner, Duration::from_secs(5)),
+        cache.extend_lock(b"held", owner, Duration::from_secs(5)),
+        cache.unlock(b"held", owner),
+    ] {
+        assert_eq!(result.unwrap_err().kind, ErrorKind::InvalidArgument);
+    }
+    assert!(!cache.exists(b"held").unwrap());
+}
+
 fn a_wrong_secret_sees_nothing_and_changes_nothing(cache: &Cache) {
     let sessions = cache.sessions(b"sess:");
     let new = sessions.create(&[(b"user", b"ada")], Ttl::After(Duration::from_millis(400))).unwrap();
@@ -1108,6 +1137,8 @@ suite!(
     early_refresh_recomputes_before_expiry_one_caller_at_a_time,
     stats_count_hits_misses_and_latency,
     sessions_save_with_versions_and_never_lose_an_update,
+    a_session_secret_is_never_stored,
+    a_lock_owner_that_looks_like_a_tagged_entry_is_refused,
     a_wrong_secret_sees_nothing_and_changes_nothing,
     session_expiry_slides_on_touch_and_on_load_when_asked,
     sessions_are_listed_purged_and_locked,

@@ -118,7 +118,10 @@ fn write_deadline(expiry: WriteExpiry, current: Option<Instant>, now: Instant) -
     }
 }
 
-/// A session: kept apart from the LRU entries, never evicted, only expired.
+/// A session: kept apart from the LRU entries and never evicted, but counted
+/// in the store's bounds (cache entries are evicted to make room for it) and
+/// dropped once expired.
+#[derive(Clone)]
 struct Session {
     secret: Vec<u8>,
     fields: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
@@ -134,6 +137,12 @@ impl Session {
             version: self.version,
             touched_ms: self.touched_ms,
         }
+    }
+
+    /// Bytes charged against the store's bound for this session under `key`.
+    fn charge(&self, key: &[u8]) -> usize {
+        let field_bytes: usize = self.fields.iter().map(|(name, value)| field_charge(name, value)).sum();
+        key.len() + self.secret.len() + field_bytes + ENTRY_OVERHEAD
     }
 }
 
@@ -151,6 +160,10 @@ struct Store {
     /// Tag count after the last sweep of expired tags.
     tags_swept_at: usize,
     sessions: HashMap<Box<[u8]>, Session>,
+    /// Bytes charged for the sessions, on top of `bytes`.
+    session_bytes: usize,
+    /// Session count after the last sweep of expired sessions.
+    sessions_swept_at: usize,
 }
 
 impl Store {
@@ -158,10 +171,65 @@ impl Store {
     fn session(&mut self, key: &[u8], secret: &[u8], now: Instant) -> Option<&mut Session> {
         let expired = !is_live(self.sessions.get(key)?.expires_at, now);
         if expired {
-            self.sessions.remove(key);
+            self.remove_session(key);
             return None;
         }
         self.sessions.get_mut(key).filter(|session| same_secret(&session.secret, secret))
+    }
+
+    fn remove_session(&mut self, key: &[u8]) -> bool {
+        match self.sessions.remove_entry(key) {
+            Some((key, session)) => {
+                self.session_bytes -= session.charge(&key);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Keeps the sessions `keep` accepts (and that are live); how many were dropped.
+    fn retain_sessions(&mut self, now: Instant, mut keep: impl FnMut(&[u8], &Session) -> bool) -> usize {
+        let before = self.sessions.len();
+        let mut freed = 0;
+        self.sessions.retain(|key, session| {
+            let kept = is_live(session.expires_at, now) && keep(key, session);
+            if !kept {
+                freed += session.charge(key);
+            }
+            kept
+        });
+        self.session_bytes -= freed;
+        before - self.sessions.len()
+    }
+
+    /// Stores `session` under `key`, replacing the one there, within the
+    /// store's bounds: expired sessions are swept and cache entries evicted to
+    /// make room; `TooLarge` (nothing changed) when the sessions alone would
+    /// not fit.
+    fn put_session(&mut self, key: &[u8], session: Session, now: Instant) -> Result<()> {
+        if self.sessions.len() > 2 * self.sessions_swept_at + 64 {
+            self.retain_sessions(now, |_, _| true);
+            self.sessions_swept_at = self.sessions.len();
+        }
+        let fits = |store: &Self| {
+            let old = store.sessions.get(key).map_or(0, |old| old.charge(key));
+            let count = store.sessions.len() + usize::from(!store.sessions.contains_key(key));
+            count <= store.max_entries && store.session_bytes - old + session.charge(key) <= store.max_bytes
+        };
+        if !fits(self) {
+            self.retain_sessions(now, |_, _| true);
+            if !fits(self) {
+                return Err(Error::too_large(format!(
+                    "the sessions would exceed the memory backend's bound of {} entries and {} bytes",
+                    self.max_entries, self.max_bytes
+                )));
+            }
+        }
+        self.remove_session(key);
+        self.session_bytes += session.charge(key);
+        self.sessions.insert(key.into(), session);
+        self.shrink(now);
+        Ok(())
     }
 
     fn token(tags: &HashMap<Box<[u8]>, Tag>, tag: &[u8], now: Instant) -> Option<u64> {
@@ -191,6 +259,9 @@ impl Store {
                 self.max_bytes
             )));
         }
+        if charge > self.max_bytes - self.session_bytes || self.sessions.len() >= self.max_entries {
+            return Err(Error::too_large("the memory backend's bounds are filled by sessions"));
+        }
         Ok(())
     }
 
@@ -217,7 +288,8 @@ impl Store {
     /// Drops expired entries at the cold end, then evicts until within bounds.
     fn shrink(&mut self, now: Instant) {
         while let Some((key, entry)) = self.entries.peek_lru() {
-            let over = self.entries.len() > self.max_entries || self.bytes > self.max_bytes;
+            let over =
+                self.entries.len() + self.sessions.len() > self.max_entries || self.bytes + self.session_bytes > self.max_bytes;
             if !over && is_live(entry.expires_at, now) {
                 break;
             }
@@ -276,6 +348,8 @@ impl MemoryBackend {
                 tags: HashMap::new(),
                 tags_swept_at: 0,
                 sessions: HashMap::new(),
+                session_bytes: 0,
+                sessions_swept_at: 0,
             }),
         }
     }
@@ -292,6 +366,11 @@ impl MemoryBackend {
     /// Bytes charged against the `max_bytes` bound.
     pub fn bytes_used(&self) -> usize {
         self.store.lock().bytes
+    }
+
+    /// Sessions currently held, expired ones not yet swept included.
+    pub fn session_count(&self) -> usize {
+        self.store.lock().sessions.len()
     }
 
     /// Tags currently remembered, expired ones not yet swept included.
@@ -499,7 +578,10 @@ impl Backend for MemoryBackend {
         // `keys` counts expired entries not yet dropped too, as Redis's keyspace line does.
         let sections: [(&str, &[(&str, String)]); 3] = [
             ("Server", &[("rcache_backend", "memory".into()), ("rcache_version", env!("CARGO_PKG_VERSION").into())]),
-            ("Memory", &[("used_memory", store.bytes.to_string()), ("maxmemory", store.max_bytes.to_string())]),
+            (
+                "Memory",
+                &[("used_memory", (store.bytes + store.session_bytes).to_string()), ("maxmemory", store.max_bytes.to_string())],
+            ),
             (
                 "Keyspace",
                 &[
@@ -544,7 +626,7 @@ impl Backend for MemoryBackend {
             touched_ms: now_ms,
             expires_at: deadline(expiry, now),
         };
-        store.sessions.insert(key.into(), session);
+        store.put_session(key, session, now)?;
         Ok(true)
     }
 
@@ -572,10 +654,11 @@ impl Backend for MemoryBackend {
     ) -> Result<SaveOutcome> {
         let now = Instant::now();
         let mut store = self.store.lock();
-        let Some(session) = store.session(key, secret, now) else { return Ok(SaveOutcome::Missing) };
-        if expected.is_some_and(|expected| expected != session.version) {
-            return Ok(SaveOutcome::Conflict(session.version));
+        let Some(current) = store.session(key, secret, now) else { return Ok(SaveOutcome::Missing) };
+        if expected.is_some_and(|expected| expected != current.version) {
+            return Ok(SaveOutcome::Conflict(current.version));
         }
+        let mut session = current.clone();
         for name in delete {
             session.fields.remove(*name);
         }
@@ -585,7 +668,9 @@ impl Backend for MemoryBackend {
         session.version += 1;
         session.touched_ms = now_ms;
         session.expires_at = deadline(expiry, now);
-        Ok(SaveOutcome::Saved(session.version))
+        let version = session.version;
+        store.put_session(key, session, now)?;
+        Ok(SaveOutcome::Saved(version))
     }
 
     fn session_touch(&self, key: &[u8], secret: &[u8], expiry: Expiry, now_ms: u64) -> Result<bool> {
@@ -605,7 +690,7 @@ impl Backend for MemoryBackend {
         let mut store = self.store.lock();
         let found = store.session(key, secret, now).is_some();
         if found {
-            store.sessions.remove(key);
+            store.remove_session(key);
         }
         Ok(found)
     }
@@ -613,7 +698,7 @@ impl Backend for MemoryBackend {
     fn session_list(&self, pattern: &[u8]) -> Result<Vec<(Vec<u8>, SessionRecord)>> {
         let now = Instant::now();
         let mut store = self.store.lock();
-        store.sessions.retain(|_, session| is_live(session.expires_at, now));
+        store.retain_sessions(now, |_, _| true);
         Ok(store
             .sessions
             .iter()
@@ -625,10 +710,10 @@ impl Backend for MemoryBackend {
     fn session_purge(&self, pattern: &[u8], idle_since_ms: u64) -> Result<u64> {
         let now = Instant::now();
         let mut store = self.store.lock();
-        store.sessions.retain(|_, session| is_live(session.expires_at, now));
-        let before = store.sessions.len();
-        store.sessions.retain(|key, session| !(glob::matches(pattern, key) && session.touched_ms <= idle_since_ms));
-        Ok((before - store.sessions.len()) as u64)
+        store.retain_sessions(now, |_, _| true);
+        let purged =
+            store.retain_sessions(now, |key, session| !(glob::matches(pattern, key) && session.touched_ms <= idle_since_ms));
+        Ok(purged as u64)
     }
 
     fn lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
@@ -713,7 +798,69 @@ impl Backend for MemoryBackend {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_counter;
+    use super::*;
+
+    fn store(max_entries: usize, max_bytes: usize) -> MemoryBackend {
+        MemoryBackend::new(MemoryLimits { max_entries, max_bytes })
+    }
+
+    fn session_key(index: usize) -> Vec<u8> {
+        format!("sess:{index:032x}").into_bytes()
+    }
+
+    #[test]
+    fn sessions_count_against_the_entry_bound() {
+        let backend = store(10, 1 << 20);
+        for index in 0..6 {
+            backend.set(format!("k{index}").as_bytes(), b"v", WriteExpiry::Set(Expiry::Never)).unwrap();
+        }
+        for index in 0..8 {
+            assert!(backend.session_create(&session_key(index), b"s", &[], Expiry::Never, 0).unwrap());
+        }
+        // Cache entries made room for the sessions.
+        assert_eq!(backend.len() + backend.session_count(), 10);
+        assert_eq!(backend.session_count(), 8);
+        for index in 8..10 {
+            assert!(backend.session_create(&session_key(index), b"s", &[], Expiry::Never, 0).unwrap());
+        }
+        let error = backend.session_create(&session_key(10), b"s", &[], Expiry::Never, 0).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::TooLarge);
+        assert_eq!(backend.set(b"more", b"v", WriteExpiry::Set(Expiry::Never)).unwrap_err().kind, ErrorKind::TooLarge);
+        assert!(backend.session_destroy(&session_key(0), b"s").unwrap());
+        backend.set(b"more", b"v", WriteExpiry::Set(Expiry::Never)).unwrap();
+    }
+
+    #[test]
+    fn sessions_count_against_the_byte_bound() {
+        let backend = store(1000, 4096);
+        let big = vec![b'x'; 1024];
+        let fields: [(&[u8], &[u8]); 1] = [(b"f", &big)];
+        let mut created = 0;
+        while backend.session_create(&session_key(created), b"s", &fields, Expiry::Never, 0).is_ok() {
+            created += 1;
+            assert!(created < 10, "sessions grew past the byte bound");
+        }
+        assert!(backend.bytes_used() == 0 && created == 3, "{created} sessions of 1 KiB in 4 KiB");
+        // A save that grows a session past the bound is refused and changes nothing.
+        let bigger = vec![b'y'; 2048];
+        let grow: [(&[u8], &[u8]); 1] = [(b"g", &bigger)];
+        let error = backend.session_save(&session_key(0), b"s", None, &grow, &[], Expiry::Never, 0).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::TooLarge);
+        assert_eq!(backend.session_load(&session_key(0), b"s", None, 0).unwrap().unwrap().fields.len(), 1);
+    }
+
+    #[test]
+    fn expired_sessions_are_swept_without_being_touched() {
+        let backend = store(100, 1 << 20);
+        let short = Expiry::After(Duration::from_millis(1));
+        for index in 0..5000 {
+            if index % 50 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            backend.session_create(&session_key(index), b"s", &[], short, 0).unwrap();
+        }
+        assert!(backend.session_count() <= 100, "{} sessions held", backend.session_count());
+    }
 
     #[test]
     fn counters_are_read_as_redis_reads_them() {

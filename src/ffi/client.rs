@@ -10,11 +10,12 @@
 #![allow(clippy::missing_safety_doc)]
 
 use std::ffi::{CStr, c_char};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{Cache, Remaining};
 
-use super::boundary::{array, bytes, guard, non_null, out_param};
+use super::boundary::{array, bytes, guard, guard_void, non_null, out_param};
 use super::fork;
 use super::status::{Failure, rcache_status};
 use super::types::{rcache_buffer, rcache_bytes, rcache_options, rcache_stats, ttl_from_millis};
@@ -26,7 +27,8 @@ use rcache_status::{RCACHE_STATUS_MISS as MISS, RCACHE_STATUS_OK as OK};
 /// `rcache_client_free`. Thread-safe: share one handle between threads.
 #[allow(non_camel_case_types)]
 pub struct rcache_client {
-    cache: Cache,
+    /// Shared with the session stores opened on it, so either may be freed first.
+    cache: Arc<Cache>,
     /// The process the handle was created in, by fork generation.
     generation: u64,
 }
@@ -38,15 +40,30 @@ impl rcache_client {
     /// A non-NULL `client` must come from `rcache_client_connect` and not be freed.
     pub(crate) unsafe fn cache<'a>(client: *const rcache_client) -> Result<&'a Cache, Failure> {
         // SAFETY: forwarded to the caller's promise.
+        unsafe { Self::shared(client) }.map(|cache| &**cache)
+    }
+
+    /// The engine behind a handle argument, as a reference count a session store keeps.
+    ///
+    /// # Safety
+    /// As `cache`.
+    pub(crate) unsafe fn shared<'a>(client: *const rcache_client) -> Result<&'a Arc<Cache>, Failure> {
+        // SAFETY: forwarded to the caller's promise.
         let client = unsafe { non_null(client, "client") }?;
-        if client.generation != fork::generation() {
-            return Err(Failure::new(
-                rcache_status::RCACHE_STATUS_FORKED,
-                "this handle was created before fork(); create a new one in the child process",
-            ));
-        }
+        check_generation(client.generation)?;
         Ok(&client.cache)
     }
+}
+
+/// Refuses a handle created in another process (before a fork()).
+pub(crate) fn check_generation(generation: u64) -> Result<(), Failure> {
+    if generation != fork::generation() {
+        return Err(Failure::new(
+            rcache_status::RCACHE_STATUS_FORKED,
+            "this handle was created before fork(); create a new one in the child process",
+        ));
+    }
+    Ok(())
 }
 
 pub(super) fn found(hit: bool) -> rcache_status {
@@ -105,18 +122,19 @@ pub unsafe extern "C" fn rcache_client_connect(
         };
         let generation = fork::generation();
         let cache = Cache::connect(url, options)?;
-        *client_out = Box::into_raw(Box::new(rcache_client { cache, generation }));
+        *client_out = Box::into_raw(Box::new(rcache_client { cache: Arc::new(cache), generation }));
         Ok(OK)
     })
 }
 
-/// Closes the connection and releases the handle. NULL is a no-op. No other
-/// call on the handle may run or follow. In a child process after fork() the
+/// Releases the handle, and closes the connection unless a session store
+/// opened on it is still open (the store keeps it until it is freed). NULL
+/// is a no-op. No other call on the handle may run or follow. In a child process after fork() the
 /// inherited handle is not touched (its connection belongs to the parent): its
 /// memory is left allocated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_client_free(client: *mut rcache_client) {
-    guard(|| {
+    guard_void(|| {
         if client.is_null() {
             return Ok(OK);
         }
@@ -678,7 +696,7 @@ pub unsafe extern "C" fn rcache_client_unlock(
 /// empty. NULL, and a buffer already empty, are no-ops.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_buffer_free(buffer: *mut rcache_buffer) {
-    guard(|| {
+    guard_void(|| {
         // SAFETY: a non-NULL buffer is one the library filled, or an empty one.
         let Some(buffer) = (unsafe { buffer.as_mut() }) else { return Ok(OK) };
         if !buffer.data.is_null() {
@@ -695,7 +713,7 @@ pub unsafe extern "C" fn rcache_buffer_free(buffer: *mut rcache_buffer) {
 /// owns, as filled by `rcache_client_get_many`; the array itself is left to the caller.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_buffers_free(buffers: *mut rcache_buffer, count: usize) {
-    guard(|| {
+    guard_void(|| {
         if !buffers.is_null() {
             for index in 0..count {
                 // SAFETY: the caller passes `count` buffers filled by the library.
@@ -712,7 +730,7 @@ pub unsafe extern "C" fn rcache_buffers_free(buffers: *mut rcache_buffer, count:
 /// for arrays the caller allocated: use `rcache_buffers_free` on those.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_buffer_array_free(buffers: *mut rcache_buffer, count: usize) {
-    guard(|| {
+    guard_void(|| {
         if buffers.is_null() {
             return Ok(OK);
         }

@@ -195,3 +195,27 @@ def test_a_value_expiring_under_load_is_recomputed_one_at_a_time(redis_server, p
     # Each computation takes 0.2 s and the value lives 0.3 s; about 1.3 s of
     # load allows a handful of them, never one per caller.
     assert 1 <= computations <= 10, computations
+
+
+def test_close_inside_the_compute_function_raises_instead_of_waiting_for_itself(client):
+    outcome = {}
+
+    def compute():
+        try:
+            client.close()
+        except rcache.InvalidArgumentError as error:
+            outcome["error"] = str(error)
+        return b"v"
+
+    def call():
+        outcome["value"] = client.get_or_set("close-inside", compute)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    caller.join(10)
+    assert not caller.is_alive(), "get_or_set never returned: close() waited for its own call"
+    assert outcome["value"] == b"v"
+    assert "get_or_set" in outcome["error"]
+    assert not client.closed
+    client.close()
+    assert client.closed

@@ -172,6 +172,9 @@ class Client:
         # In-flight calls, one entry each: list.append/pop are atomic, so this
         # is a refcount that close() waits on without a lock on the fast path.
         self._inflight: List[None] = []
+        # Threads running a get_or_set compute callback of this client, one
+        # entry per callback (they may nest): close() there would wait for itself.
+        self._computing: List[int] = []
         self._handle: Optional[ctypes._Pointer[_lib.rcache_client]] = None
         self._forked = False
         self._close_lock = threading.Lock()
@@ -238,7 +241,14 @@ class Client:
     def close(self) -> None:
         """Closes the connection and frees the handle. Idempotent. Waits for
         calls running in other threads to return (each is bounded by the
-        timeouts); calls that start afterwards raise ClosedError."""
+        timeouts); calls that start afterwards raise ClosedError. Inside a
+        get_or_set() compute function of this client it raises
+        InvalidArgumentError: that call is still running."""
+        if threading.get_ident() in self._computing:
+            raise InvalidArgumentError(
+                "close() cannot run inside this client's get_or_set() compute function, which is part of a "
+                "call still running on it; close the client after get_or_set() returns"
+            )
         with self._close_lock:
             handle = self._handle
             if handle is None:
@@ -590,12 +600,18 @@ class Client:
             options.tags = cast(tag_array, POINTER(_Bytes))
         raised = []
 
+        computing = self._computing
+
         def callback(_user_data: Optional[int], output: Any) -> bool:
+            thread = threading.get_ident()
+            computing.append(thread)
             try:
                 value = _value(compute())
             except BaseException as error:  # re-raised below, on the caller's side
                 raised.append(error)
                 return False
+            finally:
+                computing.remove(thread)
             stored: int = _compute_output_set(output, value, len(value))
             return stored == _OK
 
