@@ -251,6 +251,8 @@ typedef struct rcache_compute_options {
 // `rcache_compute_output_set`; return false (optionally after
 // `rcache_compute_output_fail`) to fail: nothing is stored and the call returns
 // `RCACHE_STATUS_COMPUTE_FAILED`. It may use the client, but must not free it.
+// It may also leave by unwinding (`pthread_exit`, `pthread_cancel`, a C++
+// exception): see `rcache_client_get_or_compute`.
 typedef bool (*rcache_compute_fn)(void *user_data, struct rcache_compute_output *output);
 
 // A new session's identity: two NUL-terminated strings of 32 hex characters.
@@ -564,6 +566,12 @@ enum rcache_status rcache_compute_output_fail(struct rcache_compute_output *outp
 // `options` may be NULL for the defaults. On `RCACHE_STATUS_OK` the value is
 // in `*value_out` (free it with `rcache_buffer_free`); `RCACHE_STATUS_COMPUTE_FAILED`
 // when the callback failed (its message in `rcache_last_error()`).
+//
+// The callback runs on the calling thread, and may leave it: when it ends
+// the thread (`pthread_exit`), is cancelled (`pthread_cancel`) or throws a
+// foreign exception, the unwind passes through the library to the caller's
+// frames, the computation counts as failed (nothing is stored, the lock is
+// released) and this function does not return.
 enum rcache_status rcache_client_get_or_compute(const struct rcache_client *client,
                                                 const uint8_t *key,
                                                 size_t key_len,

@@ -14,6 +14,7 @@ mod records;
 mod session;
 mod status;
 mod types;
+mod worker;
 
 pub use client::*;
 pub use compute::*;
