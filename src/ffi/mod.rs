@@ -3,6 +3,7 @@
 //! boundary.
 //!
 //! All functions are thread-safe unless their documentation says otherwise.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod boundary;
 mod client;

@@ -190,6 +190,8 @@ class Client:
             raise InvalidArgumentError("url must not contain NUL characters")
         self._url = _redact(url or "memory://")
         prefix = _prefix(prefix)
+        self._prefix = prefix or b""
+
         if default_ttl is KEEP_TTL:
             raise InvalidArgumentError("default_ttl cannot be KEEP_TTL: there is no current TTL to keep")
         default_ttl_ms = _lib.TTL_NONE if default_ttl is NO_EXPIRY else _ttl_ms(default_ttl, "default_ttl")
@@ -232,6 +234,11 @@ class Client:
             self.close()
         except Exception:
             pass
+
+    @property
+    def prefix(self) -> bytes:
+        """The key prefix of this client's namespace (b"" for none)."""
+        return self._prefix
 
     @property
     def closed(self) -> bool:
