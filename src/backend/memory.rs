@@ -5,6 +5,7 @@
 //! of its tags when written and is valid while they are unchanged.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -39,8 +40,9 @@ fn fresh_token() -> u64 {
 
 /// What an entry holds, typed as Redis types its keys.
 enum Data {
-    /// A string value: plain, or tagged when the entry records tags.
-    String(Box<[u8]>),
+    /// A string value: plain, or tagged when the entry records tags. Shared,
+    /// so that reads copy it out after the store's lock is released.
+    String(Arc<[u8]>),
     /// A hash record: field names to values, never empty.
     Hash(BTreeMap<Box<[u8]>, Box<[u8]>>),
 }
@@ -75,7 +77,15 @@ impl Entry {
     /// The string value; a hash record is the wrong type.
     fn string(&self) -> Result<&[u8]> {
         match &self.data {
-            Data::String(value) => Ok(value),
+            Data::String(value) => Ok(&**value),
+            Data::Hash(_) => Err(wrong_type()),
+        }
+    }
+
+    /// The string value, shared: the caller copies it once the lock is released.
+    fn shared(&self) -> Result<Arc<[u8]>> {
+        match &self.data {
+            Data::String(value) => Ok(Arc::clone(value)),
             Data::Hash(_) => Err(wrong_type()),
         }
     }
@@ -405,32 +415,44 @@ fn field_map<'f>(fields: &[(&'f [u8], &'f [u8])]) -> BTreeMap<&'f [u8], &'f [u8]
 }
 
 impl Backend for MemoryBackend {
+    // Values are copied in before the store's lock is taken and out after it
+    // is released, so a large value never stalls the other threads.
+
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let now = Instant::now();
-        self.store.lock().live(key, now).map(|entry| entry.string().map(<[u8]>::to_vec)).transpose()
+        let shared = self.store.lock().live(key, now).map(|entry| entry.shared()).transpose()?;
+        Ok(shared.map(|value| value.to_vec()))
     }
 
     fn get_with_ttl(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Remaining)>> {
         let now = Instant::now();
-        let mut store = self.store.lock();
-        let Some(entry) = store.live(key, now) else { return Ok(None) };
-        Ok(Some((entry.string()?.to_vec(), entry.remaining(now))))
+        let found = {
+            let mut store = self.store.lock();
+            let Some(entry) = store.live(key, now) else { return Ok(None) };
+            (entry.shared()?, entry.remaining(now))
+        };
+        Ok(Some((found.0.to_vec(), found.1)))
     }
 
     fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
         let now = Instant::now();
-        let mut store = self.store.lock();
-        Ok(keys.iter().map(|key| store.live(key, now).and_then(|entry| entry.string().ok().map(<[u8]>::to_vec))).collect())
+        let shared: Vec<Option<Arc<[u8]>>> = {
+            let mut store = self.store.lock();
+            keys.iter().map(|key| store.live(key, now).and_then(|entry| entry.shared().ok())).collect()
+        };
+        Ok(shared.into_iter().map(|value| value.map(|value| value.to_vec())).collect())
     }
 
     fn set(&self, key: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<()> {
         let now = Instant::now();
+        let mut entry = plain(value, None);
         let mut store = self.store.lock();
         let current = match expiry {
             WriteExpiry::Keep => store.live(key, now).and_then(|entry| entry.expires_at),
             WriteExpiry::Set(_) => None,
         };
-        store.insert(key, plain(value, write_deadline(expiry, current, now)), now)
+        entry.expires_at = write_deadline(expiry, current, now);
+        store.insert(key, entry, now)
     }
 
     fn compare_and_set(&self, key: &[u8], expected: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<bool> {
@@ -448,12 +470,13 @@ impl Backend for MemoryBackend {
     fn set_many(&self, entries: &[(Vec<u8>, &[u8])], expiry: Expiry) -> Result<()> {
         let now = Instant::now();
         let expires_at = deadline(expiry, now);
+        let made: Vec<Entry> = entries.iter().map(|(_, value)| plain(value, expires_at)).collect();
         let mut store = self.store.lock();
-        for (key, value) in entries {
-            store.check_fits(plain(value, None).charge(key))?;
+        for ((key, _), entry) in entries.iter().zip(&made) {
+            store.check_fits(entry.charge(key))?;
         }
-        for (key, value) in entries {
-            store.insert(key, plain(value, expires_at), now)?;
+        for ((key, _), entry) in entries.iter().zip(made) {
+            store.insert(key, entry, now)?;
         }
         Ok(())
     }
@@ -461,9 +484,10 @@ impl Backend for MemoryBackend {
     fn set_tagged(&self, key: &[u8], value: &[u8], expiry: Expiry, tags: &[Vec<u8>]) -> Result<()> {
         let now = Instant::now();
         let expires_at = deadline(expiry, now);
+        let value: Arc<[u8]> = value.into();
         let mut store = self.store.lock();
         let recorded = store.record_tags(tags, expires_at, now);
-        let entry = Entry { data: Data::String(value.into()), expires_at, tags: recorded.into() };
+        let entry = Entry { data: Data::String(value), expires_at, tags: recorded.into() };
         store.insert(key, entry, now)?;
         store.sweep_tags(now);
         Ok(())
@@ -608,9 +632,10 @@ impl Backend for MemoryBackend {
         let now = Instant::now();
         let mut store = self.store.lock();
         let Some(entry) = store.live(key, now) else { return Ok(None) };
-        let (value, remaining) = (entry.string()?.to_vec(), entry.remaining(now));
+        let (value, remaining) = (entry.shared()?, entry.remaining(now));
         let meta = store.live(meta_key, now).and_then(|entry| entry.string().ok().map(<[u8]>::to_vec));
-        Ok(Some((value, meta, remaining)))
+        drop(store);
+        Ok(Some((value.to_vec(), meta, remaining)))
     }
 
     fn session_create(&self, key: &[u8], secret: &[u8], fields: &[(&[u8], &[u8])], expiry: Expiry, now_ms: u64) -> Result<bool> {
