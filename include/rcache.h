@@ -311,7 +311,9 @@ enum rcache_status rcache_client_connect(const char *url,
 
 // Releases the handle, and closes the connection unless a session store
 // opened on it is still open (the store keeps it until it is freed). NULL
-// is a no-op. No other call on the handle may run or follow. In a child process after fork() the
+// is a no-op. No other call on the handle may run or follow. Called from a
+// compute callback of this handle (whose call is still running) it frees
+// nothing and sets `rcache_last_error()`. In a child process after fork() the
 // inherited handle is not touched (its connection belongs to the parent): its
 // memory is left allocated.
 void rcache_client_free(struct rcache_client *client);

@@ -129,7 +129,9 @@ pub unsafe extern "C" fn rcache_client_connect(
 
 /// Releases the handle, and closes the connection unless a session store
 /// opened on it is still open (the store keeps it until it is freed). NULL
-/// is a no-op. No other call on the handle may run or follow. In a child process after fork() the
+/// is a no-op. No other call on the handle may run or follow. Called from a
+/// compute callback of this handle (whose call is still running) it frees
+/// nothing and sets `rcache_last_error()`. In a child process after fork() the
 /// inherited handle is not touched (its connection belongs to the parent): its
 /// memory is left allocated.
 #[unsafe(no_mangle)]
@@ -137,6 +139,11 @@ pub unsafe extern "C" fn rcache_client_free(client: *mut rcache_client) {
     guard_void(|| {
         if client.is_null() {
             return Ok(OK);
+        }
+        if super::compute::is_computing(client) {
+            return Err(Failure::invalid(
+                "rcache_client_free was called inside a compute callback of this client, whose call is still running: nothing was freed",
+            ));
         }
         // SAFETY: a non-NULL handle comes from rcache_client_connect and is freed once.
         let client = unsafe { Box::from_raw(client) };

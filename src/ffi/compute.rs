@@ -165,6 +165,7 @@ pub unsafe extern "C-unwind" fn rcache_client_get_or_compute(
     let Some((request, compute)) = checked else { return status };
     // Outside the panic boundary: see `worker`.
     let outcome = request.run_elsewhere(|| {
+        let _computing = Computing::enter(client);
         let mut output = rcache_compute_output { value: None, failure: None };
         // SAFETY: the caller supplies a callback that follows rcache_compute_fn's contract.
         let succeeded = unsafe { compute(user_data, &mut output) };
@@ -181,6 +182,38 @@ pub unsafe extern "C-unwind" fn rcache_client_get_or_compute(
         *unsafe { out_param(value_out, "value_out") }? = rcache_buffer::from_vec(value);
         Ok(rcache_status::RCACHE_STATUS_OK)
     })
+}
+
+thread_local! {
+    /// The clients whose compute callback runs on this thread, innermost last.
+    static COMPUTING: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Marks `client` as computing on this thread while it lives (also when the
+/// callback leaves by unwinding).
+struct Computing(usize);
+
+impl Computing {
+    fn enter(client: *const rcache_client) -> Self {
+        COMPUTING.with(|computing| computing.borrow_mut().push(client as usize));
+        Computing(client as usize)
+    }
+}
+
+impl Drop for Computing {
+    fn drop(&mut self) {
+        COMPUTING.with(|computing| {
+            let mut computing = computing.borrow_mut();
+            if let Some(index) = computing.iter().rposition(|client| *client == self.0) {
+                computing.remove(index);
+            }
+        });
+    }
+}
+
+/// True while a compute callback of `client` runs on this thread.
+pub(super) fn is_computing(client: *const rcache_client) -> bool {
+    COMPUTING.with(|computing| computing.borrow().contains(&(client as usize)))
 }
 
 /// A checked get-or-compute call, owning its arguments so a worker can run it.

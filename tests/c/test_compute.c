@@ -111,6 +111,24 @@ static void check_left_cleanly(struct leaving_job *job) {
   }
 }
 
+/* Freeing the client inside its own compute callback frees nothing: the call still
+ * runs on it. The library says so in rcache_last_error() and the call completes. */
+static bool frees_its_client(void *user_data, rcache_compute_output *output) {
+  (void)user_data;
+  rcache_client_free(g_client);
+  CHECK(strstr(rcache_last_error(), "inside a compute callback") != NULL);
+  return rcache_compute_output_set(output, (const uint8_t *)"kept", 4) == RCACHE_STATUS_OK;
+}
+
+static void test_free_inside_the_callback(void) {
+  rcache_buffer value = {NULL, 0};
+  if (EXPECT_OK(rcache_client_get_or_compute(g_client, KEY("free-inside"), NULL, frees_its_client, NULL, &value))) {
+    CHECK_BYTES(value.data, value.len, "kept", 4);
+    rcache_buffer_free(&value);
+  }
+  if (EXPECT_OK(rcache_client_get(g_client, KEY("free-inside"), &value))) rcache_buffer_free(&value);
+}
+
 static void test_callback_thread_exit_and_cancel(void) {
   static struct leaving_job exiting, cancelled;
   pthread_t thread;
@@ -207,6 +225,7 @@ int main(int argc, char **argv) {
   EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_stats(g_client, NULL));
 
   test_callback_thread_exit_and_cancel();
+  test_free_inside_the_callback();
 
   if (EXPECT_OK(rcache_client_stats(g_client, &stats))) {
     CHECK(stats.computations >= 4);
