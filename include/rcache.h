@@ -129,8 +129,9 @@ typedef struct rcache_compute_output rcache_compute_output;
 typedef struct rcache_session_record rcache_session_record;
 
 // The sessions of one namespace of a client. Create it with
-// `rcache_session_store_open`, free it with `rcache_session_store_free`
-// before freeing its client. Thread-safe, like the client.
+// `rcache_session_store_open`, free it with `rcache_session_store_free`;
+// it shares its client's connection, so the two may be freed in either
+// order. Thread-safe, like the client.
 typedef struct rcache_session_store rcache_session_store;
 
 // Settings for `rcache_client_connect`. Start from `rcache_options_default()`
@@ -266,6 +267,8 @@ typedef struct rcache_compute_options {
 // `rcache_compute_output_set`; return false (optionally after
 // `rcache_compute_output_fail`) to fail: nothing is stored and the call returns
 // `RCACHE_STATUS_COMPUTE_FAILED`. It may use the client, but must not free it.
+// It may also leave by unwinding (`pthread_exit`, `pthread_cancel`, a C++
+// exception): see `rcache_client_get_or_compute`.
 typedef bool (*rcache_compute_fn)(void *user_data, struct rcache_compute_output *output);
 
 // A new session's identity: two NUL-terminated strings of 32 hex characters.
@@ -322,8 +325,11 @@ enum rcache_status rcache_client_connect(const char *url,
                                          const struct rcache_options *options,
                                          struct rcache_client **client_out);
 
-// Closes the connection and releases the handle. NULL is a no-op. No other
-// call on the handle may run or follow. In a child process after fork() the
+// Releases the handle, and closes the connection unless a session store
+// opened on it is still open (the store keeps it until it is freed). NULL
+// is a no-op. No other call on the handle may run or follow. Called from a
+// compute callback of this handle (whose call is still running) it frees
+// nothing and sets `rcache_last_error()`. In a child process after fork() the
 // inherited handle is not touched (its connection belongs to the parent): its
 // memory is left allocated.
 void rcache_client_free(struct rcache_client *client);
@@ -474,7 +480,8 @@ enum rcache_status rcache_client_invalidate_tags(const struct rcache_client *cli
 // Deletes the keys of the client's namespace that match the glob `pattern`
 // (Redis syntax: `*`, `?`, `[...]`, `\` escapes; matched against keys without
 // the prefix), or all of the namespace's keys (tags included) when `pattern`
-// is NULL. On Redis it scans and unlinks in batches, never KEYS or FLUSHDB,
+// is NULL and `pattern_len` is 0. NULL with a non-zero `pattern_len` is
+// `RCACHE_STATUS_INVALID_ARGUMENT` (nothing is deleted). On Redis it scans and unlinks in batches, never KEYS or FLUSHDB,
 // and never touches keys outside the namespace. The number deleted goes to
 // `*deleted_out` when that is not NULL.
 enum rcache_status rcache_client_clear(const struct rcache_client *client,
@@ -484,7 +491,8 @@ enum rcache_status rcache_client_clear(const struct rcache_client *client,
 
 // Lists the keys of the client's namespace that match the glob `pattern`
 // (as in `rcache_client_clear`: Redis syntax, matched against keys without
-// the prefix; NULL for every key), of any type, without the prefix, in byte
+// the prefix; NULL with `pattern_len` 0 for every key, NULL with any other
+// length is `RCACHE_STATUS_INVALID_ARGUMENT`), of any type, without the prefix, in byte
 // order. The library's own keys (`__rcache_...`) and entries whose tags were
 // invalidated are left out; on `memory://` so are sessions, which it keeps
 // apart. On Redis it walks SCAN in batches, never KEYS: keys written or
@@ -576,6 +584,12 @@ enum rcache_status rcache_compute_output_fail(struct rcache_compute_output *outp
 // `options` may be NULL for the defaults. On `RCACHE_STATUS_OK` the value is
 // in `*value_out` (free it with `rcache_buffer_free`); `RCACHE_STATUS_COMPUTE_FAILED`
 // when the callback failed (its message in `rcache_last_error()`).
+//
+// The callback runs on the calling thread, and may leave it: when it ends
+// the thread (`pthread_exit`), is cancelled (`pthread_cancel`) or throws a
+// foreign exception, the unwind passes through the library to the caller's
+// frames, the computation counts as failed (nothing is stored, the lock is
+// released) and this function does not return.
 enum rcache_status rcache_client_get_or_compute(const struct rcache_client *client,
                                                 const uint8_t *key,
                                                 size_t key_len,
@@ -584,9 +598,14 @@ enum rcache_status rcache_client_get_or_compute(const struct rcache_client *clie
                                                 void *user_data,
                                                 struct rcache_buffer *value_out);
 
-// The reason of the last call on this thread that returned an error status,
-// or `""` if none has. The string belongs to the library and stays valid
-// until the next failing call on the same thread; never free it.
+// The reason of the last failed call on this thread, or `""`. Every
+// function that returns an `rcache_status` sets it: to the reason when the
+// status is an error, to `""` when it is `RCACHE_STATUS_OK` or
+// `RCACHE_STATUS_MISS`. Functions that return no status (the `_free`
+// functions, `rcache_session_record_*` accessors other than
+// `rcache_session_record_field`, `rcache_version`, ...) leave it as it is.
+// The string belongs to the library and stays valid until the next call on
+// the same thread that returns a status; never free it.
 const char *rcache_last_error(void);
 
 // Renders every statistic of `rcache_client_stats` in the Prometheus text
@@ -652,7 +671,9 @@ enum rcache_status rcache_session_store_open(const struct rcache_client *client,
                                              size_t namespace_len,
                                              struct rcache_session_store **store_out);
 
-// Releases a session store. NULL is a no-op.
+// Releases a session store, and its client's connection if the client was
+// freed already. NULL is a no-op. In a child process after fork() the
+// inherited store is not touched, as `rcache_client_free` does.
 void rcache_session_store_free(struct rcache_session_store *store);
 
 // Creates a session holding `count` fields (`names[i]` -> `values[i]`; names

@@ -504,6 +504,9 @@ impl Cache {
         if owner.is_empty() {
             return Err(Error::invalid("lock owner must not be empty"));
         }
+        if crate::backend::looks_tagged(owner) {
+            return Err(Error::invalid("lock owner must not start with the bytes that mark a tagged entry (\\0rcache-tags\\0)"));
+        }
         Ok((key, self.check_value(owner)?))
     }
 

@@ -13,7 +13,8 @@ use crate::glob;
 pub struct NewSession {
     /// 32 hex characters (128 random bits), public (a cookie may carry it).
     pub id: String,
-    /// 32 hex characters (128 random bits from the OS), the proof of ownership.
+    /// 32 hex characters (128 random bits from the OS), the proof of
+    /// ownership. The store keeps only its SHA-256.
     pub secret: String,
 }
 
@@ -27,6 +28,14 @@ fn random_hex() -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the OS random source is available");
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// What the backends store and compare instead of a session's secret: its
+/// SHA-256, in hex, so reading the store never reveals a usable secret, and
+/// comparing (even not in constant time) tells nothing about the secret.
+fn secret_hash(secret: &[u8]) -> Vec<u8> {
+    let digest = ring::digest::digest(&ring::digest::SHA256, secret);
+    digest.as_ref().iter().flat_map(|byte| format!("{byte:02x}").into_bytes()).collect()
 }
 
 fn now_ms() -> u64 {
@@ -94,8 +103,8 @@ impl Sessions<'_> {
         loop {
             let session = NewSession { id: random_hex(), secret: random_hex() };
             let key = self.key(session.id.as_bytes())?.expect("a made id is well formed");
-            let secret = session.secret.as_bytes();
-            if self.cache.call(|backend| backend.session_create(&key, secret, fields, expiry, now_ms()))? {
+            let secret = secret_hash(session.secret.as_bytes());
+            if self.cache.call(|backend| backend.session_create(&key, &secret, fields, expiry, now_ms()))? {
                 return Ok(session);
             }
         }
@@ -107,7 +116,8 @@ impl Sessions<'_> {
     pub fn load(&self, id: &[u8], secret: &[u8], slide: Option<Ttl>) -> Result<Option<SessionRecord>> {
         let touch = slide.map(|ttl| self.cache.expiry(ttl)).transpose()?;
         let Some(key) = self.key(id)? else { return Ok(None) };
-        self.cache.call(|backend| backend.session_load(&key, secret, touch, now_ms()))
+        let secret = secret_hash(secret);
+        self.cache.call(|backend| backend.session_load(&key, &secret, touch, now_ms()))
     }
 
     /// Sets `fields` and deletes `deleted` in one atomic step, renewing the
@@ -126,20 +136,23 @@ impl Sessions<'_> {
         self.check_fields(fields, deleted)?;
         let expiry = self.cache.expiry(ttl)?;
         let Some(key) = self.key(id)? else { return Ok(SaveOutcome::Missing) };
-        self.cache.call(|backend| backend.session_save(&key, secret, expected, fields, deleted, expiry, now_ms()))
+        let secret = secret_hash(secret);
+        self.cache.call(|backend| backend.session_save(&key, &secret, expected, fields, deleted, expiry, now_ms()))
     }
 
     /// Renews the expiry; false when the id or secret is wrong.
     pub fn touch(&self, id: &[u8], secret: &[u8], ttl: Ttl) -> Result<bool> {
         let expiry = self.cache.expiry(ttl)?;
         let Some(key) = self.key(id)? else { return Ok(false) };
-        self.cache.call(|backend| backend.session_touch(&key, secret, expiry, now_ms()))
+        let secret = secret_hash(secret);
+        self.cache.call(|backend| backend.session_touch(&key, &secret, expiry, now_ms()))
     }
 
     /// Deletes the session; false when the id or secret is wrong.
     pub fn destroy(&self, id: &[u8], secret: &[u8]) -> Result<bool> {
         let Some(key) = self.key(id)? else { return Ok(false) };
-        self.cache.call(|backend| backend.session_destroy(&key, secret))
+        let secret = secret_hash(secret);
+        self.cache.call(|backend| backend.session_destroy(&key, &secret))
     }
 
     /// Every live session of the namespace, by id, for cleanup and

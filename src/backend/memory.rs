@@ -5,6 +5,7 @@
 //! of its tags when written and is valid while they are unchanged.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -39,8 +40,9 @@ fn fresh_token() -> u64 {
 
 /// What an entry holds, typed as Redis types its keys.
 enum Data {
-    /// A string value: plain, or tagged when the entry records tags.
-    String(Box<[u8]>),
+    /// A string value: plain, or tagged when the entry records tags. Shared,
+    /// so that reads copy it out after the store's lock is released.
+    String(Arc<[u8]>),
     /// A hash record: field names to values, never empty.
     Hash(BTreeMap<Box<[u8]>, Box<[u8]>>),
 }
@@ -75,7 +77,15 @@ impl Entry {
     /// The string value; a hash record is the wrong type.
     fn string(&self) -> Result<&[u8]> {
         match &self.data {
-            Data::String(value) => Ok(value),
+            Data::String(value) => Ok(&**value),
+            Data::Hash(_) => Err(wrong_type()),
+        }
+    }
+
+    /// The string value, shared: the caller copies it once the lock is released.
+    fn shared(&self) -> Result<Arc<[u8]>> {
+        match &self.data {
+            Data::String(value) => Ok(Arc::clone(value)),
             Data::Hash(_) => Err(wrong_type()),
         }
     }
@@ -118,7 +128,10 @@ fn write_deadline(expiry: WriteExpiry, current: Option<Instant>, now: Instant) -
     }
 }
 
-/// A session: kept apart from the LRU entries, never evicted, only expired.
+/// A session: kept apart from the LRU entries and never evicted, but counted
+/// in the store's bounds (cache entries are evicted to make room for it) and
+/// dropped once expired.
+#[derive(Clone)]
 struct Session {
     secret: Vec<u8>,
     fields: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
@@ -134,6 +147,12 @@ impl Session {
             version: self.version,
             touched_ms: self.touched_ms,
         }
+    }
+
+    /// Bytes charged against the store's bound for this session under `key`.
+    fn charge(&self, key: &[u8]) -> usize {
+        let field_bytes: usize = self.fields.iter().map(|(name, value)| field_charge(name, value)).sum();
+        key.len() + self.secret.len() + field_bytes + ENTRY_OVERHEAD
     }
 }
 
@@ -151,6 +170,10 @@ struct Store {
     /// Tag count after the last sweep of expired tags.
     tags_swept_at: usize,
     sessions: HashMap<Box<[u8]>, Session>,
+    /// Bytes charged for the sessions, on top of `bytes`.
+    session_bytes: usize,
+    /// Session count after the last sweep of expired sessions.
+    sessions_swept_at: usize,
 }
 
 impl Store {
@@ -158,10 +181,65 @@ impl Store {
     fn session(&mut self, key: &[u8], secret: &[u8], now: Instant) -> Option<&mut Session> {
         let expired = !is_live(self.sessions.get(key)?.expires_at, now);
         if expired {
-            self.sessions.remove(key);
+            self.remove_session(key);
             return None;
         }
         self.sessions.get_mut(key).filter(|session| same_secret(&session.secret, secret))
+    }
+
+    fn remove_session(&mut self, key: &[u8]) -> bool {
+        match self.sessions.remove_entry(key) {
+            Some((key, session)) => {
+                self.session_bytes -= session.charge(&key);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Keeps the sessions `keep` accepts (and that are live); how many were dropped.
+    fn retain_sessions(&mut self, now: Instant, mut keep: impl FnMut(&[u8], &Session) -> bool) -> usize {
+        let before = self.sessions.len();
+        let mut freed = 0;
+        self.sessions.retain(|key, session| {
+            let kept = is_live(session.expires_at, now) && keep(key, session);
+            if !kept {
+                freed += session.charge(key);
+            }
+            kept
+        });
+        self.session_bytes -= freed;
+        before - self.sessions.len()
+    }
+
+    /// Stores `session` under `key`, replacing the one there, within the
+    /// store's bounds: expired sessions are swept and cache entries evicted to
+    /// make room; `TooLarge` (nothing changed) when the sessions alone would
+    /// not fit.
+    fn put_session(&mut self, key: &[u8], session: Session, now: Instant) -> Result<()> {
+        if self.sessions.len() > 2 * self.sessions_swept_at + 64 {
+            self.retain_sessions(now, |_, _| true);
+            self.sessions_swept_at = self.sessions.len();
+        }
+        let fits = |store: &Self| {
+            let old = store.sessions.get(key).map_or(0, |old| old.charge(key));
+            let count = store.sessions.len() + usize::from(!store.sessions.contains_key(key));
+            count <= store.max_entries && store.session_bytes - old + session.charge(key) <= store.max_bytes
+        };
+        if !fits(self) {
+            self.retain_sessions(now, |_, _| true);
+            if !fits(self) {
+                return Err(Error::too_large(format!(
+                    "the sessions would exceed the memory backend's bound of {} entries and {} bytes",
+                    self.max_entries, self.max_bytes
+                )));
+            }
+        }
+        self.remove_session(key);
+        self.session_bytes += session.charge(key);
+        self.sessions.insert(key.into(), session);
+        self.shrink(now);
+        Ok(())
     }
 
     fn token(tags: &HashMap<Box<[u8]>, Tag>, tag: &[u8], now: Instant) -> Option<u64> {
@@ -191,6 +269,9 @@ impl Store {
                 self.max_bytes
             )));
         }
+        if charge > self.max_bytes - self.session_bytes || self.sessions.len() >= self.max_entries {
+            return Err(Error::too_large("the memory backend's bounds are filled by sessions"));
+        }
         Ok(())
     }
 
@@ -217,7 +298,8 @@ impl Store {
     /// Drops expired entries at the cold end, then evicts until within bounds.
     fn shrink(&mut self, now: Instant) {
         while let Some((key, entry)) = self.entries.peek_lru() {
-            let over = self.entries.len() > self.max_entries || self.bytes > self.max_bytes;
+            let over =
+                self.entries.len() + self.sessions.len() > self.max_entries || self.bytes + self.session_bytes > self.max_bytes;
             if !over && is_live(entry.expires_at, now) {
                 break;
             }
@@ -276,6 +358,8 @@ impl MemoryBackend {
                 tags: HashMap::new(),
                 tags_swept_at: 0,
                 sessions: HashMap::new(),
+                session_bytes: 0,
+                sessions_swept_at: 0,
             }),
         }
     }
@@ -292,6 +376,11 @@ impl MemoryBackend {
     /// Bytes charged against the `max_bytes` bound.
     pub fn bytes_used(&self) -> usize {
         self.store.lock().bytes
+    }
+
+    /// Sessions currently held, expired ones not yet swept included.
+    pub fn session_count(&self) -> usize {
+        self.store.lock().sessions.len()
     }
 
     /// Tags currently remembered, expired ones not yet swept included.
@@ -326,32 +415,44 @@ fn field_map<'f>(fields: &[(&'f [u8], &'f [u8])]) -> BTreeMap<&'f [u8], &'f [u8]
 }
 
 impl Backend for MemoryBackend {
+    // Values are copied in before the store's lock is taken and out after it
+    // is released, so a large value never stalls the other threads.
+
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let now = Instant::now();
-        self.store.lock().live(key, now).map(|entry| entry.string().map(<[u8]>::to_vec)).transpose()
+        let shared = self.store.lock().live(key, now).map(|entry| entry.shared()).transpose()?;
+        Ok(shared.map(|value| value.to_vec()))
     }
 
     fn get_with_ttl(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Remaining)>> {
         let now = Instant::now();
-        let mut store = self.store.lock();
-        let Some(entry) = store.live(key, now) else { return Ok(None) };
-        Ok(Some((entry.string()?.to_vec(), entry.remaining(now))))
+        let found = {
+            let mut store = self.store.lock();
+            let Some(entry) = store.live(key, now) else { return Ok(None) };
+            (entry.shared()?, entry.remaining(now))
+        };
+        Ok(Some((found.0.to_vec(), found.1)))
     }
 
     fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
         let now = Instant::now();
-        let mut store = self.store.lock();
-        Ok(keys.iter().map(|key| store.live(key, now).and_then(|entry| entry.string().ok().map(<[u8]>::to_vec))).collect())
+        let shared: Vec<Option<Arc<[u8]>>> = {
+            let mut store = self.store.lock();
+            keys.iter().map(|key| store.live(key, now).and_then(|entry| entry.shared().ok())).collect()
+        };
+        Ok(shared.into_iter().map(|value| value.map(|value| value.to_vec())).collect())
     }
 
     fn set(&self, key: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<()> {
         let now = Instant::now();
+        let mut entry = plain(value, None);
         let mut store = self.store.lock();
         let current = match expiry {
             WriteExpiry::Keep => store.live(key, now).and_then(|entry| entry.expires_at),
             WriteExpiry::Set(_) => None,
         };
-        store.insert(key, plain(value, write_deadline(expiry, current, now)), now)
+        entry.expires_at = write_deadline(expiry, current, now);
+        store.insert(key, entry, now)
     }
 
     fn compare_and_set(&self, key: &[u8], expected: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<bool> {
@@ -369,12 +470,13 @@ impl Backend for MemoryBackend {
     fn set_many(&self, entries: &[(Vec<u8>, &[u8])], expiry: Expiry) -> Result<()> {
         let now = Instant::now();
         let expires_at = deadline(expiry, now);
+        let made: Vec<Entry> = entries.iter().map(|(_, value)| plain(value, expires_at)).collect();
         let mut store = self.store.lock();
-        for (key, value) in entries {
-            store.check_fits(plain(value, None).charge(key))?;
+        for ((key, _), entry) in entries.iter().zip(&made) {
+            store.check_fits(entry.charge(key))?;
         }
-        for (key, value) in entries {
-            store.insert(key, plain(value, expires_at), now)?;
+        for ((key, _), entry) in entries.iter().zip(made) {
+            store.insert(key, entry, now)?;
         }
         Ok(())
     }
@@ -382,9 +484,10 @@ impl Backend for MemoryBackend {
     fn set_tagged(&self, key: &[u8], value: &[u8], expiry: Expiry, tags: &[Vec<u8>]) -> Result<()> {
         let now = Instant::now();
         let expires_at = deadline(expiry, now);
+        let value: Arc<[u8]> = value.into();
         let mut store = self.store.lock();
         let recorded = store.record_tags(tags, expires_at, now);
-        let entry = Entry { data: Data::String(value.into()), expires_at, tags: recorded.into() };
+        let entry = Entry { data: Data::String(value), expires_at, tags: recorded.into() };
         store.insert(key, entry, now)?;
         store.sweep_tags(now);
         Ok(())
@@ -499,7 +602,10 @@ impl Backend for MemoryBackend {
         // `keys` counts expired entries not yet dropped too, as Redis's keyspace line does.
         let sections: [(&str, &[(&str, String)]); 3] = [
             ("Server", &[("rcache_backend", "memory".into()), ("rcache_version", env!("CARGO_PKG_VERSION").into())]),
-            ("Memory", &[("used_memory", store.bytes.to_string()), ("maxmemory", store.max_bytes.to_string())]),
+            (
+                "Memory",
+                &[("used_memory", (store.bytes + store.session_bytes).to_string()), ("maxmemory", store.max_bytes.to_string())],
+            ),
             (
                 "Keyspace",
                 &[
@@ -526,9 +632,10 @@ impl Backend for MemoryBackend {
         let now = Instant::now();
         let mut store = self.store.lock();
         let Some(entry) = store.live(key, now) else { return Ok(None) };
-        let (value, remaining) = (entry.string()?.to_vec(), entry.remaining(now));
+        let (value, remaining) = (entry.shared()?, entry.remaining(now));
         let meta = store.live(meta_key, now).and_then(|entry| entry.string().ok().map(<[u8]>::to_vec));
-        Ok(Some((value, meta, remaining)))
+        drop(store);
+        Ok(Some((value.to_vec(), meta, remaining)))
     }
 
     fn session_create(&self, key: &[u8], secret: &[u8], fields: &[(&[u8], &[u8])], expiry: Expiry, now_ms: u64) -> Result<bool> {
@@ -544,7 +651,7 @@ impl Backend for MemoryBackend {
             touched_ms: now_ms,
             expires_at: deadline(expiry, now),
         };
-        store.sessions.insert(key.into(), session);
+        store.put_session(key, session, now)?;
         Ok(true)
     }
 
@@ -572,10 +679,11 @@ impl Backend for MemoryBackend {
     ) -> Result<SaveOutcome> {
         let now = Instant::now();
         let mut store = self.store.lock();
-        let Some(session) = store.session(key, secret, now) else { return Ok(SaveOutcome::Missing) };
-        if expected.is_some_and(|expected| expected != session.version) {
-            return Ok(SaveOutcome::Conflict(session.version));
+        let Some(current) = store.session(key, secret, now) else { return Ok(SaveOutcome::Missing) };
+        if expected.is_some_and(|expected| expected != current.version) {
+            return Ok(SaveOutcome::Conflict(current.version));
         }
+        let mut session = current.clone();
         for name in delete {
             session.fields.remove(*name);
         }
@@ -585,7 +693,9 @@ impl Backend for MemoryBackend {
         session.version += 1;
         session.touched_ms = now_ms;
         session.expires_at = deadline(expiry, now);
-        Ok(SaveOutcome::Saved(session.version))
+        let version = session.version;
+        store.put_session(key, session, now)?;
+        Ok(SaveOutcome::Saved(version))
     }
 
     fn session_touch(&self, key: &[u8], secret: &[u8], expiry: Expiry, now_ms: u64) -> Result<bool> {
@@ -605,7 +715,7 @@ impl Backend for MemoryBackend {
         let mut store = self.store.lock();
         let found = store.session(key, secret, now).is_some();
         if found {
-            store.sessions.remove(key);
+            store.remove_session(key);
         }
         Ok(found)
     }
@@ -613,7 +723,7 @@ impl Backend for MemoryBackend {
     fn session_list(&self, pattern: &[u8]) -> Result<Vec<(Vec<u8>, SessionRecord)>> {
         let now = Instant::now();
         let mut store = self.store.lock();
-        store.sessions.retain(|_, session| is_live(session.expires_at, now));
+        store.retain_sessions(now, |_, _| true);
         Ok(store
             .sessions
             .iter()
@@ -625,10 +735,10 @@ impl Backend for MemoryBackend {
     fn session_purge(&self, pattern: &[u8], idle_since_ms: u64) -> Result<u64> {
         let now = Instant::now();
         let mut store = self.store.lock();
-        store.sessions.retain(|_, session| is_live(session.expires_at, now));
-        let before = store.sessions.len();
-        store.sessions.retain(|key, session| !(glob::matches(pattern, key) && session.touched_ms <= idle_since_ms));
-        Ok((before - store.sessions.len()) as u64)
+        store.retain_sessions(now, |_, _| true);
+        let purged =
+            store.retain_sessions(now, |key, session| !(glob::matches(pattern, key) && session.touched_ms <= idle_since_ms));
+        Ok(purged as u64)
     }
 
     fn lock(&self, key: &[u8], owner: &[u8], lease: Duration) -> Result<bool> {
@@ -713,7 +823,69 @@ impl Backend for MemoryBackend {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_counter;
+    use super::*;
+
+    fn store(max_entries: usize, max_bytes: usize) -> MemoryBackend {
+        MemoryBackend::new(MemoryLimits { max_entries, max_bytes })
+    }
+
+    fn session_key(index: usize) -> Vec<u8> {
+        format!("sess:{index:032x}").into_bytes()
+    }
+
+    #[test]
+    fn sessions_count_against_the_entry_bound() {
+        let backend = store(10, 1 << 20);
+        for index in 0..6 {
+            backend.set(format!("k{index}").as_bytes(), b"v", WriteExpiry::Set(Expiry::Never)).unwrap();
+        }
+        for index in 0..8 {
+            assert!(backend.session_create(&session_key(index), b"s", &[], Expiry::Never, 0).unwrap());
+        }
+        // Cache entries made room for the sessions.
+        assert_eq!(backend.len() + backend.session_count(), 10);
+        assert_eq!(backend.session_count(), 8);
+        for index in 8..10 {
+            assert!(backend.session_create(&session_key(index), b"s", &[], Expiry::Never, 0).unwrap());
+        }
+        let error = backend.session_create(&session_key(10), b"s", &[], Expiry::Never, 0).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::TooLarge);
+        assert_eq!(backend.set(b"more", b"v", WriteExpiry::Set(Expiry::Never)).unwrap_err().kind, ErrorKind::TooLarge);
+        assert!(backend.session_destroy(&session_key(0), b"s").unwrap());
+        backend.set(b"more", b"v", WriteExpiry::Set(Expiry::Never)).unwrap();
+    }
+
+    #[test]
+    fn sessions_count_against_the_byte_bound() {
+        let backend = store(1000, 4096);
+        let big = vec![b'x'; 1024];
+        let fields: [(&[u8], &[u8]); 1] = [(b"f", &big)];
+        let mut created = 0;
+        while backend.session_create(&session_key(created), b"s", &fields, Expiry::Never, 0).is_ok() {
+            created += 1;
+            assert!(created < 10, "sessions grew past the byte bound");
+        }
+        assert!(backend.bytes_used() == 0 && created == 3, "{created} sessions of 1 KiB in 4 KiB");
+        // A save that grows a session past the bound is refused and changes nothing.
+        let bigger = vec![b'y'; 2048];
+        let grow: [(&[u8], &[u8]); 1] = [(b"g", &bigger)];
+        let error = backend.session_save(&session_key(0), b"s", None, &grow, &[], Expiry::Never, 0).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::TooLarge);
+        assert_eq!(backend.session_load(&session_key(0), b"s", None, 0).unwrap().unwrap().fields.len(), 1);
+    }
+
+    #[test]
+    fn expired_sessions_are_swept_without_being_touched() {
+        let backend = store(100, 1 << 20);
+        let short = Expiry::After(Duration::from_millis(1));
+        for index in 0..5000 {
+            if index % 50 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            backend.session_create(&session_key(index), b"s", &[], short, 0).unwrap();
+        }
+        assert!(backend.session_count() <= 100, "{} sessions held", backend.session_count());
+    }
 
     #[test]
     fn counters_are_read_as_redis_reads_them() {

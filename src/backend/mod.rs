@@ -25,6 +25,12 @@ pub const TAG_MARGIN: Duration = Duration::from_millis(1000);
 
 use crate::error::{Error, ErrorKind, Result};
 
+/// True for bytes that start like a tagged entry's stored form, which a
+/// value the library stores raw (a lock owner) must never look like.
+pub(crate) fn looks_tagged(value: &[u8]) -> bool {
+    value.starts_with(redis::TAG_MARKER)
+}
+
 /// How long a stored entry lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expiry {

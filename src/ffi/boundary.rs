@@ -2,11 +2,27 @@
 
 use std::any::Any;
 
+use super::last_error;
 use super::status::{Failure, rcache_status};
 
 /// Runs an export's body, turning an `Err` into its status (recording the
 /// message) and a panic into `RCACHE_STATUS_PANIC`. Nothing unwinds into C.
+/// A success (`OK` or `MISS`) clears the last error.
 pub fn guard(body: impl FnOnce() -> Result<rcache_status, Failure>) -> rcache_status {
+    let status = run(body);
+    if matches!(status, rcache_status::RCACHE_STATUS_OK | rcache_status::RCACHE_STATUS_MISS) {
+        last_error::clear();
+    }
+    status
+}
+
+/// For exports that return nothing (the `_free` functions): as `guard`, but
+/// the last error is left as it was unless this call fails.
+pub fn guard_void(body: impl FnOnce() -> Result<rcache_status, Failure>) {
+    run(body);
+}
+
+fn run(body: impl FnOnce() -> Result<rcache_status, Failure>) -> rcache_status {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
         Ok(Ok(status)) => status,
         Ok(Err(failure)) => failure.report(),
@@ -26,7 +42,7 @@ pub fn guard_or<T>(default: T, body: impl FnOnce() -> T) -> T {
     }
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(super) fn panic_message(payload: &(dyn Any + Send)) -> String {
     let detail = payload
         .downcast_ref::<&str>()
         .map(|text| text.to_string())

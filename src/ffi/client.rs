@@ -10,11 +10,12 @@
 #![allow(clippy::missing_safety_doc)]
 
 use std::ffi::{CStr, c_char};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{Cache, Remaining};
 
-use super::boundary::{array, bytes, guard, non_null, out_param};
+use super::boundary::{array, bytes, guard, guard_void, non_null, out_param};
 use super::fork;
 use super::status::{Failure, rcache_status};
 use super::types::{rcache_buffer, rcache_bytes, rcache_options, rcache_stats, ttl_from_millis};
@@ -26,7 +27,8 @@ use rcache_status::{RCACHE_STATUS_MISS as MISS, RCACHE_STATUS_OK as OK};
 /// `rcache_client_free`. Thread-safe: share one handle between threads.
 #[allow(non_camel_case_types)]
 pub struct rcache_client {
-    cache: Cache,
+    /// Shared with the session stores opened on it, so either may be freed first.
+    cache: Arc<Cache>,
     /// The process the handle was created in, by fork generation.
     generation: u64,
 }
@@ -38,15 +40,30 @@ impl rcache_client {
     /// A non-NULL `client` must come from `rcache_client_connect` and not be freed.
     pub(crate) unsafe fn cache<'a>(client: *const rcache_client) -> Result<&'a Cache, Failure> {
         // SAFETY: forwarded to the caller's promise.
+        unsafe { Self::shared(client) }.map(|cache| &**cache)
+    }
+
+    /// The engine behind a handle argument, as a reference count a session store keeps.
+    ///
+    /// # Safety
+    /// As `cache`.
+    pub(crate) unsafe fn shared<'a>(client: *const rcache_client) -> Result<&'a Arc<Cache>, Failure> {
+        // SAFETY: forwarded to the caller's promise.
         let client = unsafe { non_null(client, "client") }?;
-        if client.generation != fork::generation() {
-            return Err(Failure::new(
-                rcache_status::RCACHE_STATUS_FORKED,
-                "this handle was created before fork(); create a new one in the child process",
-            ));
-        }
+        check_generation(client.generation)?;
         Ok(&client.cache)
     }
+}
+
+/// Refuses a handle created in another process (before a fork()).
+pub(crate) fn check_generation(generation: u64) -> Result<(), Failure> {
+    if generation != fork::generation() {
+        return Err(Failure::new(
+            rcache_status::RCACHE_STATUS_FORKED,
+            "this handle was created before fork(); create a new one in the child process",
+        ));
+    }
+    Ok(())
 }
 
 pub(super) fn found(hit: bool) -> rcache_status {
@@ -105,20 +122,28 @@ pub unsafe extern "C" fn rcache_client_connect(
         };
         let generation = fork::generation();
         let cache = Cache::connect(url, options)?;
-        *client_out = Box::into_raw(Box::new(rcache_client { cache, generation }));
+        *client_out = Box::into_raw(Box::new(rcache_client { cache: Arc::new(cache), generation }));
         Ok(OK)
     })
 }
 
-/// Closes the connection and releases the handle. NULL is a no-op. No other
-/// call on the handle may run or follow. In a child process after fork() the
+/// Releases the handle, and closes the connection unless a session store
+/// opened on it is still open (the store keeps it until it is freed). NULL
+/// is a no-op. No other call on the handle may run or follow. Called from a
+/// compute callback of this handle (whose call is still running) it frees
+/// nothing and sets `rcache_last_error()`. In a child process after fork() the
 /// inherited handle is not touched (its connection belongs to the parent): its
 /// memory is left allocated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_client_free(client: *mut rcache_client) {
-    guard(|| {
+    guard_void(|| {
         if client.is_null() {
             return Ok(OK);
+        }
+        if super::compute::is_computing(client) {
+            return Err(Failure::invalid(
+                "rcache_client_free was called inside a compute callback of this client, whose call is still running: nothing was freed",
+            ));
         }
         // SAFETY: a non-NULL handle comes from rcache_client_connect and is freed once.
         let client = unsafe { Box::from_raw(client) };
@@ -528,7 +553,8 @@ pub unsafe extern "C" fn rcache_client_invalidate_tags(
 /// Deletes the keys of the client's namespace that match the glob `pattern`
 /// (Redis syntax: `*`, `?`, `[...]`, `\` escapes; matched against keys without
 /// the prefix), or all of the namespace's keys (tags included) when `pattern`
-/// is NULL. On Redis it scans and unlinks in batches, never KEYS or FLUSHDB,
+/// is NULL and `pattern_len` is 0. NULL with a non-zero `pattern_len` is
+/// `RCACHE_STATUS_INVALID_ARGUMENT` (nothing is deleted). On Redis it scans and unlinks in batches, never KEYS or FLUSHDB,
 /// and never touches keys outside the namespace. The number deleted goes to
 /// `*deleted_out` when that is not NULL.
 #[unsafe(no_mangle)]
@@ -541,11 +567,8 @@ pub unsafe extern "C" fn rcache_client_clear(
     guard(|| {
         // SAFETY: pointer arguments as documented on the function.
         let cache = unsafe { rcache_client::cache(client) }?;
-        let pattern = match pattern.is_null() {
-            true => None,
-            // SAFETY: a non-NULL pattern points to pattern_len readable bytes.
-            false => Some(unsafe { bytes(pattern, pattern_len, "pattern") }?),
-        };
+        // SAFETY: a non-NULL pattern points to pattern_len readable bytes.
+        let pattern = unsafe { optional_pattern(pattern, pattern_len) }?;
         let deleted = cache.clear(pattern)?;
         // SAFETY: a non-NULL deleted_out points to writable storage.
         if let Some(out) = unsafe { deleted_out.as_mut() } {
@@ -557,7 +580,8 @@ pub unsafe extern "C" fn rcache_client_clear(
 
 /// Lists the keys of the client's namespace that match the glob `pattern`
 /// (as in `rcache_client_clear`: Redis syntax, matched against keys without
-/// the prefix; NULL for every key), of any type, without the prefix, in byte
+/// the prefix; NULL with `pattern_len` 0 for every key, NULL with any other
+/// length is `RCACHE_STATUS_INVALID_ARGUMENT`), of any type, without the prefix, in byte
 /// order. The library's own keys (`__rcache_...`) and entries whose tags were
 /// invalidated are left out; on `memory://` so are sessions, which it keeps
 /// apart. On Redis it walks SCAN in batches, never KEYS: keys written or
@@ -576,14 +600,24 @@ pub unsafe extern "C" fn rcache_client_keys(
         // SAFETY: pointer arguments as documented on the function.
         let (cache, keys_out, count_out) =
             unsafe { (rcache_client::cache(client)?, out_param(keys_out, "keys_out")?, out_param(count_out, "count_out")?) };
-        let pattern = match pattern.is_null() {
-            true => None,
-            // SAFETY: a non-NULL pattern points to pattern_len readable bytes.
-            false => Some(unsafe { bytes(pattern, pattern_len, "pattern") }?),
-        };
+        // SAFETY: a non-NULL pattern points to pattern_len readable bytes.
+        let pattern = unsafe { optional_pattern(pattern, pattern_len) }?;
         (*keys_out, *count_out) = rcache_buffer::array_from(cache.keys(pattern)?);
         Ok(OK)
     })
+}
+
+/// The pattern argument of `rcache_client_clear` and `rcache_client_keys`:
+/// `None` (every key) for NULL with length 0; NULL with a length is an error.
+///
+/// # Safety
+/// A non-NULL `pattern` must point to `pattern_len` readable bytes that outlive the call.
+unsafe fn optional_pattern<'a>(pattern: *const u8, pattern_len: usize) -> Result<Option<&'a [u8]>, Failure> {
+    match pattern.is_null() && pattern_len == 0 {
+        true => Ok(None),
+        // SAFETY: forwarded to the caller's promise; NULL with a length is refused there.
+        false => unsafe { bytes(pattern, pattern_len, "pattern") }.map(Some),
+    }
 }
 
 /// The server's `INFO` text (every default section) in `*info_out`, to be
@@ -669,7 +703,7 @@ pub unsafe extern "C" fn rcache_client_unlock(
 /// empty. NULL, and a buffer already empty, are no-ops.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_buffer_free(buffer: *mut rcache_buffer) {
-    guard(|| {
+    guard_void(|| {
         // SAFETY: a non-NULL buffer is one the library filled, or an empty one.
         let Some(buffer) = (unsafe { buffer.as_mut() }) else { return Ok(OK) };
         if !buffer.data.is_null() {
@@ -686,7 +720,7 @@ pub unsafe extern "C" fn rcache_buffer_free(buffer: *mut rcache_buffer) {
 /// owns, as filled by `rcache_client_get_many`; the array itself is left to the caller.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_buffers_free(buffers: *mut rcache_buffer, count: usize) {
-    guard(|| {
+    guard_void(|| {
         if !buffers.is_null() {
             for index in 0..count {
                 // SAFETY: the caller passes `count` buffers filled by the library.
@@ -703,7 +737,7 @@ pub unsafe extern "C" fn rcache_buffers_free(buffers: *mut rcache_buffer, count:
 /// for arrays the caller allocated: use `rcache_buffers_free` on those.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_buffer_array_free(buffers: *mut rcache_buffer, count: usize) {
-    guard(|| {
+    guard_void(|| {
         if buffers.is_null() {
             return Ok(OK);
         }

@@ -2,14 +2,16 @@
 #![allow(clippy::missing_safety_doc)]
 
 use std::ffi::{CStr, c_char, c_void};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use crate::{ComputeError, ComputeOptions, OnWaitTimeout};
+use crate::{Cache, ComputeError, ComputeOptions, OnWaitTimeout, Ttl};
 
-use super::boundary::{bytes, guard, non_null, out_param};
+use super::boundary::{bytes, guard, non_null, out_param, panic_message};
 use super::client::{byte_strings, rcache_client};
 use super::status::{Failure, rcache_status};
 use super::types::{rcache_buffer, rcache_bytes, ttl_from_millis};
+use super::worker;
 
 /// Where a compute callback leaves its result: call `rcache_compute_output_set`
 /// (success) or `rcache_compute_output_fail` (failure) on it. Owned by the
@@ -25,8 +27,11 @@ pub struct rcache_compute_output {
 /// `rcache_compute_output_set`; return false (optionally after
 /// `rcache_compute_output_fail`) to fail: nothing is stored and the call returns
 /// `RCACHE_STATUS_COMPUTE_FAILED`. It may use the client, but must not free it.
+/// It may also leave by unwinding (`pthread_exit`, `pthread_cancel`, a C++
+/// exception): see `rcache_client_get_or_compute`.
 #[allow(non_camel_case_types)]
-pub type rcache_compute_fn = Option<unsafe extern "C" fn(user_data: *mut c_void, output: *mut rcache_compute_output) -> bool>;
+pub type rcache_compute_fn =
+    Option<unsafe extern "C-unwind" fn(user_data: *mut c_void, output: *mut rcache_compute_output) -> bool>;
 
 /// Settings of one `rcache_client_get_or_compute` call. Start from
 /// `rcache_compute_options_default()`; in a zeroed struct every field takes
@@ -112,8 +117,14 @@ pub unsafe extern "C" fn rcache_compute_output_fail(output: *mut rcache_compute_
 /// `options` may be NULL for the defaults. On `RCACHE_STATUS_OK` the value is
 /// in `*value_out` (free it with `rcache_buffer_free`); `RCACHE_STATUS_COMPUTE_FAILED`
 /// when the callback failed (its message in `rcache_last_error()`).
+///
+/// The callback runs on the calling thread, and may leave it: when it ends
+/// the thread (`pthread_exit`), is cancelled (`pthread_cancel`) or throws a
+/// foreign exception, the unwind passes through the library to the caller's
+/// frames, the computation counts as failed (nothing is stored, the lock is
+/// released) and this function does not return.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rcache_client_get_or_compute(
+pub unsafe extern "C-unwind" fn rcache_client_get_or_compute(
     client: *const rcache_client,
     key: *const u8,
     key_len: usize,
@@ -122,10 +133,12 @@ pub unsafe extern "C" fn rcache_client_get_or_compute(
     user_data: *mut c_void,
     value_out: *mut rcache_buffer,
 ) -> rcache_status {
-    guard(|| {
+    let mut checked = None;
+    let status = guard(|| {
         // SAFETY: pointer arguments as documented on the function.
-        let (cache, key, value_out) =
-            unsafe { (rcache_client::cache(client)?, bytes(key, key_len, "key")?, out_param(value_out, "value_out")?) };
+        let (cache, key) = unsafe { (rcache_client::shared(client)?, bytes(key, key_len, "key")?) };
+        // SAFETY: as documented on the function.
+        unsafe { out_param(value_out, "value_out") }?;
         let compute = compute.ok_or_else(|| Failure::invalid("compute is NULL"))?;
         let defaults = rcache_compute_options_default();
         let options = match options.is_null() {
@@ -136,32 +149,164 @@ pub unsafe extern "C" fn rcache_client_get_or_compute(
         // SAFETY: tags points to tag_count rcache_bytes, as documented on the struct.
         let tags = unsafe { byte_strings(options.tags, options.tag_count, "options.tags") }?;
         let millis_or = |value: u32, default: u32| Duration::from_millis(u64::from(if value == 0 { default } else { value }));
-        let engine_options = ComputeOptions {
+        let request = Request {
+            cache: Arc::clone(cache),
+            key: key.to_vec(),
+            tags: tags.iter().map(|tag| tag.to_vec()).collect(),
             ttl: ttl_from_millis(options.ttl_ms)?,
-            tags: &tags,
             lock_lease: millis_or(options.lock_lease_ms, defaults.lock_lease_ms),
             wait_timeout: millis_or(options.wait_timeout_ms, defaults.wait_timeout_ms),
             on_wait_timeout: if options.fail_on_wait_timeout { OnWaitTimeout::Fail } else { OnWaitTimeout::Compute },
             early_refresh_beta: options.early_refresh_beta,
         };
-        let run_callback = || {
-            let mut output = rcache_compute_output { value: None, failure: None };
-            // SAFETY: the caller supplies a callback that follows rcache_compute_fn's contract.
-            let succeeded = unsafe { compute(user_data, &mut output) };
-            match (succeeded, output.value, output.failure) {
-                (true, Some(value), _) => Ok(value),
-                (true, None, _) => Err("the compute callback returned true without rcache_compute_output_set".to_string()),
-                (false, _, Some(message)) => Err(message),
-                (false, _, None) => Err("the compute callback failed".to_string()),
-            }
-        };
-        match cache.get_or_compute(key, &engine_options, run_callback) {
-            Ok(value) => {
-                *value_out = rcache_buffer::from_vec(value);
-                Ok(rcache_status::RCACHE_STATUS_OK)
-            }
-            Err(ComputeError::Cache(error)) => Err(error.into()),
-            Err(ComputeError::Compute(message)) => Err(Failure::new(rcache_status::RCACHE_STATUS_COMPUTE_FAILED, message)),
+        checked = Some((request, compute));
+        Ok(rcache_status::RCACHE_STATUS_OK)
+    });
+    let Some((request, compute)) = checked else { return status };
+    // Outside the panic boundary: see `worker`.
+    let outcome = request.run_elsewhere(|| {
+        let _computing = Computing::enter(client);
+        let mut output = rcache_compute_output { value: None, failure: None };
+        // SAFETY: the caller supplies a callback that follows rcache_compute_fn's contract.
+        let succeeded = unsafe { compute(user_data, &mut output) };
+        match (succeeded, output.value, output.failure) {
+            (true, Some(value), _) => Ok(value),
+            (true, None, _) => Err("the compute callback returned true without rcache_compute_output_set".to_string()),
+            (false, _, Some(message)) => Err(message),
+            (false, _, None) => Err("the compute callback failed".to_string()),
         }
+    });
+    guard(|| {
+        let value = outcome?;
+        // SAFETY: checked non-NULL above; writable as documented on the function.
+        *unsafe { out_param(value_out, "value_out") }? = rcache_buffer::from_vec(value);
+        Ok(rcache_status::RCACHE_STATUS_OK)
     })
+}
+
+thread_local! {
+    /// The clients whose compute callback runs on this thread, innermost last.
+    static COMPUTING: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Marks `client` as computing on this thread while it lives (also when the
+/// callback leaves by unwinding).
+struct Computing(usize);
+
+impl Computing {
+    fn enter(client: *const rcache_client) -> Self {
+        COMPUTING.with(|computing| computing.borrow_mut().push(client as usize));
+        Computing(client as usize)
+    }
+}
+
+impl Drop for Computing {
+    fn drop(&mut self) {
+        COMPUTING.with(|computing| {
+            let mut computing = computing.borrow_mut();
+            if let Some(index) = computing.iter().rposition(|client| *client == self.0) {
+                computing.remove(index);
+            }
+        });
+    }
+}
+
+/// True while a compute callback of `client` runs on this thread.
+pub(super) fn is_computing(client: *const rcache_client) -> bool {
+    COMPUTING.with(|computing| computing.borrow().contains(&(client as usize)))
+}
+
+/// A checked get-or-compute call, owning its arguments so a worker can run it.
+struct Request {
+    cache: Arc<Cache>,
+    key: Vec<u8>,
+    tags: Vec<Vec<u8>>,
+    ttl: Ttl,
+    lock_lease: Duration,
+    wait_timeout: Duration,
+    on_wait_timeout: OnWaitTimeout,
+    early_refresh_beta: f64,
+}
+
+/// The calling thread's end of a computation. Dropped unfinished (the
+/// callback left by unwinding), it waits for the engine to give up (the lock
+/// released) so that the thread ends only after its computation has.
+struct Engine {
+    from_engine: mpsc::Receiver<FromEngine>,
+    done: bool,
+}
+
+impl Engine {
+    fn finish(mut self, result: Result<Vec<u8>, Failure>) -> Result<Vec<u8>, Failure> {
+        self.done = true;
+        result
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // A request for the value is answered by dropping its reply channel.
+        while let Ok(FromEngine::Compute(_)) = self.from_engine.recv() {}
+    }
+}
+
+/// What the worker running the engine tells the calling thread.
+enum FromEngine {
+    /// Run the callback and send its outcome back.
+    Compute(mpsc::Sender<Result<Vec<u8>, String>>),
+    Done(Result<Vec<u8>, Failure>),
+}
+
+impl Request {
+    /// Runs the engine's get-or-compute on a worker (inside a panic boundary)
+    /// while this thread runs `callback` whenever the engine asks for the value.
+    fn run_elsewhere(self, mut callback: impl FnMut() -> Result<Vec<u8>, String>) -> Result<Vec<u8>, Failure> {
+        let (to_caller, from_engine) = mpsc::channel();
+        worker::run(Box::new(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(&to_caller)));
+            let result = match outcome {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(ComputeError::Cache(error))) => Err(error.into()),
+                Ok(Err(ComputeError::Compute(message))) => {
+                    Err(Failure::new(rcache_status::RCACHE_STATUS_COMPUTE_FAILED, message))
+                }
+                Err(payload) => Err(Failure::new(rcache_status::RCACHE_STATUS_PANIC, panic_message(&*payload))),
+            };
+            let _ = to_caller.send(FromEngine::Done(result));
+        }));
+        let engine = Engine { from_engine, done: false };
+        loop {
+            match engine.from_engine.recv() {
+                Ok(FromEngine::Compute(reply)) => {
+                    let _ = reply.send(callback());
+                }
+                Ok(FromEngine::Done(result)) => return engine.finish(result),
+                Err(_) => {
+                    return engine
+                        .finish(Err(Failure::new(rcache_status::RCACHE_STATUS_PANIC, "no thread could run the computation")));
+                }
+            }
+        }
+    }
+
+    fn run(&self, to_caller: &mpsc::Sender<FromEngine>) -> Result<Vec<u8>, ComputeError<String>> {
+        let tags: Vec<&[u8]> = self.tags.iter().map(Vec::as_slice).collect();
+        let options = ComputeOptions {
+            ttl: self.ttl,
+            tags: &tags,
+            lock_lease: self.lock_lease,
+            wait_timeout: self.wait_timeout,
+            on_wait_timeout: self.on_wait_timeout,
+            early_refresh_beta: self.early_refresh_beta,
+        };
+        self.cache.get_or_compute(&self.key, &options, || {
+            let (reply, outcome) = mpsc::channel();
+            let gone = || "the thread that called get-or-compute left the compute callback without returning".to_string();
+            to_caller.send(FromEngine::Compute(reply)).map_err(|_| gone())?;
+            outcome.recv().unwrap_or_else(|_| Err(gone()))
+        })
+    }
 }

@@ -3,6 +3,7 @@
 //! boundary.
 //!
 //! All functions are thread-safe unless their documentation says otherwise.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod boundary;
 mod client;
@@ -14,6 +15,7 @@ mod records;
 mod session;
 mod status;
 mod types;
+mod worker;
 
 pub use client::*;
 pub use compute::*;

@@ -2,12 +2,14 @@
 #![allow(clippy::missing_safety_doc)]
 
 use std::ffi::c_char;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{SaveOutcome, SessionRecord};
+use crate::{Cache, SaveOutcome, SessionRecord};
 
-use super::boundary::{bytes, guard, guard_or, non_null, out_param};
-use super::client::{byte_pairs, byte_strings, rcache_client};
+use super::boundary::{bytes, guard, guard_or, guard_void, non_null, out_param};
+use super::client::{byte_pairs, byte_strings, check_generation, rcache_client};
+use super::fork;
 use super::status::{Failure, rcache_status};
 use super::types::{rcache_bytes, ttl_from_millis};
 
@@ -17,11 +19,14 @@ use rcache_status::{RCACHE_STATUS_MISS as MISS, RCACHE_STATUS_OK as OK};
 pub const RCACHE_SESSION_NO_SLIDE: i64 = -2;
 
 /// The sessions of one namespace of a client. Create it with
-/// `rcache_session_store_open`, free it with `rcache_session_store_free`
-/// before freeing its client. Thread-safe, like the client.
+/// `rcache_session_store_open`, free it with `rcache_session_store_free`;
+/// it shares its client's connection, so the two may be freed in either
+/// order. Thread-safe, like the client.
 #[allow(non_camel_case_types)]
 pub struct rcache_session_store {
-    client: *const rcache_client,
+    cache: Arc<Cache>,
+    /// The process the store was opened in, by fork generation.
+    generation: u64,
     namespace: Vec<u8>,
 }
 
@@ -52,13 +57,12 @@ fn text_field(text: &str) -> [c_char; 33] {
 
 impl rcache_session_store {
     /// # Safety
-    /// `store` is NULL or comes from `rcache_session_store_open` and is not freed, nor its client.
+    /// `store` is NULL or comes from `rcache_session_store_open` and is not freed.
     unsafe fn sessions<'a>(store: *const rcache_session_store) -> Result<crate::Sessions<'a>, Failure> {
         // SAFETY: forwarded to the caller's promise.
         let store: &'a Self = unsafe { non_null(store, "store") }?;
-        // SAFETY: the store's client outlives the store, as documented.
-        let cache = unsafe { rcache_client::cache(store.client) }?;
-        Ok(cache.sessions(&store.namespace))
+        check_generation(store.generation)?;
+        Ok(store.cache.sessions(&store.namespace))
     }
 }
 
@@ -77,21 +81,28 @@ pub unsafe extern "C" fn rcache_session_store_open(
 ) -> rcache_status {
     guard(|| {
         // SAFETY: pointer arguments as documented on the function.
-        let (_, namespace, store_out) = unsafe {
-            (rcache_client::cache(client)?, bytes(namespace, namespace_len, "namespace")?, out_param(store_out, "store_out")?)
+        let (cache, namespace, store_out) = unsafe {
+            (rcache_client::shared(client)?, bytes(namespace, namespace_len, "namespace")?, out_param(store_out, "store_out")?)
         };
-        *store_out = Box::into_raw(Box::new(rcache_session_store { client, namespace: namespace.to_vec() }));
+        let store =
+            rcache_session_store { cache: Arc::clone(cache), generation: fork::generation(), namespace: namespace.to_vec() };
+        *store_out = Box::into_raw(Box::new(store));
         Ok(OK)
     })
 }
 
-/// Releases a session store. NULL is a no-op.
+/// Releases a session store, and its client's connection if the client was
+/// freed already. NULL is a no-op. In a child process after fork() the
+/// inherited store is not touched, as `rcache_client_free` does.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_session_store_free(store: *mut rcache_session_store) {
-    guard(|| {
+    guard_void(|| {
         if !store.is_null() {
             // SAFETY: a non-NULL store comes from rcache_session_store_open and is freed once.
-            drop(unsafe { Box::from_raw(store) });
+            let store = unsafe { Box::from_raw(store) };
+            if check_generation(store.generation).is_err() {
+                std::mem::forget(store);
+            }
         }
         Ok(OK)
     });
@@ -382,7 +393,7 @@ pub unsafe extern "C" fn rcache_session_record_field(
 /// Releases a loaded session. NULL is a no-op.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_session_record_free(record: *mut rcache_session_record) {
-    guard(|| {
+    guard_void(|| {
         if !record.is_null() {
             // SAFETY: a non-NULL record comes from rcache_session_load and is freed once.
             drop(unsafe { Box::from_raw(record) });

@@ -886,6 +886,37 @@ static void test_null_arguments(rcache_client *c) {
   ALIVE(c);
 }
 
+/* rcache_last_error: an error status sets it, OK and MISS clear it, and functions
+ * without a status leave it as it is. */
+static void test_last_error_lifetime(rcache_client *c) {
+  rcache_buffer out = SENTINEL_BUFFER;
+  rcache_buffer empty = {NULL, 0};
+
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_get(c, NULL, 3, &out));
+  EXPECT_OK(rcache_client_set(c, LIT("le:k"), LIT("v"), 60000));
+  CHECK_STR(rcache_last_error(), "");
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_get(c, NULL, 3, &out));
+  EXPECT_MISS(rcache_client_get(c, LIT("le:none"), &out));
+  CHECK_STR(rcache_last_error(), "");
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_get(c, NULL, 3, &out));
+  rcache_buffer_free(NULL);
+  rcache_buffer_free(&empty);
+  rcache_buffers_free(NULL, 0);
+  CHECK(rcache_version() != NULL);
+  CHECK(strstr(rcache_last_error(), "key") != NULL);
+  CHECK(buffer_is_sentinel(out));
+}
+
+/* A lock owner is stored raw: one that starts like a tagged entry's stored form
+ * would later read as one, so it is refused. */
+static void test_lock_owner_that_looks_tagged(rcache_client *c) {
+  static const uint8_t owner[] = "\0rcache-tags\0" "9:outside";
+  EXPECT_BAD(c, RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_lock(c, LIT("le:lock"), owner, sizeof owner - 1, 5000));
+  EXPECT_BAD(c, RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_extend_lock(c, LIT("le:lock"), owner, sizeof owner - 1, 5000));
+  EXPECT_BAD(c, RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_unlock(c, LIT("le:lock"), owner, sizeof owner - 1));
+  EXPECT_MISS(rcache_client_exists(c, LIT("le:lock")));
+}
+
 static void test_size_limits(void) {
   rcache_options options = test_options();
   rcache_client *c;
@@ -1462,6 +1493,12 @@ static void test_clear(void) {
   if (EXPECT_OK(rcache_client_clear(c, (const uint8_t *)"", 0, &deleted))) CHECK_EQ_INT(deleted, 0);
   CHECK_EQ_INT(existing(c, names, COUNT), 1u << USER_10 | 1u << C3);
 
+  /* NULL with a length is a bad argument, never "everything". */
+  deleted = 0x5EED;
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_clear(c, NULL, 2, &deleted));
+  CHECK_EQ_INT(deleted, 0x5EED);
+  CHECK_EQ_INT(existing(c, names, COUNT), 1u << USER_10 | 1u << C3);
+
   /* NULL: the whole namespace, tags included. */
   if (EXPECT_OK(rcache_client_clear(c, NULL, 0, &deleted))) CHECK(deleted >= 2);
   CHECK_EQ_INT(existing(c, names, COUNT), 0);
@@ -1666,6 +1703,8 @@ int main(int argc, char **argv) {
   if (!g_redis) test_memory_bounds();
 
   test_null_arguments(c);
+  test_last_error_lifetime(c);
+  test_lock_owner_that_looks_tagged(c);
   test_size_limits();
   test_bad_ttls(c);
   test_bad_urls();

@@ -58,6 +58,100 @@ static void *stampede(void *arg) {
   return NULL;
 }
 
+/* A callback that leaves its thread by a forced unwind: pthread_exit, or pthread_cancel
+ * while it waits. The unwind passes through the library; the thread ends, the process
+ * lives on, nothing is stored and the lock is released. */
+struct leaving_job {
+  const char *key;
+  rcache_compute_fn compute;
+  atomic_int entered;
+  atomic_int returned;
+  /* The call's arguments live here rather than on the leaving thread's stack: a
+   * cancellation unwinds frames without ASan unpoisoning their redzones. */
+  rcache_compute_options options;
+  rcache_buffer value;
+};
+
+static bool exits_its_thread(void *user_data, rcache_compute_output *output) {
+  struct leaving_job *job = user_data;
+  (void)output;
+  atomic_store(&job->entered, 1);
+  pthread_exit(NULL);
+  return false; /* not reached */
+}
+
+static bool waits_to_be_cancelled(void *user_data, rcache_compute_output *output) {
+  struct leaving_job *job = user_data;
+  (void)output;
+  atomic_store(&job->entered, 1);
+  for (;;) sleep_ms(1); /* nanosleep is a cancellation point */
+  return false;          /* not reached */
+}
+
+static void *compute_and_leave(void *arg) {
+  struct leaving_job *job = arg;
+  job->options = rcache_compute_options_default();
+  job->options.lock_lease_ms = 60000;
+  rcache_client_get_or_compute(g_client, KEY(job->key), &job->options, job->compute, job, &job->value);
+  atomic_store(&job->returned, 1);
+  return NULL;
+}
+
+static void check_left_cleanly(struct leaving_job *job) {
+  rcache_compute_options options = rcache_compute_options_default();
+  rcache_buffer value = {NULL, 0};
+  CHECK(atomic_load(&job->entered) && !atomic_load(&job->returned));
+  EXPECT_MISS(rcache_client_get(g_client, KEY(job->key), &value));
+  /* The lock is free: a caller that would rather fail than wait computes at once. */
+  options.wait_timeout_ms = 1;
+  options.fail_on_wait_timeout = true;
+  if (EXPECT_OK(rcache_client_get_or_compute(g_client, KEY(job->key), &options, slow_value, (void *)"after", &value))) {
+    CHECK_BYTES(value.data, value.len, "after", 5);
+    rcache_buffer_free(&value);
+  }
+}
+
+/* Freeing the client inside its own compute callback frees nothing: the call still
+ * runs on it. The library says so in rcache_last_error() and the call completes. */
+static bool frees_its_client(void *user_data, rcache_compute_output *output) {
+  (void)user_data;
+  rcache_client_free(g_client);
+  CHECK(strstr(rcache_last_error(), "inside a compute callback") != NULL);
+  return rcache_compute_output_set(output, (const uint8_t *)"kept", 4) == RCACHE_STATUS_OK;
+}
+
+static void test_free_inside_the_callback(void) {
+  rcache_buffer value = {NULL, 0};
+  if (EXPECT_OK(rcache_client_get_or_compute(g_client, KEY("free-inside"), NULL, frees_its_client, NULL, &value))) {
+    CHECK_BYTES(value.data, value.len, "kept", 4);
+    rcache_buffer_free(&value);
+  }
+  if (EXPECT_OK(rcache_client_get(g_client, KEY("free-inside"), &value))) rcache_buffer_free(&value);
+}
+
+static void test_callback_thread_exit_and_cancel(void) {
+  static struct leaving_job exiting, cancelled;
+  pthread_t thread;
+  void *result = NULL;
+
+  exiting.key = "left:exit";
+  exiting.compute = exits_its_thread;
+  cancelled.key = "left:cancel";
+  cancelled.compute = waits_to_be_cancelled;
+  if (CHECK(pthread_create(&thread, NULL, compute_and_leave, &exiting) == 0)) {
+    CHECK(pthread_join(thread, &result) == 0);
+    CHECK(result == NULL);
+    check_left_cleanly(&exiting);
+  }
+  if (CHECK(pthread_create(&thread, NULL, compute_and_leave, &cancelled) == 0)) {
+    while (!atomic_load(&cancelled.entered)) sleep_ms(1);
+    CHECK(pthread_cancel(thread) == 0);
+    CHECK(pthread_join(thread, &result) == 0);
+    CHECK(result == PTHREAD_CANCELED);
+    check_left_cleanly(&cancelled);
+  }
+}
+
 int main(int argc, char **argv) {
   pthread_t threads[THREADS];
   rcache_compute_options options = rcache_compute_options_default();
@@ -129,6 +223,9 @@ int main(int argc, char **argv) {
   EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT,
                rcache_client_get_or_compute(g_client, KEY("k"), &options, slow_value, (void *)"v", &value));
   EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_stats(g_client, NULL));
+
+  test_callback_thread_exit_and_cancel();
+  test_free_inside_the_callback();
 
   if (EXPECT_OK(rcache_client_stats(g_client, &stats))) {
     CHECK(stats.computations >= 4);

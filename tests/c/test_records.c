@@ -377,6 +377,8 @@ static void test_keys(void) {
     EXPECT_BAD(listing, RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_keys(listing, NULL, 0, NULL, &count));
     EXPECT_BAD(listing, RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_keys(listing, NULL, 0, &keys, NULL));
     EXPECT_BAD(listing, RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_keys(NULL, NULL, 0, &keys, &count));
+    /* NULL with a length is a bad argument, never "every key". */
+    EXPECT_BAD(listing, RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_keys(listing, NULL, 3, &keys, &count));
     CHECK(keys == SENTINEL_ARRAY && count == SENTINEL_SIZE);
   }
   rcache_client_free(listing);

@@ -833,6 +833,28 @@ static void test_record_accessors_and_frees(void) {
   rcache_session_store_free(NULL);
 }
 
+/* The store holds its client's engine by reference: freeing the client first is safe,
+ * and the store keeps working until it is freed itself (ASan checks the memory). */
+static void test_store_outlives_its_client(void) {
+  rcache_options options = rcache_options_default();
+  rcache_client *client = NULL;
+  rcache_session_store *store;
+  rcache_session_record *record = NULL;
+  rcache_session_new session;
+
+  options.key_prefix = g_prefix;
+  if (!EXPECT_OK(rcache_client_connect(g_url, &options, &client))) return;
+  store = open_store(client, "order:");
+  session = create_one(store, "user", "ada", MINUTE_MS);
+  rcache_client_free(client);
+  if (EXPECT_OK(rcache_session_load(store, ID_SECRET(session), RCACHE_SESSION_NO_SLIDE, &record))) {
+    CHECK_FIELD(record, 0, "user", "ada");
+    rcache_session_record_free(record);
+  }
+  EXPECT_OK(rcache_session_destroy(store, ID_SECRET(session)));
+  rcache_session_store_free(store);
+}
+
 int main(int argc, char **argv) {
   rcache_options options = rcache_options_default();
 
@@ -857,6 +879,7 @@ int main(int argc, char **argv) {
   test_purge();
   test_bad_input();
   test_record_accessors_and_frees();
+  test_store_outlives_its_client();
 
   rcache_session_store_free(g_store);
   rcache_client_free(g_client);

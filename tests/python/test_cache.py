@@ -181,3 +181,38 @@ def test_bad_construction(client):
         Cache(client="not a client")
     with pytest.raises(TypeError):
         Cache(no_such_option=1)
+
+
+def test_a_secret_key_signs_every_pickle_and_refuses_anything_else(client):
+    signed = Cache(client=client, secret_key="s3cret")
+    signed.set("k", {"a": 1})
+    assert signed.get("k") == {"a": 1}
+    assert client.get("k").startswith(b"\x00rcache-signed-v1\x00")
+    signed.set_many({"m1": [1], "m2": (2,)})
+    assert signed.get_many(["m1", "m2", "none"]) == [[1], (2,), None]
+    assert signed.get_or_set("computed", lambda: "made") == "made"
+    assert signed.get("computed") == "made"
+    assert signed.incr("n", 3) == 3 and signed.get("n") == 3
+
+    # An unsigned pickle (as anyone able to write to Redis could store) is never unpickled.
+    client.set("k", pickle.dumps("planted", pickle.HIGHEST_PROTOCOL))
+    with pytest.raises(rcache.CorruptValueError, match="not signed"):
+        signed.get("k")
+    # A signed value moved to another key, or signed with another secret_key.
+    client.set("moved", client.get("m1"))
+    with pytest.raises(rcache.CorruptValueError, match="another"):
+        signed.get("moved")
+    Cache(client=client, secret_key="other").set("k", "theirs")
+    with pytest.raises(rcache.CorruptValueError, match="another"):
+        signed.get("k")
+    # A Cache without the key does not read signed values either.
+    with pytest.raises(rcache.CorruptValueError):
+        Cache(client=client).get("m1")
+
+
+def test_the_signature_covers_the_client_prefix(url, prefix):
+    with Cache(url, prefix=prefix + "a:", secret_key=b"k") as first, Cache(url, prefix=prefix + "b:", secret_key=b"k") as second:
+        first.set("k", "v")
+        second.client.set("k", first.client.get("k"))
+        with pytest.raises(rcache.CorruptValueError):
+            second.get("k")

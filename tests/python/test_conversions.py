@@ -11,7 +11,7 @@ import pytest
 
 import rcache
 from conftest import wait_until
-from rcache.client import _seconds_to_ms, _ttl_ms
+from rcache._convert import _seconds_to_ms, _ttl_ms
 
 
 @pytest.mark.parametrize(

@@ -201,3 +201,27 @@ def test_a_value_expiring_under_load_is_recomputed_one_at_a_time(redis_server, p
     # must hold is that no computation ever started while another ran.
     assert computations >= 1
     assert overlaps == 0, (overlaps, computations)
+
+
+def test_close_inside_the_compute_function_raises_instead_of_waiting_for_itself(client):
+    outcome = {}
+
+    def compute():
+        try:
+            client.close()
+        except rcache.InvalidArgumentError as error:
+            outcome["error"] = str(error)
+        return b"v"
+
+    def call():
+        outcome["value"] = client.get_or_set("close-inside", compute)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    caller.join(10)
+    assert not caller.is_alive(), "get_or_set never returned: close() waited for its own call"
+    assert outcome["value"] == b"v"
+    assert "get_or_set" in outcome["error"]
+    assert not client.closed
+    client.close()
+    assert client.closed

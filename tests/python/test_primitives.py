@@ -9,7 +9,7 @@ import pytest
 
 import rcache
 from rcache import KEEP_TTL, NO_EXPIRY
-from rcache.client import _parse_info
+from rcache._convert import _parse_info
 from conftest import wait_until
 
 

@@ -1,10 +1,14 @@
 """One Client shared by many threads."""
 
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
 import rcache
+from conftest import BINDINGS
 
 THREADS = 16
 ROUNDS = 150
@@ -89,3 +93,42 @@ def test_concurrent_close_is_safe(make_client):
     errors = run_threads(8, lambda index: client.close())
     assert errors == []
     assert client.closed
+
+
+def test_a_daemon_thread_inside_get_or_set_at_interpreter_exit_ends_cleanly(url, prefix):
+    # At exit, a daemon thread that wants the GIL back is ended by the
+    # interpreter (pthread_exit, a forced unwind) inside the compute function,
+    # which the library must let pass instead of aborting the process.
+    script = textwrap.dedent(
+        f"""
+        import sys, threading, time, types
+        sys.path.insert(0, {str(BINDINGS)!r})
+        import rcache
+
+        class SlowToFinalize:
+            # Keeps the interpreter finalizing while the daemon thread wakes up.
+            def __del__(self, sleep=time.sleep):
+                sleep(1.0)
+
+        # Freed when the interpreter tears down sys.modules, after it started finalizing.
+        holder = types.ModuleType("holder")
+        holder.keeper = SlowToFinalize()
+        sys.modules["holder"] = holder
+        del holder
+        client = rcache.Client({url!r}, prefix={prefix!r})
+        started = threading.Event()
+
+        def compute():
+            started.set()
+            time.sleep(0.2)
+            return b"never stored"
+
+        threading.Thread(target=lambda: client.get_or_set("daemon", compute), daemon=True).start()
+        started.wait(10)
+        print("main thread done", flush=True)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "main thread done" in result.stdout
+    assert "FATAL" not in result.stderr

@@ -26,6 +26,9 @@ pub struct RedisServer {
     die_with_thread: bool,
 }
 
+/// Free ports tried before a server start gives up.
+const PORT_TRIES: usize = 5;
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -36,10 +39,16 @@ impl RedisServer {
     }
 
     /// A server with extra `redis-server` arguments (kept for restarts).
+    /// Another process may take the free port before the server binds it:
+    /// then the server exits, and a new port is tried.
     pub fn start_with(args: &[&str]) -> RedisServer {
-        let mut server = Self::prepare(args);
-        server.launch();
-        server
+        for _ in 0..PORT_TRIES {
+            let mut server = Self::prepare(args);
+            if server.try_launch() {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on any of {PORT_TRIES} free ports");
     }
 
     /// A server that is set up but not started yet.
@@ -57,6 +66,13 @@ impl RedisServer {
     }
 
     fn launch(&mut self) {
+        if !self.try_launch() {
+            panic!("redis-server on port {} did not start", self.port);
+        }
+    }
+
+    /// Starts the server; false when it exited (its port was taken) or did not answer.
+    fn try_launch(&mut self) -> bool {
         let mut command = Command::new("redis-server");
         if let Some(config) = &self.config {
             command.arg(config);
@@ -90,12 +106,19 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
+            // A PONG counts only while our child runs: another process may own the port.
+            let exited = self.child.as_mut().is_none_or(|child| !matches!(child.try_wait(), Ok(None)));
+            if exited {
+                self.child = None;
+                return false;
+            }
             if self.command(&["PING"]).is_some_and(|reply| reply.starts_with("+PONG")) {
-                return;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("redis-server on port {} did not start", self.port);
+        self.kill();
+        false
     }
 
     /// SIGKILL: the server vanishes without closing anything gracefully.
@@ -358,8 +381,13 @@ pub fn start_sentinel(primary_port: u16, args: &[String]) -> RedisServer {
     .unwrap();
     sentinel.config = Some(config);
     sentinel.sentinel = true;
-    sentinel.launch();
-    sentinel
+    for _ in 0..PORT_TRIES {
+        if sentinel.try_launch() {
+            return sentinel;
+        }
+        sentinel.port = free_port();
+    }
+    panic!("redis-sentinel did not start on any of {PORT_TRIES} free ports");
 }
 
 /// The service name the sentinels of a `SentinelGroup` monitor.

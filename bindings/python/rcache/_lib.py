@@ -64,6 +64,7 @@ MAX_TAGS = 256
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
 UINT32_MAX = 2**32 - 1
+UINT64_MAX = 2**64 - 1
 SIZE_MAX = 2 ** (8 * ctypes.sizeof(c_size_t)) - 1
 
 

@@ -7,6 +7,8 @@ import pickle
 import re
 from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union, cast
 
+from ._convert import _key
+from ._signing import SIGNED, Signer, secret_key_bytes
 from .client import Client, Key, Ttl
 from .errors import CorruptValueError
 
@@ -58,10 +60,24 @@ class Cache:
     back as int. Any other value that is not a pickle, or fails to
     unpickle, raises CorruptValueError, as does an entry the library finds
     damaged. Unpickling runs code chosen by whoever
-    can write to the cache: use it only with a trusted Redis.
+    can write to the cache: use it only with a trusted Redis, or give a
+    ``secret_key`` (str or bytes): every pickle is then stored signed with an
+    HMAC-SHA256 of the key and the pickle, and get() raises
+    CorruptValueError, without unpickling, for a value that is unsigned or
+    signed with another key or for another key. Counters (incr) are integer
+    text, never unpickled, and stay unsigned. A signed value starts with a
+    NUL byte: a Cache without the key raises CorruptValueError for it.
     """
 
-    def __init__(self, url: Union[str, bytes, None] = None, *, client: Optional[Client] = None, **options: Any) -> None:
+    def __init__(
+        self,
+        url: Union[str, bytes, None] = None,
+        *,
+        client: Optional[Client] = None,
+        secret_key: Union[str, bytes, None] = None,
+        **options: Any,
+    ) -> None:
+        secret = secret_key_bytes(secret_key)
         if client is not None:
             if url is not None or options:
                 raise TypeError("pass either client= or url/options, not both")
@@ -72,6 +88,7 @@ class Cache:
             client = Client(url, **options)
             self._owns_client = True
         self.client = client
+        self._signer = None if secret is None else Signer(secret, client.prefix)
 
     def __repr__(self) -> str:
         return f"<rcache.Cache {self.client!r}>"
@@ -87,16 +104,29 @@ class Cache:
         if self._owns_client:
             self.client.close()
 
+    def _dumps(self, key: Key, obj: object) -> bytes:
+        data = _dumps(obj)
+        return data if self._signer is None else self._signer.sign(_key(key), data)
+
+    def _loads(self, key: Key, stored: bytes) -> Any:
+        if self._signer is None or _COUNTER.match(stored):
+            return _loads(key, stored)
+        data = self._signer.verify(_key(key), stored)
+        if data is None:
+            what = "is signed for another key or with another secret_key" if stored.startswith(SIGNED) else "is not signed"
+            raise CorruptValueError(f"value of key {key!r} {what}: not unpickled")
+        return _loads(key, data)
+
     def get(self, key: Key, default: Any = None) -> Any:
         """The object stored under key, or default on a miss."""
         data = self.client.get(key)
         if data is None:
             return default
-        return _loads(key, data)
+        return self._loads(key, data)
 
     def set(self, key: Key, obj: object, ttl: Ttl = None, tags: Optional[Iterable[Key]] = None) -> None:
         """Stores obj (anything picklable) under key; tags as in Client.set."""
-        self.client.set(key, _dumps(obj), ttl, tags)
+        self.client.set(key, self._dumps(key, obj), ttl, tags)
 
     def add_tags(self, key: Key, tags: Iterable[Key]) -> bool:
         """Adds tags to an existing entry, keeping it and its TTL; False if
@@ -117,7 +147,7 @@ class Cache:
         """Objects of keys in one round trip, in order; default for each miss."""
         keys = list(keys) if not isinstance(keys, (str, bytes)) else keys
         values = self.client.get_many(keys)
-        return [default if data is None else _loads(key, data) for key, data in zip(keys, values)]
+        return [default if data is None else self._loads(key, data) for key, data in zip(keys, values)]
 
     def set_many(
         self,
@@ -127,7 +157,7 @@ class Cache:
         """Stores every (key, obj) of items (a mapping or pairs), all or nothing."""
         if hasattr(items, "items"):
             items = items.items()
-        self.client.set_many([(key, _dumps(obj)) for key, obj in items], ttl)
+        self.client.set_many([(key, self._dumps(key, obj)) for key, obj in items], ttl)
 
     def delete(self, key: Key) -> bool:
         """Deletes key; True if it existed."""
@@ -158,8 +188,8 @@ class Cache:
         processes (see Client.get_or_set for wait_timeout, lock_lease,
         wait_fails and beta). If fn raises, its exception propagates and
         nothing is stored."""
-        data = self.client.get_or_set(key, lambda: _dumps(fn()), ttl=ttl, tags=tags, **options)
-        return _loads(key, data)
+        data = self.client.get_or_set(key, lambda: self._dumps(key, fn()), ttl=ttl, tags=tags, **options)
+        return self._loads(key, data)
 
     def cached(
         self,

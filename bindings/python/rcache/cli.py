@@ -21,7 +21,8 @@ import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 from . import _lib
-from .client import Client, _redact
+from ._convert import _redact
+from .client import Client
 from .errors import ConnectionError, InvalidArgumentError, RCacheError, TimeoutError, UnsupportedError, WrongTypeError
 from .session import SessionStore
 

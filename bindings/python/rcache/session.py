@@ -8,7 +8,8 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 from . import _lib
 from ._lib import lib as _c
-from .client import BytesLike, Client, Key, Seconds, Ttl, _bytes_array, _found, _key, _tags, _ttl_ms, _value
+from ._convert import BytesLike, Key, Seconds, Ttl, _bytes_array, _found, _idle_ms, _key, _tags, _ttl_ms, _u32_ms, _uint64, _value
+from .client import Client
 from .errors import from_status
 
 __all__ = ["Session", "SessionStore"]
@@ -130,7 +131,7 @@ class SessionStore:
         deleted, deleted_count = _tags([name.encode("utf-8") if isinstance(name, str) else name for name in delete])
         new_version = c_uint64()
         status = self._call(
-            _c.rcache_session_save, session_id, len(session_id), secret, len(secret), version or 0,
+            _c.rcache_session_save, session_id, len(session_id), secret, len(secret), _uint64(version or 0, "version"),
             names, values, count, deleted, deleted_count, _ttl_ms(ttl), byref(new_version),
         )
         if status == _MISS:
@@ -150,9 +151,10 @@ class SessionStore:
         return _found(self._call(_c.rcache_session_destroy, session_id, len(session_id), secret, len(secret)))
 
     def purge(self, idle: Seconds) -> int:
-        """Deletes the sessions not saved or touched for idle seconds; how many."""
+        """Deletes the sessions not saved or touched for idle seconds (a
+        number, required: 0 deletes every session); how many."""
         purged = c_uint64()
-        idle_ms = _ttl_ms(idle, "idle")
+        idle_ms = _idle_ms(idle, "idle")
         status = self._call(_c.rcache_session_purge, idle_ms, byref(purged))
         if status != _OK:
             raise from_status(status)
@@ -164,7 +166,7 @@ class SessionStore:
         ConflictError when another owner holds it."""
         session_id, secret = _key(session_id, "session id"), _key(secret, "secret")
         owner = _lib.rcache_session_owner()
-        status = self._call(_c.rcache_session_lock, session_id, len(session_id), secret, len(secret), _ttl_ms(lease, "lease"), byref(owner))
+        status = self._call(_c.rcache_session_lock, session_id, len(session_id), secret, len(secret), _u32_ms(lease, "lease"), byref(owner))
         if status == _MISS:
             return None
         if status != _OK:

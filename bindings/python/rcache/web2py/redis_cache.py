@@ -19,8 +19,6 @@ and ``fail_gracefully`` never blocks; ``secret_key`` refuses unsigned values.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import math
 import numbers
@@ -33,6 +31,7 @@ import uuid
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
+from .._signing import SIGNED, Signer, secret_key_bytes
 from ..client import KEEP_TTL, Client, Key
 from ..errors import ConflictError, ConnectionError, TimeoutError, WrongTypeError
 from . import _web2py
@@ -45,10 +44,6 @@ logger = logging.getLogger("web2py.cache.redis")
 #: TTL of ``time_expire=None`` and of new counters: one day.
 DEFAULT_TIME_EXPIRE = 24 * 60 * 60
 
-# A signed value: this marker, an HMAC-SHA256 of the full key and the pickle,
-# then the pickle. It starts with a NUL so old readers fail to unpickle it.
-_SIGNED = b"\x00rcache-signed-v1\x00"
-_MAC_BYTES = 32
 # A counter written by increment(): decimal text, read back as an int.
 _COUNTER = re.compile(rb"-?[0-9]{1,19}")
 _UNAVAILABLE = (ConnectionError, TimeoutError)
@@ -136,10 +131,9 @@ class RedisClient:
         self._connection = as_connection(redis_conn, application)
         if self.r_server is None:
             self.r_server = self._connection
-        if isinstance(secret_key, str):
-            secret_key = secret_key.encode("utf-8")
-        self._secret_key: Optional[bytes] = secret_key or None
-        self._prefix_bytes = self.prefix.encode("utf-8")
+        secret = secret_key_bytes(secret_key)
+        # Signed values: see rcache._signing.
+        self._signer = None if secret is None else Signer(secret, self.prefix.encode("utf-8"))
         self._stats_keys = (f"w2p:{application}:___cache_stats:hit_total", f"w2p:{application}:___cache_stats:misses")
         self._legacy_index = f"w2p:{application}:___cache_set"
         self._counts_lock = threading.Lock()
@@ -272,29 +266,29 @@ class RedisClient:
         self, client: Client, key: bytes, value: object, time_expire: float, tags: Optional[Iterable[Key]]
     ) -> None:
         data = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-        if self._secret_key is not None:
-            data = _SIGNED + self._mac(key, data) + data
+        if self._signer is not None:
+            data = self._signer.sign(key, data)
         ttl = time_expire if time_expire > 0 else 1
         client.set(key, data, ttl=ttl, tags=tags)
 
     def _decode(self, key: bytes, stored: bytes) -> Any:
         """The value stored at key, or _MISS when it cannot be trusted or read."""
         if _COUNTER.fullmatch(stored):
-            if self._secret_key is not None:
+            if self._signer is not None:
                 # Nobody signed it: anyone able to write to Redis could have put it there.
                 logger.warning("%r holds an unsigned counter: treated as a miss with secret_key", key)
                 return _MISS
             return int(stored)
-        if stored.startswith(_SIGNED):
-            if self._secret_key is None:
+        if stored.startswith(SIGNED):
+            if self._signer is None:
                 logger.warning("%r holds a signed value but this cache has no secret_key: treated as a miss", key)
                 return _MISS
-            mac_end = len(_SIGNED) + _MAC_BYTES
-            data = stored[mac_end:]
-            if not hmac.compare_digest(stored[len(_SIGNED) : mac_end], self._mac(key, data)):
+            verified = self._signer.verify(key, stored)
+            if verified is None:
                 logger.warning("%r holds a value with a wrong signature: treated as a miss", key)
                 return _MISS
-        elif self._secret_key is not None:
+            data = verified
+        elif self._signer is not None:
             logger.warning("%r holds an unsigned value: treated as a miss", key)
             return _MISS
         else:
@@ -304,12 +298,6 @@ class RedisClient:
         except Exception as error:
             logger.warning("%r holds a value that does not unpickle (%s): treated as a miss", key, error)
             return _MISS
-
-    def _mac(self, key: bytes, data: bytes) -> bytes:
-        assert self._secret_key is not None
-        full_key = self._prefix_bytes + key
-        message = len(full_key).to_bytes(4, "big") + full_key + data
-        return hmac.new(self._secret_key, message, hashlib.sha256).digest()
 
     # --- tags (web2py's SmartCache pattern) ---------------------------------
 
