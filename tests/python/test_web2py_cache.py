@@ -694,6 +694,8 @@ def test_db_selects_the_database_with_settings_and_is_ignored_with_redis_conn(re
         cache("k", lambda: "in db 3", 100)
         assert pickle.loads(db3.get(full_key(app, "k"))) == "in db 3"
         assert not rpy.exists(full_key(app, "k"))
+        alone = redis_cache.RedisClient(db=3, application=app + "d")
+        assert alone._connection.url == "redis://localhost:6379/3"
         ignored = RedisCache(redis_conn=rconn_for(redis_server, app + "c"), db=3, application=app + "c")
         ignored("k", lambda: "in db 0", 100)
         assert pickle.loads(rpy.get(full_key(app + "c", "k"))) == "in db 0"

@@ -8,7 +8,7 @@ this one share entries during a rolling upgrade. Entries stored with tags or
 signed with ``secret_key`` use a format the old module cannot read; it treats
 them as unreadable values.
 
-Fixed on purpose (see the README's migration guide): ``clear(regex)`` matches
+Fixed on purpose (see docs/web2py.md): ``clear(regex)`` matches
 keys without their prefix and ``clear()`` clears the application; counters are
 readable through ``cache()``, cleared by ``clear()`` and expire; the locked
 path honours ``time_expire``, waits a bounded time and keeps its lock for as

@@ -7,7 +7,7 @@ session at ``w2p:sess:<masterapp>:<id>`` with the fields web2py writes
 (``locked``, ``client_ip``, ``modified_datetime``, ``session_data``,
 ``unique_key``), ids from the counter ``w2p:sess:<masterapp>:serial``.
 
-Fixed on purpose (see the README's migration guide): ``update()`` reports
+Fixed on purpose (see docs/web2py.md): ``update()`` reports
 whether the record existed, so a session keeps its id; listing returns every
 field, with ``modified_datetime`` as a datetime; reads never take a lock, so
 no request waits for another's read and a wrong key changes nothing; every
