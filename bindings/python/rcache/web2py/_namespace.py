@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime
 import numbers
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple, Union
 
 from ..client import KEEP_TTL, NO_EXPIRY, Client, Ttl
 
@@ -86,7 +86,7 @@ class NamespaceClient:
 
     def mget(self, keys: Any, *args: Any) -> List[Optional[Encoded]]:
         """The values of keys (a list, or several arguments), None for each missing one."""
-        names = [keys, *args] if isinstance(keys, (str, bytes)) or args else list(keys)
+        names = _list_or_args(keys, args)
         return [self._reply(value) for value in self._client().get_many([self._key(name) for name in names])]
 
     def set(
@@ -228,7 +228,7 @@ class NamespaceClient:
 
     def hmget(self, name: Any, keys: Any, *args: Any) -> List[Optional[Encoded]]:
         """The values of fields keys (a list, or several arguments)."""
-        fields = [keys, *args] if isinstance(keys, (str, bytes)) or args else list(keys)
+        fields = _list_or_args(keys, args)
         record = self._hash(name)
         return [self._reply(record.get(self._encode(field))) for field in fields]
 
@@ -311,3 +311,10 @@ def _ttl(ex: Any, px: Any) -> Optional[float]:
     if seconds <= 0:
         raise ValueError("ex and px must be positive")
     return seconds
+
+
+def _list_or_args(first: Any, rest: Tuple[Any, ...]) -> List[Any]:
+    """redis-py's reading of ``(keys, *args)``: a list of names, or names as arguments."""
+    if isinstance(first, (str, bytes, bytearray, memoryview)) or not hasattr(first, "__iter__"):
+        return [first, *rest]
+    return [*first, *rest]
