@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from web2py_support import Storage, app, conn, current, legacy, rconn_for, redis, redis_cache, redis_utils, rpy  # noqa: F401
+from web2py_support import Storage, app, conn, current, legacy, rconn_for, redis, redis_cache, redis_session, redis_utils, rpy  # noqa: F401
 import legacy_web2py
 
 import rcache
@@ -657,3 +657,238 @@ def test_gluon_contrib_files_re_export_everything():
         original = importlib.import_module(f"rcache.web2py.{name}")
         for exported in original.__all__:
             assert getattr(shim, exported) is getattr(original, exported)
+
+
+# --- the shapes of the design document's examples ------------------------------
+
+
+@pytest.fixture
+def web2py_cache(app, tmp_path):
+    """web2py's own cache object (gluon.cache.Cache: the real one under
+    WEB2PY_PATH, else the stand-in) of the test's application."""
+    from gluon.cache import Cache
+
+    return Cache(Storage(application=app, folder=str(tmp_path)))
+
+
+def settings(server, **extra):
+    """REDIS_CONFIG of the design document, for the private server."""
+    return dict(host="127.0.0.1", port=server.port, db=0, password=None, **extra)
+
+
+def test_connection_settings_given_to_the_cache(redis_server, rpy, app):
+    cache = RedisCache(application=app, **settings(redis_server))
+    assert cache("user_data_1", lambda: {"name": "Ann"}, time_expire=1800) == {"name": "Ann"}
+    assert cache("user_data_1", counting(0), time_expire=1800) == {"name": "Ann"}
+    assert pickle.loads(rpy.get(full_key(app, "user_data_1"))) == {"name": "Ann"}
+    assert 1790 < rpy.ttl(full_key(app, "user_data_1")) <= 1800
+    with_url = RedisCache(application=app + "u", url=redis_server.url)
+    assert with_url("k", lambda: "by url", 100) == "by url"
+    assert pickle.loads(rpy.get(full_key(app + "u", "k"))) == "by url"
+
+
+def test_db_selects_the_database_with_settings_and_is_ignored_with_redis_conn(redis_server, rpy, app):
+    db3 = redis.Redis(host="127.0.0.1", port=redis_server.port, db=3)
+    try:
+        cache = RedisCache(application=app, **dict(settings(redis_server), db=3))
+        cache("k", lambda: "in db 3", 100)
+        assert pickle.loads(db3.get(full_key(app, "k"))) == "in db 3"
+        assert not rpy.exists(full_key(app, "k"))
+        alone = redis_cache.RedisClient(db=3, application=app + "d")
+        assert alone._connection.url == "redis://localhost:6379/3"
+        ignored = RedisCache(redis_conn=rconn_for(redis_server, app + "c"), db=3, application=app + "c")
+        ignored("k", lambda: "in db 0", 100)
+        assert pickle.loads(rpy.get(full_key(app + "c", "k"))) == "in db 0"
+        assert not db3.exists(full_key(app + "c", "k"))
+    finally:
+        db3.delete(full_key(app, "k"))
+        db3.close()
+
+
+def test_redis_conn_and_connection_settings_together_are_refused(conn, app):
+    with pytest.raises(TypeError, match="not both"):
+        redis_cache.RedisClient(conn, application=app, host="127.0.0.1")
+
+
+@pytest.mark.parametrize("decode_responses", [True, False])
+def test_a_settings_dict_with_decode_responses_round_trips_pickles(redis_server, app, decode_responses):
+    REDIS_CONFIG = settings(redis_server, decode_responses=decode_responses)
+    cache = RedisCache(application=app, **REDIS_CONFIG)
+    values = {"dict": {"a": [1, 2.5, None]}, "bytes": b"\x80\xff\x00", "set": {1, 2}, "text": "h\u00e9llo", "int": 7}
+    for key, value in values.items():
+        assert cache(key, lambda value=value: value, 100) == value
+    for key, value in values.items():
+        assert cache(key, counting(0), 100) == value
+    text = "h\u00e9llo" if decode_responses else "h\u00e9llo".encode()
+    cache.redis_client.set("greeting", "h\u00e9llo")
+    assert cache.redis_client.get("greeting") == text
+
+
+def test_sessions_take_connection_settings_and_redis_py_clients_with_decode_responses(redis_server, rpy, app):
+    REDIS_CONFIG = settings(redis_server, decode_responses=True)
+    by_client = redis_session.RedisSession(redis_conn=redis.Redis(**REDIS_CONFIG), application=app)
+    by_settings = redis_session.RedisSession(application=app + "s", **REDIS_CONFIG)
+    for db, name in ((by_client, app), (by_settings, app + "s")):
+        table = db.define_table(f"web2py_session_{name}")
+        record_id = table.insert(session_data=pickle.dumps({"visits": 1}), unique_key="uk", locked=False)
+        assert pickle.loads(table(record_id, unique_key="uk").session_data) == {"visits": 1}
+        assert rpy.hget(f"w2p:sess:{name}:{record_id}", "unique_key") == b"uk"
+
+
+def test_cache_ram_replaced_by_cache_redis_under_the_decorator(web2py_cache, redis_server, rpy, app):
+    web2py_cache.redis = RedisCache(application=app, **settings(redis_server, decode_responses=True))
+    web2py_cache.ram = web2py_cache.redis
+    web2py_cache.disk = web2py_cache.redis
+    computed = []
+
+    @web2py_cache("expensive_operation", time_expire=3600)
+    def expensive_operation():
+        computed.append(1)
+        return "Computed result"
+
+    @web2py_cache("on_disk", time_expire=3600, cache_model="disk")
+    def on_disk():
+        computed.append(2)
+        return [1, 2]
+
+    assert expensive_operation() == expensive_operation() == "Computed result"
+    assert on_disk() == on_disk() == [1, 2]
+    assert computed == [1, 2]
+    assert pickle.loads(rpy.get(full_key(app, "expensive_operation"))) == "Computed result"
+    assert pickle.loads(rpy.get(full_key(app, "on_disk"))) == [1, 2]
+
+
+class SmartCache:
+    """The design document's tag invalidation, as an application writes it."""
+
+    def __init__(self, redis_cache):
+        self.cache = redis_cache
+        self.redis_client = redis_cache.redis_client
+
+    def tag_cache(self, key, value, tags=None, time_expire=None):
+        self.cache(key, lambda: value, time_expire=time_expire)
+        if tags:
+            for tag in tags:
+                tag_key = f"tag:{tag}"
+                self.redis_client.sadd(tag_key, key)
+                if time_expire:
+                    self.redis_client.expire(tag_key, time_expire)
+
+    def invalidate_tag(self, tag):
+        tag_key = f"tag:{tag}"
+        keys = self.redis_client.smembers(tag_key)
+        if keys:
+            self.redis_client.delete(*keys)
+            self.redis_client.delete(tag_key)
+
+
+@pytest.mark.parametrize(
+    "impl, decode_responses",
+    [
+        ("rcache", True),
+        ("rcache", False),
+        pytest.param(
+            "legacy", False, marks=pytest.mark.xfail(strict=True, reason="the old module's redis-py client has no prefix")
+        ),
+    ],
+)
+def test_smart_cache_invalidation_makes_the_next_read_recompute(redis_server, rpy, app, impl, decode_responses):
+    if impl == "legacy":
+        # The old module has no redis_client; its redis-py connection is the nearest thing.
+        cache = legacy_web2py.LegacyCache(rpy, app)
+        cache.redis_client = cache.r_server
+    else:
+        cache = RedisCache(application=app, **settings(redis_server, decode_responses=decode_responses))
+    smart_cache = SmartCache(cache)
+    smart_cache.tag_cache("user_profile_123", {"id": 123}, tags=["user:123", "profiles"], time_expire=3600)
+    smart_cache.tag_cache("user profile 7", {"id": 7}, tags=["profiles"], time_expire=3600)
+    assert cache("user_profile_123", counting(0), 3600) == {"id": 123}
+    assert 3590 < rpy.ttl(full_key(app, "tag:user:123")) <= 3600
+
+    smart_cache.invalidate_tag("user:123")
+    f = counting({"id": 123, "fresh": True})
+    assert cache("user_profile_123", f, 3600) == {"id": 123, "fresh": True}
+    assert f.calls == 1
+    assert cache("user profile 7", counting(0), 3600) == {"id": 7}
+    assert not rpy.exists(full_key(app, "tag:user:123"))
+
+    smart_cache.invalidate_tag("profiles")
+    assert cache("user profile 7", lambda: "recomputed", 3600) == "recomputed"
+    assert cache("user_profile_123", lambda: "recomputed", 3600) == "recomputed"
+
+
+def test_redis_client_answers_as_redis_py_does(cache):
+    r = cache.redis_client
+    assert r.get("k") is None
+    assert r.set("k", "v") is True and r.get("k") == b"v"
+    assert r.ttl("k") == -1 and r.ttl("missing") == -2
+    assert r.set("n", 5, ex=100) is True and r.get("n") == b"5"
+    assert 99 <= r.ttl("n") <= 100
+    assert r.incr("n") == 6 and r.incr("n", 4) == 10 and r.decr("n", 3) == 7
+    assert r.incr("fresh") == 1 and r.ttl("fresh") == -1
+    assert r.set("once", "a", nx=True, ex=100) is True
+    assert r.set("once", "b", nx=True, ex=100) is None and r.get("once") == b"a"
+    assert r.exists("k", "n", "missing", "k") == 3
+    assert r.expire("k", 50) is True and 49 <= r.ttl("k") <= 50
+    assert r.expire("missing", 50) is False
+    assert r.expire("k", 0) is True and r.get("k") is None
+    assert r.mget(["n", "missing"]) == r.mget("n", "missing") == r.mget(["n"], "missing") == [b"7", None]
+
+    assert r.sadd("s", "a", "b", "a") == 2 and r.sadd("s", "b", "c") == 1
+    assert r.smembers("s") == {b"a", b"b", b"c"} and r.scard("s") == 3
+    assert r.sismember("s", "a") == 1 and r.sismember("s", "z") == 0
+    assert r.srem("s", "a", "z") == 1 and r.srem("s", "a") == 0
+    assert r.smembers("s") == {b"b", b"c"} and r.sismember("s", "a") == 0
+    assert r.sadd("s", "a") == 1 and r.smembers("s") == {b"a", b"b", b"c"}
+    assert r.expire("s", 100) is True and r.sadd("s", "d") == 1 and 99 <= r.ttl("s") <= 100
+    assert r.smembers("no set") == set()
+
+    assert r.hset("h", "f1", "v1") == 1
+    assert r.hset("h", mapping={"f1": "w", "f2": 2}) == 1
+    assert r.hget("h", "f1") == b"w" and r.hget("h", "nope") is None and r.hget("no hash", "f") is None
+    assert r.hgetall("h") == {b"f1": b"w", b"f2": b"2"} and r.hgetall("no hash") == {}
+    assert r.hlen("h") == 2 and r.hexists("h", "f2") and r.hmget("h", "f1", "nope") == [b"w", None]
+
+    assert sorted(r.keys()) == [b"fresh", b"h", b"n", b"once", b"s"]
+    assert sorted(r.scan_iter(match="[no]*")) == [b"n", b"once"]
+    assert r.delete("n", "s", "missing") == 2 and not r.exists("n")
+    with pytest.raises(rcache.WrongTypeError):
+        r.smembers("once")  # a string, not a set
+    with pytest.raises(rcache.InvalidArgumentError):
+        r.set("__rcache_tag:x", "forged")
+
+
+def test_redis_client_names_the_entries_of_cache_calls(cache):
+    cache("with space", lambda: [1, 2], 100)
+    assert cache.redis_client.exists("with space") == 1
+    assert pickle.loads(cache.redis_client.get("with space")) == [1, 2]
+    assert cache.redis_client.delete("with space") == 1
+    assert cache("with space", lambda: "again", 100) == "again"
+    cache.increment("hits", 3)
+    assert cache.redis_client.get("hits") == b"3"
+    assert cache.redis_client.incr("hits") == 4
+    assert cache("hits", counting(0), 100000) == 4
+
+
+def test_redis_client_never_reaches_outside_its_namespace(redis_server, rpy, app):
+    mine = RedisCache(application=app, **settings(redis_server))
+    other = RedisCache(application=app + "x", **settings(redis_server))
+    other("secret", lambda: "other app's", 100)
+    rpy.set("outside", "plain key")
+    rpy.sadd("tag:outside", "outside")
+    r = mine.redis_client
+    for name in ("outside", "secret", full_key(app + "x", "secret"), "../outside", "tag:outside"):
+        assert r.get(name) is None
+        assert r.exists(name) == 0
+        assert r.delete(name) == 0
+        assert r.expire(name, 1) is False
+        assert r.smembers(name) == set()
+    assert r.keys() == [] and list(r.scan_iter()) == []
+    r.set("outside", "mine")
+    r.sadd("tag:outside", "mine")
+    assert rpy.get("outside") == b"plain key"
+    assert rpy.smembers("tag:outside") == {b"outside"}
+    assert rpy.get(full_key(app, "outside")) == b"mine"
+    assert other("secret", counting(0), 100) == "other app's"
+    assert sorted(r.keys()) == [b"outside", b"tag:outside"]
+    rpy.delete("outside", "tag:outside")

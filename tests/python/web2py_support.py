@@ -1,7 +1,10 @@
-"""A stand-in for the parts of web2py the compatibility modules use
-(``gluon.current`` and ``gluon.storage.Storage``), installed before
-``rcache.web2py`` is imported, and fixtures shared by the web2py tests."""
+"""web2py for the compatibility tests: the real one when WEB2PY_PATH names a
+web2py source tree (its dependencies pydal, yatl and rocket3 importable),
+else a stand-in for the parts the tests use (``gluon.current``,
+``gluon.storage.Storage`` and ``gluon.cache.Cache``), installed before
+``rcache.web2py`` is imported; and fixtures shared by the web2py tests."""
 
+import os
 import sys
 import threading
 import types
@@ -31,21 +34,56 @@ class _Current(threading.local):
     session = None
 
 
+class Cache:
+    """gluon.cache.Cache reduced to what applications call: ``cache.ram``,
+    ``cache.disk`` and the decorator ``@cache(key, time_expire, cache_model)``,
+    which calls ``cache_model(key, f, time_expire)`` (``cache.ram`` by
+    default) as web2py's CacheAction does."""
+
+    def __init__(self, request):
+        self.ram = self.disk = None
+
+    def __call__(self, key=None, time_expire=300, cache_model=None):
+        def decorator(func):
+            def cached(*a, **b):
+                key2 = key or f"{func.__name__}:{a!r}:{b!r}"
+                model = cache_model
+                if not model or isinstance(model, str):
+                    model = getattr(self, model or "ram")
+                return model(key2, lambda: func(*a, **b), time_expire)
+
+            return cached
+
+        return decorator
+
+
 def _install_gluon():
     if "gluon" in sys.modules and not getattr(sys.modules["gluon"], "_rcache_standin", False):
+        return sys.modules["gluon"].current
+    tree = os.environ.get("WEB2PY_PATH")
+    if tree:
+        sys.path.insert(0, tree)
+        import gluon.cache  # noqa: F401  (asked for by WEB2PY_PATH: an import error is the test's failure)
+
         return sys.modules["gluon"].current
     gluon = types.ModuleType("gluon")
     gluon._rcache_standin = True
     storage = types.ModuleType("gluon.storage")
     storage.Storage = Storage
+    cache = types.ModuleType("gluon.cache")
+    cache.Cache = Cache
     gluon.storage = storage
+    gluon.cache = cache
     gluon.current = _Current()
     sys.modules["gluon"] = gluon
     sys.modules["gluon.storage"] = storage
+    sys.modules["gluon.cache"] = cache
     return gluon.current
 
 
 current = _install_gluon()
+#: True when the tests run against a real web2py tree (WEB2PY_PATH).
+REAL_WEB2PY = not getattr(sys.modules["gluon"], "_rcache_standin", False)
 
 import redis  # noqa: E402  (redis-py: the old modules' client, for interoperability tests)
 

@@ -35,6 +35,7 @@ from .._signing import SIGNED, Signer, secret_key_bytes
 from ..client import KEEP_TTL, Client, Key
 from ..errors import ConflictError, ConnectionError, TimeoutError, WrongTypeError
 from . import _web2py
+from ._namespace import NamespaceClient
 from .redis_utils import as_connection
 
 __all__ = ["RedisCache", "RedisClient"]
@@ -64,15 +65,20 @@ def RedisCache(
     secret_key: Union[str, bytes, None] = None,
     lock_wait: float = 10.0,
     lock_lease: float = 10.0,
+    **connection: Any,
 ) -> RedisClient:
     """The cache of this application, created by the first call (later calls
     return it and ignore their arguments, as before).
 
     redis_conn: from ``RConn()``, a redis-py client (its settings are used),
-    or None for ``RConn(application)``. debug: count hits and misses, shown
+    or None for ``RConn(application)``. Instead of redis_conn, redis-py's
+    connection keywords (``host``, ``port``, ``password``, ``username``,
+    ``ssl``, ``socket_timeout``, ``decode_responses``, ...) or ``url=``, as
+    ``RConn`` takes them. debug: count hits and misses, shown
     by ``stats()``. with_lock: default of the per-call ``with_lock``.
     fail_gracefully: while Redis is unreachable, compute and return values
-    without caching. db: ignored. application: defaults to
+    without caching. db: the database, with connection keywords (ignored
+    with redis_conn). application: defaults to
     ``current.request.application``. secret_key (str or bytes): sign stored
     values and treat unsigned or forged ones as misses, never unpickling them.
     lock_wait: seconds a locked call waits for another process's computation
@@ -93,6 +99,8 @@ def RedisCache(
                 secret_key=secret_key,
                 lock_wait=lock_wait,
                 lock_lease=lock_lease,
+                db=db,
+                **connection,
             )
         return cache
 
@@ -117,6 +125,8 @@ class RedisClient:
         secret_key: Union[str, bytes, None] = None,
         lock_wait: float = 10.0,
         lock_lease: float = 10.0,
+        db: object = None,
+        **connection: Any,
     ) -> None:
         if application is None:
             application = _web2py.application()
@@ -128,9 +138,17 @@ class RedisClient:
         self.lock_lease = _seconds(lock_lease, "lock_lease")
         self.prefix = f"w2p:cache:{application}:"
         self.r_server: Any = redis_conn
-        self._connection = as_connection(redis_conn, application)
+        self._connection = as_connection(redis_conn, application, db, connection)
         if self.r_server is None:
             self.r_server = self._connection
+        #: redis-py's commands on this cache's own keys (see :class:`NamespaceClient`).
+        self.redis_client = NamespaceClient(
+            lambda: self._connection.client_for(self.prefix),
+            _key,
+            decode_responses=self._connection.decode_responses,
+            encoding=self._connection.encoding,
+            encoding_errors=self._connection.encoding_errors,
+        )
         secret = secret_key_bytes(secret_key)
         # Signed values: see rcache._signing.
         self._signer = None if secret is None else Signer(secret, self.prefix.encode("utf-8"))

@@ -41,20 +41,24 @@ _instances_lock = threading.Lock()
 
 
 def RedisSession(
-    redis_conn: Any,
+    redis_conn: Any = None,
     session_expiry: Union[float, bool] = False,
     with_lock: bool = False,
     db: object = None,
     application: Optional[str] = None,
+    **connection: Any,
 ) -> RedisClient:
     """The session database of this application, created by the first call
     (later calls return it and ignore their arguments, as before).
 
     redis_conn: from ``RConn()``, a redis-py client (its settings are used),
-    or None for ``RConn(application)``. session_expiry: seconds a session
+    or None for ``RConn(application)``. Instead of redis_conn, redis-py's
+    connection keywords (``host``, ``port``, ``password``, ...) or ``url=``,
+    as ``RConn`` takes them. session_expiry: seconds a session
     lives after its last keyed read or write (False: until deleted).
     with_lock: accepted for compatibility; reads never lock and each write is
-    atomic. db: ignored. application: defaults to ``current.request.application``.
+    atomic. db: the database, with connection keywords (ignored with
+    redis_conn). application: defaults to ``current.request.application``.
     """
     if application is None:
         application = _web2py.application()
@@ -62,7 +66,12 @@ def RedisSession(
         sessions = _instances.get(application)
         if sessions is None:
             sessions = _instances[application] = RedisClient(
-                redis_conn, session_expiry=session_expiry, with_lock=with_lock, application=application
+                redis_conn,
+                session_expiry=session_expiry,
+                with_lock=with_lock,
+                application=application,
+                db=db,
+                **connection,
             )
         return sessions
 
@@ -73,15 +82,17 @@ class RedisClient:
 
     def __init__(
         self,
-        redis_conn: Any,
+        redis_conn: Any = None,
         session_expiry: Union[float, bool] = False,
         with_lock: bool = False,
         application: Optional[str] = None,
+        db: object = None,
+        **connection: Any,
     ) -> None:
         if session_expiry and (isinstance(session_expiry, bool) or not isinstance(session_expiry, numbers.Real)):
             raise TypeError(f"session_expiry must be a number of seconds or False, not {session_expiry!r}")
         self.r_server: Any = redis_conn
-        self._connection = as_connection(redis_conn, application)
+        self._connection = as_connection(redis_conn, application, db, connection)
         if self.r_server is None:
             self.r_server = self._connection
         self.session_expiry: Optional[float] = session_expiry or None

@@ -53,9 +53,6 @@ _T = TypeVar("_T")
 
 _IGNORED = frozenset(
     {
-        "decode_responses",
-        "encoding",
-        "encoding_errors",
         "charset",
         "errors",
         "connection_pool",
@@ -84,6 +81,10 @@ class Connection:
     child process after ``fork()``, so a connection made before a server
     forks its workers keeps working in each worker. Each ``memory://``
     Client is a separate store.
+
+    ``decode_responses``, ``encoding`` and ``encoding_errors`` are kept for
+    the redis-py-style clients that read through this connection (a cache's
+    ``redis_client``); cached values are pickles either way.
     """
 
     def __init__(self, *args: Any, **kw: Any) -> None:
@@ -93,6 +94,9 @@ class Connection:
             if name in kw:
                 raise TypeError(f"got multiple values for argument {name!r}")
             kw[name] = value
+        self.decode_responses = bool(kw.pop("decode_responses", False))
+        self.encoding: str = kw.pop("encoding", None) or "utf-8"
+        self.encoding_errors: str = kw.pop("encoding_errors", None) or "strict"
         self.url, self.connect_timeout, self.response_timeout = _settings(kw)
         _all_connections.add(self)
         self._memory = self.url.lower().startswith("memory:")
@@ -260,14 +264,28 @@ def from_redis_py(client: Any) -> Connection:
     if connection_class is not None and "SSL" in connection_class.__name__:
         settings["ssl"] = True
         settings["ssl_cert_reqs"] = kwargs.get("ssl_cert_reqs", "required")
+    for name in ("decode_responses", "encoding", "encoding_errors"):
+        if kwargs.get(name) is not None:
+            settings[name] = kwargs[name]
     return Connection(**settings)
 
 
-def as_connection(redis_conn: Any, application: Optional[str]) -> Connection:
+def as_connection(
+    redis_conn: Any, application: Optional[str], db: object = None, settings: Optional[Dict[str, Any]] = None
+) -> Connection:
     """The Connection to use for redis_conn: a Connection as it is, a
-    redis-py client by its settings, None as RConn(application)."""
+    redis-py client by its settings, None as RConn(application). With
+    redis-py style settings (``host``, ``port``, ``url``, ...) and no
+    redis_conn, a new Connection made from them and db; db alone selects
+    the database on localhost:6379; db is ignored when redis_conn is given."""
+    if settings:
+        if redis_conn is not None:
+            raise TypeError(
+                f"give either redis_conn or connection settings ({', '.join(sorted(settings))}), not both"
+            )
+        return Connection(**settings) if db is None else Connection(db=db, **settings)
     if redis_conn is None:
-        return RConn(application)
+        return RConn(application) if db is None else Connection(db=db)
     if isinstance(redis_conn, Connection):
         return redis_conn
     if hasattr(redis_conn, "connection_pool"):
