@@ -4,11 +4,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::backend::slots::companion_key;
 use crate::backend::{
     Backend, ClusterBackend, ClusterSettings, Expiry, ForRefresh, MemoryBackend, RedisBackend, RedisSettings, Remaining,
     SentinelBackend, SentinelSettings, TrackedRead, TrackedReads, WriteExpiry, tls,
 };
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
+use crate::failsafe::StaleCopies;
 use crate::glob;
 use crate::near::{Fill, NearCache};
 use crate::options::{DEFAULT_URL, MAX_TTL, Options, Servers, Target};
@@ -23,6 +25,9 @@ pub const TAG_SPACE: &[u8] = b"__rcache_tag:";
 pub const LOCK_SPACE: &[u8] = b"__rcache_lock:";
 /// Where get-or-compute records how long a value took to compute.
 pub const META_SPACE: &[u8] = b"__rcache_meta:";
+/// Where get-or-compute keeps the last result it stored for a key: a stale
+/// copy of the value for fail-safe, or the record that there is none.
+pub const LAST_SPACE: &[u8] = b"__rcache_last:";
 /// Most tags one call may name.
 pub const MAX_TAGS: usize = 256;
 
@@ -50,6 +55,8 @@ pub struct Cache {
     kind: BackendKind,
     /// The near cache, when the URL asks for one.
     near: Option<Arc<NearCache>>,
+    /// Fail-safe's copies for when the server cannot be reached.
+    pub(crate) stale_copies: StaleCopies,
 }
 
 /// Which family of backend a client talks to.
@@ -122,7 +129,8 @@ impl Cache {
                 (Box::new(ClusterBackend::connect(settings)?), BackendKind::Cluster, None)
             }
         };
-        Ok(Cache { backend, options, kind, counters: Counters::default(), near })
+        let stale_copies = StaleCopies::new(options.stale_copies);
+        Ok(Cache { backend, options, kind, counters: Counters::default(), near, stale_copies })
     }
 
     pub fn backend_kind(&self) -> BackendKind {
@@ -174,7 +182,7 @@ impl Cache {
     }
 
     pub(crate) fn is_fail_open(&self, error: &Error) -> bool {
-        self.options.fail_open && matches!(error.kind, ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::UnknownOutcome)
+        self.options.fail_open && error.is_unreachable()
     }
 
     /// The stored value, or `None` on a miss.
@@ -383,6 +391,7 @@ impl Cache {
         let tags = self.tag_keys(tags)?;
         let result = self.call(|backend| backend.invalidate_tags(&tags));
         self.forget(&tags);
+        self.stale_copies.forget_tagged(&tags);
         result
     }
 
@@ -392,7 +401,13 @@ impl Cache {
     /// batches); never touches keys outside the namespace. Returns how many
     /// keys were deleted.
     pub fn clear(&self, pattern: Option<&[u8]>) -> Result<u64> {
-        let result = self.call(|backend| backend.clear(&self.namespace_pattern(pattern)));
+        self.stale_copies.forget_matching(pattern);
+        let mut result = self.call(|backend| backend.clear(&self.namespace_pattern(pattern)));
+        if let (Some(pattern), Ok(cleared)) = (pattern, &result) {
+            // Get-or-compute's last results of the keys cleared: `<space>{<slot tag>}<key>`.
+            let last = [LAST_SPACE, b"{*}", pattern].concat();
+            result = self.call(|backend| backend.clear(&self.namespace_pattern(Some(&last)))).map(|more| cleared + more);
+        }
         // Cheaper than matching every held key, and rare.
         if let Some(near) = &self.near {
             near.flush(None);
@@ -434,11 +449,18 @@ impl Cache {
         self.call(|backend| backend.server_info())
     }
 
-    /// True when the key existed.
+    /// True when the key existed. Also deletes what get-or-compute kept
+    /// beside it (its stale copy, or the record that it has no value).
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
-        let result = self.call(|backend| backend.delete(&self.full_key(key)?));
+        let full_key = self.full_key(key)?;
+        self.stale_copies.forget(key);
+        let last = companion_key(&self.options.key_prefix, LAST_SPACE, key);
+        let result = self.call(|backend| backend.delete(&full_key));
         self.forget_keys(&[key]);
-        result
+        let existed = result?;
+        let result = self.call(|backend| backend.delete(&last));
+        self.forget(&[&last]);
+        result.map(|_| existed)
     }
 
     pub fn exists(&self, key: &[u8]) -> Result<bool> {
@@ -530,7 +552,7 @@ impl Cache {
     }
 
     /// The full keys of `tags`, without duplicates.
-    fn tag_keys(&self, tags: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
+    pub(crate) fn tag_keys(&self, tags: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
         if tags.len() > MAX_TAGS {
             return Err(Error::invalid(format!("at most {MAX_TAGS} tags per call, got {}", tags.len())));
         }

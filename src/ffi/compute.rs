@@ -143,6 +143,7 @@ pub unsafe extern "C" fn rcache_client_get_or_compute(
             wait_timeout: millis_or(options.wait_timeout_ms, defaults.wait_timeout_ms),
             on_wait_timeout: if options.fail_on_wait_timeout { OnWaitTimeout::Fail } else { OnWaitTimeout::Compute },
             early_refresh_beta: options.early_refresh_beta,
+            ..ComputeOptions::default()
         };
         let run_callback = || {
             let mut output = rcache_compute_output { value: None, failure: None };
