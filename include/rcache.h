@@ -284,7 +284,7 @@ typedef struct rcache_failsafe_options {
   uint32_t negative_ttl_ms;
 } rcache_failsafe_options;
 
-// Counters of fail-safe and negative caching, from
+// Counters of fail-safe, negative caching and auto-recovery, from
 // `rcache_client_failsafe_stats` (kept apart from `rcache_stats`, whose size
 // is part of the ABI).
 typedef struct rcache_failsafe_stats {
@@ -294,6 +294,14 @@ typedef struct rcache_failsafe_stats {
   uint64_t throttles;
   // Get-or-compute calls answered `RCACHE_STATUS_NO_VALUE` from a remembered "no value".
   uint64_t negative_hits;
+  // Deletes, tag invalidations and clears that failed because the server
+  // could not be reached, waiting to be replayed when it answers again
+  // (an overflow counts as one).
+  uint64_t recovery_queue;
+  // Removals replayed so far.
+  uint64_t recovery_replays;
+  // Times the queue overflowed and gave way to a clear of the whole namespace.
+  uint64_t recovery_overflows;
 } rcache_failsafe_stats;
 
 // A new session's identity: two NUL-terminated strings of 32 hex characters.

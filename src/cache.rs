@@ -14,6 +14,7 @@ use crate::failsafe::StaleCopies;
 use crate::glob;
 use crate::near::{Fill, NearCache};
 use crate::options::{DEFAULT_URL, MAX_TTL, Options, Servers, Target};
+use crate::recovery::{Recovery, Removal};
 use crate::stats::{Counters, Stats, bump};
 
 /// Keys under the namespace that start with this belong to rcache itself
@@ -49,7 +50,7 @@ pub enum Ttl {
 /// A cache client. Cheap to share: every method takes `&self` and may be
 /// called from any number of threads at once.
 pub struct Cache {
-    pub(crate) backend: Box<dyn Backend>,
+    pub(crate) backend: Arc<dyn Backend>,
     options: Options,
     pub(crate) counters: Counters,
     kind: BackendKind,
@@ -57,6 +58,8 @@ pub struct Cache {
     near: Option<Arc<NearCache>>,
     /// Fail-safe's copies for when the server cannot be reached.
     pub(crate) stale_copies: StaleCopies,
+    /// Removals waiting for the server to come back.
+    recovery: Arc<Recovery>,
 }
 
 /// Which family of backend a client talks to.
@@ -130,7 +133,9 @@ impl Cache {
             }
         };
         let stale_copies = StaleCopies::new(options.stale_copies);
-        Ok(Cache { backend, options, kind, counters: Counters::default(), near, stale_copies })
+        let recovery = Arc::new(Recovery::new(options.recovery_queue));
+        let backend = Arc::from(backend);
+        Ok(Cache { backend, options, kind, counters: Counters::default(), near, stale_copies, recovery })
     }
 
     pub fn backend_kind(&self) -> BackendKind {
@@ -145,6 +150,9 @@ impl Cache {
     pub fn stats(&self) -> Stats {
         let (breaker_trips, breaker_skips) = self.backend.breaker_counts();
         let mut stats = self.counters.snapshot(breaker_trips, breaker_skips);
+        stats.recovery_queue = self.recovery.len() as u64;
+        stats.recovery_replays = self.recovery.replayed.load(std::sync::atomic::Ordering::Relaxed);
+        stats.recovery_overflows = self.recovery.overflows.load(std::sync::atomic::Ordering::Relaxed);
         if let Some(near) = &self.near {
             let near = near.stats();
             stats.hits += near.hits;
@@ -160,7 +168,12 @@ impl Cache {
     }
 
     /// Runs one backend operation, recording its latency and any error.
+    /// Removals queued during an outage are replayed first; while they
+    /// cannot be, the operation is not sent and gets the replay's error.
     pub(crate) fn call<T>(&self, operation: impl FnOnce(&dyn Backend) -> Result<T>) -> Result<T> {
+        if self.recovery.is_pending() {
+            self.recover()?;
+        }
         let started = Instant::now();
         let result = operation(&*self.backend);
         self.counters.record_call(started.elapsed());
@@ -168,6 +181,35 @@ impl Cache {
             self.counters.record_error(error);
         }
         result
+    }
+
+    /// Replays the queued removals; the near cache is emptied once they are.
+    fn recover(&self) -> Result<()> {
+        match self.recovery.replay(&*self.backend) {
+            Ok(replayed) => {
+                if let (true, Some(near)) = (replayed, &self.near) {
+                    near.flush(None);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                self.counters.record_error(&error);
+                Err(error)
+            }
+        }
+    }
+
+    /// Queues removals that failed because the server could not be reached,
+    /// for replay when it answers again.
+    fn queue_if_unreachable<T>(&self, result: &Result<T>, removals: impl FnOnce() -> Vec<Removal>) {
+        if !result.as_ref().is_err_and(Error::is_unreachable) {
+            return;
+        }
+        for removal in removals() {
+            self.recovery.push(removal, || self.namespace_pattern(None));
+        }
+        let interval = self.options.breaker_cooldown.min(Duration::from_millis(100));
+        Recovery::replay_in_background(&self.recovery, &self.backend, self.near.as_ref(), interval);
     }
 
     /// Under `fail_open`, answers a call the server could not with `fallback`, counting it.
@@ -392,6 +434,7 @@ impl Cache {
         let result = self.call(|backend| backend.invalidate_tags(&tags));
         self.forget(&tags);
         self.stale_copies.forget_tagged(&tags);
+        self.queue_if_unreachable(&result, || vec![Removal::InvalidateTags(tags.clone())]);
         result
     }
 
@@ -402,12 +445,16 @@ impl Cache {
     /// keys were deleted.
     pub fn clear(&self, pattern: Option<&[u8]>) -> Result<u64> {
         self.stale_copies.forget_matching(pattern);
-        let mut result = self.call(|backend| backend.clear(&self.namespace_pattern(pattern)));
-        if let (Some(pattern), Ok(cleared)) = (pattern, &result) {
+        let mut patterns = vec![self.namespace_pattern(pattern)];
+        if let Some(pattern) = pattern {
             // Get-or-compute's last results of the keys cleared: `<space>{<slot tag>}<key>`.
-            let last = [LAST_SPACE, b"{*}", pattern].concat();
-            result = self.call(|backend| backend.clear(&self.namespace_pattern(Some(&last)))).map(|more| cleared + more);
+            patterns.push(self.namespace_pattern(Some(&[LAST_SPACE, b"{*}", pattern].concat())));
         }
+        let mut result = Ok(0);
+        for pattern in &patterns {
+            result = result.and_then(|cleared| self.call(|backend| backend.clear(pattern)).map(|more| cleared + more));
+        }
+        self.queue_if_unreachable(&result, || patterns.into_iter().map(Removal::Clear).collect());
         // Cheaper than matching every held key, and rare.
         if let Some(near) = &self.near {
             near.flush(None);
@@ -457,10 +504,10 @@ impl Cache {
         let last = companion_key(&self.options.key_prefix, LAST_SPACE, key);
         let result = self.call(|backend| backend.delete(&full_key));
         self.forget_keys(&[key]);
-        let existed = result?;
-        let result = self.call(|backend| backend.delete(&last));
+        let result = result.and_then(|existed| self.call(|backend| backend.delete(&last)).map(|_| existed));
         self.forget(&[&last]);
-        result.map(|_| existed)
+        self.queue_if_unreachable(&result, || vec![Removal::Delete(full_key), Removal::Delete(last)]);
+        result
     }
 
     pub fn exists(&self, key: &[u8]) -> Result<bool> {

@@ -12,6 +12,7 @@ pub mod metrics;
 mod near;
 mod options;
 mod records;
+mod recovery;
 mod session;
 mod stats;
 

@@ -47,6 +47,11 @@ pub struct Options {
     /// Most stale copies kept in process memory, served by fail-safe while
     /// the server is unreachable; 0 keeps none.
     pub stale_copies: usize,
+    /// Most deletes, tag invalidations and clears kept for replay after
+    /// they failed because the server could not be reached (duplicates
+    /// count once); beyond it the whole namespace is cleared on recovery.
+    /// 0 keeps none.
+    pub recovery_queue: usize,
 }
 
 /// Fail-safe: get-or-compute keeps a copy of each value it stores for
@@ -93,6 +98,7 @@ impl Default for Options {
             breaker_cooldown: Duration::from_millis(500),
             fail_safe: FailSafe::OFF,
             stale_copies: 10_000,
+            recovery_queue: 10_000,
         }
     }
 }

@@ -43,6 +43,13 @@ pub struct Stats {
     pub throttles: u64,
     /// Get-or-compute calls answered "no value" by negative caching.
     pub negative_hits: u64,
+    /// Deletes, tag invalidations and clears waiting to be replayed now
+    /// (an overflow counts as one).
+    pub recovery_queue: u64,
+    /// Removals replayed once the server answered again.
+    pub recovery_replays: u64,
+    /// Times the queue overflowed and gave way to a clear of the namespace.
+    pub recovery_overflows: u64,
     /// Times the circuit breaker opened.
     pub breaker_trips: u64,
     /// Calls the open breaker failed at once, without trying the server.

@@ -273,7 +273,7 @@ unsafe fn get_or_compute(
     })
 }
 
-/// Counters of fail-safe and negative caching, from
+/// Counters of fail-safe, negative caching and auto-recovery, from
 /// `rcache_client_failsafe_stats` (kept apart from `rcache_stats`, whose size
 /// is part of the ABI).
 #[allow(non_camel_case_types)]
@@ -286,6 +286,14 @@ pub struct rcache_failsafe_stats {
     pub throttles: u64,
     /// Get-or-compute calls answered `RCACHE_STATUS_NO_VALUE` from a remembered "no value".
     pub negative_hits: u64,
+    /// Deletes, tag invalidations and clears that failed because the server
+    /// could not be reached, waiting to be replayed when it answers again
+    /// (an overflow counts as one).
+    pub recovery_queue: u64,
+    /// Removals replayed so far.
+    pub recovery_replays: u64,
+    /// Times the queue overflowed and gave way to a clear of the whole namespace.
+    pub recovery_overflows: u64,
 }
 
 /// The client's fail-safe counters so far, in `*stats_out`.
@@ -302,6 +310,9 @@ pub unsafe extern "C" fn rcache_client_failsafe_stats(
             stale_served: stats.stale_served,
             throttles: stats.throttles,
             negative_hits: stats.negative_hits,
+            recovery_queue: stats.recovery_queue,
+            recovery_replays: stats.recovery_replays,
+            recovery_overflows: stats.recovery_overflows,
         };
         Ok(rcache_status::RCACHE_STATUS_OK)
     })

@@ -251,7 +251,7 @@ static bool read_metrics(const rcache_client *client, const char *label, exposit
  * sample; `client` is the expected label prefix. */
 static void check_against_stats(const exposition *e, const rcache_stats *stats, const rcache_client *handle,
                                 const char *client) {
-  rcache_failsafe_stats failsafe = {0, 0, 0};
+  rcache_failsafe_stats failsafe = {0};
   EXPECT_OK(rcache_client_failsafe_stats(handle, &failsafe));
   const struct {
     const char *name, *labels;
@@ -267,6 +267,9 @@ static void check_against_stats(const exposition *e, const rcache_stats *stats, 
       {"rcache_stale_served_total", "", failsafe.stale_served, false},
       {"rcache_throttles_total", "", failsafe.throttles, false},
       {"rcache_negative_hits_total", "", failsafe.negative_hits, false},
+      {"rcache_recovery_queue", "", failsafe.recovery_queue, false},
+      {"rcache_recovery_replays_total", "", failsafe.recovery_replays, false},
+      {"rcache_recovery_overflows_total", "", failsafe.recovery_overflows, false},
       {"rcache_breaker_trips_total", "", stats->breaker_trips, false},
       {"rcache_breaker_skips_total", "", stats->breaker_skips, false},
       {"rcache_errors_total", "kind=connection", stats->connection_errors, false},

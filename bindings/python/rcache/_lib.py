@@ -144,9 +144,14 @@ class rcache_failsafe_options(Structure):
 
 
 class rcache_failsafe_stats(Structure):
-    """struct rcache_failsafe_stats: fail-safe and negative caching counters."""
+    """struct rcache_failsafe_stats: fail-safe, negative caching and recovery counters."""
 
-    _fields_ = [(name, c_uint64) for name in ("stale_served", "throttles", "negative_hits")]
+    _fields_ = [
+        (name, c_uint64)
+        for name in (
+            "stale_served", "throttles", "negative_hits", "recovery_queue", "recovery_replays", "recovery_overflows",
+        )
+    ]
 
 
 class rcache_compute_output(Structure):

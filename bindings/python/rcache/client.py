@@ -1047,8 +1047,10 @@ class Client:
         backend, and for a near cache (0 without one) near_hits (also in
         hits), near_misses, near_invalidations, near_evictions, near_flushes,
         near_entries and near_bytes (see rcache_stats in rcache.h); and for
-        get_or_compute stale_served, throttles and negative_hits (see
-        rcache_failsafe_stats)."""
+        get_or_compute stale_served, throttles and negative_hits; and for
+        auto-recovery recovery_queue (deletes, invalidations and clears
+        waiting for Redis to come back), recovery_replays and
+        recovery_overflows (see rcache_failsafe_stats)."""
         stats = _lib.rcache_stats()
         status = self._invoke(_stats, byref(stats))
         if status != _OK:
