@@ -2,6 +2,9 @@
 (never silently), throttles a failing source, and covers a killed Redis;
 negative caching remembers "no value" apart from values."""
 
+import os
+import signal
+
 import pytest
 
 import rcache
@@ -92,5 +95,36 @@ def test_a_killed_redis_gets_the_last_good_value_without_computing(private_redis
             client.invalidate_tags(["t"])
         with pytest.raises((rcache.ConnectionError, rcache.TimeoutError)):
             client.get_or_compute("k", must_not_compute, ttl=60)
+    finally:
+        client.close()
+
+
+def test_a_delete_while_redis_is_paused_is_replayed_before_the_next_read(private_redis, prefix):
+    client = rcache.Client(private_redis.url, prefix=prefix, connect_timeout=0.3, response_timeout=0.3)
+    try:
+        client.set("k", b"old", ttl=60, tags=["t"])
+        client.set("j", b"old", ttl=60, tags=["t"])
+        os.kill(private_redis.process.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises((rcache.ConnectionError, rcache.TimeoutError)):
+                client.delete("k")
+            with pytest.raises((rcache.ConnectionError, rcache.TimeoutError)):
+                client.invalidate_tags(["t"])
+            assert client.stats()["recovery_queue"] == 3  # the entry, its companion, the tag
+        finally:
+            os.kill(private_redis.process.pid, signal.SIGCONT)
+        answers = []
+
+        def answered():
+            try:
+                answers.append((client.get("k"), client.get("j")))
+                return True
+            except (rcache.ConnectionError, rcache.TimeoutError):
+                return False
+
+        wait_until(answered, 10, message="Redis answered again")
+        assert answers == [(None, None)], "no read after recovery sees what the outage's removals removed"
+        stats = client.stats()
+        assert (stats["recovery_queue"], stats["recovery_replays"]) == (0, 3)
     finally:
         client.close()
