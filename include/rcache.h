@@ -591,6 +591,15 @@ void rcache_buffers_free(struct rcache_buffer *buffers, size_t count);
 // for arrays the caller allocated: use `rcache_buffers_free` on those.
 void rcache_buffer_array_free(struct rcache_buffer *buffers, size_t count);
 
+// Sets the handle's TTL jitter: every entry written afterwards with a TTL
+// (set, set-many, tagged set, compare-and-set, hash-set, get-or-compute)
+// lives up to `percent` percent less, at random and at least 1 ms, so that
+// entries written together do not expire together. 0 (the default) turns it
+// off; over 100 is `RCACHE_STATUS_INVALID_ARGUMENT`. Sessions and locks keep
+// their exact lifetimes. Any thread, at any time.
+enum rcache_status rcache_client_set_ttl_jitter(const struct rcache_client *client,
+                                                uint32_t percent);
+
 // The default compute options: the client's default TTL, no tags, a 10 s
 // lease, a 10 s wait, then compute.
 struct rcache_compute_options rcache_compute_options_default(void);

@@ -2,6 +2,7 @@
 //! every caller gets.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::backend::slots::companion_key;
@@ -13,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::failsafe::StaleCopies;
 use crate::glob;
 use crate::near::{Fill, NearCache};
-use crate::options::{DEFAULT_URL, MAX_TTL, Options, Servers, Target};
+use crate::options::{DEFAULT_URL, MAX_TTL, Options, Servers, Target, check_jitter};
 use crate::recovery::{Recovery, Removal};
 use crate::stats::{Counters, Stats, bump};
 
@@ -60,6 +61,8 @@ pub struct Cache {
     pub(crate) stale_copies: StaleCopies,
     /// Removals waiting for the server to come back.
     recovery: Arc<Recovery>,
+    /// `Options::ttl_jitter_percent`, changeable at any time.
+    ttl_jitter: AtomicU8,
 }
 
 /// Which family of backend a client talks to.
@@ -135,7 +138,8 @@ impl Cache {
         let stale_copies = StaleCopies::new(options.stale_copies);
         let recovery = Arc::new(Recovery::new(options.recovery_queue));
         let backend = Arc::from(backend);
-        Ok(Cache { backend, options, kind, counters: Counters::default(), near, stale_copies, recovery })
+        let ttl_jitter = AtomicU8::new(options.ttl_jitter_percent);
+        Ok(Cache { backend, options, kind, counters: Counters::default(), near, stale_copies, recovery, ttl_jitter })
     }
 
     pub fn backend_kind(&self) -> BackendKind {
@@ -151,8 +155,8 @@ impl Cache {
         let (breaker_trips, breaker_skips) = self.backend.breaker_counts();
         let mut stats = self.counters.snapshot(breaker_trips, breaker_skips);
         stats.recovery_queue = self.recovery.len() as u64;
-        stats.recovery_replays = self.recovery.replayed.load(std::sync::atomic::Ordering::Relaxed);
-        stats.recovery_overflows = self.recovery.overflows.load(std::sync::atomic::Ordering::Relaxed);
+        stats.recovery_replays = self.recovery.replayed.load(Ordering::Relaxed);
+        stats.recovery_overflows = self.recovery.overflows.load(Ordering::Relaxed);
         if let Some(near) = &self.near {
             let near = near.stats();
             stats.hits += near.hits;
@@ -394,7 +398,7 @@ impl Cache {
 
     /// Stores every entry with the same TTL, all or nothing, in one round trip.
     pub fn set_many(&self, entries: &[(&[u8], &[u8])], ttl: Ttl) -> Result<()> {
-        let expiry = self.expiry(ttl)?;
+        let expiry = self.entry_expiry(ttl)?;
         let entries =
             entries.iter().map(|(key, value)| Ok((self.full_key(key)?, self.check_value(value)?))).collect::<Result<Vec<_>>>()?;
         let result = self.call(|backend| backend.set_many(&entries, expiry));
@@ -411,7 +415,7 @@ impl Cache {
         let key = self.full_key(key)?;
         let tags = self.tag_keys(tags)?;
         self.check_value(value)?;
-        let expiry = self.expiry(ttl)?;
+        let expiry = self.entry_expiry(ttl)?;
         let result = self.call(|backend| backend.set_tagged(&key, value, expiry, &tags));
         self.forget(&[&key]);
         self.or_fail_open(result, || ())
@@ -645,12 +649,32 @@ impl Cache {
         }
     }
 
-    /// `expiry`, or keeping the current one, for writes that replace a whole value.
+    /// `entry_expiry`, or keeping the current one, for writes that replace a whole value.
     pub(crate) fn write_expiry(&self, ttl: Ttl) -> Result<WriteExpiry> {
         match ttl {
             Ttl::Keep => Ok(WriteExpiry::Keep),
-            ttl => self.expiry(ttl).map(WriteExpiry::Set),
+            ttl => self.entry_expiry(ttl).map(WriteExpiry::Set),
         }
+    }
+
+    /// `expiry` of a cache entry, shortened by the TTL jitter.
+    pub(crate) fn entry_expiry(&self, ttl: Ttl) -> Result<Expiry> {
+        let expiry = self.expiry(ttl)?;
+        let percent = self.ttl_jitter.load(Ordering::Relaxed);
+        Ok(match expiry {
+            Expiry::After(ttl) if percent > 0 => {
+                let cut = ttl.mul_f64(f64::from(percent) / 100.0 * crate::compute::unit_random());
+                Expiry::After(ttl.saturating_sub(cut).max(Duration::from_millis(1)))
+            }
+            expiry => expiry,
+        })
+    }
+
+    /// Changes the TTL jitter (`Options::ttl_jitter_percent`) for later writes.
+    pub fn set_ttl_jitter(&self, percent: u8) -> Result<()> {
+        check_jitter(percent)?;
+        self.ttl_jitter.store(percent, Ordering::Relaxed);
+        Ok(())
     }
 }
 

@@ -52,6 +52,19 @@ pub struct Options {
     /// count once); beyond it the whole namespace is cleared on recovery.
     /// 0 keeps none.
     pub recovery_queue: usize,
+    /// TTL jitter, in percent: each entry written with a TTL lives up to this
+    /// much less (uniformly at random, at least 1 ms), so that entries written
+    /// together do not expire together. 0 (the default) to 100. Sessions and
+    /// locks keep their exact lifetimes.
+    pub ttl_jitter_percent: u8,
+}
+
+/// Refuses a TTL jitter over 100%.
+pub(crate) fn check_jitter(percent: u8) -> Result<()> {
+    if percent > 100 {
+        return Err(Error::invalid(format!("TTL jitter must be between 0 and 100 percent, not {percent}")));
+    }
+    Ok(())
 }
 
 /// Fail-safe: get-or-compute keeps a copy of each value it stores for
@@ -99,6 +112,7 @@ impl Default for Options {
             fail_safe: FailSafe::OFF,
             stale_copies: 10_000,
             recovery_queue: 10_000,
+            ttl_jitter_percent: 0,
         }
     }
 }
@@ -125,6 +139,7 @@ impl Options {
             return Err(Error::invalid("default TTL must be between 1 ms and 100 years"));
         }
         self.fail_safe.validate()?;
+        check_jitter(self.ttl_jitter_percent)?;
         Ok(())
     }
 }

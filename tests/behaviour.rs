@@ -1093,6 +1093,28 @@ fn negative_results_are_remembered_apart_from_values(cache: &Cache) {
     assert!(matches!(refused, Err(ComputeError::Cache(ref error)) if error.kind == ErrorKind::InvalidArgument));
 }
 
+fn ttl_jitter_spreads_expiries_below_the_ttl(cache: &Cache) {
+    cache.set_ttl_jitter(50).unwrap();
+    let minute = Duration::from_secs(60);
+    let mut left = Vec::new();
+    for index in 0..50 {
+        let key = format!("k{index}");
+        cache.set(key.as_bytes(), b"v", Ttl::After(minute)).unwrap();
+        match cache.remaining(key.as_bytes()).unwrap() {
+            Remaining::Left(remaining) => left.push(remaining),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(left.iter().all(|&remaining| remaining <= minute && remaining >= minute / 2 - Duration::from_secs(1)), "{left:?}");
+    left.sort();
+    left.dedup();
+    assert!(left.len() > 1, "expiries spread: {left:?}");
+    cache.set_ttl_jitter(0).unwrap();
+    cache.set(b"exact", b"v", Ttl::After(minute)).unwrap();
+    assert!(left_between(cache.remaining(b"exact").unwrap(), minute - Duration::from_secs(2), minute));
+    assert_eq!(cache.set_ttl_jitter(101).unwrap_err().kind, ErrorKind::InvalidArgument);
+}
+
 fn small_limits() -> Options {
     Options { max_key_bytes: 300, max_value_bytes: 1024, ..Options::default() }
 }
@@ -1252,7 +1274,8 @@ suite!(
     invalidations_deletes_and_clears_remove_stale_copies,
     stale_copies_last_only_max_stale_past_expiry,
     a_waiter_that_times_out_gets_the_stale_value,
-    negative_results_are_remembered_apart_from_values;
+    negative_results_are_remembered_apart_from_values,
+    ttl_jitter_spreads_expiries_below_the_ttl;
     opening:
     keys_and_clear_stay_in_a_namespace_with_glob_characters,
 );

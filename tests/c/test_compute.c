@@ -129,6 +129,17 @@ static void test_fail_safe(void) {
   CHECK_STR(rcache_status_name(RCACHE_STATUS_NO_VALUE), "RCACHE_STATUS_NO_VALUE");
 }
 
+/* TTL jitter shortens TTLs by up to the percentage; over 100 is refused. */
+static void test_ttl_jitter(void) {
+  int64_t ttl_ms = 0;
+  EXPECT_OK(rcache_client_set_ttl_jitter(g_client, 50));
+  EXPECT_OK(rcache_client_set(g_client, KEY("jittered"), (const uint8_t *)"v", 1, 60000));
+  if (EXPECT_OK(rcache_client_ttl(g_client, KEY("jittered"), &ttl_ms))) CHECK(ttl_ms <= 60000 && ttl_ms >= 29000);
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_set_ttl_jitter(g_client, 101));
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_set_ttl_jitter(NULL, 10));
+  EXPECT_OK(rcache_client_set_ttl_jitter(g_client, 0));
+}
+
 static void *stampede(void *arg) {
   rcache_buffer value = {NULL, 0};
   (void)arg;
@@ -212,6 +223,7 @@ int main(int argc, char **argv) {
   EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_stats(g_client, NULL));
 
   test_fail_safe();
+  test_ttl_jitter();
 
   if (EXPECT_OK(rcache_client_stats(g_client, &stats))) {
     CHECK(stats.computations >= 4);

@@ -128,3 +128,18 @@ def test_a_delete_while_redis_is_paused_is_replayed_before_the_next_read(private
         assert (stats["recovery_queue"], stats["recovery_replays"]) == (0, 3)
     finally:
         client.close()
+
+
+def test_ttl_jitter_shortens_ttls_within_the_percentage(make_client):
+    client = make_client(ttl_jitter=50)
+    left = set()
+    for index in range(20):
+        client.set(f"k{index}", b"v", ttl=60)
+        left.add(client.ttl(f"k{index}"))
+    assert all(29 <= seconds <= 60 for seconds in left), left
+    assert len(left) > 1, "expiries spread"
+    client.set_ttl_jitter(0)
+    client.set("exact", b"v", ttl=60)
+    assert client.ttl("exact") > 58
+    with pytest.raises(rcache.InvalidArgumentError):
+        client.set_ttl_jitter(101)

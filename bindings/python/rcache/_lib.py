@@ -243,6 +243,7 @@ _SIGNATURES = {
         ],
     ),
     "rcache_client_failsafe_stats": (c_int, [client_p, POINTER(rcache_failsafe_stats)]),
+    "rcache_client_set_ttl_jitter": (c_int, [client_p, c_uint32]),
     "rcache_session_store_open": (c_int, [client_p, c_char_p, c_size_t, POINTER(c_void_p)]),
     "rcache_session_store_free": (None, [c_void_p]),
     "rcache_session_create": (c_int, [c_void_p, bytes_p, bytes_p, c_size_t, c_int64, POINTER(rcache_session_new)]),

@@ -121,6 +121,7 @@ _compute_output_set = _c.rcache_compute_output_set
 _compute_output_set_none = _c.rcache_compute_output_set_none
 _get_or_compute_failsafe = _c.rcache_client_get_or_compute_failsafe
 _failsafe_stats = _c.rcache_client_failsafe_stats
+_set_ttl_jitter = _c.rcache_client_set_ttl_jitter
 _buffer_free = _c.rcache_buffer_free
 _buffers_free = _c.rcache_buffers_free
 _buffer_array_free = _c.rcache_buffer_array_free
@@ -492,6 +493,7 @@ class Client:
 
     max_stale and stale_throttle (seconds) are the defaults of
     :meth:`get_or_compute`'s fail-safe (off unless max_stale is given).
+    ttl_jitter (percent, 0 to 100): see :meth:`set_ttl_jitter`.
     """
 
     def __init__(
@@ -511,6 +513,7 @@ class Client:
         breaker_cooldown: Optional[Seconds] = None,
         max_stale: Optional[Seconds] = None,
         stale_throttle: Optional[Seconds] = None,
+        ttl_jitter: int = 0,
     ) -> None:
         self._max_stale_ms = 0 if max_stale is None else _zero_or_ms(max_stale, "max_stale")
         self._stale_throttle_ms = 0 if stale_throttle is None else _zero_or_ms(stale_throttle, "stale_throttle")
@@ -555,6 +558,8 @@ class Client:
         self._handle = handle
         self._pid = os.getpid()
         _live.add(self)
+        if ttl_jitter:
+            self.set_ttl_jitter(ttl_jitter)
 
     def __repr__(self) -> str:
         state = "closed" if self._handle is None else "open"
@@ -1038,6 +1043,20 @@ class Client:
             return string_at(buffer.data, buffer.len)
         finally:
             _buffer_free(byref(buffer))
+
+    def set_ttl_jitter(self, percent: int) -> None:
+        """Every entry written from now on with a TTL (set, set_many,
+        compare_and_set, hash_set, get_or_set, get_or_compute) lives up to
+        percent percent less, at random, so that entries written together do
+        not expire together; 0 turns it off. Sessions and locks keep their
+        exact lifetimes."""
+        if isinstance(percent, bool) or not isinstance(percent, int):
+            raise TypeError(f"percent must be an int, not {type(percent).__name__}")
+        if not 0 <= percent <= 100:
+            raise InvalidArgumentError(f"TTL jitter must be between 0 and 100 percent, not {percent}")
+        status = self._invoke(_set_ttl_jitter, percent)
+        if status != _OK:
+            raise from_status(status)
 
     def stats(self) -> Dict[str, int]:
         """This client's counters as a dict: hits, misses, computations,
