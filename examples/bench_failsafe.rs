@@ -142,7 +142,7 @@ fn main() {
         load(&on.source_calls) as f64 / (load(&on.served) + load(&on.errors)).max(1) as f64,
     );
     println!(
-        "While the server is down (and its circuit breaker open), fail-safe answers from process memory without a \
+        "While the server is down, and after it until the circuit breaker closes again, fail-safe answers from process memory without a \
          round trip, so it serves far more requests then; fail-open without fail-safe calls the failing source instead."
     );
 }
