@@ -106,9 +106,10 @@ bench: prereqs build
 	cp $(BUILD)/bench/report.md docs/benchmark.md
 	@if [ -f $(BUILD)/bench/chart.png ]; then cp $(BUILD)/bench/chart.png docs/benchmark.png && echo "cp $(BUILD)/bench/chart.png docs/benchmark.png"; \
 	  else echo "bench: no chart was drawn (see build/bench/report.md); docs/benchmark.png left as it was"; fi
-	cargo build --release --example bench_tags --example bench_compute
+	cargo build --release --example bench_tags --example bench_compute --example bench_failsafe
 	tests/with-redis.sh target/release/examples/bench_tags
 	target/release/examples/bench_compute
+	target/release/examples/bench_failsafe
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude bench/bench_sessions.c \
 	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -lrcache -o $(BUILD)/bench/bench_sessions

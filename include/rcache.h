@@ -47,7 +47,8 @@
 #define RCACHE_TTL_KEEP -2
 
 // The outcome of a call. `RCACHE_STATUS_OK` and `RCACHE_STATUS_MISS` are
-// successes; every other value is an error whose reason
+// successes, and so are `RCACHE_STATUS_STALE` and `RCACHE_STATUS_NO_VALUE`
+// (returned only by `rcache_client_get_or_compute_failsafe`); every other value is an error whose reason
 // `rcache_last_error()` gives on the same thread.
 typedef enum rcache_status {
   // The call did what was asked.
@@ -101,6 +102,14 @@ typedef enum rcache_status {
   // A reply saying the request did not run (a Cluster redirect, TRYAGAIN,
   // CLUSTERDOWN, LOADING, a refused connection) is followed on every call.
   RCACHE_STATUS_UNKNOWN_OUTCOME = 14,
+  // A success of `rcache_client_get_or_compute_failsafe`: the value
+  // returned is the last good one, served by fail-safe instead of an
+  // error (the computation failed or timed out, or the server could not
+  // be reached); it may be past its expiry. `rcache_last_error()` is not set.
+  RCACHE_STATUS_STALE = 15,
+  // A success of `rcache_client_get_or_compute_failsafe`: the computation
+  // found no value (negative caching); nothing is returned.
+  RCACHE_STATUS_NO_VALUE = 16,
 } rcache_status;
 
 // When `rcache_client_hash_set` writes. Passed to it as an `int`, so that a
@@ -113,6 +122,12 @@ typedef enum rcache_write_condition {
   // Write only when the key does not exist.
   RCACHE_WRITE_IF_ABSENT = 2,
 } rcache_write_condition;
+
+// Fail-safe: get-or-compute keeps a copy of each value it stores for
+// `max_stale` past the value's expiry, and returns it, marked stale, when
+// the computation fails or times out or the server is unreachable; then it
+// leaves the key's computation alone for `throttle`.
+typedef struct FailSafe FailSafe;
 
 // An open cache client: a connection to Redis or an embedded store.
 // Opaque; create it with `rcache_client_connect`, release it with
@@ -271,6 +286,43 @@ typedef struct rcache_compute_options {
 // exception): see `rcache_client_get_or_compute`.
 typedef bool (*rcache_compute_fn)(void *user_data, struct rcache_compute_output *output);
 
+// Fail-safe and negative caching settings of one
+// `rcache_client_get_or_compute_failsafe` call. All zero turns both off.
+// (Kept apart from `rcache_compute_options` and `rcache_options` so that
+// their sizes, part of the ABI, stay as they are.)
+typedef struct rcache_failsafe_options {
+  // How long past its expiry a stored value is kept as a stale copy and
+  // may be returned with `RCACHE_STATUS_STALE`; 0 turns fail-safe off.
+  uint32_t max_stale_ms;
+  // After a failure answered with the stale value, how long every caller
+  // of the key (in any process) gets the stale value without computing; 0 for none.
+  uint32_t throttle_ms;
+  // When the callback calls `rcache_compute_output_set_none`, remember
+  // "no value" for this long (`RCACHE_STATUS_NO_VALUE` meanwhile); 0
+  // returns `RCACHE_STATUS_NO_VALUE` once and remembers nothing.
+  uint32_t negative_ttl_ms;
+} rcache_failsafe_options;
+
+// Counters of fail-safe, negative caching and auto-recovery, from
+// `rcache_client_failsafe_stats` (kept apart from `rcache_stats`, whose size
+// is part of the ABI).
+typedef struct rcache_failsafe_stats {
+  // Get-or-compute calls answered with `RCACHE_STATUS_STALE`.
+  uint64_t stale_served;
+  // Failed computations after which the key was throttled.
+  uint64_t throttles;
+  // Get-or-compute calls answered `RCACHE_STATUS_NO_VALUE` from a remembered "no value".
+  uint64_t negative_hits;
+  // Deletes, tag invalidations and clears that failed because the server
+  // could not be reached, waiting to be replayed when it answers again
+  // (an overflow counts as one).
+  uint64_t recovery_queue;
+  // Removals replayed so far.
+  uint64_t recovery_replays;
+  // Times the queue overflowed and gave way to a clear of the whole namespace.
+  uint64_t recovery_overflows;
+} rcache_failsafe_stats;
+
 // A new session's identity: two NUL-terminated strings of 32 hex characters.
 // The secret proves ownership: keep it with the id (for example in the cookie).
 typedef struct rcache_session_new {
@@ -282,6 +334,8 @@ typedef struct rcache_session_new {
 typedef struct rcache_session_owner {
   char token[33];
 } rcache_session_owner;
+
+
 
 #ifdef __cplusplus
 extern "C" {
@@ -561,6 +615,15 @@ void rcache_buffers_free(struct rcache_buffer *buffers, size_t count);
 // for arrays the caller allocated: use `rcache_buffers_free` on those.
 void rcache_buffer_array_free(struct rcache_buffer *buffers, size_t count);
 
+// Sets the handle's TTL jitter: every entry written afterwards with a TTL
+// (set, set-many, tagged set, compare-and-set, hash-set, get-or-compute)
+// lives up to `percent` percent less, at random and at least 1 ms, so that
+// entries written together do not expire together. 0 (the default) turns it
+// off; over 100 is `RCACHE_STATUS_INVALID_ARGUMENT`. Sessions and locks keep
+// their exact lifetimes. Any thread, at any time.
+enum rcache_status rcache_client_set_ttl_jitter(const struct rcache_client *client,
+                                                uint32_t percent);
+
 // The default compute options: the client's default TTL, no tags, a 10 s
 // lease, a 10 s wait, then compute.
 struct rcache_compute_options rcache_compute_options_default(void);
@@ -575,6 +638,11 @@ enum rcache_status rcache_compute_output_set(struct rcache_compute_output *outpu
 enum rcache_status rcache_compute_output_fail(struct rcache_compute_output *output,
                                               const char *message);
 
+// Says that the value does not exist (for
+// `rcache_client_get_or_compute_failsafe` with `negative_ttl_ms`); the
+// callback then returns true. Call it from the callback only.
+enum rcache_status rcache_compute_output_set_none(struct rcache_compute_output *output);
+
 // Reads `key`; on a miss calls `compute` to produce the value, stores it with
 // the options' TTL and tags, and returns it. Concurrent callers that miss the
 // same key, in any thread or process sharing the backend, wait while one of
@@ -583,7 +651,8 @@ enum rcache_status rcache_compute_output_fail(struct rcache_compute_output *outp
 // stored, the lock is released and a waiting caller computes instead.
 // `options` may be NULL for the defaults. On `RCACHE_STATUS_OK` the value is
 // in `*value_out` (free it with `rcache_buffer_free`); `RCACHE_STATUS_COMPUTE_FAILED`
-// when the callback failed (its message in `rcache_last_error()`).
+// when the callback failed (its message in `rcache_last_error()`). Never
+// serves a stale value (see `rcache_client_get_or_compute_failsafe`).
 //
 // The callback runs on the calling thread, and may leave it: when it ends
 // the thread (`pthread_exit`), is cancelled (`pthread_cancel`) or throws a
@@ -597,6 +666,33 @@ enum rcache_status rcache_client_get_or_compute(const struct rcache_client *clie
                                                 rcache_compute_fn compute,
                                                 void *user_data,
                                                 struct rcache_buffer *value_out);
+
+// `rcache_client_get_or_compute` with fail-safe and negative caching.
+//
+// Returns `RCACHE_STATUS_OK` with a value computed or read fresh,
+// `RCACHE_STATUS_STALE` with the last good value (in `*value_out` as well)
+// when the callback failed, the wait for another caller's computation
+// timed out, or the server could not be reached, and
+// `RCACHE_STATUS_NO_VALUE` (`*value_out` untouched) when the callback said
+// there is no value, now or within `negative_ttl_ms`. Both are successes.
+// With fail-safe each value stored is also kept, for `max_stale_ms` past
+// its expiry, on the server (tagged as the value: tag invalidations,
+// deletes and clears remove it) and in process memory (used only while
+// the server is unreachable). A plain read never returns a stale copy.
+// `failsafe` may be NULL: fail-safe off, no negative caching. The callback
+// may leave by unwinding, as for `rcache_client_get_or_compute`.
+enum rcache_status rcache_client_get_or_compute_failsafe(const struct rcache_client *client,
+                                                         const uint8_t *key,
+                                                         size_t key_len,
+                                                         const struct rcache_compute_options *options,
+                                                         const struct rcache_failsafe_options *failsafe,
+                                                         rcache_compute_fn compute,
+                                                         void *user_data,
+                                                         struct rcache_buffer *value_out);
+
+// The client's fail-safe counters so far, in `*stats_out`.
+enum rcache_status rcache_client_failsafe_stats(const struct rcache_client *client,
+                                                struct rcache_failsafe_stats *stats_out);
 
 // The reason of the last failed call on this thread, or `""`. Every
 // function that returns an `rcache_status` sets it: to the reason when the

@@ -2,16 +2,20 @@
 //! every caller gets.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::backend::slots::companion_key;
 use crate::backend::{
     Backend, ClusterBackend, ClusterSettings, Expiry, ForRefresh, MemoryBackend, RedisBackend, RedisSettings, Remaining,
     SentinelBackend, SentinelSettings, TrackedRead, TrackedReads, WriteExpiry, tls,
 };
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
+use crate::failsafe::StaleCopies;
 use crate::glob;
 use crate::near::{Fill, NearCache};
-use crate::options::{DEFAULT_URL, MAX_TTL, Options, Servers, Target};
+use crate::options::{DEFAULT_URL, MAX_TTL, Options, Servers, Target, check_jitter};
+use crate::recovery::{Recovery, Removal};
 use crate::stats::{Counters, Stats, bump};
 
 /// Keys under the namespace that start with this belong to rcache itself
@@ -23,6 +27,9 @@ pub const TAG_SPACE: &[u8] = b"__rcache_tag:";
 pub const LOCK_SPACE: &[u8] = b"__rcache_lock:";
 /// Where get-or-compute records how long a value took to compute.
 pub const META_SPACE: &[u8] = b"__rcache_meta:";
+/// Where get-or-compute keeps the last result it stored for a key: a stale
+/// copy of the value for fail-safe, or the record that there is none.
+pub const LAST_SPACE: &[u8] = b"__rcache_last:";
 /// Most tags one call may name.
 pub const MAX_TAGS: usize = 256;
 
@@ -44,12 +51,18 @@ pub enum Ttl {
 /// A cache client. Cheap to share: every method takes `&self` and may be
 /// called from any number of threads at once.
 pub struct Cache {
-    pub(crate) backend: Box<dyn Backend>,
+    pub(crate) backend: Arc<dyn Backend>,
     options: Options,
     pub(crate) counters: Counters,
     kind: BackendKind,
     /// The near cache, when the URL asks for one.
     near: Option<Arc<NearCache>>,
+    /// Fail-safe's copies for when the server cannot be reached.
+    pub(crate) stale_copies: StaleCopies,
+    /// Removals waiting for the server to come back.
+    recovery: Arc<Recovery>,
+    /// `Options::ttl_jitter_percent`, changeable at any time.
+    ttl_jitter: AtomicU8,
 }
 
 /// Which family of backend a client talks to.
@@ -123,7 +136,11 @@ impl Cache {
                 (Box::new(ClusterBackend::connect(settings)?), BackendKind::Cluster, None)
             }
         };
-        Ok(Cache { backend, options, kind, counters: Counters::default(), near })
+        let stale_copies = StaleCopies::new(options.stale_copies);
+        let recovery = Arc::new(Recovery::new(options.recovery_queue));
+        let backend = Arc::from(backend);
+        let ttl_jitter = AtomicU8::new(options.ttl_jitter_percent);
+        Ok(Cache { backend, options, kind, counters: Counters::default(), near, stale_copies, recovery, ttl_jitter })
     }
 
     pub fn backend_kind(&self) -> BackendKind {
@@ -138,6 +155,9 @@ impl Cache {
     pub fn stats(&self) -> Stats {
         let (breaker_trips, breaker_skips) = self.backend.breaker_counts();
         let mut stats = self.counters.snapshot(breaker_trips, breaker_skips);
+        stats.recovery_queue = self.recovery.len() as u64;
+        stats.recovery_replays = self.recovery.replayed.load(Ordering::Relaxed);
+        stats.recovery_overflows = self.recovery.overflows.load(Ordering::Relaxed);
         if let Some(near) = &self.near {
             let near = near.stats();
             stats.hits += near.hits;
@@ -153,7 +173,12 @@ impl Cache {
     }
 
     /// Runs one backend operation, recording its latency and any error.
+    /// Removals queued during an outage are replayed first; while they
+    /// cannot be, the operation is not sent and gets the replay's error.
     pub(crate) fn call<T>(&self, operation: impl FnOnce(&dyn Backend) -> Result<T>) -> Result<T> {
+        if self.recovery.is_pending() {
+            self.recover()?;
+        }
         let started = Instant::now();
         let result = operation(&*self.backend);
         self.counters.record_call(started.elapsed());
@@ -161,6 +186,35 @@ impl Cache {
             self.counters.record_error(error);
         }
         result
+    }
+
+    /// Replays the queued removals; the near cache is emptied once they are.
+    fn recover(&self) -> Result<()> {
+        match self.recovery.replay(&*self.backend) {
+            Ok(replayed) => {
+                if let (true, Some(near)) = (replayed, &self.near) {
+                    near.flush(None);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                self.counters.record_error(&error);
+                Err(error)
+            }
+        }
+    }
+
+    /// Queues removals that failed because the server could not be reached,
+    /// for replay when it answers again.
+    fn queue_if_unreachable<T>(&self, result: &Result<T>, removals: impl FnOnce() -> Vec<Removal>) {
+        if !result.as_ref().is_err_and(Error::is_unreachable) {
+            return;
+        }
+        for removal in removals() {
+            self.recovery.push(removal, || self.namespace_pattern(None));
+        }
+        let interval = self.options.breaker_cooldown.min(Duration::from_millis(100));
+        Recovery::replay_in_background(&self.recovery, &self.backend, self.near.as_ref(), interval);
     }
 
     /// Under `fail_open`, answers a call the server could not with `fallback`, counting it.
@@ -175,7 +229,7 @@ impl Cache {
     }
 
     pub(crate) fn is_fail_open(&self, error: &Error) -> bool {
-        self.options.fail_open && matches!(error.kind, ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::UnknownOutcome)
+        self.options.fail_open && error.is_unreachable()
     }
 
     /// The stored value, or `None` on a miss.
@@ -345,7 +399,7 @@ impl Cache {
 
     /// Stores every entry with the same TTL, all or nothing, in one round trip.
     pub fn set_many(&self, entries: &[(&[u8], &[u8])], ttl: Ttl) -> Result<()> {
-        let expiry = self.expiry(ttl)?;
+        let expiry = self.entry_expiry(ttl)?;
         let entries =
             entries.iter().map(|(key, value)| Ok((self.full_key(key)?, self.check_value(value)?))).collect::<Result<Vec<_>>>()?;
         let result = self.call(|backend| backend.set_many(&entries, expiry));
@@ -362,7 +416,7 @@ impl Cache {
         let key = self.full_key(key)?;
         let tags = self.tag_keys(tags)?;
         self.check_value(value)?;
-        let expiry = self.expiry(ttl)?;
+        let expiry = self.entry_expiry(ttl)?;
         let result = self.call(|backend| backend.set_tagged(&key, value, expiry, &tags));
         self.forget(&[&key]);
         self.or_fail_open(result, || ())
@@ -384,6 +438,8 @@ impl Cache {
         let tags = self.tag_keys(tags)?;
         let result = self.call(|backend| backend.invalidate_tags(&tags));
         self.forget(&tags);
+        self.stale_copies.forget_tagged(&tags);
+        self.queue_if_unreachable(&result, || vec![Removal::InvalidateTags(tags.clone())]);
         result
     }
 
@@ -393,7 +449,17 @@ impl Cache {
     /// batches); never touches keys outside the namespace. Returns how many
     /// keys were deleted.
     pub fn clear(&self, pattern: Option<&[u8]>) -> Result<u64> {
-        let result = self.call(|backend| backend.clear(&self.namespace_pattern(pattern)));
+        self.stale_copies.forget_matching(pattern);
+        let mut patterns = vec![self.namespace_pattern(pattern)];
+        if let Some(pattern) = pattern {
+            // Get-or-compute's last results of the keys cleared: `<space>{<slot tag>}<key>`.
+            patterns.push(self.namespace_pattern(Some(&[LAST_SPACE, b"{*}", pattern].concat())));
+        }
+        let mut result = Ok(0);
+        for pattern in &patterns {
+            result = result.and_then(|cleared| self.call(|backend| backend.clear(pattern)).map(|more| cleared + more));
+        }
+        self.queue_if_unreachable(&result, || patterns.into_iter().map(Removal::Clear).collect());
         // Cheaper than matching every held key, and rare.
         if let Some(near) = &self.near {
             near.flush(None);
@@ -435,10 +501,17 @@ impl Cache {
         self.call(|backend| backend.server_info())
     }
 
-    /// True when the key existed.
+    /// True when the key existed. Also deletes what get-or-compute kept
+    /// beside it (its stale copy, or the record that it has no value).
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
-        let result = self.call(|backend| backend.delete(&self.full_key(key)?));
+        let full_key = self.full_key(key)?;
+        self.stale_copies.forget(key);
+        let last = companion_key(&self.options.key_prefix, LAST_SPACE, key);
+        let result = self.call(|backend| backend.delete(&full_key));
         self.forget_keys(&[key]);
+        let result = result.and_then(|existed| self.call(|backend| backend.delete(&last)).map(|_| existed));
+        self.forget(&[&last]);
+        self.queue_if_unreachable(&result, || vec![Removal::Delete(full_key), Removal::Delete(last)]);
         result
     }
 
@@ -534,7 +607,7 @@ impl Cache {
     }
 
     /// The full keys of `tags`, without duplicates.
-    fn tag_keys(&self, tags: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
+    pub(crate) fn tag_keys(&self, tags: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
         if tags.len() > MAX_TAGS {
             return Err(Error::invalid(format!("at most {MAX_TAGS} tags per call, got {}", tags.len())));
         }
@@ -580,12 +653,32 @@ impl Cache {
         }
     }
 
-    /// `expiry`, or keeping the current one, for writes that replace a whole value.
+    /// `entry_expiry`, or keeping the current one, for writes that replace a whole value.
     pub(crate) fn write_expiry(&self, ttl: Ttl) -> Result<WriteExpiry> {
         match ttl {
             Ttl::Keep => Ok(WriteExpiry::Keep),
-            ttl => self.expiry(ttl).map(WriteExpiry::Set),
+            ttl => self.entry_expiry(ttl).map(WriteExpiry::Set),
         }
+    }
+
+    /// `expiry` of a cache entry, shortened by the TTL jitter.
+    pub(crate) fn entry_expiry(&self, ttl: Ttl) -> Result<Expiry> {
+        let expiry = self.expiry(ttl)?;
+        let percent = self.ttl_jitter.load(Ordering::Relaxed);
+        Ok(match expiry {
+            Expiry::After(ttl) if percent > 0 => {
+                let cut = ttl.mul_f64(f64::from(percent) / 100.0 * crate::compute::unit_random());
+                Expiry::After(ttl.saturating_sub(cut).max(Duration::from_millis(1)))
+            }
+            expiry => expiry,
+        })
+    }
+
+    /// Changes the TTL jitter (`Options::ttl_jitter_percent`) for later writes.
+    pub fn set_ttl_jitter(&self, percent: u8) -> Result<()> {
+        check_jitter(percent)?;
+        self.ttl_jitter.store(percent, Ordering::Relaxed);
+        Ok(())
     }
 }
 

@@ -5,9 +5,10 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use crate::backend::slots::companion_key;
-use crate::backend::{Remaining, WriteExpiry};
-use crate::cache::{Cache, LOCK_SPACE, META_SPACE, Ttl};
+use crate::backend::{Expiry, Remaining, WriteExpiry};
+use crate::cache::{Cache, LAST_SPACE, LOCK_SPACE, META_SPACE, Ttl};
 use crate::error::{Error, ErrorKind, Result};
+use crate::options::{FailSafe, MAX_TTL};
 use crate::stats::bump;
 
 /// What a waiter does when the value has not appeared within `wait_timeout`.
@@ -36,6 +37,14 @@ pub struct ComputeOptions<'t> {
     /// scaled by how long it took to compute; the other readers keep getting
     /// the current value meanwhile. 1.0 is the paper's default; 0 disables it.
     pub early_refresh_beta: f64,
+    /// Fail-safe for this call; `None` takes the handle's (`Options::fail_safe`).
+    /// Only `get_or_compute_with` serves stale values; `get_or_compute` never does.
+    pub fail_safe: Option<FailSafe>,
+    /// Negative caching for `get_or_compute_with`: a computation that finds
+    /// no value (`Ok(None)`) is remembered for this long and read back as
+    /// `Computed { value: None, .. }`; `None` remembers nothing (and ignores
+    /// what other callers remembered).
+    pub negative_ttl: Option<Duration>,
 }
 
 impl Default for ComputeOptions<'_> {
@@ -47,6 +56,8 @@ impl Default for ComputeOptions<'_> {
             wait_timeout: Duration::from_secs(10),
             on_wait_timeout: OnWaitTimeout::Compute,
             early_refresh_beta: 1.0,
+            fail_safe: None,
+            negative_ttl: None,
         }
     }
 }
@@ -64,12 +75,58 @@ impl<E> From<Error> for ComputeError<E> {
     }
 }
 
+/// What `get_or_compute_with` returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Computed {
+    /// The value; `None` when the computation found none (negative caching).
+    pub value: Option<Vec<u8>>,
+    /// True when fail-safe served the last good value instead of an error:
+    /// it may be past its expiry, or not confirmed by the server.
+    pub stale: bool,
+}
+
+impl Computed {
+    fn fresh(value: Vec<u8>) -> Computed {
+        Computed { value: Some(value), stale: false }
+    }
+
+    fn stale(value: Vec<u8>) -> Computed {
+        Computed { value: Some(value), stale: true }
+    }
+
+    const NO_VALUE: Computed = Computed { value: None, stale: false };
+}
+
+/// The first byte of what the last-result key holds: a value follows, or there is none.
+const LAST_VALUE: u8 = b'v';
+const LAST_NONE: &[u8] = b"n";
+/// What the lock of a throttled key holds instead of an owner token (tokens are hex).
+const THROTTLED: &[u8] = b"throttled";
+
+/// The keys beside an entry, all in its hash slot: on a Cluster one script
+/// reads the entry with its hint, and the lock sits beside them.
+struct Companions {
+    lock: Vec<u8>,
+    meta: Vec<u8>,
+    last: Vec<u8>,
+}
+
+impl Companions {
+    fn of(prefix: &[u8], key: &[u8]) -> Companions {
+        Companions {
+            lock: companion_key(prefix, LOCK_SPACE, key),
+            meta: companion_key(prefix, META_SPACE, key),
+            last: companion_key(prefix, LAST_SPACE, key),
+        }
+    }
+}
+
 /// Pause between two looks of a waiter: short at first, then at most this.
 const FIRST_PAUSE: Duration = Duration::from_millis(2);
 const LONGEST_PAUSE: Duration = Duration::from_millis(20);
 
 /// A uniform random number in (0, 1].
-fn unit_random() -> f64 {
+pub(crate) fn unit_random() -> f64 {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).expect("the OS random source is available");
     ((u64::from_le_bytes(bytes) >> 11) as f64 + 1.0) / (1u64 << 53) as f64
@@ -97,26 +154,68 @@ impl Cache {
     /// the lock is released, and one of the waiters takes over.
     ///
     /// Under `Options::fail_open`, when the server cannot be reached the value
-    /// is computed and returned without being cached.
+    /// is computed and returned without being cached. Fail-safe and negative
+    /// caching are `get_or_compute_with`'s; this call never serves a stale value.
     pub fn get_or_compute<E>(
         &self,
         key: &[u8],
         options: &ComputeOptions<'_>,
         compute: impl FnOnce() -> std::result::Result<Vec<u8>, E>,
     ) -> std::result::Result<Vec<u8>, ComputeError<E>> {
+        let options = ComputeOptions { fail_safe: Some(FailSafe::OFF), negative_ttl: None, ..*options };
+        let computed = self.get_or_compute_with(key, &options, || compute().map(Some))?;
+        Ok(computed.value.expect("without negative caching every result holds a value"))
+    }
+
+    /// `get_or_compute` with fail-safe and negative caching.
+    ///
+    /// Fail-safe (`options.fail_safe`, else the handle's): each value stored
+    /// is also kept as a stale copy for `max_stale` past its expiry, on the
+    /// server (tagged as the value, so tag invalidations, deletes and clears
+    /// remove it) and in process memory. When the computation fails, the
+    /// wait for another caller's computation times out, or the server cannot
+    /// be reached, the stale copy is returned with `stale: true` instead of
+    /// the error, and for `throttle` every caller of that key (in any
+    /// process) gets it without computing. A panicking computation is never
+    /// covered. `compute` returning `Ok(None)` means "no value": with
+    /// `options.negative_ttl` that is remembered and read back as
+    /// `value: None`, and it replaces any stale copy.
+    pub fn get_or_compute_with<E>(
+        &self,
+        key: &[u8],
+        options: &ComputeOptions<'_>,
+        compute: impl FnOnce() -> std::result::Result<Option<Vec<u8>>, E>,
+    ) -> std::result::Result<Computed, ComputeError<E>> {
+        let fail_safe = options.fail_safe.unwrap_or(self.options().fail_safe);
+        fail_safe.validate()?;
+        if options.negative_ttl.is_some_and(|ttl| ttl.is_zero() || ttl > MAX_TTL) {
+            return Err(Error::invalid("negative TTL must be between 1 ms and 100 years").into());
+        }
         let mut compute = Some(compute);
-        let result = self.get_or_compute_once(key, options, || (compute.take().expect("computed at most once"))());
+        let result = self.get_or_compute_once(key, options, fail_safe, || (compute.take().expect("computed at most once"))());
         match result {
-            // The server failed before the computation ran: compute without caching.
-            Err(ComputeError::Cache(error)) if self.is_fail_open(&error) => match compute.take() {
-                Some(compute) => {
-                    bump(&self.counters.computations);
-                    let value = compute().map_err(ComputeError::Compute)?;
-                    self.or_fail_open(Err(error), || ())?;
-                    Ok(value)
+            Err(ComputeError::Cache(error)) if error.is_unreachable() => {
+                if fail_safe.is_on() {
+                    if let Some(value) = self.stale_copies.get(key) {
+                        bump(&self.counters.stale_served);
+                        return Ok(Computed::stale(value));
+                    }
                 }
-                None => Err(ComputeError::Cache(error)),
-            },
+                // The server failed before the computation ran: compute without caching.
+                match compute.take().filter(|_| self.is_fail_open(&error)) {
+                    Some(compute) => {
+                        bump(&self.counters.computations);
+                        let value = compute().map_err(ComputeError::Compute)?;
+                        self.or_fail_open(Err(error), || ())?;
+                        if let (Some(value), true) = (&value, fail_safe.is_on()) {
+                            let tags = self.tag_keys(options.tags)?;
+                            self.stale_copies.keep(key, value, &tags, stale_until(self.expiry(options.ttl)?, fail_safe));
+                        }
+                        Ok(Computed { value, stale: false })
+                    }
+                    None => Err(ComputeError::Cache(error)),
+                }
+            }
             other => other,
         }
     }
@@ -125,8 +224,9 @@ impl Cache {
         &self,
         key: &[u8],
         options: &ComputeOptions<'_>,
-        compute: impl FnOnce() -> std::result::Result<Vec<u8>, E>,
-    ) -> std::result::Result<Vec<u8>, ComputeError<E>> {
+        fail_safe: FailSafe,
+        compute: impl FnOnce() -> std::result::Result<Option<Vec<u8>>, E>,
+    ) -> std::result::Result<Computed, ComputeError<E>> {
         if options.lock_lease < Duration::from_millis(3) {
             return Err(Error::invalid("lock lease must be at least 3 ms").into());
         }
@@ -135,65 +235,166 @@ impl Cache {
         }
         // Checked before anything is stored (Ttl::Keep is refused here).
         self.expiry(options.ttl)?;
-        let prefix = self.options().key_prefix.as_slice();
-        // In the entry's hash slot, so that on a Cluster one script reads the
-        // entry with its hint, and the lock sits beside them.
-        let lock_key = companion_key(prefix, LOCK_SPACE, key);
-        let meta_key = companion_key(prefix, META_SPACE, key);
+        let keys = Companions::of(&self.options().key_prefix, key);
         let owner = std::cell::LazyCell::new(owner_token);
         if options.early_refresh_beta > 0.0 {
-            if let Some(((value, meta, remaining), near_hit)) = self.get_for_refresh(key, &meta_key)? {
+            if let Some(((value, meta, remaining), near_hit)) = self.get_for_refresh(key, &keys.meta)? {
                 let delta = meta.and_then(|meta| String::from_utf8(meta).ok()?.parse().ok()).map(Duration::from_millis);
                 let due = delta.is_some_and(|delta| due_for_refresh(delta, remaining, options.early_refresh_beta));
                 // Refresh early only if no one else is; meanwhile everyone gets the current value.
-                if due && self.call(|backend| backend.lock(&lock_key, &owner, options.lock_lease))? {
+                if due && self.call(|backend| backend.lock(&keys.lock, &owner, options.lock_lease))? {
                     bump(&self.counters.early_refreshes);
-                    return self.compute_holding_lock(key, &lock_key, &meta_key, &owner, options, false, compute);
+                    let current = Some(value);
+                    return self.compute_holding_lock(key, &keys, &owner, options, fail_safe, current, compute);
                 }
                 if !near_hit {
                     self.counters.record_lookup(true);
                 }
-                return Ok(value);
+                return Ok(Computed::fresh(value));
             }
             self.counters.record_lookup(false);
         } else if let Some(value) = self.get(key)? {
-            return Ok(value);
+            return Ok(Computed::fresh(value));
+        }
+        if options.negative_ttl.is_some() && self.call(|backend| backend.get(&keys.last))?.as_deref() == Some(LAST_NONE) {
+            bump(&self.counters.negative_hits);
+            return Ok(Computed::NO_VALUE);
         }
         let deadline = Instant::now() + options.wait_timeout;
         loop {
-            if self.call(|backend| backend.lock(&lock_key, &owner, options.lock_lease))? {
-                return self.compute_holding_lock(key, &lock_key, &meta_key, &owner, options, true, compute);
+            if self.call(|backend| backend.lock(&keys.lock, &owner, options.lock_lease))? {
+                return self.compute_holding_lock(key, &keys, &owner, options, fail_safe, None, compute);
             }
             bump(&self.counters.lock_waits);
-            match self.wait_for_value(key, &lock_key, deadline)? {
-                Waited::Value(value) => return Ok(value),
+            match self.wait_for_value(key, &keys, options, fail_safe, deadline)? {
+                Waited::Value(value) => return Ok(Computed::fresh(value)),
+                Waited::NoValue => {
+                    bump(&self.counters.negative_hits);
+                    return Ok(Computed::NO_VALUE);
+                }
+                Waited::Throttled(value) => {
+                    bump(&self.counters.stale_served);
+                    return Ok(Computed::stale(value));
+                }
                 Waited::LockFreed => continue,
                 Waited::TimedOut => {
                     return match options.on_wait_timeout {
                         OnWaitTimeout::Compute => {
                             bump(&self.counters.computations);
-                            let value = compute().map_err(ComputeError::Compute)?;
-                            self.set_with_tags(key, &value, options.ttl, options.tags)?;
-                            Ok(value)
+                            match compute() {
+                                Ok(value) => {
+                                    let stored = self.store(key, &keys, options, fail_safe, value.as_deref(), None);
+                                    self.or_fail_open(stored, || ())?;
+                                    Ok(Computed { value, stale: false })
+                                }
+                                Err(error) => self.fall_back(key, &keys, fail_safe, ComputeError::Compute(error)),
+                            }
                         }
-                        OnWaitTimeout::Fail => Err(Error::new(
-                            ErrorKind::Timeout,
-                            format!(
-                                "no value after waiting {} ms for another caller's computation",
-                                options.wait_timeout.as_millis()
-                            ),
-                        )
-                        .into()),
+                        OnWaitTimeout::Fail => {
+                            let error = Error::new(
+                                ErrorKind::Timeout,
+                                format!(
+                                    "no value after waiting {} ms for another caller's computation",
+                                    options.wait_timeout.as_millis()
+                                ),
+                            );
+                            self.fall_back(key, &keys, fail_safe, error.into())
+                        }
                     };
                 }
             }
         }
     }
 
-    /// Polls the value and the lock together (one round trip per look).
-    fn wait_for_value(&self, key: &[u8], lock_key: &[u8], deadline: Instant) -> Result<Waited> {
+    /// Under fail-safe, the stale copy of `key` instead of `error` when one exists.
+    fn fall_back<E>(
+        &self,
+        key: &[u8],
+        keys: &Companions,
+        fail_safe: FailSafe,
+        error: ComputeError<E>,
+    ) -> std::result::Result<Computed, ComputeError<E>> {
+        match fail_safe.is_on().then(|| self.stale_copy(key, keys)).flatten() {
+            Some(value) => {
+                bump(&self.counters.stale_served);
+                Ok(Computed::stale(value))
+            }
+            None => Err(error),
+        }
+    }
+
+    /// The stale copy of `key`: the server's, or this process's while the
+    /// server cannot be reached.
+    fn stale_copy(&self, key: &[u8], keys: &Companions) -> Option<Vec<u8>> {
+        match self.call(|backend| backend.get(&keys.last)) {
+            Ok(Some(last)) if last.first() == Some(&LAST_VALUE) => Some(last[1..].to_vec()),
+            Ok(_) => {
+                // Expired, invalidated, replaced by "no value", or deleted by another process.
+                self.stale_copies.forget(key);
+                None
+            }
+            Err(error) if error.is_unreachable() => self.stale_copies.get(key),
+            Err(_) => None,
+        }
+    }
+
+    /// Stores what a computation produced: the value with its stale copy (the
+    /// copy first, so that if the value's write fails the copy is still the
+    /// newest), and how long it took; or the record that there is no value.
+    fn store(
+        &self,
+        key: &[u8],
+        keys: &Companions,
+        options: &ComputeOptions<'_>,
+        fail_safe: FailSafe,
+        value: Option<&[u8]>,
+        took: Option<Duration>,
+    ) -> Result<()> {
+        let tags = self.tag_keys(options.tags)?;
+        let Some(value) = value else {
+            self.stale_copies.forget(key);
+            let Some(negative_ttl) = options.negative_ttl else { return Ok(()) };
+            return self.store_last(keys, LAST_NONE, Expiry::After(negative_ttl), &tags);
+        };
+        let expiry = self.expiry(options.ttl)?;
+        if fail_safe.is_on() {
+            self.stale_copies.keep(key, value, &tags, stale_until(expiry, fail_safe));
+            let copy_expiry = match expiry {
+                Expiry::After(ttl) => Expiry::After((ttl + fail_safe.max_stale).min(MAX_TTL)),
+                Expiry::Never => Expiry::Never,
+            };
+            self.store_last(keys, &[&[LAST_VALUE][..], value].concat(), copy_expiry, &tags)?;
+        }
+        self.set_with_tags(key, value, options.ttl, options.tags)?;
+        let Some(took) = took else { return Ok(()) };
+        // How long it took, for early refresh: a hint that lives as long as the value.
+        let result = self
+            .call(|backend| backend.set(&keys.meta, took.as_millis().max(1).to_string().as_bytes(), WriteExpiry::Set(expiry)));
+        self.forget(&[&keys.meta]);
+        result
+    }
+
+    fn store_last(&self, keys: &Companions, last: &[u8], expiry: Expiry, tags: &[Vec<u8>]) -> Result<()> {
+        let result = self.call(|backend| match tags.is_empty() {
+            true => backend.set(&keys.last, last, WriteExpiry::Set(expiry)),
+            false => backend.set_tagged(&keys.last, last, expiry, tags),
+        });
+        self.forget(&[&keys.last]);
+        result
+    }
+
+    /// Polls the value, the lock and the last result together (one round
+    /// trip per look).
+    fn wait_for_value(
+        &self,
+        key: &[u8],
+        keys: &Companions,
+        options: &ComputeOptions<'_>,
+        fail_safe: FailSafe,
+        deadline: Instant,
+    ) -> Result<Waited> {
         let full_key = self.full_key(key)?;
-        let keys = [full_key, lock_key.to_vec()];
+        let keys = [full_key, keys.lock.clone(), keys.last.clone()];
         let mut pause = FIRST_PAUSE;
         loop {
             let now = Instant::now();
@@ -203,40 +404,49 @@ impl Cache {
             std::thread::sleep(pause.min(deadline - now));
             pause = (pause * 3 / 2).min(LONGEST_PAUSE);
             let mut found = self.call(|backend| backend.get_many(&keys))?.into_iter();
-            if let Some(value) = found.next().flatten() {
+            let (value, lock, last) = (found.next().flatten(), found.next().flatten(), found.next().flatten());
+            if let Some(value) = value {
                 self.counters.record_lookup(true);
                 return Ok(Waited::Value(value));
             }
-            if found.next().flatten().is_none() {
-                return Ok(Waited::LockFreed);
+            match (&lock, last) {
+                (_, Some(last)) if last == LAST_NONE && options.negative_ttl.is_some() => return Ok(Waited::NoValue),
+                (None, _) => return Ok(Waited::LockFreed),
+                (Some(lock), Some(last)) if lock == THROTTLED && fail_safe.is_on() && last.first() == Some(&LAST_VALUE) => {
+                    return Ok(Waited::Throttled(last[1..].to_vec()));
+                }
+                _ => {}
             }
         }
     }
 
-    /// Computes and stores the value while holding the lock. `recheck` first
-    /// looks again: the previous holder may have stored the value between
-    /// our miss and our lock (an early refresh skips it: the value is there).
+    /// Computes and stores the value while holding the lock. Without
+    /// `current` this first looks again: the previous holder may have stored
+    /// the value between our miss and our lock. With it (an early refresh
+    /// of that still-valid value), a failure under fail-safe returns it.
     #[allow(clippy::too_many_arguments)]
     fn compute_holding_lock<E>(
         &self,
         key: &[u8],
-        lock_key: &[u8],
-        meta_key: &[u8],
+        keys: &Companions,
         owner: &[u8],
         options: &ComputeOptions<'_>,
-        recheck: bool,
-        compute: impl FnOnce() -> std::result::Result<Vec<u8>, E>,
-    ) -> std::result::Result<Vec<u8>, ComputeError<E>> {
-        let release = || self.call(|backend| backend.unlock(lock_key, owner));
-        match if recheck { self.get(key) } else { Ok(None) } {
-            Ok(Some(value)) => {
-                release()?;
-                return Ok(value);
-            }
-            Ok(None) => {}
-            Err(error) => {
-                let _ = release();
-                return Err(error.into());
+        fail_safe: FailSafe,
+        current: Option<Vec<u8>>,
+        compute: impl FnOnce() -> std::result::Result<Option<Vec<u8>>, E>,
+    ) -> std::result::Result<Computed, ComputeError<E>> {
+        let release = || self.call(|backend| backend.unlock(&keys.lock, owner));
+        if current.is_none() {
+            match self.get(key) {
+                Ok(Some(value)) => {
+                    release()?;
+                    return Ok(Computed::fresh(value));
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    let _ = release();
+                    return Err(error.into());
+                }
             }
         }
         bump(&self.counters.computations);
@@ -246,7 +456,7 @@ impl Cache {
             scope.spawn(move || {
                 // Renew the lease until the computation ends (the sender drops).
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(options.lock_lease / 3) {
-                    if !matches!(self.call(|backend| backend.extend_lock(lock_key, owner, options.lock_lease)), Ok(true)) {
+                    if !matches!(self.call(|backend| backend.extend_lock(&keys.lock, owner, options.lock_lease)), Ok(true)) {
                         break;
                     }
                 }
@@ -256,35 +466,63 @@ impl Cache {
             outcome
         });
         let took = started.elapsed();
-        let stored = match &outcome {
-            Ok(Ok(value)) => self.set_with_tags(key, value, options.ttl, options.tags).and_then(|()| {
-                // How long it took, for early refresh: a hint that lives as long as the value.
-                let expiry = WriteExpiry::Set(self.expiry(options.ttl)?);
-                let result = self.call(|backend| backend.set(meta_key, took.as_millis().max(1).to_string().as_bytes(), expiry));
-                self.forget(&[meta_key]);
-                result
-            }),
-            _ => Ok(()),
-        };
-        let released = release();
-        match outcome {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(Err(error)) => Err(ComputeError::Compute(error)),
-            Ok(Ok(value)) => {
-                // Under fail-open a value the server could not take is still returned.
-                self.or_fail_open(stored, || ())?;
-                // The value is stored; a lock we could not release expires with its lease.
-                if let Err(error) = released {
-                    self.or_fail_open(Err(error), || false)?;
+        let value = match outcome {
+            Err(panic) => {
+                let _ = release();
+                std::panic::resume_unwind(panic)
+            }
+            Ok(Err(error)) => {
+                let fallen_back = match current {
+                    Some(value) if fail_safe.is_on() => Ok(Computed::fresh(value)),
+                    _ => self.fall_back(key, keys, fail_safe, ComputeError::Compute(error)),
+                };
+                // Throttled: hold the key for `throttle` so no caller computes again meanwhile.
+                let throttled = fallen_back.is_ok() && !fail_safe.throttle.is_zero() && {
+                    let expiry = WriteExpiry::Set(Expiry::After(fail_safe.throttle));
+                    matches!(self.call(|backend| backend.compare_and_set(&keys.lock, owner, THROTTLED, expiry)), Ok(true))
+                };
+                if throttled {
+                    bump(&self.counters.throttles);
+                } else {
+                    let _ = release();
                 }
-                Ok(value)
+                return fallen_back;
+            }
+            Ok(Ok(value)) => value,
+        };
+        let stored = self.store(key, keys, options, fail_safe, value.as_deref(), Some(took));
+        let released = release();
+        // Under fail-open or fail-safe a value the server could not take is still returned.
+        match stored {
+            Err(error) if fail_safe.is_on() && error.is_unreachable() => {}
+            stored => self.or_fail_open(stored, || ())?,
+        }
+        // The value is stored; a lock we could not release expires with its lease.
+        if let Err(error) = released {
+            if !(fail_safe.is_on() && error.is_unreachable()) {
+                self.or_fail_open(Err(error), || false)?;
             }
         }
+        Ok(Computed { value, stale: false })
     }
+}
+
+/// Until when the in-process copy of a value stored with `expiry` may be served.
+fn stale_until(expiry: Expiry, fail_safe: FailSafe) -> Instant {
+    let now = Instant::now();
+    let window = match expiry {
+        Expiry::After(ttl) => ttl + fail_safe.max_stale,
+        Expiry::Never => MAX_TTL,
+    };
+    now.checked_add(window).unwrap_or(now + fail_safe.max_stale)
 }
 
 enum Waited {
     Value(Vec<u8>),
+    /// Another caller found no value, and negative caching is asked for.
+    NoValue,
+    /// The key's computation is throttled after a failure; its stale copy.
+    Throttled(Vec<u8>),
     LockFreed,
     TimedOut,
 }

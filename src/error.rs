@@ -47,6 +47,12 @@ impl Error {
     pub fn too_large(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::TooLarge, message)
     }
+
+    /// True when the server could not be reached or did not answer in time
+    /// (connection, timeout, or a lost reply).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self.kind, ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::UnknownOutcome)
+    }
 }
 
 impl fmt::Display for Error {

@@ -41,6 +41,59 @@ pub struct Options {
     /// probe call goes through.
     pub breaker_threshold: u32,
     pub breaker_cooldown: Duration,
+    /// Fail-safe of get-or-compute for calls that do not choose their own
+    /// (`ComputeOptions::fail_safe`); `FailSafe::OFF` by default.
+    pub fail_safe: FailSafe,
+    /// Most stale copies kept in process memory, served by fail-safe while
+    /// the server is unreachable; 0 keeps none.
+    pub stale_copies: usize,
+    /// Most deletes, tag invalidations and clears kept for replay after
+    /// they failed because the server could not be reached (duplicates
+    /// count once); beyond it the whole namespace is cleared on recovery.
+    /// 0 keeps none.
+    pub recovery_queue: usize,
+    /// TTL jitter, in percent: each entry written with a TTL lives up to this
+    /// much less (uniformly at random, at least 1 ms), so that entries written
+    /// together do not expire together. 0 (the default) to 100. Sessions and
+    /// locks keep their exact lifetimes.
+    pub ttl_jitter_percent: u8,
+}
+
+/// Refuses a TTL jitter over 100%.
+pub(crate) fn check_jitter(percent: u8) -> Result<()> {
+    if percent > 100 {
+        return Err(Error::invalid(format!("TTL jitter must be between 0 and 100 percent, not {percent}")));
+    }
+    Ok(())
+}
+
+/// Fail-safe: get-or-compute keeps a copy of each value it stores for
+/// `max_stale` past the value's expiry, and returns it, marked stale, when
+/// the computation fails or times out or the server is unreachable; then it
+/// leaves the key's computation alone for `throttle`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FailSafe {
+    /// How long past its expiry a value may still be served as stale; zero turns fail-safe off.
+    pub max_stale: Duration,
+    /// After a failure served stale, how long every caller gets the stale
+    /// value without computing; zero computes again at the next call.
+    pub throttle: Duration,
+}
+
+impl FailSafe {
+    pub const OFF: FailSafe = FailSafe { max_stale: Duration::ZERO, throttle: Duration::ZERO };
+
+    pub fn is_on(&self) -> bool {
+        !self.max_stale.is_zero()
+    }
+
+    /// Refuses durations no backend can store.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_stale > MAX_TTL || self.throttle > MAX_TTL {
+            return Err(Error::invalid("fail-safe max_stale and throttle must be at most 100 years"));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Options {
@@ -56,6 +109,10 @@ impl Default for Options {
             fail_open: false,
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_millis(500),
+            fail_safe: FailSafe::OFF,
+            stale_copies: 10_000,
+            recovery_queue: 10_000,
+            ttl_jitter_percent: 0,
         }
     }
 }
@@ -81,6 +138,8 @@ impl Options {
         if self.default_ttl.is_some_and(|ttl| ttl.is_zero() || ttl > MAX_TTL) {
             return Err(Error::invalid("default TTL must be between 1 ms and 100 years"));
         }
+        self.fail_safe.validate()?;
+        check_jitter(self.ttl_jitter_percent)?;
         Ok(())
     }
 }

@@ -37,6 +37,19 @@ pub struct Stats {
     pub early_refreshes: u64,
     /// Calls answered without the server under `Options::fail_open`.
     pub fail_opens: u64,
+    /// Get-or-compute calls answered by fail-safe with a stale value.
+    pub stale_served: u64,
+    /// Failed computations after which a key's computation was throttled.
+    pub throttles: u64,
+    /// Get-or-compute calls answered "no value" by negative caching.
+    pub negative_hits: u64,
+    /// Deletes, tag invalidations and clears waiting to be replayed now
+    /// (an overflow counts as one).
+    pub recovery_queue: u64,
+    /// Removals replayed once the server answered again.
+    pub recovery_replays: u64,
+    /// Times the queue overflowed and gave way to a clear of the namespace.
+    pub recovery_overflows: u64,
     /// Times the circuit breaker opened.
     pub breaker_trips: u64,
     /// Calls the open breaker failed at once, without trying the server.
@@ -76,6 +89,9 @@ pub(crate) struct Counters {
     pub lock_waits: AtomicU64,
     pub early_refreshes: AtomicU64,
     pub fail_opens: AtomicU64,
+    pub stale_served: AtomicU64,
+    pub throttles: AtomicU64,
+    pub negative_hits: AtomicU64,
     connection_errors: AtomicU64,
     timeout_errors: AtomicU64,
     server_errors: AtomicU64,
@@ -138,6 +154,9 @@ impl Counters {
             lock_waits: load(&self.lock_waits),
             early_refreshes: load(&self.early_refreshes),
             fail_opens: load(&self.fail_opens),
+            stale_served: load(&self.stale_served),
+            throttles: load(&self.throttles),
+            negative_hits: load(&self.negative_hits),
             breaker_trips,
             breaker_skips,
             connection_errors: load(&self.connection_errors),

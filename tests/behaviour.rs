@@ -7,8 +7,8 @@ mod support;
 use std::time::Duration;
 
 use rcache::{
-    Cache, ComputeError, ComputeOptions, ErrorKind, MemoryLimits, OnWaitTimeout, Options, Remaining, SaveOutcome, Ttl,
-    WriteCondition,
+    Cache, ComputeError, ComputeOptions, Computed, ErrorKind, FailSafe, MemoryLimits, OnWaitTimeout, Options, Remaining,
+    SaveOutcome, Ttl, WriteCondition,
 };
 use support::{RedisCluster, RedisServer, SentinelGroup, wait_until};
 
@@ -998,6 +998,153 @@ fn an_acl_user_is_refused_outside_its_namespace_with_a_clear_error() {
     assert!(all.iter().any(|key| key.starts_with("suite:app:__rcache_meta:")), "{all:?}");
 }
 
+/// Fail-safe with a long stale window and throttle, on values that expire at once.
+fn fail_safe_options() -> ComputeOptions<'static> {
+    let fail_safe = FailSafe { max_stale: Duration::from_secs(60), throttle: Duration::from_secs(60) };
+    ComputeOptions { ttl: SHORT, tags: &[b"t"], fail_safe: Some(fail_safe), early_refresh_beta: 0.0, ..ComputeOptions::default() }
+}
+
+/// Stores `value` at `key` through get-or-compute and waits until it expires.
+fn store_then_expire(cache: &Cache, key: &[u8], options: &ComputeOptions<'_>, value: &[u8]) {
+    let stored = cache.get_or_compute_with(key, options, || Ok::<_, ()>(Some(value.to_vec()))).unwrap();
+    assert_eq!(stored, Computed { value: Some(value.to_vec()), stale: false });
+    assert!(wait_until(Duration::from_secs(10), || cache.get(key).unwrap().is_none()));
+}
+
+fn must_not_compute() -> Result<Option<Vec<u8>>, &'static str> {
+    panic!("throttled: must not compute")
+}
+
+fn fail_safe_serves_the_last_good_value_marked_stale_and_throttles(cache: &Cache) {
+    let options = fail_safe_options();
+    store_then_expire(cache, b"k", &options, b"good");
+    assert_eq!(cache.get(b"k").unwrap(), None, "a plain read never sees the stale copy");
+    let served = cache.get_or_compute_with(b"k", &options, || Err::<Option<Vec<u8>>, _>("source down")).unwrap();
+    assert_eq!(served, Computed { value: Some(b"good".to_vec()), stale: true });
+    // Throttled: the next caller gets the stale value without computing.
+    let served = cache.get_or_compute_with(b"k", &options, must_not_compute).unwrap();
+    assert_eq!(served, Computed { value: Some(b"good".to_vec()), stale: true });
+    let stats = cache.stats();
+    assert_eq!((stats.stale_served, stats.throttles, stats.computations), (2, 1, 2));
+    // Without fail-safe the failure is the caller's, stale copy or not.
+    let plain = ComputeOptions { fail_safe: Some(FailSafe::OFF), ..options };
+    let failed = cache.get_or_compute_with(b"other", &plain, || Err::<Option<Vec<u8>>, _>("down"));
+    assert!(matches!(failed, Err(ComputeError::Compute("down"))));
+    assert_eq!(cache.keys(None).unwrap(), Vec::<Vec<u8>>::new(), "stale copies are rcache's own keys");
+}
+
+fn fail_safe_without_throttle_computes_again_and_a_success_replaces_the_copy(cache: &Cache) {
+    let fail_safe = FailSafe { max_stale: Duration::from_secs(60), throttle: Duration::ZERO };
+    let options = ComputeOptions { fail_safe: Some(fail_safe), ..fail_safe_options() };
+    store_then_expire(cache, b"k", &options, b"one");
+    for _ in 0..2 {
+        let served = cache.get_or_compute_with(b"k", &options, || Err::<Option<Vec<u8>>, _>("down")).unwrap();
+        assert_eq!(served, Computed { value: Some(b"one".to_vec()), stale: true });
+    }
+    assert_eq!(cache.stats().computations, 3, "no throttle: each caller tried the source");
+    store_then_expire(cache, b"k", &options, b"two");
+    let served = cache.get_or_compute_with(b"k", &options, || Err::<Option<Vec<u8>>, _>("down")).unwrap();
+    assert_eq!(served.value.as_deref(), Some(&b"two"[..]));
+}
+
+fn invalidations_deletes_and_clears_remove_stale_copies(cache: &Cache) {
+    let fail_safe = FailSafe { max_stale: Duration::from_secs(60), throttle: Duration::ZERO };
+    let options = ComputeOptions { fail_safe: Some(fail_safe), ..fail_safe_options() };
+    let fails = || Err::<Option<Vec<u8>>, _>("source down");
+    store_then_expire(cache, b"tagged", &options, b"old");
+    cache.invalidate_tags(&[b"t"]).unwrap();
+    assert!(matches!(cache.get_or_compute_with(b"tagged", &options, fails), Err(ComputeError::Compute(_))));
+    store_then_expire(cache, b"deleted", &options, b"old");
+    cache.delete(b"deleted").unwrap();
+    assert!(matches!(cache.get_or_compute_with(b"deleted", &options, fails), Err(ComputeError::Compute(_))));
+    store_then_expire(cache, b"cleared", &options, b"old");
+    store_then_expire(cache, b"kept", &options, b"kept");
+    cache.clear(Some(b"clear*")).unwrap();
+    assert!(matches!(cache.get_or_compute_with(b"cleared", &options, fails), Err(ComputeError::Compute(_))));
+    let kept = cache.get_or_compute_with(b"kept", &options, fails).unwrap();
+    assert_eq!(kept, Computed { value: Some(b"kept".to_vec()), stale: true }, "a clear by pattern keeps other keys' copies");
+}
+
+fn stale_copies_last_only_max_stale_past_expiry(cache: &Cache) {
+    let fail_safe = FailSafe { max_stale: Duration::from_millis(150), throttle: Duration::ZERO };
+    let options = ComputeOptions { fail_safe: Some(fail_safe), ..fail_safe_options() };
+    store_then_expire(cache, b"k", &options, b"v");
+    let fails = || Err::<Option<Vec<u8>>, _>("down");
+    assert!(wait_until(Duration::from_secs(10), || cache.get_or_compute_with(b"k", &options, fails).is_err()));
+}
+
+fn a_waiter_that_times_out_gets_the_stale_value(cache: &Cache) {
+    let options =
+        ComputeOptions { wait_timeout: Duration::from_millis(50), on_wait_timeout: OnWaitTimeout::Fail, ..fail_safe_options() };
+    store_then_expire(cache, b"k", &options, b"old");
+    std::thread::scope(|scope| {
+        let (started, begun) = std::sync::mpsc::channel();
+        let (finish, finished) = std::sync::mpsc::channel::<()>();
+        let slow = scope.spawn(move || {
+            cache.get_or_compute_with(b"k", &options, || {
+                started.send(()).unwrap();
+                finished.recv().unwrap();
+                Ok::<_, ()>(Some(b"new".to_vec()))
+            })
+        });
+        begun.recv().unwrap();
+        let waited = cache.get_or_compute_with(b"k", &options, must_not_compute).unwrap();
+        assert_eq!(waited, Computed { value: Some(b"old".to_vec()), stale: true });
+        finish.send(()).unwrap();
+        assert_eq!(slow.join().unwrap().unwrap(), Computed { value: Some(b"new".to_vec()), stale: false });
+    });
+}
+
+fn negative_results_are_remembered_apart_from_values(cache: &Cache) {
+    let options = ComputeOptions { ttl: ttl_secs(60), negative_ttl: Some(Duration::from_secs(60)), ..ComputeOptions::default() };
+    let none = cache.get_or_compute_with(b"k", &options, || Ok::<_, ()>(None)).unwrap();
+    assert_eq!(none, Computed { value: None, stale: false });
+    let again = cache.get_or_compute_with(b"k", &options, || -> Result<Option<Vec<u8>>, ()> { panic!("remembered") });
+    assert_eq!(again.unwrap(), Computed { value: None, stale: false });
+    assert_eq!(cache.get(b"k").unwrap(), None, "no value is never an empty value");
+    assert_eq!(cache.stats().negative_hits, 1);
+    // A call without negative caching ignores the record, and its value wins.
+    assert_eq!(cache.get_or_compute(b"k", &options, || Ok::<_, ()>(b"v".to_vec())).unwrap(), b"v");
+    let found = cache.get_or_compute_with(b"k", &options, || Ok::<_, ()>(None)).unwrap();
+    assert_eq!(found.value.as_deref(), Some(&b"v"[..]));
+    // Deleting the key forgets that it had no value.
+    let fresh = ComputeOptions { negative_ttl: Some(Duration::from_secs(60)), ..options };
+    cache.get_or_compute_with(b"gone", &fresh, || Ok::<_, ()>(None)).unwrap();
+    cache.delete(b"gone").unwrap();
+    let computed = cache.get_or_compute_with(b"gone", &fresh, || Ok::<_, ()>(Some(b"back".to_vec()))).unwrap();
+    assert_eq!(computed.value.as_deref(), Some(&b"back"[..]));
+    // Without negative_ttl "no value" is returned and not remembered.
+    let forgetful = ComputeOptions { negative_ttl: None, ..options };
+    assert_eq!(cache.get_or_compute_with(b"n", &forgetful, || Ok::<_, ()>(None)).unwrap().value, None);
+    let computed = cache.get_or_compute_with(b"n", &forgetful, || Ok::<_, ()>(Some(b"now".to_vec()))).unwrap();
+    assert_eq!(computed.value.as_deref(), Some(&b"now"[..]));
+    let bad = ComputeOptions { negative_ttl: Some(Duration::ZERO), ..options };
+    let refused = cache.get_or_compute_with(b"k", &bad, || Ok::<_, ()>(None));
+    assert!(matches!(refused, Err(ComputeError::Cache(ref error)) if error.kind == ErrorKind::InvalidArgument));
+}
+
+fn ttl_jitter_spreads_expiries_below_the_ttl(cache: &Cache) {
+    cache.set_ttl_jitter(50).unwrap();
+    let minute = Duration::from_secs(60);
+    let mut left = Vec::new();
+    for index in 0..50 {
+        let key = format!("k{index}");
+        cache.set(key.as_bytes(), b"v", Ttl::After(minute)).unwrap();
+        match cache.remaining(key.as_bytes()).unwrap() {
+            Remaining::Left(remaining) => left.push(remaining),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(left.iter().all(|&remaining| remaining <= minute && remaining >= minute / 2 - Duration::from_secs(1)), "{left:?}");
+    left.sort();
+    left.dedup();
+    assert!(left.len() > 1, "expiries spread: {left:?}");
+    cache.set_ttl_jitter(0).unwrap();
+    cache.set(b"exact", b"v", Ttl::After(minute)).unwrap();
+    assert!(left_between(cache.remaining(b"exact").unwrap(), minute - Duration::from_secs(2), minute));
+    assert_eq!(cache.set_ttl_jitter(101).unwrap_err().kind, ErrorKind::InvalidArgument);
+}
+
 fn small_limits() -> Options {
     Options { max_key_bytes: 300, max_value_bytes: 1024, ..Options::default() }
 }
@@ -1153,7 +1300,14 @@ suite!(
     records_and_values_are_different_types,
     keys_lists_the_namespace_without_reserved_or_invalidated_keys,
     locks_between_two_owners,
-    server_info_describes_the_backend;
+    server_info_describes_the_backend,
+    fail_safe_serves_the_last_good_value_marked_stale_and_throttles,
+    fail_safe_without_throttle_computes_again_and_a_success_replaces_the_copy,
+    invalidations_deletes_and_clears_remove_stale_copies,
+    stale_copies_last_only_max_stale_past_expiry,
+    a_waiter_that_times_out_gets_the_stale_value,
+    negative_results_are_remembered_apart_from_values,
+    ttl_jitter_spreads_expiries_below_the_ttl;
     opening:
     keys_and_clear_stay_in_a_namespace_with_glob_characters,
 );

@@ -28,7 +28,7 @@ use crate::error::{Error, ErrorKind, Result};
 /// True for bytes that start like a tagged entry's stored form, which a
 /// value the library stores raw (a lock owner) must never look like.
 pub(crate) fn looks_tagged(value: &[u8]) -> bool {
-    value.starts_with(redis::TAG_MARKER)
+    value.starts_with(conn::wire::TAG_MARKER)
 }
 
 /// How long a stored entry lives.

@@ -749,3 +749,20 @@ pub unsafe extern "C" fn rcache_buffer_array_free(buffers: *mut rcache_buffer, c
         Ok(OK)
     });
 }
+
+/// Sets the handle's TTL jitter: every entry written afterwards with a TTL
+/// (set, set-many, tagged set, compare-and-set, hash-set, get-or-compute)
+/// lives up to `percent` percent less, at random and at least 1 ms, so that
+/// entries written together do not expire together. 0 (the default) turns it
+/// off; over 100 is `RCACHE_STATUS_INVALID_ARGUMENT`. Sessions and locks keep
+/// their exact lifetimes. Any thread, at any time.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_set_ttl_jitter(client: *const rcache_client, percent: u32) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let cache = unsafe { rcache_client::cache(client) }?;
+        let percent = u8::try_from(percent).map_err(|_| Failure::invalid(format!("TTL jitter {percent} is over 100 percent")))?;
+        cache.set_ttl_jitter(percent)?;
+        Ok(OK)
+    })
+}

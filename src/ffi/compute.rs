@@ -5,7 +5,7 @@ use std::ffi::{CStr, c_char, c_void};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use crate::{Cache, ComputeError, ComputeOptions, OnWaitTimeout, Ttl};
+use crate::{Cache, ComputeError, ComputeOptions, Computed, FailSafe, OnWaitTimeout, Ttl};
 
 use super::boundary::{bytes, guard, non_null, out_param, panic_message};
 use super::client::{byte_strings, rcache_client};
@@ -19,6 +19,8 @@ use super::worker;
 #[allow(non_camel_case_types)]
 pub struct rcache_compute_output {
     value: Option<Vec<u8>>,
+    /// `rcache_compute_output_set_none` was called.
+    none: bool,
     failure: Option<String>,
 }
 
@@ -108,6 +110,19 @@ pub unsafe extern "C" fn rcache_compute_output_fail(output: *mut rcache_compute_
     })
 }
 
+/// Says that the value does not exist (for
+/// `rcache_client_get_or_compute_failsafe` with `negative_ttl_ms`); the
+/// callback then returns true. Call it from the callback only.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_compute_output_set_none(output: *mut rcache_compute_output) -> rcache_status {
+    guard(|| {
+        // SAFETY: the library passed `output` to the callback.
+        let output = unsafe { out_param(output, "output") }?;
+        output.none = true;
+        Ok(rcache_status::RCACHE_STATUS_OK)
+    })
+}
+
 /// Reads `key`; on a miss calls `compute` to produce the value, stores it with
 /// the options' TTL and tags, and returns it. Concurrent callers that miss the
 /// same key, in any thread or process sharing the backend, wait while one of
@@ -116,7 +131,8 @@ pub unsafe extern "C" fn rcache_compute_output_fail(output: *mut rcache_compute_
 /// stored, the lock is released and a waiting caller computes instead.
 /// `options` may be NULL for the defaults. On `RCACHE_STATUS_OK` the value is
 /// in `*value_out` (free it with `rcache_buffer_free`); `RCACHE_STATUS_COMPUTE_FAILED`
-/// when the callback failed (its message in `rcache_last_error()`).
+/// when the callback failed (its message in `rcache_last_error()`). Never
+/// serves a stale value (see `rcache_client_get_or_compute_failsafe`).
 ///
 /// The callback runs on the calling thread, and may leave it: when it ends
 /// the thread (`pthread_exit`), is cancelled (`pthread_cancel`) or throws a
@@ -129,6 +145,87 @@ pub unsafe extern "C-unwind" fn rcache_client_get_or_compute(
     key: *const u8,
     key_len: usize,
     options: *const rcache_compute_options,
+    compute: rcache_compute_fn,
+    user_data: *mut c_void,
+    value_out: *mut rcache_buffer,
+) -> rcache_status {
+    // SAFETY: forwarded to the caller's promises, documented on this function.
+    unsafe { get_or_compute(client, key, key_len, options, None, compute, user_data, value_out) }
+}
+
+/// Fail-safe and negative caching settings of one
+/// `rcache_client_get_or_compute_failsafe` call. All zero turns both off.
+/// (Kept apart from `rcache_compute_options` and `rcache_options` so that
+/// their sizes, part of the ABI, stay as they are.)
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct rcache_failsafe_options {
+    /// How long past its expiry a stored value is kept as a stale copy and
+    /// may be returned with `RCACHE_STATUS_STALE`; 0 turns fail-safe off.
+    pub max_stale_ms: u32,
+    /// After a failure answered with the stale value, how long every caller
+    /// of the key (in any process) gets the stale value without computing; 0 for none.
+    pub throttle_ms: u32,
+    /// When the callback calls `rcache_compute_output_set_none`, remember
+    /// "no value" for this long (`RCACHE_STATUS_NO_VALUE` meanwhile); 0
+    /// returns `RCACHE_STATUS_NO_VALUE` once and remembers nothing.
+    pub negative_ttl_ms: u32,
+}
+
+/// `rcache_client_get_or_compute` with fail-safe and negative caching.
+///
+/// Returns `RCACHE_STATUS_OK` with a value computed or read fresh,
+/// `RCACHE_STATUS_STALE` with the last good value (in `*value_out` as well)
+/// when the callback failed, the wait for another caller's computation
+/// timed out, or the server could not be reached, and
+/// `RCACHE_STATUS_NO_VALUE` (`*value_out` untouched) when the callback said
+/// there is no value, now or within `negative_ttl_ms`. Both are successes.
+/// With fail-safe each value stored is also kept, for `max_stale_ms` past
+/// its expiry, on the server (tagged as the value: tag invalidations,
+/// deletes and clears remove it) and in process memory (used only while
+/// the server is unreachable). A plain read never returns a stale copy.
+/// `failsafe` may be NULL: fail-safe off, no negative caching. The callback
+/// may leave by unwinding, as for `rcache_client_get_or_compute`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C-unwind" fn rcache_client_get_or_compute_failsafe(
+    client: *const rcache_client,
+    key: *const u8,
+    key_len: usize,
+    options: *const rcache_compute_options,
+    failsafe: *const rcache_failsafe_options,
+    compute: rcache_compute_fn,
+    user_data: *mut c_void,
+    value_out: *mut rcache_buffer,
+) -> rcache_status {
+    let failsafe = match failsafe.is_null() {
+        true => rcache_failsafe_options::default(),
+        // SAFETY: a non-NULL failsafe points to an rcache_failsafe_options.
+        false => unsafe { *failsafe },
+    };
+    let millis = |value: u32| Duration::from_millis(value.into());
+    let fail_safe = FailSafe { max_stale: millis(failsafe.max_stale_ms), throttle: millis(failsafe.throttle_ms) };
+    let negative_ttl = (failsafe.negative_ttl_ms > 0).then(|| millis(failsafe.negative_ttl_ms));
+    let failsafe = Some((fail_safe, negative_ttl));
+    // SAFETY: forwarded to the caller's promises, documented on this function.
+    unsafe { get_or_compute(client, key, key_len, options, failsafe, compute, user_data, value_out) }
+}
+
+/// Both exports: the C options and callback checked, the engine run on a
+/// worker while this thread runs the callback. `failsafe` (fail-safe,
+/// negative TTL) is `None` for the plain export, where a callback may not say
+/// "no value".
+///
+/// # Safety
+/// As documented on `rcache_client_get_or_compute`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn get_or_compute(
+    client: *const rcache_client,
+    key: *const u8,
+    key_len: usize,
+    options: *const rcache_compute_options,
+    failsafe: Option<(FailSafe, Option<Duration>)>,
     compute: rcache_compute_fn,
     user_data: *mut c_void,
     value_out: *mut rcache_buffer,
@@ -149,6 +246,7 @@ pub unsafe extern "C-unwind" fn rcache_client_get_or_compute(
         // SAFETY: tags points to tag_count rcache_bytes, as documented on the struct.
         let tags = unsafe { byte_strings(options.tags, options.tag_count, "options.tags") }?;
         let millis_or = |value: u32, default: u32| Duration::from_millis(u64::from(if value == 0 { default } else { value }));
+        let (fail_safe, negative_ttl) = failsafe.unwrap_or((FailSafe::OFF, None));
         let request = Request {
             cache: Arc::clone(cache),
             key: key.to_vec(),
@@ -158,32 +256,38 @@ pub unsafe extern "C-unwind" fn rcache_client_get_or_compute(
             wait_timeout: millis_or(options.wait_timeout_ms, defaults.wait_timeout_ms),
             on_wait_timeout: if options.fail_on_wait_timeout { OnWaitTimeout::Fail } else { OnWaitTimeout::Compute },
             early_refresh_beta: options.early_refresh_beta,
+            fail_safe,
+            negative_ttl,
         };
         checked = Some((request, compute));
         Ok(rcache_status::RCACHE_STATUS_OK)
     });
     let Some((request, compute)) = checked else { return status };
+    let none_allowed = failsafe.is_some();
     // Outside the panic boundary: see `worker`.
     let outcome = request.run_elsewhere(|| {
         let _computing = Computing::enter(client);
-        let mut output = rcache_compute_output { value: None, failure: None };
+        let mut output = rcache_compute_output { value: None, none: false, failure: None };
         // SAFETY: the caller supplies a callback that follows rcache_compute_fn's contract.
         let succeeded = unsafe { compute(user_data, &mut output) };
-        match (succeeded, output.value, output.failure) {
-            (true, Some(value), _) => Ok(value),
-            (true, None, _) => Err("the compute callback returned true without rcache_compute_output_set".to_string()),
-            (false, _, Some(message)) => Err(message),
-            (false, _, None) => Err("the compute callback failed".to_string()),
+        match (succeeded, output.value, output.none, output.failure) {
+            (true, Some(value), _, _) => Ok(Some(value)),
+            (true, None, true, _) if none_allowed => Ok(None),
+            (true, None, true, _) => Err("rcache_compute_output_set_none needs rcache_client_get_or_compute_failsafe".to_string()),
+            (true, None, false, _) => Err("the compute callback returned true without rcache_compute_output_set".to_string()),
+            (false, _, _, Some(message)) => Err(message),
+            (false, _, _, None) => Err("the compute callback failed".to_string()),
         }
     });
-    guard(|| {
-        let value = outcome?;
-        // SAFETY: checked non-NULL above; writable as documented on the function.
-        *unsafe { out_param(value_out, "value_out") }? = rcache_buffer::from_vec(value);
-        Ok(rcache_status::RCACHE_STATUS_OK)
+    guard(|| match outcome? {
+        Computed { value: Some(value), stale } => {
+            // SAFETY: checked non-NULL above; writable as documented on the function.
+            *unsafe { out_param(value_out, "value_out") }? = rcache_buffer::from_vec(value);
+            Ok(if stale { rcache_status::RCACHE_STATUS_STALE } else { rcache_status::RCACHE_STATUS_OK })
+        }
+        Computed { value: None, .. } => Ok(rcache_status::RCACHE_STATUS_NO_VALUE),
     })
 }
-
 thread_local! {
     /// The clients whose compute callback runs on this thread, innermost last.
     static COMPUTING: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -226,6 +330,8 @@ struct Request {
     wait_timeout: Duration,
     on_wait_timeout: OnWaitTimeout,
     early_refresh_beta: f64,
+    fail_safe: FailSafe,
+    negative_ttl: Option<Duration>,
 }
 
 /// The calling thread's end of a computation. Dropped unfinished (the
@@ -237,7 +343,7 @@ struct Engine {
 }
 
 impl Engine {
-    fn finish(mut self, result: Result<Vec<u8>, Failure>) -> Result<Vec<u8>, Failure> {
+    fn finish(mut self, result: Result<Computed, Failure>) -> Result<Computed, Failure> {
         self.done = true;
         result
     }
@@ -256,14 +362,14 @@ impl Drop for Engine {
 /// What the worker running the engine tells the calling thread.
 enum FromEngine {
     /// Run the callback and send its outcome back.
-    Compute(mpsc::Sender<Result<Vec<u8>, String>>),
-    Done(Result<Vec<u8>, Failure>),
+    Compute(mpsc::Sender<Result<Option<Vec<u8>>, String>>),
+    Done(Result<Computed, Failure>),
 }
 
 impl Request {
     /// Runs the engine's get-or-compute on a worker (inside a panic boundary)
     /// while this thread runs `callback` whenever the engine asks for the value.
-    fn run_elsewhere(self, mut callback: impl FnMut() -> Result<Vec<u8>, String>) -> Result<Vec<u8>, Failure> {
+    fn run_elsewhere(self, mut callback: impl FnMut() -> Result<Option<Vec<u8>>, String>) -> Result<Computed, Failure> {
         let (to_caller, from_engine) = mpsc::channel();
         worker::run(Box::new(move || {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(&to_caller)));
@@ -292,7 +398,7 @@ impl Request {
         }
     }
 
-    fn run(&self, to_caller: &mpsc::Sender<FromEngine>) -> Result<Vec<u8>, ComputeError<String>> {
+    fn run(&self, to_caller: &mpsc::Sender<FromEngine>) -> Result<Computed, ComputeError<String>> {
         let tags: Vec<&[u8]> = self.tags.iter().map(Vec::as_slice).collect();
         let options = ComputeOptions {
             ttl: self.ttl,
@@ -301,12 +407,59 @@ impl Request {
             wait_timeout: self.wait_timeout,
             on_wait_timeout: self.on_wait_timeout,
             early_refresh_beta: self.early_refresh_beta,
+            fail_safe: Some(self.fail_safe),
+            negative_ttl: self.negative_ttl,
         };
-        self.cache.get_or_compute(&self.key, &options, || {
+        self.cache.get_or_compute_with(&self.key, &options, || {
             let (reply, outcome) = mpsc::channel();
             let gone = || "the thread that called get-or-compute left the compute callback without returning".to_string();
             to_caller.send(FromEngine::Compute(reply)).map_err(|_| gone())?;
             outcome.recv().unwrap_or_else(|_| Err(gone()))
         })
     }
+}
+
+/// Counters of fail-safe, negative caching and auto-recovery, from
+/// `rcache_client_failsafe_stats` (kept apart from `rcache_stats`, whose size
+/// is part of the ABI).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct rcache_failsafe_stats {
+    /// Get-or-compute calls answered with `RCACHE_STATUS_STALE`.
+    pub stale_served: u64,
+    /// Failed computations after which the key was throttled.
+    pub throttles: u64,
+    /// Get-or-compute calls answered `RCACHE_STATUS_NO_VALUE` from a remembered "no value".
+    pub negative_hits: u64,
+    /// Deletes, tag invalidations and clears that failed because the server
+    /// could not be reached, waiting to be replayed when it answers again
+    /// (an overflow counts as one).
+    pub recovery_queue: u64,
+    /// Removals replayed so far.
+    pub recovery_replays: u64,
+    /// Times the queue overflowed and gave way to a clear of the whole namespace.
+    pub recovery_overflows: u64,
+}
+
+/// The client's fail-safe counters so far, in `*stats_out`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_failsafe_stats(
+    client: *const rcache_client,
+    stats_out: *mut rcache_failsafe_stats,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, stats_out) = unsafe { (rcache_client::cache(client)?, out_param(stats_out, "stats_out")?) };
+        let stats = cache.stats();
+        *stats_out = rcache_failsafe_stats {
+            stale_served: stats.stale_served,
+            throttles: stats.throttles,
+            negative_hits: stats.negative_hits,
+            recovery_queue: stats.recovery_queue,
+            recovery_replays: stats.recovery_replays,
+            recovery_overflows: stats.recovery_overflows,
+        };
+        Ok(rcache_status::RCACHE_STATUS_OK)
+    })
 }

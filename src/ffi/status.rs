@@ -7,7 +7,8 @@ use crate::error::{Error, ErrorKind};
 use super::last_error;
 
 /// The outcome of a call. `RCACHE_STATUS_OK` and `RCACHE_STATUS_MISS` are
-/// successes; every other value is an error whose reason
+/// successes, and so are `RCACHE_STATUS_STALE` and `RCACHE_STATUS_NO_VALUE`
+/// (returned only by `rcache_client_get_or_compute_failsafe`); every other value is an error whose reason
 /// `rcache_last_error()` gives on the same thread.
 #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
 #[repr(C)]
@@ -64,6 +65,14 @@ pub enum rcache_status {
     /// A reply saying the request did not run (a Cluster redirect, TRYAGAIN,
     /// CLUSTERDOWN, LOADING, a refused connection) is followed on every call.
     RCACHE_STATUS_UNKNOWN_OUTCOME = 14,
+    /// A success of `rcache_client_get_or_compute_failsafe`: the value
+    /// returned is the last good one, served by fail-safe instead of an
+    /// error (the computation failed or timed out, or the server could not
+    /// be reached); it may be past its expiry. `rcache_last_error()` is not set.
+    RCACHE_STATUS_STALE = 15,
+    /// A success of `rcache_client_get_or_compute_failsafe`: the computation
+    /// found no value (negative caching); nothing is returned.
+    RCACHE_STATUS_NO_VALUE = 16,
 }
 
 impl From<ErrorKind> for rcache_status {
@@ -133,6 +142,8 @@ pub extern "C" fn rcache_status_name(status: c_int) -> *const c_char {
         (RCACHE_STATUS_COMPUTE_FAILED, c"RCACHE_STATUS_COMPUTE_FAILED"),
         (RCACHE_STATUS_CONFLICT, c"RCACHE_STATUS_CONFLICT"),
         (RCACHE_STATUS_UNKNOWN_OUTCOME, c"RCACHE_STATUS_UNKNOWN_OUTCOME"),
+        (RCACHE_STATUS_STALE, c"RCACHE_STATUS_STALE"),
+        (RCACHE_STATUS_NO_VALUE, c"RCACHE_STATUS_NO_VALUE"),
     ];
     let name = known.iter().find(|(known, _)| *known as c_int == status).map_or(c"RCACHE_STATUS_UNKNOWN", |(_, name)| *name);
     name.as_ptr()

@@ -213,6 +213,7 @@ impl rcache_options {
             fail_open: self.fail_open,
             breaker_threshold: if self.breaker_threshold == 0 { defaults.breaker_threshold } else { self.breaker_threshold },
             breaker_cooldown: millis_or(self.breaker_cooldown_ms, defaults.breaker_cooldown),
+            ..defaults
         })
     }
 }

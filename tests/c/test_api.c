@@ -189,8 +189,8 @@ static void test_version_and_names(void) {
  * log, or from a newer library) is "RCACHE_STATUS_UNKNOWN". Called in a child
  * process, so that a crash there is one failed check, not the end of the suite. */
 static void test_status_name_out_of_range(void) {
-  /* The first is one past RCACHE_STATUS_UNKNOWN_OUTCOME, the last status the header declares. */
-  static const int outside[] = {(int)RCACHE_STATUS_UNKNOWN_OUTCOME + 1, 100, -1, INT_MAX, INT_MIN};
+  /* The first is one past RCACHE_STATUS_NO_VALUE, the last status the header declares. */
+  static const int outside[] = {(int)RCACHE_STATUS_NO_VALUE + 1, 100, -1, INT_MAX, INT_MIN};
   pid_t pid;
   int status = 0;
   fflush(stdout);

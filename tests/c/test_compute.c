@@ -7,6 +7,9 @@
  * and every thread gets its value. A failing callback gives
  * RCACHE_STATUS_COMPUTE_FAILED with its message and stores nothing; the next
  * call computes. Bad arguments are refused. The statistics count it all.
+ * Fail-safe: a value past its expiry comes back as RCACHE_STATUS_STALE when
+ * the callback fails, and the key is throttled; negative caching gives
+ * RCACHE_STATUS_NO_VALUE.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -46,6 +49,95 @@ static bool forgets_the_value(void *user_data, rcache_compute_output *output) {
   (void)user_data;
   (void)output;
   return true;
+}
+
+static bool no_value(void *user_data, rcache_compute_output *output) {
+  (void)user_data;
+  atomic_fetch_add(&g_calls, 1);
+  return rcache_compute_output_set_none(output) == RCACHE_STATUS_OK;
+}
+
+static void sleep_a_little(void) {
+  struct timespec pause = {0, 10 * 1000 * 1000};
+  nanosleep(&pause, NULL);
+}
+
+/* RCACHE_STATUS_STALE and RCACHE_STATUS_NO_VALUE, and the counters behind them. */
+static void test_fail_safe(void) {
+  rcache_compute_options options = rcache_compute_options_default();
+  rcache_failsafe_options failsafe = {60000, 60000, 0};
+  rcache_failsafe_stats stats;
+  rcache_buffer value = {NULL, 0};
+  int status = RCACHE_STATUS_OK, tries;
+
+  options.ttl_ms = 50;
+  options.early_refresh_beta = 0;
+  EXPECT_OK(rcache_client_get_or_compute_failsafe(g_client, KEY("fs"), &options, &failsafe, slow_value,
+                                                  (void *)"good", &value));
+  rcache_buffer_free(&value);
+  for (tries = 0; tries < 1000 && status != RCACHE_STATUS_MISS; tries++) {
+    status = rcache_client_get(g_client, KEY("fs"), &value);
+    if (status == RCACHE_STATUS_OK) rcache_buffer_free(&value);
+    sleep_a_little();
+  }
+  CHECK_EQ_INT(status, RCACHE_STATUS_MISS); /* expired: a plain read never sees the stale copy */
+
+  atomic_store(&g_calls, 0);
+  if (EXPECT_STATUS(RCACHE_STATUS_STALE, rcache_client_get_or_compute_failsafe(g_client, KEY("fs"), &options, &failsafe,
+                                                                              failing, NULL, &value))) {
+    CHECK_BYTES(value.data, value.len, "good", 4);
+    rcache_buffer_free(&value);
+  }
+  /* Throttled: the next caller gets the stale value without calling back. */
+  if (EXPECT_STATUS(RCACHE_STATUS_STALE, rcache_client_get_or_compute_failsafe(g_client, KEY("fs"), &options, &failsafe,
+                                                                              failing, NULL, &value))) {
+    CHECK_BYTES(value.data, value.len, "good", 4);
+    rcache_buffer_free(&value);
+  }
+  CHECK_EQ_INT(atomic_load(&g_calls), 1);
+  EXPECT_MISS(rcache_client_get(g_client, KEY("fs"), &value));
+  /* NULL settings: fail-safe off, the failure is the caller's. */
+  EXPECT_ERROR(RCACHE_STATUS_COMPUTE_FAILED,
+               rcache_client_get_or_compute_failsafe(g_client, KEY("fs-off"), &options, NULL, failing, NULL, &value));
+
+  /* Negative caching: "no value" is remembered, and is not a value. */
+  failsafe.negative_ttl_ms = 60000;
+  options.ttl_ms = 60000;
+  atomic_store(&g_calls, 0);
+  EXPECT_STATUS(RCACHE_STATUS_NO_VALUE, rcache_client_get_or_compute_failsafe(g_client, KEY("none"), &options, &failsafe,
+                                                                             no_value, NULL, &value));
+  EXPECT_STATUS(RCACHE_STATUS_NO_VALUE, rcache_client_get_or_compute_failsafe(g_client, KEY("none"), &options, &failsafe,
+                                                                             slow_value, (void *)"v", &value));
+  CHECK(value.data == NULL);
+  CHECK_EQ_INT(atomic_load(&g_calls), 1);
+  EXPECT_MISS(rcache_client_get(g_client, KEY("none"), &value));
+  /* The plain call has no way to return "no value": it is the callback's failure. */
+  EXPECT_ERROR(RCACHE_STATUS_COMPUTE_FAILED,
+               rcache_client_get_or_compute(g_client, KEY("none2"), &options, no_value, NULL, &value));
+  CHECK(strstr(rcache_last_error(), "rcache_client_get_or_compute_failsafe") != NULL);
+
+  if (EXPECT_OK(rcache_client_failsafe_stats(g_client, &stats))) {
+    CHECK_EQ_INT(stats.stale_served, 2);
+    CHECK_EQ_INT(stats.throttles, 1);
+    CHECK_EQ_INT(stats.negative_hits, 1);
+  }
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_failsafe_stats(g_client, NULL));
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_failsafe_stats(NULL, &stats));
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_get_or_compute_failsafe(g_client, KEY("k"), NULL, &failsafe,
+                                                                                     NULL, NULL, &value));
+  CHECK_STR(rcache_status_name(RCACHE_STATUS_STALE), "RCACHE_STATUS_STALE");
+  CHECK_STR(rcache_status_name(RCACHE_STATUS_NO_VALUE), "RCACHE_STATUS_NO_VALUE");
+}
+
+/* TTL jitter shortens TTLs by up to the percentage; over 100 is refused. */
+static void test_ttl_jitter(void) {
+  int64_t ttl_ms = 0;
+  EXPECT_OK(rcache_client_set_ttl_jitter(g_client, 50));
+  EXPECT_OK(rcache_client_set(g_client, KEY("jittered"), (const uint8_t *)"v", 1, 60000));
+  if (EXPECT_OK(rcache_client_ttl(g_client, KEY("jittered"), &ttl_ms))) CHECK(ttl_ms <= 60000 && ttl_ms >= 29000);
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_set_ttl_jitter(g_client, 101));
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_set_ttl_jitter(NULL, 10));
+  EXPECT_OK(rcache_client_set_ttl_jitter(g_client, 0));
 }
 
 static void *stampede(void *arg) {
@@ -226,6 +318,8 @@ int main(int argc, char **argv) {
 
   test_callback_thread_exit_and_cancel();
   test_free_inside_the_callback();
+  test_fail_safe();
+  test_ttl_jitter();
 
   if (EXPECT_OK(rcache_client_stats(g_client, &stats))) {
     CHECK(stats.computations >= 4);

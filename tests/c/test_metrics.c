@@ -247,8 +247,12 @@ static bool read_metrics(const rcache_client *client, const char *label, exposit
   return e->error[0] == '\0';
 }
 
-/* Every field of rcache_stats against its sample; `client` is the expected label prefix. */
-static void check_against_stats(const exposition *e, const rcache_stats *stats, const char *client) {
+/* Every field of rcache_stats and of rcache_failsafe_stats (read from `handle`) against its
+ * sample; `client` is the expected label prefix. */
+static void check_against_stats(const exposition *e, const rcache_stats *stats, const rcache_client *handle,
+                                const char *client) {
+  rcache_failsafe_stats failsafe = {0};
+  EXPECT_OK(rcache_client_failsafe_stats(handle, &failsafe));
   const struct {
     const char *name, *labels;
     uint64_t value;
@@ -260,6 +264,12 @@ static void check_against_stats(const exposition *e, const rcache_stats *stats, 
       {"rcache_lock_waits_total", "", stats->lock_waits, false},
       {"rcache_early_refreshes_total", "", stats->early_refreshes, false},
       {"rcache_fail_opens_total", "", stats->fail_opens, false},
+      {"rcache_stale_served_total", "", failsafe.stale_served, false},
+      {"rcache_throttles_total", "", failsafe.throttles, false},
+      {"rcache_negative_hits_total", "", failsafe.negative_hits, false},
+      {"rcache_recovery_queue", "", failsafe.recovery_queue, false},
+      {"rcache_recovery_replays_total", "", failsafe.recovery_replays, false},
+      {"rcache_recovery_overflows_total", "", failsafe.recovery_overflows, false},
       {"rcache_breaker_trips_total", "", stats->breaker_trips, false},
       {"rcache_breaker_skips_total", "", stats->breaker_skips, false},
       {"rcache_errors_total", "kind=connection", stats->connection_errors, false},
@@ -277,8 +287,8 @@ static void check_against_stats(const exposition *e, const rcache_stats *stats, 
       {"rcache_near_entries", "", stats->near_entries, false},
       {"rcache_near_bytes", "", stats->near_bytes, false},
   };
-  /* Every field of rcache_stats is a uint64_t, and each is one sample. */
-  CHECK_EQ_INT(e->sample_count, sizeof(rcache_stats) / sizeof(uint64_t));
+  /* Every field of both is a uint64_t, and each is one sample. */
+  CHECK_EQ_INT(e->sample_count, (sizeof(rcache_stats) + sizeof(rcache_failsafe_stats)) / sizeof(uint64_t));
   for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++) {
     char labels[MAX_TEXT];
     const sample *s;
@@ -350,7 +360,7 @@ static void test_fresh_client(const char *url, const char *prefix) {
   if (client == NULL) return;
   if (EXPECT_OK(rcache_client_stats(client, &stats)) && read_metrics(client, NULL, &e)) {
     const sample *hits = find_sample(&e, "rcache_hits_total", "");
-    check_against_stats(&e, &stats, "");
+    check_against_stats(&e, &stats, client, "");
     CHECK(hits != NULL && hits->value == 0);
     CHECK_EQ_INT(stats.latency_max_us, 0);
   }
@@ -378,12 +388,12 @@ static void test_values_follow_the_stats(const char *url, const char *prefix) {
   if (EXPECT_OK(rcache_client_stats(client, &stats)) && read_metrics(client, "web", &e)) {
     CHECK(stats.hits >= 2 && stats.misses >= 1 && stats.computations == 1);
     CHECK(stats.latency_max_us > 0);
-    check_against_stats(&e, &stats, "client=web");
+    check_against_stats(&e, &stats, client, "client=web");
     for (int i = 0; i < e.sample_count; i++) CHECK(strncmp(e.samples[i].labels, "client=web", 10) == 0);
   }
   /* An empty label is no label. */
   if (EXPECT_OK(rcache_client_stats(client, &stats)) && read_metrics(client, "", &e)) {
-    check_against_stats(&e, &stats, "");
+    check_against_stats(&e, &stats, client, "");
   }
   rcache_client_free(client);
 }
@@ -398,7 +408,7 @@ static void test_label_escaping(const char *url, const char *prefix) {
   if (EXPECT_OK(rcache_client_stats(client, &stats)) && read_metrics(client, label, &e)) {
     char expected[MAX_TEXT];
     snprintf(expected, sizeof expected, "client=%s", label);
-    check_against_stats(&e, &stats, expected);
+    check_against_stats(&e, &stats, client, expected);
   }
   if (EXPECT_OK(rcache_client_metrics(client, label, &text))) {
     const char *line = "rcache_hits_total{client=\"we\\\"b\\\\1\\nsecond line, {x}\"} 0\n";

@@ -15,7 +15,7 @@ HEADER = ROOT / "include" / "rcache.h"
 STATUSES = [
     "OK", "MISS", "INVALID_ARGUMENT", "CONNECTION", "TIMEOUT", "SERVER",
     "WRONG_TYPE", "TOO_LARGE", "FORKED", "UNSUPPORTED", "PANIC", "CORRUPT", "COMPUTE_FAILED", "CONFLICT",
-    "UNKNOWN_OUTCOME",
+    "UNKNOWN_OUTCOME", "STALE", "NO_VALUE",
 ]
 
 # Each prototype in the header: return type, name, parameter list.

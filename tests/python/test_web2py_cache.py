@@ -116,6 +116,33 @@ def test_exception_in_f_propagates_and_stores_nothing(cache):
         assert not cache._client.exists("k:__lock")
 
 
+def test_fail_gracefully_returns_the_last_value_when_f_raises(conn, app):
+    cache = redis_cache.RedisClient(conn, application=app, fail_gracefully=True)
+    strict = redis_cache.RedisClient(conn, application=app)
+
+    def boom():
+        raise KeyError("the database is down")
+
+    for with_lock in (False, True):
+        assert cache("k", lambda: {"v": 1}, 0.05, with_lock=with_lock, tags=["t"]) == {"v": 1}
+        deadline = time.monotonic() + 10
+        while cache._client.exists("k") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        before = cache.stale_served
+        assert cache("k", boom, 0.05, with_lock=with_lock) == {"v": 1}
+        assert cache.stale_served == before + 1
+        with pytest.raises(KeyError):
+            strict("k", boom, 0.05, with_lock=with_lock)
+    # An invalidated tag or a delete removes the copy.
+    cache.invalidate_tag("t")
+    with pytest.raises(KeyError):
+        cache("k", boom, 0.05)
+    cache("d", lambda: 1, 100)
+    cache.delete("d")
+    with pytest.raises(KeyError):
+        cache("d", boom, 100)
+
+
 def test_delete_initialize_and_r_server(cache, conn):
     cache("k", lambda: 1, 100)
     assert cache.delete("k") == 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from . import _lib
 from .cache import Cache
-from .client import KEEP_TTL, NO_EXPIRY, Client
+from .client import KEEP_TTL, NO_EXPIRY, Client, Computed
 from .session import Session, SessionStore
 from .errors import (
     ClosedError,
@@ -46,6 +46,7 @@ MAX_TAGS = _lib.MAX_TAGS
 # that `from rcache import *` does not shadow the builtins they subclass.
 __all__ = [
     "Client",
+    "Computed",
     "Cache",
     "NO_EXPIRY",
     "KEEP_TTL",

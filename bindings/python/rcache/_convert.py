@@ -306,6 +306,13 @@ def _timeout_ms(seconds: object, what: str) -> int:
     return _u32_ms(seconds, what)
 
 
+def _zero_or_ms(seconds: object, what: str) -> int:
+    """0 for 0 (off), else positive seconds as uint32_t milliseconds."""
+    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds == 0:
+        return 0
+    return _u32_ms(seconds, what)
+
+
 def _size(value: Any, what: str) -> int:
     if value is None:
         return 0

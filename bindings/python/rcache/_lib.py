@@ -44,7 +44,9 @@ STATUS_CORRUPT = 11
 STATUS_COMPUTE_FAILED = 12
 STATUS_CONFLICT = 13
 STATUS_UNKNOWN_OUTCOME = 14
-STATUS_LAST = STATUS_UNKNOWN_OUTCOME
+STATUS_STALE = 15
+STATUS_NO_VALUE = 16
+STATUS_LAST = STATUS_NO_VALUE
 # rcache_session_load: leave the expiry alone (RCACHE_SESSION_NO_SLIDE).
 SESSION_NO_SLIDE = -2
 
@@ -136,6 +138,23 @@ class rcache_compute_options(Structure):
     ]
 
 
+class rcache_failsafe_options(Structure):
+    """struct rcache_failsafe_options; all zero turns fail-safe and negative caching off."""
+
+    _fields_ = [("max_stale_ms", c_uint32), ("throttle_ms", c_uint32), ("negative_ttl_ms", c_uint32)]
+
+
+class rcache_failsafe_stats(Structure):
+    """struct rcache_failsafe_stats: fail-safe, negative caching and recovery counters."""
+
+    _fields_ = [
+        (name, c_uint64)
+        for name in (
+            "stale_served", "throttles", "negative_hits", "recovery_queue", "recovery_replays", "recovery_overflows",
+        )
+    ]
+
+
 class rcache_compute_output(Structure):
     """Opaque struct rcache_compute_output, handed to compute callbacks."""
 
@@ -216,6 +235,16 @@ _SIGNATURES = {
         c_int,
         [client_p, c_char_p, c_size_t, POINTER(rcache_compute_options), compute_fn, c_void_p, buffer_p],
     ),
+    "rcache_compute_output_set_none": (c_int, [POINTER(rcache_compute_output)]),
+    "rcache_client_get_or_compute_failsafe": (
+        c_int,
+        [
+            client_p, c_char_p, c_size_t, POINTER(rcache_compute_options), POINTER(rcache_failsafe_options),
+            compute_fn, c_void_p, buffer_p,
+        ],
+    ),
+    "rcache_client_failsafe_stats": (c_int, [client_p, POINTER(rcache_failsafe_stats)]),
+    "rcache_client_set_ttl_jitter": (c_int, [client_p, c_uint32]),
     "rcache_session_store_open": (c_int, [client_p, c_char_p, c_size_t, POINTER(c_void_p)]),
     "rcache_session_store_free": (None, [c_void_p]),
     "rcache_session_create": (c_int, [c_void_p, bytes_p, bytes_p, c_size_t, c_int64, POINTER(rcache_session_new)]),

@@ -15,6 +15,7 @@ from typing import (
     Iterable,
     List,
     Mapping,
+    NamedTuple,
     Optional,
     Tuple,
     Union,
@@ -50,6 +51,7 @@ from ._convert import (
     _ttl_ms,
     _u32_ms,
     _value,
+    _zero_or_ms,
 )
 
 __all__ = ["Client", "NO_EXPIRY", "KEEP_TTL", "BytesLike", "Key", "Seconds", "Ttl", "FieldValue"]
@@ -85,6 +87,10 @@ _hash_get = _c.rcache_client_hash_get
 _hash_set = _c.rcache_client_hash_set
 _get_or_compute = _c.rcache_client_get_or_compute
 _compute_output_set = _c.rcache_compute_output_set
+_compute_output_set_none = _c.rcache_compute_output_set_none
+_get_or_compute_failsafe = _c.rcache_client_get_or_compute_failsafe
+_failsafe_stats = _c.rcache_client_failsafe_stats
+_set_ttl_jitter = _c.rcache_client_set_ttl_jitter
 _buffer_free = _c.rcache_buffer_free
 _buffers_free = _c.rcache_buffers_free
 _buffer_array_free = _c.rcache_buffer_array_free
@@ -92,6 +98,18 @@ _Buffer = _lib.rcache_buffer
 _BufferArray = _lib.buffer_p
 _Bytes = _lib.rcache_bytes
 _STAT_NAMES = tuple(field[0] for field in _lib.rcache_stats._fields_)
+_FAILSAFE_STAT_NAMES = tuple(field[0] for field in _lib.rcache_failsafe_stats._fields_)
+
+
+class Computed(NamedTuple):
+    """What :meth:`Client.get_or_compute` returns."""
+
+    #: The value; None when the computation found none (negative caching).
+    value: Optional[bytes]
+    #: True when fail-safe returned the last good value instead of an error
+    #: (the computation failed or timed out, or Redis was unreachable): it
+    #: may be past its expiry. Also counted in stats()["stale_served"].
+    stale: bool
 
 
 # --- fork --------------------------------------------------------------------
@@ -151,6 +169,10 @@ class Client:
     clears and counters still raise. After breaker_threshold (default 5)
     consecutive connection failures or timeouts, calls fail at once for
     breaker_cooldown seconds (default 0.5), then the server is tried again.
+
+    max_stale and stale_throttle (seconds) are the defaults of
+    :meth:`get_or_compute`'s fail-safe (off unless max_stale is given).
+    ttl_jitter (percent, 0 to 100): see :meth:`set_ttl_jitter`.
     """
 
     def __init__(
@@ -168,7 +190,12 @@ class Client:
         fail_open: bool = False,
         breaker_threshold: Optional[int] = None,
         breaker_cooldown: Optional[Seconds] = None,
+        max_stale: Optional[Seconds] = None,
+        stale_throttle: Optional[Seconds] = None,
+        ttl_jitter: int = 0,
     ) -> None:
+        self._max_stale_ms = 0 if max_stale is None else _zero_or_ms(max_stale, "max_stale")
+        self._stale_throttle_ms = 0 if stale_throttle is None else _zero_or_ms(stale_throttle, "stale_throttle")
         # In-flight calls, one entry each: list.append/pop are atomic, so this
         # is a refcount that close() waits on without a lock on the fast path.
         self._inflight: List[None] = []
@@ -215,6 +242,8 @@ class Client:
         self._handle = handle
         self._pid = os.getpid()
         _live.add(self)
+        if ttl_jitter:
+            self.set_ttl_jitter(ttl_jitter)
 
     def __repr__(self) -> str:
         state = "closed" if self._handle is None else "open"
@@ -592,8 +621,64 @@ class Client:
         lock_lease (seconds, default 10) is renewed while compute runs.
         beta: early refresh (XFetch); a caller recomputes a still-valid value
         with a probability rising as its expiry nears, scaled by how long it
-        took to compute, while the others keep getting it; 0 turns it off."""
-        key = _key(key)
+        took to compute, while the others keep getting it; 0 turns it off.
+        Never returns a stale value (see get_or_compute)."""
+        options, tag_array = self._compute_options(ttl, tags, wait_timeout, lock_lease, wait_fails, beta)
+        value = self._compute(_get_or_compute, _key(key), options, None, compute)
+        assert value is not None, "the plain call has no way to return no value"
+        return value
+
+    def get_or_compute(
+        self,
+        key: Key,
+        compute: Callable[[], Optional[BytesLike]],
+        ttl: Ttl = None,
+        tags: Optional[Iterable[Key]] = None,
+        wait_timeout: Optional[Seconds] = None,
+        lock_lease: Optional[Seconds] = None,
+        wait_fails: bool = False,
+        beta: float = 1.0,
+        max_stale: Optional[Seconds] = None,
+        throttle: Optional[Seconds] = None,
+        negative_ttl: Optional[Seconds] = None,
+    ) -> Computed:
+        """get_or_set with fail-safe and negative caching, as a
+        :class:`Computed` (value, stale).
+
+        Fail-safe (max_stale seconds, else the Client's; 0 turns it off):
+        each value stored is also kept for max_stale past its expiry, in
+        Redis (tagged as the value: invalidate_tags, delete and clear remove
+        it) and in process memory (used only while Redis is unreachable).
+        When compute raises, the wait for another caller times out, or Redis
+        cannot be reached, the last good value comes back with stale=True
+        instead of the exception, and for throttle seconds (else the
+        Client's stale_throttle) every caller of key, in any process, gets it
+        without computing. get and get_or_set never return a stale value.
+
+        compute() may return None: "no value". With negative_ttl (seconds)
+        that is remembered and read back as value=None meanwhile; without,
+        None is returned once and nothing is stored."""
+        options, tag_array = self._compute_options(ttl, tags, wait_timeout, lock_lease, wait_fails, beta)
+        failsafe = _lib.rcache_failsafe_options(
+            max_stale_ms=self._max_stale_ms if max_stale is None else _zero_or_ms(max_stale, "max_stale"),
+            throttle_ms=self._stale_throttle_ms if throttle is None else _zero_or_ms(throttle, "throttle"),
+            negative_ttl_ms=_timeout_ms(negative_ttl, "negative_ttl"),
+        )
+        stale: List[bool] = []
+        value = self._compute(_get_or_compute_failsafe, _key(key), options, failsafe, compute, stale)
+        return Computed(value, bool(stale))
+
+    def _compute_options(
+        self,
+        ttl: Ttl,
+        tags: Optional[Iterable[Key]],
+        wait_timeout: Optional[Seconds],
+        lock_lease: Optional[Seconds],
+        wait_fails: bool,
+        beta: float,
+    ) -> Tuple[Any, Any]:
+        """The rcache_compute_options of a call, and the tag array it points
+        to (keep it alive while the options are used)."""
         options = _lib.rcache_compute_options(
             ttl_ms=_ttl_ms(ttl),
             lock_lease_ms=_timeout_ms(lock_lease, "lock_lease"),
@@ -605,6 +690,20 @@ class Client:
         if tags is not None:
             tag_array, options.tag_count = _tags(tags)
             options.tags = cast(tag_array, POINTER(_Bytes))
+        return options, tag_array
+
+    def _compute(
+        self,
+        function: Callable[..., int],
+        key: bytes,
+        options: Any,
+        failsafe: Any,
+        compute: Callable[[], Optional[BytesLike]],
+        stale: Optional[List[bool]] = None,
+    ) -> Optional[bytes]:
+        """Calls a get-or-compute export (with failsafe unless it is None)
+        with compute as its callback; the value, None for "no value", and
+        True appended to stale when the value is stale."""
         raised = []
 
         computing = self._computing
@@ -613,25 +712,53 @@ class Client:
             thread = threading.get_ident()
             computing.append(thread)
             try:
-                value = _value(compute())
+                computed = compute()
+                value = None if computed is None else _value(computed)
             except BaseException as error:  # re-raised below, on the caller's side
                 raised.append(error)
                 return False
             finally:
                 computing.remove(thread)
+            if value is None:
+                if failsafe is None:
+                    raised.append(TypeError("compute returned None: use get_or_compute for \"no value\""))
+                    return False
+                return bool(_compute_output_set_none(output) == _OK)
             stored: int = _compute_output_set(output, value, len(value))
             return stored == _OK
 
         buffer = _Buffer()
-        status = self._invoke(_get_or_compute, key, len(key), byref(options), _lib.compute_fn(callback), None, byref(buffer))
-        if raised:
+        c_callback = _lib.compute_fn(callback)
+        if failsafe is None:
+            status = self._invoke(function, key, len(key), byref(options), c_callback, None, byref(buffer))
+        else:
+            status = self._invoke(function, key, len(key), byref(options), byref(failsafe), c_callback, None, byref(buffer))
+        if status == _lib.STATUS_NO_VALUE:
+            return None
+        if raised and status != _lib.STATUS_STALE:
             raise raised[0]
-        if status != _OK:
+        if status not in (_OK, _lib.STATUS_STALE):
             raise from_status(status)
+        if status == _lib.STATUS_STALE and stale is not None:
+            stale.append(True)
         try:
             return string_at(buffer.data, buffer.len)
         finally:
             _buffer_free(byref(buffer))
+
+    def set_ttl_jitter(self, percent: int) -> None:
+        """Every entry written from now on with a TTL (set, set_many,
+        compare_and_set, hash_set, get_or_set, get_or_compute) lives up to
+        percent percent less, at random, so that entries written together do
+        not expire together; 0 turns it off. Sessions and locks keep their
+        exact lifetimes."""
+        if isinstance(percent, bool) or not isinstance(percent, int):
+            raise TypeError(f"percent must be an int, not {type(percent).__name__}")
+        if not 0 <= percent <= 100:
+            raise InvalidArgumentError(f"TTL jitter must be between 0 and 100 percent, not {percent}")
+        status = self._invoke(_set_ttl_jitter, percent)
+        if status != _OK:
+            raise from_status(status)
 
     def stats(self) -> Dict[str, int]:
         """This client's counters as a dict: hits, misses, computations,
@@ -640,12 +767,22 @@ class Client:
         latency_p50_us / latency_p99_us / latency_max_us of calls to the
         backend, and for a near cache (0 without one) near_hits (also in
         hits), near_misses, near_invalidations, near_evictions, near_flushes,
-        near_entries and near_bytes (see rcache_stats in rcache.h)."""
+        near_entries and near_bytes (see rcache_stats in rcache.h); and for
+        get_or_compute stale_served, throttles and negative_hits; and for
+        auto-recovery recovery_queue (deletes, invalidations and clears
+        waiting for Redis to come back), recovery_replays and
+        recovery_overflows (see rcache_failsafe_stats)."""
         stats = _lib.rcache_stats()
         status = self._invoke(_stats, byref(stats))
         if status != _OK:
             raise from_status(status)
-        return {name: getattr(stats, name) for name in _STAT_NAMES}
+        failsafe = _lib.rcache_failsafe_stats()
+        status = self._invoke(_failsafe_stats, byref(failsafe))
+        if status != _OK:
+            raise from_status(status)
+        counts = {name: getattr(stats, name) for name in _STAT_NAMES}
+        counts.update((name, getattr(failsafe, name)) for name in _FAILSAFE_STAT_NAMES)
+        return counts
 
     def incr(self, key: Key, delta: int = 1, ttl: Ttl = None) -> int:
         """Adds delta to the integer counter at key and returns the new value.

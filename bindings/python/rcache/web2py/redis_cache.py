@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union, cast
 
 from .._signing import SIGNED, Signer, secret_key_bytes
 from ..client import KEEP_TTL, Client, Key
@@ -48,6 +48,8 @@ DEFAULT_TIME_EXPIRE = 24 * 60 * 60
 # A counter written by increment(): decimal text, read back as an int.
 _COUNTER = re.compile(rb"-?[0-9]{1,19}")
 _UNAVAILABLE = (ConnectionError, TimeoutError)
+# Where fail_gracefully keeps the last value stored for a key (after the key).
+_STALE = b":__stale"
 
 _T = TypeVar("_T")
 
@@ -77,8 +79,10 @@ def RedisCache(
     ``RConn`` takes them. debug: count hits and misses, shown
     by ``stats()``. with_lock: default of the per-call ``with_lock``.
     fail_gracefully: while Redis is unreachable, compute and return values
-    without caching. db: the database, with connection keywords (ignored
-    with redis_conn). application: defaults to
+    without caching; and when f() raises, return the last value it stored
+    for the key instead, if one is kept (see ``RedisClient.max_stale``). db:
+    the database, with connection keywords (ignored with redis_conn).
+    application: defaults to
     ``current.request.application``. secret_key (str or bytes): sign stored
     values and treat unsigned or forged ones as misses, never unpickling them.
     lock_wait: seconds a locked call waits for another process's computation
@@ -114,6 +118,14 @@ _MISS = _Miss()
 
 class RedisClient:
     """One application's cache. Use :func:`RedisCache` to get it."""
+
+    #: With fail_gracefully: seconds past its expiry a stored value is kept
+    #: (at ``<key>:__stale``, with the value's tags) to be returned when f()
+    #: raises; each such return is logged and counted in ``stale_served``.
+    #: 0 keeps nothing.
+    max_stale: float = 3600.0
+    #: Calls that returned a stale value because f() raised.
+    stale_served: int = 0
 
     def __init__(
         self,
@@ -194,7 +206,7 @@ class RedisClient:
             raise TypeError(f"time_expire must be a number of seconds or None, not {time_expire!r}")
         encoded = _key(key)
         if f is None:
-            self._unless_unavailable(lambda: self._client.delete(encoded))
+            self.delete(key)
             return None
         try:
             client = self._client
@@ -213,9 +225,29 @@ class RedisClient:
         if with_lock:
             return self._compute_locked(client, encoded, f, time_expire, tags)
         self._count(hit=False)
-        value = f()
-        self._store(client, encoded, value, time_expire, tags)
+        value, stale = self._compute(client, encoded, f)
+        if not stale:
+            self._store(client, encoded, value, time_expire, tags)
         return value
+
+    def _compute(self, client: Client, key: bytes, f: Callable[[], _T]) -> Tuple[_T, bool]:
+        """(f(), False); with fail_gracefully, when f raises, (the stale copy
+        of key, True) if one is kept: it is not stored again."""
+        try:
+            return f(), False
+        except Exception:
+            if not self.fail_gracefully or self.max_stale <= 0:
+                raise
+            try:
+                stored = client.get(key + _STALE)
+            except _UNAVAILABLE:
+                stored = None
+            stale = _MISS if stored is None else self._decode(key, stored)
+            if stale is _MISS:
+                raise
+            self.stale_served += 1
+            logger.warning("computing %r failed: returning its last stored value (stale)", key, exc_info=True)
+            return cast(_T, stale), True  # what an f stored
 
     def _read(self, client: Client, key: bytes, time_expire: float) -> Any:
         """The value at key if it has at most time_expire seconds left, else _MISS."""
@@ -247,8 +279,9 @@ class RedisClient:
                     return cached  # type: ignore[no-any-return]  # what an f stored
             self._count(hit=False)
             with _leases.renewing(client, lock_key, owner, self.lock_lease) if held else _nothing():
-                value = f()
-            self._store(client, key, value, time_expire, tags)
+                value, stale = self._compute(client, key, f)
+            if not stale:
+                self._store(client, key, value, time_expire, tags)
             return value
         finally:
             if held:
@@ -287,6 +320,9 @@ class RedisClient:
         if self._signer is not None:
             data = self._signer.sign(key, data)
         ttl = time_expire if time_expire > 0 else 1
+        if self.fail_gracefully and self.max_stale > 0:
+            # First: if the value's write then fails, the copy is still the newest.
+            client.set(key + _STALE, data, ttl=ttl + self.max_stale, tags=tags)
         client.set(key, data, ttl=ttl, tags=tags)
 
     def _decode(self, key: bytes, stored: bytes) -> Any:
@@ -371,6 +407,7 @@ class RedisClient:
     def delete(self, key: Key) -> int:
         """Deletes key: 1 if it existed, else 0."""
         encoded = _key(key)
+        self._unless_unavailable(lambda: self._client.delete(encoded + _STALE))
         return 1 if self._unless_unavailable(lambda: self._client.delete(encoded)) else 0
 
     def clear(self, regex: Union[str, re.Pattern[str], None] = None) -> int:

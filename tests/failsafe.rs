@@ -1,0 +1,228 @@
+//! Fail-safe and auto-recovery under real faults: the server killed, paused
+//! or restarted, the source failing, and several handles (as separate
+//! processes would) sharing one server.
+
+mod support;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use rcache::{Cache, ComputeError, ComputeOptions, Computed, FailSafe, OnWaitTimeout, Options, Ttl};
+use support::{RedisServer, wait_until};
+
+const FAIL_SAFE: FailSafe = FailSafe { max_stale: Duration::from_secs(60), throttle: Duration::from_secs(60) };
+
+fn options() -> Options {
+    Options {
+        connect_timeout: Duration::from_millis(300),
+        response_timeout: Duration::from_millis(300),
+        fail_safe: FAIL_SAFE,
+        ..Options::default()
+    }
+}
+
+fn compute_options() -> ComputeOptions<'static> {
+    ComputeOptions {
+        ttl: Ttl::After(Duration::from_secs(60)),
+        tags: &[b"t"],
+        early_refresh_beta: 0.0,
+        ..ComputeOptions::default()
+    }
+}
+
+fn value(bytes: &[u8]) -> Result<Option<Vec<u8>>, &'static str> {
+    Ok(Some(bytes.to_vec()))
+}
+
+fn stale(bytes: &[u8]) -> Computed {
+    Computed { value: Some(bytes.to_vec()), stale: true }
+}
+
+#[test]
+fn a_killed_server_gets_the_last_good_value_marked_stale_without_computing() {
+    let mut server = RedisServer::start();
+    let cache = Cache::connect(Some(&server.url()), options()).unwrap();
+    let computed = cache.get_or_compute_with(b"k", &compute_options(), || value(b"good")).unwrap();
+    assert!(!computed.stale);
+    server.kill();
+    let computations = AtomicU32::new(0);
+    let counting = || {
+        computations.fetch_add(1, Ordering::SeqCst);
+        value(b"new")
+    };
+    assert_eq!(cache.get_or_compute_with(b"k", &compute_options(), counting).unwrap(), stale(b"good"));
+    assert_eq!(computations.load(Ordering::SeqCst), 0, "the in-process copy answers while the server is down");
+    assert!(cache.get(b"k").is_err(), "a plain read reports the outage, never the stale copy");
+    // Without fail-safe (or without a copy) the outage is the caller's error.
+    let plain = ComputeOptions { fail_safe: Some(FailSafe::OFF), ..compute_options() };
+    assert!(matches!(cache.get_or_compute_with(b"k", &plain, counting), Err(ComputeError::Cache(_))));
+    assert!(matches!(cache.get_or_compute_with(b"never-stored", &compute_options(), counting), Err(ComputeError::Cache(_))));
+    assert_eq!(cache.stats().stale_served, 1);
+
+    // An invalidation, though it fails, drops the copies it names in this process.
+    assert!(cache.invalidate_tags(&[b"t"]).is_err());
+    assert!(cache.get_or_compute_with(b"k", &compute_options(), counting).is_err());
+
+    server.restart();
+    let back = wait_until(Duration::from_secs(10), || cache.get_or_compute_with(b"k", &compute_options(), counting).is_ok());
+    assert!(back, "computes again once the server is back");
+}
+
+#[test]
+fn a_paused_server_gets_the_stale_value_after_its_timeout() {
+    let server = RedisServer::start();
+    let cache = Cache::connect(Some(&server.url()), options()).unwrap();
+    cache.get_or_compute_with(b"k", &compute_options(), || value(b"good")).unwrap();
+    server.pause();
+    let served = cache.get_or_compute_with(b"k", &compute_options(), || value(b"new"));
+    server.resume();
+    assert_eq!(served.unwrap(), stale(b"good"));
+}
+
+#[test]
+fn a_failure_throttles_the_key_for_every_handle_on_the_server() {
+    let server = RedisServer::start();
+    let (first, second) =
+        (Cache::connect(Some(&server.url()), options()).unwrap(), Cache::connect(Some(&server.url()), options()).unwrap());
+    let short = ComputeOptions { ttl: Ttl::After(Duration::from_millis(80)), ..compute_options() };
+    first.get_or_compute_with(b"k", &short, || value(b"good")).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || first.get(b"k").unwrap().is_none()));
+    let failed = first.get_or_compute_with(b"k", &short, || Err("source down"));
+    assert_eq!(failed.unwrap(), stale(b"good"));
+    // Another handle (another process) gets the shared stale copy without computing.
+    let throttled = second.get_or_compute_with(b"k", &short, || -> Result<Option<Vec<u8>>, &str> { panic!("throttled") });
+    assert_eq!(throttled.unwrap(), stale(b"good"));
+    assert_eq!(second.stats().computations, 0);
+    // An invalidation from any handle removes the shared copy.
+    second.invalidate_tags(&[b"t"]).unwrap();
+    let impatient = ComputeOptions { wait_timeout: Duration::from_millis(100), on_wait_timeout: OnWaitTimeout::Fail, ..short };
+    assert!(first.get_or_compute_with(b"k", &impatient, || Err("source down")).is_err());
+}
+
+#[test]
+fn many_threads_and_handles_under_a_failing_source_compute_once_per_throttle() {
+    let server = RedisServer::start();
+    let handles: Vec<Cache> = (0..3).map(|_| Cache::connect(Some(&server.url()), options()).unwrap()).collect();
+    let short = ComputeOptions { ttl: Ttl::After(Duration::from_millis(80)), ..compute_options() };
+    handles[0].get_or_compute_with(b"k", &short, || value(b"good")).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || handles[0].get(b"k").unwrap().is_none()));
+    let attempts = AtomicU32::new(0);
+    std::thread::scope(|scope| {
+        for cache in &handles {
+            for _ in 0..4 {
+                let (attempts, short) = (&attempts, &short);
+                scope.spawn(move || {
+                    let served = cache.get_or_compute_with(b"k", short, || {
+                        attempts.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(50));
+                        Err("source down")
+                    });
+                    assert_eq!(served.unwrap(), stale(b"good"));
+                });
+            }
+        }
+    });
+    assert_eq!(attempts.load(Ordering::SeqCst), 1, "one computation, then the key is throttled for everyone");
+}
+
+/// Entries and a tagged entry stored before an outage, read by `reader`.
+fn fill(cache: &Cache) {
+    let minute = Ttl::After(Duration::from_secs(60));
+    cache.set(b"deleted", b"old", minute).unwrap();
+    cache.set_with_tags(b"tagged", b"old", minute, &[b"t"]).unwrap();
+    cache.set(b"cleared:1", b"old", minute).unwrap();
+    cache.set(b"kept", b"kept", minute).unwrap();
+}
+
+/// The first answer of the server to a read of `key` once it answers again.
+fn first_answer(cache: &Cache, key: &[u8]) -> Option<Vec<u8>> {
+    let mut answer = None;
+    assert!(wait_until(Duration::from_secs(10), || cache.get(key).map(|found| answer = found).is_ok()));
+    answer
+}
+
+/// Deletes, invalidates and clears while the server is paused; every call fails.
+fn remove_while_paused(cache: &Cache, server: &RedisServer) {
+    server.pause();
+    assert!(cache.delete(b"deleted").unwrap_err().is_unreachable());
+    assert!(cache.delete(b"deleted").is_err(), "a duplicate is queued once");
+    assert!(cache.invalidate_tags(&[b"t"]).is_err());
+    assert!(cache.clear(Some(b"cleared:*")).is_err());
+}
+
+#[test]
+fn removals_issued_while_the_server_is_paused_are_replayed_before_any_read() {
+    let server = RedisServer::start();
+    let cache = Cache::connect(Some(&server.url()), options()).unwrap();
+    fill(&cache);
+    remove_while_paused(&cache, &server);
+    // delete (entry and its companion), invalidate, clear (keys and companions).
+    assert_eq!(cache.stats().recovery_queue, 5);
+    server.resume();
+    assert_eq!(first_answer(&cache, b"deleted"), None, "the first read after recovery already sees the delete");
+    assert_eq!(cache.get(b"tagged").unwrap(), None);
+    assert_eq!(cache.get(b"cleared:1").unwrap(), None);
+    assert_eq!(cache.get(b"kept").unwrap().as_deref(), Some(&b"kept"[..]));
+    let stats = cache.stats();
+    assert_eq!((stats.recovery_queue, stats.recovery_replays, stats.recovery_overflows), (0, 5, 0));
+}
+
+#[test]
+fn an_idle_handle_replays_by_itself_so_other_processes_stop_reading_removed_entries() {
+    let server = RedisServer::start();
+    let (writer, other) =
+        (Cache::connect(Some(&server.url()), options()).unwrap(), Cache::connect(Some(&server.url()), options()).unwrap());
+    fill(&writer);
+    remove_while_paused(&writer, &server);
+    server.resume();
+    // `writer` makes no call: its background replay reaches the server.
+    let replayed = wait_until(Duration::from_secs(10), || {
+        matches!((other.get(b"deleted"), other.get(b"tagged"), other.get(b"cleared:1")), (Ok(None), Ok(None), Ok(None)))
+    });
+    assert!(replayed, "another handle sees the removals without the writer calling again");
+    assert_eq!(other.get(b"kept").unwrap().as_deref(), Some(&b"kept"[..]));
+    assert_eq!(writer.stats().recovery_queue, 0);
+}
+
+#[test]
+fn a_near_cache_is_emptied_when_the_queue_is_replayed() {
+    let server = RedisServer::start();
+    let cache = Cache::connect(Some(&format!("{}?near_cache=100", server.url())), options()).unwrap();
+    fill(&cache);
+    assert_eq!(cache.get(b"kept").unwrap().as_deref(), Some(&b"kept"[..]));
+    remove_while_paused(&cache, &server);
+    server.resume();
+    assert!(wait_until(Duration::from_secs(10), || cache.stats().recovery_queue == 0));
+    for key in [&b"deleted"[..], b"tagged", b"cleared:1"] {
+        assert_eq!(cache.get(key).unwrap(), None);
+    }
+}
+
+#[test]
+fn an_overflowing_queue_clears_the_whole_namespace_on_recovery() {
+    let server = RedisServer::start();
+    let small = Options { recovery_queue: 2, key_prefix: b"app:".to_vec(), ..options() };
+    let cache = Cache::connect(Some(&server.url()), small).unwrap();
+    let outside = Cache::connect(Some(&server.url()), Options { key_prefix: b"other:".to_vec(), ..options() }).unwrap();
+    fill(&cache);
+    outside.set(b"k", b"v", Ttl::Never).unwrap();
+    remove_while_paused(&cache, &server);
+    let stats = cache.stats();
+    assert_eq!((stats.recovery_queue, stats.recovery_overflows), (1, 1));
+    server.resume();
+    assert_eq!(first_answer(&cache, b"kept"), None, "nothing written before the outage is served");
+    assert_eq!(cache.keys(None).unwrap(), Vec::<Vec<u8>>::new());
+    assert_eq!(outside.get(b"k").unwrap().as_deref(), Some(&b"v"[..]), "other namespaces are left alone");
+}
+
+#[test]
+fn without_a_queue_nothing_is_replayed() {
+    let server = RedisServer::start();
+    let cache = Cache::connect(Some(&server.url()), Options { recovery_queue: 0, ..options() }).unwrap();
+    fill(&cache);
+    remove_while_paused(&cache, &server);
+    server.resume();
+    assert!(wait_until(Duration::from_secs(10), || cache.get(b"deleted").is_ok()));
+    assert_eq!(cache.get(b"deleted").unwrap().as_deref(), Some(&b"old"[..]), "the outage lost the delete");
+    assert_eq!(cache.stats().recovery_replays, 0);
+}
