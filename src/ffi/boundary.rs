@@ -26,7 +26,7 @@ pub fn guard_or<T>(default: T, body: impl FnOnce() -> T) -> T {
     }
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(super) fn panic_message(payload: &(dyn Any + Send)) -> String {
     let detail = payload
         .downcast_ref::<&str>()
         .map(|text| text.to_string())

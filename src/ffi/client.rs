@@ -10,6 +10,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 use std::ffi::{CStr, c_char};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{Cache, Remaining};
@@ -26,7 +27,8 @@ use rcache_status::{RCACHE_STATUS_MISS as MISS, RCACHE_STATUS_OK as OK};
 /// `rcache_client_free`. Thread-safe: share one handle between threads.
 #[allow(non_camel_case_types)]
 pub struct rcache_client {
-    cache: Cache,
+    /// Shared with the handles that need the engine to outlive this one (queues).
+    cache: Arc<Cache>,
     /// The process the handle was created in, by fork generation.
     generation: u64,
 }
@@ -38,6 +40,23 @@ impl rcache_client {
     /// A non-NULL `client` must come from `rcache_client_connect` and not be freed.
     pub(crate) unsafe fn cache<'a>(client: *const rcache_client) -> Result<&'a Cache, Failure> {
         // SAFETY: forwarded to the caller's promise.
+        Ok(&unsafe { Self::checked(client) }?.cache)
+    }
+
+    /// The engine behind a handle argument, held by reference count so it
+    /// outlives the handle; the same checks as `cache`.
+    ///
+    /// # Safety
+    /// A non-NULL `client` must come from `rcache_client_connect` and not be freed.
+    pub(crate) unsafe fn shared_cache(client: *const rcache_client) -> Result<Arc<Cache>, Failure> {
+        // SAFETY: forwarded to the caller's promise.
+        Ok(Arc::clone(&unsafe { Self::checked(client) }?.cache))
+    }
+
+    /// # Safety
+    /// A non-NULL `client` must come from `rcache_client_connect` and not be freed.
+    unsafe fn checked<'a>(client: *const rcache_client) -> Result<&'a rcache_client, Failure> {
+        // SAFETY: forwarded to the caller's promise.
         let client = unsafe { non_null(client, "client") }?;
         if client.generation != fork::generation() {
             return Err(Failure::new(
@@ -45,7 +64,7 @@ impl rcache_client {
                 "this handle was created before fork(); create a new one in the child process",
             ));
         }
-        Ok(&client.cache)
+        Ok(client)
     }
 }
 
@@ -104,14 +123,16 @@ pub unsafe extern "C" fn rcache_client_connect(
             false => unsafe { (*options).to_options() }?,
         };
         let generation = fork::generation();
-        let cache = Cache::connect(url, options)?;
+        let cache = Arc::new(Cache::connect(url, options)?);
         *client_out = Box::into_raw(Box::new(rcache_client { cache, generation }));
         Ok(OK)
     })
 }
 
-/// Closes the connection and releases the handle. NULL is a no-op. No other
-/// call on the handle may run or follow. In a child process after fork() the
+/// Releases the handle and closes the connection, unless a queue
+/// (`rcache_queue_new`) still holds the engine: then the connection closes
+/// when the last such queue is freed. NULL is a no-op. No other call on the
+/// handle may run or follow. In a child process after fork() the
 /// inherited handle is not touched (its connection belongs to the parent): its
 /// memory is left allocated.
 #[unsafe(no_mangle)]
