@@ -11,7 +11,10 @@
 # redis-py + hiredis (bench.py), near-cache hits against plain gets from C and
 # from Python (bench_near.c, bench_near.py), and web2py's cache(key, f, 300)
 # with the old module, rcache.web2py and rcache.web2py with a near cache
-# (bench_web2py.py).
+# (bench_web2py.py). Last, bench_aio.py: asyncio clients (rcache.aio,
+# redis.asyncio, valkey-glide) with 1,000 coroutines each, and the event
+# loop's lag while a paused server holds every call; it starts a server of
+# its own, since it stops it with SIGSTOP (BENCH_AIO_SECONDS, default 3, per run).
 #
 # Environment: BENCH_ROUNDS (default 5) repetitions of every Redis figure
 # without CPU pinning, of which the median decides the targets; BENCH_SECONDS
@@ -57,6 +60,7 @@ missing=()
 python3 -c 'import redis' 2>/dev/null || missing+=(redis)
 python3 -c 'import hiredis' 2>/dev/null || missing+=(hiredis)
 python3 -c 'import matplotlib' 2>/dev/null || missing+=(matplotlib)
+python3 -c 'import glide' 2>/dev/null || missing+=(valkey-glide)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing benchmark-only Python packages: python3 -m pip install --quiet ${missing[*]}"
   if PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet "${missing[@]}" >>"$log" 2>&1; then
@@ -204,6 +208,12 @@ if command -v taskset >/dev/null && [ "$(nproc)" -gt 1 ]; then
 else
   note "the pinned controls were skipped (no taskset, or a single CPU)"
 fi
+say "asyncio: 1,000 coroutines on one client (rcache.aio, redis.asyncio, valkey-glide), on a server of its own that it pauses"
+echo "\$ python3 bench/bench_aio.py --seconds ${BENCH_AIO_SECONDS:-3}" >>"$log"
+if ! timeout -k 5 600 python3 "$root/bench/bench_aio.py" --seconds "${BENCH_AIO_SECONDS:-3}" >"$out/aio.md" 2>>"$log"; then
+  say "FAILED: bench_aio.py (see $log)"
+  failures=$((failures + 1))
+fi
 say "done in $(($(date +%s) - started)) s"
 
 echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$meta"
@@ -211,6 +221,8 @@ echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$meta"
 note "Redis figures depend on whether the scheduler puts a client thread and redis-server on the same CPU (cheap wake-ups) or on different CPUs (costly cross-CPU wake-ups on this VM): see the min–max column and the one-CPU control."
 note "client CPU µs/op is the benchmark process's getrusage/process_time delta over its operations; this kernel samples CPU time at scheduler ticks, so it is indicative only, least reliable when the client mostly sleeps (split placement)."
 python3 "$root/bench/summarize.py" "$results" "$meta" | tee "$out/report.md"
+echo | tee -a "$out/report.md"
+tee -a "$out/report.md" <"$out/aio.md"
 echo
 say "report written to build/bench/report.md"
 rm -f "$out/chart.png"
