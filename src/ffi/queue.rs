@@ -37,11 +37,16 @@ pub const RCACHE_QUEUE_DEFAULT_WORKERS: u32 = 8;
 /// Most worker threads one queue may have.
 pub const RCACHE_QUEUE_MAX_WORKERS: u32 = 256;
 
-/// A completion queue over one client: submit calls with the
-/// `rcache_queue_submit_*` functions, watch `rcache_queue_fd` for
-/// readability, collect results with `rcache_queue_poll`. Opaque; create it
-/// with `rcache_queue_new`, release it with `rcache_queue_free`. Submitting
-/// and polling may happen from any thread.
+/// A completion queue over one client, for event loops: submit calls with
+/// the `rcache_queue_submit_*` functions (each returns at once, with a
+/// token of the caller's choosing), watch `rcache_queue_fd` for readability
+/// (epoll, kqueue, uv_poll, Tokio's AsyncFd, IO.select...), and when it is
+/// readable collect finished calls with `rcache_queue_poll`, releasing each
+/// with `rcache_completion_free`. A fixed pool of library threads runs the
+/// calls on the blocking engine: no thread is made per call. Opaque; create
+/// it with `rcache_queue_new`, release it with `rcache_queue_free`.
+/// Submitting and polling may happen from any thread. Get-or-compute is not
+/// offered: on a miss, compute in the loop and submit a set.
 #[allow(non_camel_case_types)]
 pub struct rcache_queue {
     shared: Arc<Shared>,

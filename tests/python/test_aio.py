@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import select
 import signal
 
 import pytest
@@ -141,8 +142,12 @@ def test_a_paused_server_does_not_block_the_loop(private_redis):
         for index in range(50):
             await client.set(f"k:{index}", str(index).encode())
         os.kill(private_redis.process.pid, signal.SIGSTOP)
+        threads_before = len(os.listdir("/proc/self/task"))
         try:
             held = [asyncio.ensure_future(client.get(f"k:{index % 50}")) for index in range(500)]
+            await asyncio.sleep(0)
+            # 500 calls held, and no thread was made for them: the pool was made with the client.
+            assert len(os.listdir("/proc/self/task")) - threads_before < 10
             ticks = 0
             while ticks < 100:
                 await asyncio.sleep(0.001)
@@ -152,6 +157,8 @@ def test_a_paused_server_does_not_block_the_loop(private_redis):
             os.kill(private_redis.process.pid, signal.SIGCONT)
         values = await asyncio.gather(*held)
         assert values == [str(index % 50).encode() for index in range(500)]
+        # Everything collected: the descriptor is quiet until the next call finishes.
+        assert select.select([client._fd], [], [], 0)[0] == []
 
     asyncio.run(main())
     client._close()

@@ -231,7 +231,12 @@ class Client:
                     future, convert = entry
                     status = completion.status
                     if status == _OK or status == _MISS:
-                        future.set_result(convert(completion))
+                        try:
+                            result = convert(completion)
+                        except Exception as error:  # e.g. a session field name that is not UTF-8
+                            future.set_exception(error)
+                        else:
+                            future.set_result(result)
                     else:
                         message = completion.message
                         future.set_exception(with_message(status, message.decode("utf-8", "replace") if message else ""))
