@@ -12,9 +12,13 @@
 # process), near-cache hits against plain gets from C and
 # from Python (bench_near.c, bench_near.py), and web2py's cache(key, f, 300)
 # with the old module, rcache.web2py and rcache.web2py with a near cache
-# (bench_web2py.py). Then, once, bench_wire.c: the server's time per read
+# (bench_web2py.py). Then bench_wire.c: the server's time per read
 # (INFO commandstats) and the client's CPU per get and set, as multiples of
-# hiredis's synchronous API in the same program.
+# hiredis's synchronous API in the same program. Last, bench_aio.py: asyncio
+# clients (rcache.aio, redis.asyncio, valkey-glide) with 1,000 coroutines
+# each, and the event loop's lag while a paused server holds every call; it
+# starts a server of its own, since it stops it with SIGSTOP
+# (BENCH_AIO_SECONDS, default 3, per run).
 #
 # Environment: BENCH_ROUNDS (default 5) repetitions of every Redis figure
 # without CPU pinning, of which the median decides the targets; BENCH_SECONDS
@@ -82,6 +86,7 @@ python3 -c 'import redis' 2>/dev/null || missing+=(redis)
 python3 -c 'import hiredis' 2>/dev/null || missing+=(hiredis)
 python3 -c 'import matplotlib' 2>/dev/null || missing+=(matplotlib)
 python3 -c 'import glide_sync' 2>/dev/null || missing+=(valkey-glide-sync)
+python3 -c 'import glide' 2>/dev/null || missing+=(valkey-glide)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing benchmark-only Python packages: python3 -m pip install --quiet ${missing[*]}"
   if PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet "${missing[@]}" >>"$log" 2>&1; then
@@ -250,6 +255,12 @@ if [ "$have_hiredis" = yes ]; then
     failures=$((failures + 1))
   fi
 fi
+say "asyncio: 1,000 coroutines on one client (rcache.aio, redis.asyncio, valkey-glide), on a server of its own that it pauses"
+echo "\$ python3 bench/bench_aio.py --seconds ${BENCH_AIO_SECONDS:-3}" >>"$log"
+if ! timeout -k 5 600 python3 "$root/bench/bench_aio.py" --seconds "${BENCH_AIO_SECONDS:-3}" >"$out/aio.md" 2>>"$log"; then
+  say "FAILED: bench_aio.py (see $log)"
+  failures=$((failures + 1))
+fi
 say "done in $(($(date +%s) - started)) s"
 
 echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$meta"
@@ -261,6 +272,10 @@ note "client CPU µs/op is the benchmark process's getrusage/process_time delta 
   if [ -s "$wire" ]; then
     printf '\n## Server time per read and client CPU per call, against hiredis\n\n'
     cat "$wire"
+  fi
+  if [ -s "$out/aio.md" ]; then
+    echo
+    cat "$out/aio.md"
   fi
 } | tee "$out/report.md"
 echo

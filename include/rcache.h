@@ -24,6 +24,12 @@
 // compare it with `rcache_abi_version()` before use.
 #define RCACHE_ABI_VERSION 2
 
+// Worker threads of a queue made with `workers` = 0.
+#define RCACHE_QUEUE_DEFAULT_WORKERS 8
+
+// Most worker threads one queue may have.
+#define RCACHE_QUEUE_MAX_WORKERS 256
+
 // Pass as `slide_ttl_ms` to load a session without renewing its expiry.
 #define RCACHE_SESSION_NO_SLIDE -2
 
@@ -138,6 +144,18 @@ typedef struct rcache_client rcache_client;
 // (success) or `rcache_compute_output_fail` (failure) on it. Owned by the
 // library; valid only during the callback.
 typedef struct rcache_compute_output rcache_compute_output;
+
+// A completion queue over one client, for event loops: submit calls with
+// the `rcache_queue_submit_*` functions (each returns at once, with a
+// token of the caller's choosing), watch `rcache_queue_fd` for readability
+// (epoll, kqueue, uv_poll, Tokio's AsyncFd, IO.select...), and when it is
+// readable collect finished calls with `rcache_queue_poll`, releasing each
+// with `rcache_completion_free`. A fixed pool of library threads runs the
+// calls on the blocking engine: no thread is made per call. Opaque; create
+// it with `rcache_queue_new`, release it with `rcache_queue_free`.
+// Submitting and polling may happen from any thread. Get-or-compute is not
+// offered: on a miss, compute in the loop and submit a set.
+typedef struct rcache_queue rcache_queue;
 
 // A loaded session, owned by the caller: read it with the
 // `rcache_session_record_*` functions, release it with `rcache_session_record_free`.
@@ -330,6 +348,31 @@ typedef struct rcache_session_new {
   char secret[33];
 } rcache_session_new;
 
+// The result of one submitted call, filled in by `rcache_queue_poll`.
+// Fields the call does not produce are zero or NULL. Release what it holds
+// with `rcache_completion_free`.
+typedef struct rcache_completion {
+  // The token passed when the call was submitted.
+  uint64_t token;
+  // The call's status, as the blocking function of the same name returns it.
+  enum rcache_status status;
+  // Get on `RCACHE_STATUS_OK`: the value, owned by the completion.
+  struct rcache_buffer value;
+  // Session load on `RCACHE_STATUS_OK`: the session, owned by the
+  // completion; read it with the `rcache_session_record_*` functions. To
+  // keep it past `rcache_completion_free`, copy the pointer and set this
+  // field to NULL; then release it with `rcache_session_record_free`.
+  struct rcache_session_record *record;
+  // Session create on `RCACHE_STATUS_OK`: the new session's id and secret.
+  struct rcache_session_new session;
+  // Session save on `RCACHE_STATUS_OK`: the session's new version.
+  uint64_t version;
+  // On an error status: why, as NUL-terminated text owned by the
+  // completion (`rcache_last_error` does not carry it: the call ran on
+  // another thread). NULL on `RCACHE_STATUS_OK` and `RCACHE_STATUS_MISS`.
+  char *message;
+} rcache_completion;
+
 // A lock owner token: a NUL-terminated string of 32 hex characters.
 typedef struct rcache_session_owner {
   char token[33];
@@ -379,11 +422,12 @@ enum rcache_status rcache_client_connect(const char *url,
                                          const struct rcache_options *options,
                                          struct rcache_client **client_out);
 
-// Releases the handle, and closes the connection unless a session store
-// opened on it is still open (the store keeps it until it is freed). NULL
-// is a no-op. No other call on the handle may run or follow. Called from a
-// compute callback of this handle (whose call is still running) it frees
-// nothing and sets `rcache_last_error()`. In a child process after fork() the
+// Releases the handle, and closes the connection unless a session store or
+// a queue (`rcache_queue_new`) opened on it is still open (it keeps the
+// connection until it is freed). NULL is a no-op. No other call on the
+// handle may run or follow. Called from a compute callback of this handle
+// (whose call is still running) it frees nothing and sets
+// `rcache_last_error()`. In a child process after fork() the
 // inherited handle is not touched (its connection belongs to the parent): its
 // memory is left allocated.
 void rcache_client_free(struct rcache_client *client);
@@ -718,6 +762,147 @@ const char *rcache_last_error(void);
 enum rcache_status rcache_client_metrics(const struct rcache_client *client,
                                          const char *label,
                                          struct rcache_buffer *text_out);
+
+// Makes a queue for `client` with `workers` threads (0 for
+// `RCACHE_QUEUE_DEFAULT_WORKERS`, at most `RCACHE_QUEUE_MAX_WORKERS`) and
+// stores it in `*queue_out` (written only on `RCACHE_STATUS_OK`). The queue
+// holds the client's engine by reference count: the client may be freed
+// first, and the connection then stays open until the queue is freed too.
+// Up to `workers` calls run at once; more wait in submission order.
+enum rcache_status rcache_queue_new(const struct rcache_client *client,
+                                    uint32_t workers,
+                                    struct rcache_queue **queue_out);
+
+// The descriptor to watch for readability: readable while finished calls
+// wait for `rcache_queue_poll`. Owned by the queue: never read, write or
+// close it. -1 for NULL, and for a queue inherited through fork().
+int rcache_queue_fd(const struct rcache_queue *queue);
+
+// Moves up to `capacity` finished calls, oldest first, into
+// `completions_out[0..*count_out]` (`*count_out` may be 0); the caller
+// releases each with `rcache_completion_free`. When no finished call is
+// left, the descriptor stops being readable. Never blocks.
+enum rcache_status rcache_queue_poll(const struct rcache_queue *queue,
+                                     struct rcache_completion *completions_out,
+                                     size_t capacity,
+                                     size_t *count_out);
+
+// Releases what a completion holds (its value, record and message) and
+// zeroes those fields. NULL is a no-op; so is a completion already freed.
+void rcache_completion_free(struct rcache_completion *completion);
+
+// Releases the queue without waiting: calls not started are dropped, calls
+// running finish on their worker (each is bounded by the client's
+// timeouts) and their results are discarded, as are results not yet
+// polled. Remove the descriptor from your event loop first; it is closed
+// once the last running call ends. NULL is a no-op. No other call on the
+// queue may run or follow. In a child process after fork() the inherited
+// queue is not touched (its workers exist only in the parent): its memory
+// is left allocated.
+void rcache_queue_free(struct rcache_queue *queue);
+
+// Submits `rcache_client_get`: the completion's `value` holds the value on
+// `RCACHE_STATUS_OK`. Every `rcache_queue_submit_*` function copies its
+// arguments (the caller's buffers are free again when it returns), never
+// blocks on I/O, and returns `RCACHE_STATUS_OK` once the call is queued;
+// `token` comes back in the call's completion. NULL pointers and TTLs
+// outside the conventions are refused at once with
+// `RCACHE_STATUS_INVALID_ARGUMENT` and nothing is queued; the engine's own
+// checks (an empty or reserved key, too many tags) come back in the completion.
+enum rcache_status rcache_queue_submit_get(const struct rcache_queue *queue,
+                                           uint64_t token,
+                                           const uint8_t *key,
+                                           size_t key_len);
+
+// Submits `rcache_client_set` (same TTL conventions); see `rcache_queue_submit_get`.
+enum rcache_status rcache_queue_submit_set(const struct rcache_queue *queue,
+                                           uint64_t token,
+                                           const uint8_t *key,
+                                           size_t key_len,
+                                           const uint8_t *value,
+                                           size_t value_len,
+                                           int64_t ttl_ms);
+
+// Submits `rcache_client_set_tagged`; see `rcache_queue_submit_get`.
+enum rcache_status rcache_queue_submit_set_tagged(const struct rcache_queue *queue,
+                                                  uint64_t token,
+                                                  const uint8_t *key,
+                                                  size_t key_len,
+                                                  const uint8_t *value,
+                                                  size_t value_len,
+                                                  int64_t ttl_ms,
+                                                  const struct rcache_bytes *tags,
+                                                  size_t tag_count);
+
+// Submits `rcache_client_invalidate_tags`; see `rcache_queue_submit_get`.
+enum rcache_status rcache_queue_submit_invalidate_tags(const struct rcache_queue *queue,
+                                                       uint64_t token,
+                                                       const struct rcache_bytes *tags,
+                                                       size_t tag_count);
+
+// Submits `rcache_client_delete`: `RCACHE_STATUS_OK` if the key existed,
+// `RCACHE_STATUS_MISS` if not; see `rcache_queue_submit_get`.
+enum rcache_status rcache_queue_submit_delete(const struct rcache_queue *queue,
+                                              uint64_t token,
+                                              const uint8_t *key,
+                                              size_t key_len);
+
+// Submits `rcache_session_create` on the session store `namespace` (as
+// `rcache_session_store_open` names it): the completion's `session` holds
+// the id and secret on `RCACHE_STATUS_OK`; see `rcache_queue_submit_get`.
+enum rcache_status rcache_queue_submit_session_create(const struct rcache_queue *queue,
+                                                      uint64_t token,
+                                                      const uint8_t *namespace_,
+                                                      size_t namespace_len,
+                                                      const struct rcache_bytes *names,
+                                                      const struct rcache_bytes *values,
+                                                      size_t count,
+                                                      int64_t ttl_ms);
+
+// Submits `rcache_session_load` (`slide_ttl_ms` as there, with
+// `RCACHE_SESSION_NO_SLIDE`): the completion's `record` holds the session
+// on `RCACHE_STATUS_OK`; see `rcache_queue_submit_session_create`.
+enum rcache_status rcache_queue_submit_session_load(const struct rcache_queue *queue,
+                                                    uint64_t token,
+                                                    const uint8_t *namespace_,
+                                                    size_t namespace_len,
+                                                    const uint8_t *id,
+                                                    size_t id_len,
+                                                    const uint8_t *secret,
+                                                    size_t secret_len,
+                                                    int64_t slide_ttl_ms);
+
+// Submits `rcache_session_save` (arguments as there): the completion's
+// `version` holds the new version on `RCACHE_STATUS_OK`, and a stale
+// `expected_version` gives `RCACHE_STATUS_CONFLICT`; see
+// `rcache_queue_submit_session_create`.
+enum rcache_status rcache_queue_submit_session_save(const struct rcache_queue *queue,
+                                                    uint64_t token,
+                                                    const uint8_t *namespace_,
+                                                    size_t namespace_len,
+                                                    const uint8_t *id,
+                                                    size_t id_len,
+                                                    const uint8_t *secret,
+                                                    size_t secret_len,
+                                                    uint64_t expected_version,
+                                                    const struct rcache_bytes *names,
+                                                    const struct rcache_bytes *values,
+                                                    size_t count,
+                                                    const struct rcache_bytes *deleted,
+                                                    size_t deleted_count,
+                                                    int64_t ttl_ms);
+
+// Submits `rcache_session_destroy`: `RCACHE_STATUS_OK` when deleted,
+// `RCACHE_STATUS_MISS` when the id or secret is wrong; see
+// `rcache_queue_submit_session_create`.
+enum rcache_status rcache_queue_submit_session_destroy(const struct rcache_queue *queue,
+                                                       uint64_t token,
+                                                       const uint8_t *namespace_,
+                                                       size_t namespace_len,
+                                                       const uint8_t *id,
+                                                       size_t id_len,
+                                                       const uint8_t *secret,
+                                                       size_t secret_len);
 
 // Reads every field of the hash record at `key`. On `RCACHE_STATUS_OK`,
 // `*names_out` and `*values_out` are arrays of `*count_out` buffers (at

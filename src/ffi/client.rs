@@ -27,7 +27,7 @@ use rcache_status::{RCACHE_STATUS_MISS as MISS, RCACHE_STATUS_OK as OK};
 /// `rcache_client_free`. Thread-safe: share one handle between threads.
 #[allow(non_camel_case_types)]
 pub struct rcache_client {
-    /// Shared with the session stores opened on it, so either may be freed first.
+    /// Shared with the session stores and queues opened on it, so either may be freed first.
     cache: Arc<Cache>,
     /// The process the handle was created in, by fork generation.
     generation: u64,
@@ -127,11 +127,12 @@ pub unsafe extern "C" fn rcache_client_connect(
     })
 }
 
-/// Releases the handle, and closes the connection unless a session store
-/// opened on it is still open (the store keeps it until it is freed). NULL
-/// is a no-op. No other call on the handle may run or follow. Called from a
-/// compute callback of this handle (whose call is still running) it frees
-/// nothing and sets `rcache_last_error()`. In a child process after fork() the
+/// Releases the handle, and closes the connection unless a session store or
+/// a queue (`rcache_queue_new`) opened on it is still open (it keeps the
+/// connection until it is freed). NULL is a no-op. No other call on the
+/// handle may run or follow. Called from a compute callback of this handle
+/// (whose call is still running) it frees nothing and sets
+/// `rcache_last_error()`. In a child process after fork() the
 /// inherited handle is not touched (its connection belongs to the parent): its
 /// memory is left allocated.
 #[unsafe(no_mangle)]

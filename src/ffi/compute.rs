@@ -273,7 +273,9 @@ unsafe fn get_or_compute(
         match (succeeded, output.value, output.none, output.failure) {
             (true, Some(value), _, _) => Ok(Some(value)),
             (true, None, true, _) if none_allowed => Ok(None),
-            (true, None, true, _) => Err("rcache_compute_output_set_none needs rcache_client_get_or_compute_failsafe".to_string()),
+            (true, None, true, _) => {
+                Err("rcache_compute_output_set_none needs rcache_client_get_or_compute_failsafe".to_string())
+            }
             (true, None, false, _) => Err("the compute callback returned true without rcache_compute_output_set".to_string()),
             (false, _, _, Some(message)) => Err(message),
             (false, _, _, None) => Err("the compute callback failed".to_string()),

@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Cache, SaveOutcome, SessionRecord};
+use crate::{Cache, NewSession, SaveOutcome, SessionRecord};
 
 use super::boundary::{bytes, guard, guard_or, guard_void, non_null, out_param};
 use super::client::{byte_pairs, byte_strings, check_generation, rcache_client};
@@ -45,6 +45,19 @@ pub struct rcache_session_record {
 pub struct rcache_session_new {
     pub id: [c_char; 33],
     pub secret: [c_char; 33],
+}
+
+impl rcache_session_new {
+    pub(super) fn from_new(new: &NewSession) -> Self {
+        rcache_session_new { id: text_field(&new.id), secret: text_field(&new.secret) }
+    }
+}
+
+impl rcache_session_record {
+    /// A record handed to C, released with `rcache_session_record_free`.
+    pub(super) fn into_raw(record: SessionRecord) -> *mut rcache_session_record {
+        Box::into_raw(Box::new(rcache_session_record { record }))
+    }
 }
 
 fn text_field(text: &str) -> [c_char; 33] {
@@ -126,7 +139,7 @@ pub unsafe extern "C" fn rcache_session_create(
             (rcache_session_store::sessions(store)?, byte_pairs(names, values, count)?, out_param(session_out, "session_out")?)
         };
         let new = sessions.create(&fields, ttl_from_millis(ttl_ms)?)?;
-        *session_out = rcache_session_new { id: text_field(&new.id), secret: text_field(&new.secret) };
+        *session_out = rcache_session_new::from_new(&new);
         Ok(OK)
     })
 }
@@ -162,7 +175,7 @@ pub unsafe extern "C" fn rcache_session_load(
         };
         Ok(match sessions.load(id, secret, slide)? {
             Some(record) => {
-                *record_out = Box::into_raw(Box::new(rcache_session_record { record }));
+                *record_out = rcache_session_record::into_raw(record);
                 OK
             }
             None => MISS,
@@ -205,22 +218,25 @@ pub unsafe extern "C" fn rcache_session_save(
         };
         let expected = (expected_version != 0).then_some(expected_version);
         let outcome = sessions.save(id, secret, expected, &fields, &deleted, ttl_from_millis(ttl_ms)?)?;
-        let (status, version) = match outcome {
-            SaveOutcome::Saved(version) => (OK, version),
-            SaveOutcome::Missing => return Ok(MISS),
-            SaveOutcome::Conflict(version) => {
-                return Err(Failure::new(
-                    rcache_status::RCACHE_STATUS_CONFLICT,
-                    format!("the session is at version {version}, not {expected_version}: load it again"),
-                ));
-            }
-        };
+        let Some(version) = saved_version(outcome, expected_version)? else { return Ok(MISS) };
         // SAFETY: a non-NULL version_out points to writable storage.
         if let Some(out) = unsafe { version_out.as_mut() } {
             *out = version;
         }
-        Ok(status)
+        Ok(OK)
     })
+}
+
+/// A save's new version, `None` for a missing session, or the conflict as C reports it.
+pub(super) fn saved_version(outcome: SaveOutcome, expected_version: u64) -> Result<Option<u64>, Failure> {
+    match outcome {
+        SaveOutcome::Saved(version) => Ok(Some(version)),
+        SaveOutcome::Missing => Ok(None),
+        SaveOutcome::Conflict(version) => Err(Failure::new(
+            rcache_status::RCACHE_STATUS_CONFLICT,
+            format!("the session is at version {version}, not {expected_version}: load it again"),
+        )),
+    }
 }
 
 /// Renews a session's expiry to `ttl_ms`; `RCACHE_STATUS_MISS` when the id or secret is wrong.

@@ -63,6 +63,7 @@ def test_layout_matches_the_header(tmp_path):
     if compiler is None:
         pytest.skip("no C compiler")
     fields = [name for name, _ in _lib.rcache_options._fields_]
+    completion_fields = [name for name, _ in _lib.rcache_completion._fields_]
     lines = [
         '#include <stdio.h>',
         '#include <stddef.h>',
@@ -76,6 +77,9 @@ def test_layout_matches_the_header(tmp_path):
         '  printf("write_if_exists %d\\n", (int)RCACHE_WRITE_IF_EXISTS);',
         '  printf("write_if_absent %d\\n", (int)RCACHE_WRITE_IF_ABSENT);',
         '  printf("max_tags %d\\n", RCACHE_MAX_TAGS);',
+        '  printf("queue_default_workers %d\\n", RCACHE_QUEUE_DEFAULT_WORKERS);',
+        '  printf("queue_max_workers %d\\n", RCACHE_QUEUE_MAX_WORKERS);',
+        '  printf("sizeof_completion %zu\\n", sizeof(rcache_completion));',
         '  printf("sizeof_status %zu\\n", sizeof(rcache_status));',
         '  printf("sizeof_options %zu\\n", sizeof(rcache_options));',
         '  printf("sizeof_buffer %zu\\n", sizeof(rcache_buffer));',
@@ -84,6 +88,7 @@ def test_layout_matches_the_header(tmp_path):
         '  printf("bytes.len %zu\\n", offsetof(rcache_bytes, len));',
     ]
     lines += [f'  printf("options.{f} %zu\\n", offsetof(rcache_options, {f}));' for f in fields]
+    lines += [f'  printf("completion.{f} %zu\\n", offsetof(rcache_completion, {f}));' for f in completion_fields]
     lines += [f'  printf("status.{s} %d\\n", (int)RCACHE_STATUS_{s});' for s in STATUSES]
     lines += ["  return 0;", "}"]
     source = tmp_path / "layout.c"
@@ -100,6 +105,11 @@ def test_layout_matches_the_header(tmp_path):
     assert int(out["write_if_exists"]) == _lib.WRITE_IF_EXISTS
     assert int(out["write_if_absent"]) == _lib.WRITE_IF_ABSENT
     assert int(out["max_tags"]) == _lib.MAX_TAGS
+    assert int(out["queue_default_workers"]) == _lib.QUEUE_DEFAULT_WORKERS
+    assert int(out["queue_max_workers"]) == _lib.QUEUE_MAX_WORKERS
+    assert int(out["sizeof_completion"]) == ctypes.sizeof(_lib.rcache_completion)
+    for field in completion_fields:
+        assert int(out["completion." + field]) == getattr(_lib.rcache_completion, field).offset, field
     assert int(out["sizeof_status"]) == ctypes.sizeof(ctypes.c_int)
     assert int(out["sizeof_options"]) == ctypes.sizeof(_lib.rcache_options)
     assert int(out["sizeof_buffer"]) == ctypes.sizeof(_lib.rcache_buffer)

@@ -24,6 +24,7 @@ PUBLIC_MODULES = [
     "rcache.client",
     "rcache.cache",
     "rcache.session",
+    "rcache.aio",
     "rcache.errors",
     "rcache.cli",
     "rcache.web2py.redis_utils",

@@ -50,6 +50,10 @@ STATUS_LAST = STATUS_NO_VALUE
 # rcache_session_load: leave the expiry alone (RCACHE_SESSION_NO_SLIDE).
 SESSION_NO_SLIDE = -2
 
+# rcache_queue_new: worker threads when 0 is passed, and the most allowed.
+QUEUE_DEFAULT_WORKERS = 8
+QUEUE_MAX_WORKERS = 256
+
 # Per-call TTL conventions (RCACHE_TTL_* in rcache.h).
 TTL_NONE = -1
 TTL_DEFAULT = 0
@@ -175,6 +179,21 @@ class rcache_session_owner(Structure):
     _fields_ = [("token", ctypes.c_char * 33)]
 
 
+class rcache_completion(Structure):
+    """struct rcache_completion: one finished call from rcache_queue_poll;
+    release what it holds with rcache_completion_free."""
+
+    _fields_ = [
+        ("token", c_uint64),
+        ("status", c_int),
+        ("value", rcache_buffer),
+        ("record", c_void_p),
+        ("session", rcache_session_new),
+        ("version", c_uint64),
+        ("message", c_char_p),
+    ]
+
+
 class rcache_client(Structure):
     """Opaque struct rcache_client; only pointers to it are used."""
 
@@ -270,6 +289,37 @@ _SIGNATURES = {
     "rcache_session_record_field_count": (c_size_t, [c_void_p]),
     "rcache_session_record_field": (c_int, [c_void_p, c_size_t, POINTER(rcache_bytes), POINTER(rcache_bytes)]),
     "rcache_session_record_free": (None, [c_void_p]),
+    # Completion queue: the queue handle is an opaque pointer, like the session store.
+    "rcache_queue_new": (c_int, [client_p, c_uint32, POINTER(c_void_p)]),
+    "rcache_queue_fd": (c_int, [c_void_p]),
+    "rcache_queue_poll": (c_int, [c_void_p, POINTER(rcache_completion), c_size_t, POINTER(c_size_t)]),
+    "rcache_completion_free": (None, [POINTER(rcache_completion)]),
+    "rcache_queue_free": (None, [c_void_p]),
+    "rcache_queue_submit_get": (c_int, [c_void_p, c_uint64, c_char_p, c_size_t]),
+    "rcache_queue_submit_set": (c_int, [c_void_p, c_uint64, c_char_p, c_size_t, c_char_p, c_size_t, c_int64]),
+    "rcache_queue_submit_set_tagged": (
+        c_int,
+        [c_void_p, c_uint64, c_char_p, c_size_t, c_char_p, c_size_t, c_int64, bytes_p, c_size_t],
+    ),
+    "rcache_queue_submit_invalidate_tags": (c_int, [c_void_p, c_uint64, bytes_p, c_size_t]),
+    "rcache_queue_submit_delete": (c_int, [c_void_p, c_uint64, c_char_p, c_size_t]),
+    "rcache_queue_submit_session_create": (
+        c_int,
+        [c_void_p, c_uint64, c_char_p, c_size_t, bytes_p, bytes_p, c_size_t, c_int64],
+    ),
+    "rcache_queue_submit_session_load": (
+        c_int,
+        [c_void_p, c_uint64, c_char_p, c_size_t, c_char_p, c_size_t, c_char_p, c_size_t, c_int64],
+    ),
+    "rcache_queue_submit_session_save": (
+        c_int,
+        [c_void_p, c_uint64, c_char_p, c_size_t, c_char_p, c_size_t, c_char_p, c_size_t, c_uint64,
+         bytes_p, bytes_p, c_size_t, bytes_p, c_size_t, c_int64],
+    ),
+    "rcache_queue_submit_session_destroy": (
+        c_int,
+        [c_void_p, c_uint64, c_char_p, c_size_t, c_char_p, c_size_t, c_char_p, c_size_t],
+    ),
     "rcache_buffer_free": (None, [buffer_p]),
     "rcache_buffers_free": (None, [buffer_p, c_size_t]),
     "rcache_buffer_array_free": (None, [buffer_p, c_size_t]),

@@ -154,6 +154,11 @@ _BY_STATUS: Dict[int, Type[RCacheError]] = {
 def from_status(status: int) -> RCacheError:
     """The exception for an error status; call it right after the failing
     call, on the same thread, so rcache_last_error() still holds its reason."""
-    message = _lib.last_error() or _lib.status_name(status)
+    return with_message(status, _lib.last_error())
+
+
+def with_message(status: int, message: str) -> RCacheError:
+    """The exception for an error status whose reason is known (a finished
+    queue call carries its own message)."""
     cls = _BY_STATUS.get(status, RCacheError)
-    return cls(message, _lib.status_name(status))
+    return cls(message or _lib.status_name(status), _lib.status_name(status))

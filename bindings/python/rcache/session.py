@@ -50,6 +50,20 @@ def _fields(
     return _bytes_array(names), _bytes_array(values), len(names)
 
 
+def _read_record(record: Any) -> Session:
+    """The Session a loaded rcache_session_record holds (the record stays the caller's)."""
+    fields = {}
+    name, value = _Bytes(), _Bytes()
+    for index in range(_c.rcache_session_record_field_count(record)):
+        _c.rcache_session_record_field(record, index, byref(name), byref(value))
+        fields[string_at(name.data, name.len).decode("utf-8")] = string_at(value.data, value.len)
+    return Session(
+        fields,
+        _c.rcache_session_record_version(record),
+        _c.rcache_session_record_touched_ms(record) / 1000,
+    )
+
+
 class SessionStore:
     """The sessions under ``namespace`` in a Client's key space.
 
@@ -100,16 +114,7 @@ class SessionStore:
         if status != _OK:
             raise from_status(status)
         try:
-            fields = {}
-            name, value = _Bytes(), _Bytes()
-            for index in range(_c.rcache_session_record_field_count(record)):
-                _c.rcache_session_record_field(record, index, byref(name), byref(value))
-                fields[string_at(name.data, name.len).decode("utf-8")] = string_at(value.data, value.len)
-            return Session(
-                fields,
-                _c.rcache_session_record_version(record),
-                _c.rcache_session_record_touched_ms(record) / 1000,
-            )
+            return _read_record(record)
         finally:
             _c.rcache_session_record_free(record)
 
