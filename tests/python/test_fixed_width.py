@@ -6,11 +6,13 @@ signatures, and a test checks that every fixed-width argument has one, so a
 new signature cannot slip through unchecked.
 """
 
+import asyncio
 import ctypes
 
 import pytest
 
 import rcache
+import rcache.aio
 from rcache import _lib
 
 FIXED_WIDTH = (ctypes.c_int, ctypes.c_int32, ctypes.c_uint32, ctypes.c_int64, ctypes.c_uint64)
@@ -31,6 +33,23 @@ def with_session(call):
         call(store, session_id, secret)
 
     return run
+
+
+def on_aio(call):
+    """Runs call(aio_client) on an rcache.aio.Client of its own."""
+
+    def run(_client):
+        async def main():
+            async with rcache.aio.Client("memory://") as client:
+                await call(client)
+
+        asyncio.run(main())
+
+    return run
+
+
+def aio_sessions(client):
+    return rcache.aio.SessionStore(client, "fw:")
 
 
 # (function, argument index) -> calls passing an out-of-range value there.
@@ -56,6 +75,23 @@ CASES = {
     ("rcache_session_touch", 5): [with_session(lambda s, i, k: s.touch(i, k, ttl=-1))],
     ("rcache_session_purge", 1): [lambda c: rcache.SessionStore(c).purge(-1), lambda c: rcache.SessionStore(c).purge(None)],
     ("rcache_session_lock", 5): [with_session(lambda s, i, k: s.lock(i, k, OVER_UINT32_MS))],
+    ("rcache_client_set_ttl_jitter", 1): [lambda c: c.set_ttl_jitter(2**32), lambda c: c.set_ttl_jitter(-1)],
+    ("rcache_queue_new", 1): [lambda c: rcache.aio.Client("memory://", workers=2**32)],
+    ("rcache_queue_submit_set", 6): [on_aio(lambda a: a.set("k", b"v", ttl=2**64))],
+    ("rcache_queue_submit_set_tagged", 6): [on_aio(lambda a: a.set("k", b"v", ttl=2**64, tags=["t"]))],
+    ("rcache_queue_submit_session_create", 7): [on_aio(lambda a: aio_sessions(a).create({"a": b"1"}, ttl=2**64))],
+    ("rcache_queue_submit_session_load", 8): [on_aio(lambda a: aio_sessions(a).load("id", "secret", slide=2**64))],
+    ("rcache_queue_submit_session_save", 8): [
+        on_aio(lambda a: aio_sessions(a).save("id", "secret", {"a": b"2"}, version=2**64)),
+        on_aio(lambda a: aio_sessions(a).save("id", "secret", {"a": b"2"}, version=-1)),
+    ],
+    ("rcache_queue_submit_session_save", 14): [on_aio(lambda a: aio_sessions(a).save("id", "secret", ttl=2**64))],
+    # The request token of every queue submission: a counter rcache.aio keeps.
+    **{
+        (f"rcache_queue_submit_{name}", 1): []
+        for name in ("get", "set", "set_tagged", "delete", "invalidate_tags")
+        + ("session_create", "session_load", "session_save", "session_destroy")
+    },
     # Only errors.py calls it, with statuses it checked against STATUS_LAST.
     ("rcache_status_name", 0): [],
     # An index the binding takes from range(rcache_session_record_field_count()).

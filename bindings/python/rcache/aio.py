@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from . import _lib
 from ._lib import lib as _c
-from .client import BytesLike, FieldValue, Key, Seconds, Ttl, _key, _tags, _ttl_ms, _value
+from ._convert import BytesLike, FieldValue, Key, Seconds, Ttl, _key, _tags, _ttl_ms, _uint64, _value
 from .client import Client as _SyncClient
 from .errors import ClosedError, InvalidArgumentError, from_status, with_message
 from .session import Session, _fields, _read_record
@@ -415,7 +415,7 @@ class SessionStore:
         namespace = self._namespace
         return await self.client._submit(
             _version_or_none, _c.rcache_queue_submit_session_save,
-            namespace, len(namespace), session_id, len(session_id), secret, len(secret), version or 0,
+            namespace, len(namespace), session_id, len(session_id), secret, len(secret), _uint64(version or 0, "version"),
             names, values, count, deleted, deleted_count, _ttl_ms(ttl),
         )
 
