@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 
 use crate::{Cache, NewSession, SessionRecord, Ttl};
 
-use super::boundary::{bytes, guard, guard_or, non_null, out_param, panic_message};
+use super::boundary::{bytes, guard, guard_or, guard_void, non_null, out_param, panic_message};
 use super::client::{byte_pairs, byte_strings, found, rcache_client};
 use super::fork;
 use super::session::{
@@ -438,7 +438,7 @@ pub unsafe extern "C" fn rcache_queue_poll(
 /// zeroes those fields. NULL is a no-op; so is a completion already freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_completion_free(completion: *mut rcache_completion) {
-    guard(|| {
+    guard_void(|| {
         // SAFETY: a non-NULL completion was filled by rcache_queue_poll.
         let Some(completion) = (unsafe { completion.as_mut() }) else { return Ok(OK) };
         // SAFETY: the value buffer and the record come from this library, each released once.
@@ -466,7 +466,7 @@ pub unsafe extern "C" fn rcache_completion_free(completion: *mut rcache_completi
 /// is left allocated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_queue_free(queue: *mut rcache_queue) {
-    guard(|| {
+    guard_void(|| {
         if queue.is_null() {
             return Ok(OK);
         }
