@@ -19,8 +19,8 @@ use super::conn::wire::{
 };
 use super::tracking::Tracker;
 use super::{
-    Backend, Expiry, ForRefresh, HashFields, InvalidationSink, Remaining, SaveOutcome, SessionRecord, TrackedRead, TrackedReads,
-    TrackedValue, WriteCondition, WriteExpiry,
+    Backend, Expiry, ForRefresh, HashFields, InvalidationSink, MAX_TAGS, Remaining, SaveOutcome, SessionRecord, TrackedRead,
+    TrackedReads, TrackedValue, WriteCondition, WriteExpiry,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -414,7 +414,7 @@ impl Backend for RedisBackend {
 
     fn add_tags(&self, key: &[u8], tags: &[Vec<u8>]) -> Result<bool> {
         let mut invocation = self.scripts.add_tags.key(key);
-        invocation.key(tags);
+        invocation.key(tags).arg(MAX_TAGS);
         for _ in tags {
             invocation.arg(fresh_token());
         }
