@@ -1,6 +1,7 @@
 //! The Redis backend: lanes (`conn::lanes`) of multiplexed, automatically
 //! reconnecting connections to one server.
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -159,15 +160,26 @@ impl RedisBackend {
     /// only in part, and no later call waits behind the rest of it.
     fn execute<T: FromRedisValue>(&self, request: Request<'_>, call: Call, started: Instant) -> Result<T> {
         self.breaker.admit(&self.target)?;
-        let spoiled =
-            |result: &Result<T>| result.as_ref().is_err_and(|e| matches!(e.kind, ErrorKind::Timeout | ErrorKind::UnknownOutcome));
-        let result =
-            self.lanes.with_lane_dropped_if(|| self.open_lane(), |lane| self.execute_on(lane, request, call, started), spoiled);
+        let cut_off = Cell::new(false);
+        let result = self.lanes.with_lane_dropped_if(
+            || self.open_lane(),
+            |lane| self.execute_on(lane, request, call, started, &cut_off),
+            |_| cut_off.get(),
+        );
         self.breaker.record(&result);
         result
     }
 
-    fn execute_on<T: FromRedisValue>(&self, lane: &Lane, request: Request<'_>, call: Call, started: Instant) -> Result<T> {
+    /// `execute` on one lane; sets `cut_off` when the call ran out of time
+    /// with its request sent, or being sent, on the lane's connection.
+    fn execute_on<T: FromRedisValue>(
+        &self,
+        lane: &Lane,
+        request: Request<'_>,
+        call: Call,
+        started: Instant,
+        cut_off: &Cell<bool>,
+    ) -> Result<T> {
         let deadline = started + self.call_deadline;
         if Instant::now() >= deadline {
             return Err(call.expired_before_sending(&self.target, self.call_deadline));
@@ -188,10 +200,9 @@ impl RedisBackend {
                 result => result,
             }
         };
-        lane.runtime
-            .block_on(async { tokio::time::timeout_at(deadline.into(), attempts).await })
-            .map_err(|_| call.timed_out(&self.target, self.call_deadline))?
-            .map_err(|e| call.failed(&self.target, e))
+        let reply = lane.runtime.block_on(async { tokio::time::timeout_at(deadline.into(), attempts).await });
+        cut_off.set(reply.as_ref().map_or(true, |result| result.as_ref().is_err_and(RedisError::is_timeout)));
+        reply.map_err(|_| call.timed_out(&self.target, self.call_deadline))?.map_err(|e| call.failed(&self.target, e))
     }
 }
 
