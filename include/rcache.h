@@ -37,7 +37,8 @@
 // `RCACHE_STATUS_INVALID_ARGUMENT`.
 #define RCACHE_TTL_MAX 3153600000000
 
-// Most tags one call may name.
+// Most tags one entry may carry, counted across `rcache_client_set_tagged`
+// and every later `rcache_client_add_tags`; so also most tags one call may name.
 #define RCACHE_MAX_TAGS 256
 
 // Store without expiry: pass as `ttl_ms` (or as `default_ttl_ms`).
@@ -561,6 +562,8 @@ enum rcache_status rcache_client_set_tagged(const struct rcache_client *client,
 
 // Adds tags to the existing entry at `key`, keeping its value and TTL.
 // `RCACHE_STATUS_MISS` if the key is missing or already invalidated.
+// `RCACHE_STATUS_INVALID_ARGUMENT`, with nothing added, when the entry would
+// then carry more than `RCACHE_MAX_TAGS` tags (tags it has already count once).
 enum rcache_status rcache_client_add_tags(const struct rcache_client *client,
                                           const uint8_t *key,
                                           size_t key_len,

@@ -30,8 +30,7 @@ pub const META_SPACE: &[u8] = b"__rcache_meta:";
 /// Where get-or-compute keeps the last result it stored for a key: a stale
 /// copy of the value for fail-safe, or the record that there is none.
 pub const LAST_SPACE: &[u8] = b"__rcache_last:";
-/// Most tags one call may name.
-pub const MAX_TAGS: usize = 256;
+pub use crate::backend::MAX_TAGS;
 
 /// How long an entry written by one call lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -609,7 +608,7 @@ impl Cache {
     /// The full keys of `tags`, without duplicates.
     pub(crate) fn tag_keys(&self, tags: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
         if tags.len() > MAX_TAGS {
-            return Err(Error::invalid(format!("at most {MAX_TAGS} tags per call, got {}", tags.len())));
+            return Err(Error::invalid(format!("at most {MAX_TAGS} tags per call (and per entry), got {}", tags.len())));
         }
         let mut keys: Vec<Vec<u8>> = Vec::with_capacity(tags.len());
         for tag in tags {

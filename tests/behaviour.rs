@@ -181,6 +181,80 @@ fn tags_can_be_added_to_an_existing_entry(cache: &Cache) {
     assert!(!cache.add_tags(b"k", &[b"c"]).unwrap(), "an invalidated entry is missing");
 }
 
+/// `count` distinct tags starting with `prefix`.
+fn tag_names(prefix: &str, count: usize) -> Vec<Vec<u8>> {
+    (0..count).map(|index| format!("{prefix}{index}").into_bytes()).collect()
+}
+
+fn slices(tags: &[Vec<u8>]) -> Vec<&[u8]> {
+    tags.iter().map(Vec::as_slice).collect()
+}
+
+fn an_entry_carries_at_most_max_tags_across_add_tags_calls(cache: &Cache) {
+    cache.set_with_tags(b"k", b"v", ttl_secs(60), &[b"base"]).unwrap();
+    // Batches of 16: fifteen fit (1 + 15 × 16 = 241), the sixteenth would make 257.
+    let batches: Vec<Vec<Vec<u8>>> = (0..20).map(|batch| tag_names(&format!("b{batch}:"), 16)).collect();
+    let mut added = 0;
+    for batch in &batches {
+        match cache.add_tags(b"k", &slices(batch)) {
+            Ok(found) => {
+                assert!(found);
+                added += 1;
+            }
+            Err(refused) => {
+                assert_eq!(refused.kind, ErrorKind::InvalidArgument, "{refused}");
+                assert!(refused.message.contains("257") && refused.message.contains("256"), "{refused}");
+            }
+        }
+    }
+    assert_eq!(added, 15);
+    // Tags the entry carries already count once: naming them again is fine.
+    assert!(cache.add_tags(b"k", &slices(&batches[0])).unwrap());
+    let last = tag_names("last:", 15);
+    assert!(cache.add_tags(b"k", &slices(&last)).unwrap(), "exactly the limit");
+    assert_eq!(cache.add_tags(b"k", &[b"one more"]).unwrap_err().kind, ErrorKind::InvalidArgument);
+    // A refused call added nothing: its tags do not touch the entry.
+    cache.invalidate_tags(&[b"b15:0", b"b19:15", b"one more"]).unwrap();
+    assert_eq!(cache.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    // Every accepted tag still counts.
+    cache.invalidate_tags(&[b"last:14"]).unwrap();
+    assert_eq!(cache.get(b"k").unwrap(), None);
+    // A new entry starts from its own tags.
+    cache.set_with_tags(b"k", b"w", ttl_secs(60), &slices(&last)).unwrap();
+    assert!(cache.add_tags(b"k", &slices(&batches[0])).unwrap());
+}
+
+fn concurrent_add_tags_never_pass_the_cap(cache: &Cache) {
+    cache.set_with_tags(b"k", b"v", ttl_secs(60), &[b"base"]).unwrap();
+    let batches: Vec<Vec<Vec<u8>>> = (0..8).map(|batch| tag_names(&format!("c{batch}:"), 64)).collect();
+    let accepted: Vec<bool> = std::thread::scope(|scope| {
+        let calls: Vec<_> = batches
+            .iter()
+            .map(|batch| {
+                scope.spawn(move || match cache.add_tags(b"k", &slices(batch)) {
+                    Ok(found) => found,
+                    Err(refused) => {
+                        assert_eq!(refused.kind, ErrorKind::InvalidArgument, "{refused}");
+                        false
+                    }
+                })
+            })
+            .collect();
+        calls.into_iter().map(|call| call.join().unwrap()).collect()
+    });
+    // 1 + 3 × 64 = 193 fit, in whatever order the calls ran; a fourth batch would make 257.
+    assert_eq!(accepted.iter().filter(|&&accepted| accepted).count(), 3, "{accepted:?}");
+    // A refused batch added none of its tags.
+    for (batch, _) in batches.iter().zip(&accepted).filter(|(_, accepted)| !**accepted) {
+        cache.invalidate_tags(&slices(batch)).unwrap();
+    }
+    assert_eq!(cache.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    // An accepted batch added all of them.
+    let (batch, _) = batches.iter().zip(&accepted).find(|(_, accepted)| **accepted).unwrap();
+    cache.invalidate_tags(&[&batch[63]]).unwrap();
+    assert_eq!(cache.get(b"k").unwrap(), None);
+}
+
 fn tagged_values_are_binary_safe_and_may_be_empty(cache: &Cache) {
     let every_byte: Vec<u8> = (0..=255).collect();
     cache.set_with_tags(b"bin", &every_byte, ttl_secs(60), &[b"t\0:x", &every_byte[..40]]).unwrap();
@@ -1271,6 +1345,8 @@ suite!(
     concurrent_callers_get_their_own_replies,
     tagged_entries_vanish_when_a_tag_is_invalidated,
     tags_can_be_added_to_an_existing_entry,
+    an_entry_carries_at_most_max_tags_across_add_tags_calls,
+    concurrent_add_tags_never_pass_the_cap,
     tagged_values_are_binary_safe_and_may_be_empty,
     bad_tags_are_refused,
     clear_by_pattern_and_whole_namespace,

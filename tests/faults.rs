@@ -297,3 +297,46 @@ fn the_client_recovers_within_a_second_of_the_server_returning() {
     server.restart();
     assert!(wait_until(Duration::from_secs(5), || cache.set(b"k", b"v", MINUTE).is_ok()), "the breaker closes again");
 }
+
+/// Options for values of tens of MiB against quick timeouts.
+fn large_values() -> Options {
+    Options { max_value_bytes: 64 * 1024 * 1024, ..quick_timeouts() }
+}
+
+#[test]
+fn a_large_set_cut_off_by_the_deadline_is_not_stored_and_holds_up_no_later_call() {
+    let server = RedisServer::start();
+    let cache = Cache::connect(Some(&server.url()), large_values()).unwrap();
+    cache.set(b"small", b"v", MINUTE).unwrap();
+    // Far more than the socket buffers hold: a paused server leaves most of it unsent.
+    let large = vec![b'x'; 48 * 1024 * 1024];
+    server.pause();
+    let error = cache.set(b"large", &large, MINUTE).unwrap_err();
+    server.resume();
+    assert_eq!(error.kind, ErrorKind::Timeout, "{error}");
+    assert!(error.message.contains("may have been applied"), "the message says the write may have happened: {error}");
+    // Its connection was closed: the server discarded the partial request,
+    // and the next call does not wait behind the rest of it.
+    assert_eq!(cache.get(b"small").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(cache.get(b"large").unwrap().map(|value| value.len()), None);
+    assert_eq!(server.command(&["EXISTS", "large"]).as_deref(), Some(":0\r\n"));
+    // The value is supported at timeouts that leave time to send it.
+    let patient = Options { response_timeout: Duration::from_secs(30), ..large_values() };
+    let patient = Cache::connect(Some(&server.url()), patient).unwrap();
+    patient.set(b"large", &large, MINUTE).unwrap();
+    assert_eq!(patient.get(b"large").unwrap().map(|value| value.len()), Some(large.len()));
+}
+
+#[test]
+fn a_set_that_times_out_after_reaching_the_server_says_it_may_have_been_stored() {
+    let server = RedisServer::start();
+    let cache = Cache::connect(Some(&server.url()), quick_timeouts()).unwrap();
+    cache.set(b"k", b"before", MINUTE).unwrap();
+    server.pause();
+    let error = cache.set(b"k", b"after", MINUTE).unwrap_err();
+    server.resume();
+    assert_eq!(error.kind, ErrorKind::Timeout, "{error}");
+    assert!(error.message.contains("may have been applied"), "{error}");
+    // The request reached the server whole: it ran once the server resumed, as the message warned.
+    assert!(wait_until(Duration::from_secs(10), || cache.get(b"k").ok().flatten().as_deref() == Some(&b"after"[..])));
+}

@@ -57,6 +57,37 @@ fn tag_metadata_is_bounded_once_tagged_entries_expire() {
 }
 
 #[test]
+fn tags_of_entries_without_a_ttl_expire_unless_written_again() {
+    let server = RedisServer::start();
+    let cache = connect(&server, "untimed:");
+    let tag_key = "untimed:__rcache_tag:t";
+    let lifetime = (rcache::backend::UNTIMED_TAG_LIFETIME + rcache::backend::TAG_MARGIN).as_millis() as i64;
+    let finite = |what: &str| {
+        let left = integer_reply(server.command(&["PTTL", tag_key]));
+        assert!(left > lifetime - 60_000 && left <= lifetime, "{what}: the tag key lives {left} ms");
+    };
+    cache.set_with_tags(b"k", b"v", Ttl::Never, &[b"t"]).unwrap();
+    finite("set without a TTL");
+    // A tag key found without expiry gets one from every write that records it.
+    assert_eq!(integer_reply(server.command(&["PERSIST", tag_key])), 1);
+    cache.set(b"plain", b"v", Ttl::Never).unwrap();
+    assert!(cache.add_tags(b"plain", &[b"t"]).unwrap());
+    finite("add_tags to an entry without a TTL");
+    assert_eq!(integer_reply(server.command(&["PERSIST", tag_key])), 1);
+    assert!(cache.expire(b"k", Ttl::Never).unwrap());
+    finite("expire to no TTL");
+    // A deleted entry leaves nothing that lives forever.
+    assert!(cache.delete(b"k").unwrap());
+    assert!(cache.delete(b"plain").unwrap());
+    finite("after the entries are deleted");
+    // When a tag key expires under an entry, the entry is a miss, never stale.
+    cache.set_with_tags(b"k", b"v", Ttl::Never, &[b"t"]).unwrap();
+    assert_eq!(integer_reply(server.command(&["PEXPIRE", tag_key, "1"])), 1);
+    assert!(wait_until(Duration::from_secs(5), || cache.get(b"k").unwrap().is_none()));
+    assert!(!cache.add_tags(b"k", &[b"u"]).unwrap());
+}
+
+#[test]
 fn a_vanished_tag_only_causes_misses() {
     let server = RedisServer::start();
     let cache = connect(&server, "evict:");

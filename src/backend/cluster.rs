@@ -50,11 +50,13 @@ use super::conn::envelope::{Envelope, Stored, TOKEN_LEN, check_tag_space, corrup
 use super::conn::lanes::Lanes;
 use super::conn::retry::{Call, not_run, reply_lost};
 use super::conn::wire::{
-    CLEAR_BATCH, fresh_token, install_tls_provider, remaining_of, session_record, stored_form, ttl_arg, with_expiry,
+    CLEAR_BATCH, TAG_LIMIT, fresh_token, install_tls_provider, remaining_of, session_record, stored_form, ttl_arg, with_expiry,
     write_ttl_arg,
 };
 use super::slots::slot;
-use super::{Backend, Expiry, ForRefresh, HashFields, Remaining, SaveOutcome, SessionRecord, WriteCondition, WriteExpiry};
+use super::{
+    Backend, Expiry, ForRefresh, HashFields, MAX_TAGS, Remaining, SaveOutcome, SessionRecord, WriteCondition, WriteExpiry,
+};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Where and how to reach a Cluster.
@@ -680,6 +682,12 @@ impl Backend for ClusterBackend {
                 }
                 let new: Vec<Vec<u8>> =
                     tags.iter().filter(|tag| !envelope.tags.iter().any(|(present, _)| present == tag)).cloned().collect();
+                // The swap below fails if the entry changed since it was
+                // read, so this count holds against concurrent calls.
+                let count = envelope.tags.len() + new.len();
+                if count > MAX_TAGS {
+                    return Err(redis::make_extension_error(TAG_LIMIT.to_string(), Some(count.to_string())));
+                }
                 let tokens = link.ensure_tags(&new, millis.max(0) as u64).await?;
                 let records: Vec<(&[u8], &[u8])> = new.iter().map(Vec::as_slice).zip(tokens.iter().map(Vec::as_slice)).collect();
                 let updated = Envelope::build(envelope.records, envelope.tags.len(), &records, envelope.payload);

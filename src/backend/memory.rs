@@ -13,8 +13,8 @@ use lru::LruCache;
 use parking_lot::Mutex;
 
 use super::{
-    Backend, Expiry, ForRefresh, HashFields, Remaining, SaveOutcome, SessionRecord, TAG_MARGIN, WriteCondition, WriteExpiry,
-    wrong_type,
+    Backend, Expiry, ForRefresh, HashFields, MAX_TAGS, Remaining, SaveOutcome, SessionRecord, TAG_MARGIN, UNTIMED_TAG_LIFETIME,
+    WriteCondition, WriteExpiry, too_many_tags, wrong_type,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::glob;
@@ -105,7 +105,8 @@ impl Entry {
 
 struct Tag {
     token: u64,
-    expires_at: Option<Instant>,
+    /// Always finite: see `UNTIMED_TAG_LIFETIME`.
+    expires_at: Instant,
 }
 
 fn is_live(expires_at: Option<Instant>, now: Instant) -> bool {
@@ -243,7 +244,7 @@ impl Store {
     }
 
     fn token(tags: &HashMap<Box<[u8]>, Tag>, tag: &[u8], now: Instant) -> Option<u64> {
-        tags.get(tag).filter(|state| is_live(state.expires_at, now)).map(|state| state.token)
+        tags.get(tag).filter(|state| state.expires_at > now).map(|state| state.token)
     }
 
     /// True while `entry` has not expired and every tag it records still has its token.
@@ -309,17 +310,15 @@ impl Store {
         }
     }
 
-    /// The token of `tag`, creating the tag if needed, living at least as long as an entry expiring at `until`.
+    /// The token of `tag`, creating the tag if needed, living at least as long
+    /// as an entry expiring at `until` (`None`: `UNTIMED_TAG_LIFETIME` from now).
     fn ensure_tag(&mut self, tag: &[u8], until: Option<Instant>, now: Instant) -> u64 {
-        let covers = until.map(|at| at + TAG_MARGIN);
+        let covers = until.unwrap_or(now + UNTIMED_TAG_LIFETIME) + TAG_MARGIN;
         let state = self.tags.entry(tag.into()).or_insert(Tag { token: fresh_token(), expires_at: covers });
-        if !is_live(state.expires_at, now) {
+        if state.expires_at <= now {
             *state = Tag { token: fresh_token(), expires_at: covers };
         }
-        state.expires_at = match (state.expires_at, covers) {
-            (Some(current), Some(needed)) => Some(current.max(needed)),
-            _ => None,
-        };
+        state.expires_at = state.expires_at.max(covers);
         state.token
     }
 
@@ -333,7 +332,7 @@ impl Store {
         }
         let recorded: std::collections::HashSet<&[u8]> =
             self.entries.iter().flat_map(|(_, entry)| entry.tags.iter().map(|(tag, _)| &**tag)).collect();
-        self.tags.retain(|tag, state| is_live(state.expires_at, now) && recorded.contains(&**tag));
+        self.tags.retain(|tag, state| state.expires_at > now && recorded.contains(&**tag));
         self.tags_swept_at = self.tags.len();
     }
 
@@ -501,6 +500,9 @@ impl Backend for MemoryBackend {
         let expires_at = entry.expires_at;
         let new: Vec<Vec<u8>> =
             tags.iter().filter(|tag| !entry.tags.iter().any(|(known, _)| **known == ***tag)).cloned().collect();
+        if entry.tags.len() + new.len() > MAX_TAGS {
+            return Err(too_many_tags(entry.tags.len() + new.len()));
+        }
         let before = entry.charge(key);
         let added: usize = new.iter().map(|tag| tag.len() + 24).sum();
         store.check_fits(before + added)?;

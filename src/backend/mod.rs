@@ -22,8 +22,21 @@ use std::time::Duration;
 
 /// Tags outlive the entries recorded against them by this margin.
 pub const TAG_MARGIN: Duration = Duration::from_millis(1000);
+/// How long a tag recorded by entries without a TTL lives after the last
+/// write that records it (plus `TAG_MARGIN`): 30 days. A tag's lifetime is
+/// always finite, so tags of deleted entries never pile up; an entry without
+/// a TTL whose tag expires this way reads as a miss, never as stale.
+pub const UNTIMED_TAG_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Most tags one entry may carry, counted across the call that stores it and
+/// every later `add_tags` (and so most tags one call may name).
+pub const MAX_TAGS: usize = 256;
 
 use crate::error::{Error, ErrorKind, Result};
+
+/// The error of an `add_tags` that would give its entry `count` tags, more than `MAX_TAGS`.
+pub(crate) fn too_many_tags(count: usize) -> Error {
+    Error::invalid(format!("the entry would carry {count} tags, more than the limit of {MAX_TAGS} tags per entry"))
+}
 
 /// True for bytes that start like a tagged entry's stored form, which a
 /// value the library stores raw (a lock owner) must never look like.
@@ -180,7 +193,9 @@ pub trait Backend: Send + Sync {
     /// Stores a value valid until any of `tags` (full tag keys) is invalidated.
     /// Reading the tags' tokens and writing the entry is one atomic step.
     fn set_tagged(&self, key: &[u8], value: &[u8], expiry: Expiry, tags: &[Vec<u8>]) -> Result<()>;
-    /// Adds tags to a live entry, keeping its value and TTL; false when missing or invalid.
+    /// Adds tags to a live entry, keeping its value and TTL; false when missing
+    /// or invalid. Refuses (`too_many_tags`, nothing added) when the entry
+    /// would then carry more than `MAX_TAGS`: counting and adding is one atomic step.
     fn add_tags(&self, key: &[u8], tags: &[Vec<u8>]) -> Result<bool>;
     /// Makes every entry carrying one of `tags` invalid, in O(number of tags).
     fn invalidate_tags(&self, tags: &[Vec<u8>]) -> Result<()>;
@@ -265,5 +280,17 @@ pub trait Backend: Send + Sync {
     /// is being told): read again with the untracked operation.
     fn read_tracked(&self, _keys: &[Vec<u8>], _read: TrackedRead<'_>) -> Result<Option<TrackedReads>> {
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scripts_keep_tags_as_long_as_the_rust_side_does() {
+        let script = include_str!("lua/tag.lua");
+        assert!(script.contains(&format!("local TAG_MARGIN = {}\n", TAG_MARGIN.as_millis())));
+        assert!(script.contains(&format!("local UNTIMED_TAG_LIFETIME = {}\n", UNTIMED_TAG_LIFETIME.as_millis())));
     }
 }

@@ -1,9 +1,10 @@
 //! The Redis backend: lanes (`conn::lanes`) of multiplexed, automatically
 //! reconnecting connections to one server.
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError, Script, ScriptInvocation, Value};
@@ -19,8 +20,8 @@ use super::conn::wire::{
 };
 use super::tracking::Tracker;
 use super::{
-    Backend, Expiry, ForRefresh, HashFields, InvalidationSink, Remaining, SaveOutcome, SessionRecord, TrackedRead, TrackedReads,
-    TrackedValue, WriteCondition, WriteExpiry,
+    Backend, Expiry, ForRefresh, HashFields, InvalidationSink, MAX_TAGS, Remaining, SaveOutcome, SessionRecord, TrackedRead,
+    TrackedReads, TrackedValue, WriteCondition, WriteExpiry,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -141,25 +142,48 @@ impl RedisBackend {
     }
 
     fn query<T: FromRedisValue>(&self, cmd: &Cmd, call: Call) -> Result<T> {
-        self.execute(Request::Command(cmd), call)
+        self.execute(Request::Command(cmd), call, Instant::now())
     }
 
     fn query_pipeline<T: FromRedisValue>(&self, pipeline: &Pipeline, call: Call) -> Result<T> {
-        self.execute(Request::Pipeline(pipeline), call)
+        self.execute(Request::Pipeline(pipeline), call, Instant::now())
     }
 
     fn invoke<T: FromRedisValue>(&self, invocation: &ScriptInvocation<'_>, call: Call) -> Result<T> {
-        self.execute(Request::Script(invocation), call)
+        self.execute(Request::Script(invocation), call, Instant::now())
     }
 
-    fn execute<T: FromRedisValue>(&self, request: Request<'_>, call: Call) -> Result<T> {
+    /// Sends `request` and waits for its reply, until the call deadline
+    /// counted from `started` (before the request was encoded, for calls
+    /// that carry a value). A lane whose call ran out of time is dropped:
+    /// closing its connection makes the server discard a request it received
+    /// only in part, and no later call waits behind the rest of it.
+    fn execute<T: FromRedisValue>(&self, request: Request<'_>, call: Call, started: Instant) -> Result<T> {
         self.breaker.admit(&self.target)?;
-        let result = self.lanes.with_lane(|| self.open_lane(), |lane| self.execute_on(lane, request, call));
+        let cut_off = Cell::new(false);
+        let result = self.lanes.with_lane_dropped_if(
+            || self.open_lane(),
+            |lane| self.execute_on(lane, request, call, started, &cut_off),
+            |_| cut_off.get(),
+        );
         self.breaker.record(&result);
         result
     }
 
-    fn execute_on<T: FromRedisValue>(&self, lane: &Lane, request: Request<'_>, call: Call) -> Result<T> {
+    /// `execute` on one lane; sets `cut_off` when the call ran out of time
+    /// with its request sent, or being sent, on the lane's connection.
+    fn execute_on<T: FromRedisValue>(
+        &self,
+        lane: &Lane,
+        request: Request<'_>,
+        call: Call,
+        started: Instant,
+        cut_off: &Cell<bool>,
+    ) -> Result<T> {
+        let deadline = started + self.call_deadline;
+        if Instant::now() >= deadline {
+            return Err(call.expired_before_sending(&self.target, self.call_deadline));
+        }
         let send = || async {
             let mut connection = lane.connection.clone();
             match request {
@@ -176,10 +200,9 @@ impl RedisBackend {
                 result => result,
             }
         };
-        lane.runtime
-            .block_on(async { tokio::time::timeout(self.call_deadline, attempts).await })
-            .map_err(|_| call.timed_out(&self.target, self.call_deadline))?
-            .map_err(|e| call.failed(&self.target, e))
+        let reply = lane.runtime.block_on(async { tokio::time::timeout_at(deadline.into(), attempts).await });
+        cut_off.set(reply.as_ref().map_or(true, |result| result.as_ref().is_err_and(RedisError::is_timeout)));
+        reply.map_err(|_| call.timed_out(&self.target, self.call_deadline))?.map_err(|e| call.failed(&self.target, e))
     }
 }
 
@@ -363,27 +386,31 @@ impl Backend for RedisBackend {
     }
 
     fn set(&self, key: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<()> {
+        let started = Instant::now();
         match expiry {
             WriteExpiry::Set(expiry) => {
                 let mut cmd = redis::cmd("SET");
                 cmd.arg(key).arg(&*stored_form(value));
                 with_expiry(&mut cmd, expiry);
-                self.query(&cmd, Call::Set)
+                self.execute(Request::Command(&cmd), Call::Set, started)
             }
             // A script rather than SET KEEPTTL: an entry whose tag was
             // invalidated is missing, and a missing key gets no expiry.
             WriteExpiry::Keep => {
-                let _: i64 = self.invoke(self.scripts.write.key(key).arg("set").arg(&*stored_form(value)).arg(-1), Call::Set)?;
+                let mut invocation = self.scripts.write.key(key);
+                invocation.arg("set").arg(&*stored_form(value)).arg(-1);
+                let _: i64 = self.execute(Request::Script(&invocation), Call::Set, started)?;
                 Ok(())
             }
         }
     }
 
     fn compare_and_set(&self, key: &[u8], expected: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<bool> {
+        let started = Instant::now();
         let mut invocation = self.scripts.write.key(key);
         invocation.arg("cas").arg(&*stored_form(value)).arg(write_ttl_arg(expiry)).arg(expected);
         // Not retried: after a lost reply a second attempt would find its own value and report a mismatch.
-        let stored: i64 = self.invoke(&invocation, Call::CompareAndSet)?;
+        let stored: i64 = self.execute(Request::Script(&invocation), Call::CompareAndSet, started)?;
         Ok(stored > 0)
     }
 
@@ -391,6 +418,7 @@ impl Backend for RedisBackend {
         if entries.is_empty() {
             return Ok(());
         }
+        let started = Instant::now();
         let mut pipeline = redis::pipe();
         pipeline.atomic();
         for (key, value) in entries {
@@ -399,22 +427,23 @@ impl Backend for RedisBackend {
             with_expiry(&mut cmd, expiry);
             pipeline.add_command(cmd).ignore();
         }
-        self.query_pipeline(&pipeline, Call::SetMany)
+        self.execute(Request::Pipeline(&pipeline), Call::SetMany, started)
     }
 
     fn set_tagged(&self, key: &[u8], value: &[u8], expiry: Expiry, tags: &[Vec<u8>]) -> Result<()> {
+        let started = Instant::now();
         let mut invocation = self.scripts.set_tagged.key(key);
         invocation.key(tags).arg(value).arg(ttl_arg(expiry));
         for _ in tags {
             invocation.arg(fresh_token());
         }
-        let _: i64 = self.invoke(&invocation, Call::SetTagged)?;
+        let _: i64 = self.execute(Request::Script(&invocation), Call::SetTagged, started)?;
         Ok(())
     }
 
     fn add_tags(&self, key: &[u8], tags: &[Vec<u8>]) -> Result<bool> {
         let mut invocation = self.scripts.add_tags.key(key);
-        invocation.key(tags);
+        invocation.key(tags).arg(MAX_TAGS);
         for _ in tags {
             invocation.arg(fresh_token());
         }

@@ -517,6 +517,8 @@ pub unsafe extern "C" fn rcache_client_set_tagged(
 
 /// Adds tags to the existing entry at `key`, keeping its value and TTL.
 /// `RCACHE_STATUS_MISS` if the key is missing or already invalidated.
+/// `RCACHE_STATUS_INVALID_ARGUMENT`, with nothing added, when the entry would
+/// then carry more than `RCACHE_MAX_TAGS` tags (tags it has already count once).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_client_add_tags(
     client: *const rcache_client,

@@ -11,7 +11,8 @@ use super::status::Failure;
 /// `RCACHE_STATUS_INVALID_ARGUMENT`.
 pub const RCACHE_TTL_MAX: i64 = 3_153_600_000_000;
 
-/// Most tags one call may name.
+/// Most tags one entry may carry, counted across `rcache_client_set_tagged`
+/// and every later `rcache_client_add_tags`; so also most tags one call may name.
 pub const RCACHE_MAX_TAGS: usize = 256;
 
 /// Store without expiry: pass as `ttl_ms` (or as `default_ttl_ms`).

@@ -1419,6 +1419,12 @@ static void test_tag_bad_input(rcache_client *c) {
   EXPECT_OK(rcache_client_set_tagged(c, LIT("tb:most"), LIT("v"), 60000, many, MOST_TAGS));
   EXPECT_OK(rcache_client_add_tags(c, LIT("tb:most"), many, MOST_TAGS));
   CHECK_VALUE(c, LIT("tb:most"), "v");
+  /* The limit is per entry, across calls: one more tag is refused, and adds nothing. */
+  if (EXPECT_ERROR(INVALID, rcache_client_add_tags(c, LIT("tb:most"), &many[MOST_TAGS], 1))) {
+    CHECK(strstr(rcache_last_error(), "tags per entry") != NULL);
+  }
+  EXPECT_OK(rcache_client_invalidate_tags(c, &many[MOST_TAGS], 1));
+  CHECK_VALUE(c, LIT("tb:most"), "v");
   EXPECT_OK(rcache_client_invalidate_tags(c, &many[MOST_TAGS - 1], 1));
   EXPECT_MISS(rcache_client_exists(c, LIT("tb:most")));
   ALIVE(c);

@@ -242,6 +242,12 @@ def test_the_most_tags_allowed(client):
     client.set("k", b"v", tags=tags)
     assert client.add_tags("k", tags)
     assert client.get("k") == b"v"
+    # The limit is per entry, across calls: one more is refused and adds nothing.
+    with pytest.raises(rcache.InvalidArgumentError, match="tags per entry") as info:
+        client.add_tags("k", ["one more"])
+    assert info.value.status == "RCACHE_STATUS_INVALID_ARGUMENT"
+    client.invalidate_tags(["one more"])
+    assert client.get("k") == b"v"
     client.invalidate_tags(tags)
     assert client.get("k") is None
 

@@ -64,7 +64,7 @@ WRITE_ALWAYS = 0
 WRITE_IF_EXISTS = 1
 WRITE_IF_ABSENT = 2
 
-# Most tags one call may name (RCACHE_MAX_TAGS in rcache.h).
+# Most tags one entry may carry, and so one call may name (RCACHE_MAX_TAGS in rcache.h).
 MAX_TAGS = 256
 
 INT64_MAX = 2**63 - 1

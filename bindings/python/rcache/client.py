@@ -411,7 +411,8 @@ class Client:
     def add_tags(self, key: Key, tags: Iterable[Key]) -> bool:
         """Adds tags (an iterable, as in set()) to the existing entry at key,
         keeping its value and TTL. False if key is missing or already
-        invalidated."""
+        invalidated. An entry carries at most MAX_TAGS (256) tags in all:
+        InvalidArgumentError, with nothing added, beyond that."""
         key = _key(key)
         tag_array, tag_count = _tags(tags)
         return _found(self._invoke(_add_tags, key, len(key), tag_array, tag_count))

@@ -7,9 +7,14 @@
 //! `MAX_LANES`, so concurrent callers each drive their own socket (as separate
 //! clients would) instead of waking one another through a shared one. When all
 //! lanes are busy, callers share them, which multiplexing allows.
+//!
+//! A lane whose connection may be left in the middle of a request or a reply
+//! (its call ran out of time) is dropped, and the next call on that slot
+//! opens a new one: closing the socket makes the server discard a request it
+//! received only in part, and no later call waits behind the rest of it.
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -48,7 +53,8 @@ impl<C> Lane<C> {
 
 /// Lanes opened on demand; lane 0 at connect time.
 pub(crate) struct Lanes<L> {
-    lanes: Box<[OnceLock<L>]>,
+    /// `None` until opened, and again once dropped.
+    lanes: Box<[Mutex<Option<Arc<L>>>]>,
     /// Lanes opened and not in use.
     idle: Mutex<Vec<usize>>,
     /// Lanes opened (or being opened) so far.
@@ -59,22 +65,38 @@ pub(crate) struct Lanes<L> {
 
 impl<L> Lanes<L> {
     pub(crate) fn new(first: L) -> Self {
-        let lanes: Box<[OnceLock<L>]> = (0..MAX_LANES).map(|_| OnceLock::new()).collect();
-        let _ = lanes[0].set(first);
+        let lanes: Box<[Mutex<Option<Arc<L>>>]> = (0..MAX_LANES).map(|_| Mutex::new(None)).collect();
+        *lanes[0].lock() = Some(Arc::new(first));
         Lanes { lanes, idle: Mutex::new(vec![0]), opened: AtomicUsize::new(1), next_shared: AtomicUsize::new(0) }
     }
 
     /// Runs `work` on an idle lane, opening one with `open` if allowed, else on a shared one.
     pub(crate) fn with_lane<T>(&self, open: impl FnOnce() -> Result<L>, work: impl FnOnce(&L) -> Result<T>) -> Result<T> {
-        let claimed = self.idle.lock().pop().or_else(|| {
+        self.with_lane_dropped_if(open, work, |_| false)
+    }
+
+    /// `with_lane`, then drops the lane when `spoiled` says so of the result
+    /// (its connection may be in the middle of a request or a reply): it
+    /// closes once no other caller shares it, and a later call opens a new one.
+    pub(crate) fn with_lane_dropped_if<T>(
+        &self,
+        open: impl FnOnce() -> Result<L>,
+        work: impl FnOnce(&L) -> Result<T>,
+        spoiled: impl FnOnce(&Result<T>) -> bool,
+    ) -> Result<T> {
+        let claimed = self.idle.lock().pop().map(|index| (index, true)).or_else(|| {
             let index = self.opened.fetch_add(1, Ordering::Relaxed);
-            (index < MAX_LANES).then_some(index)
+            (index < MAX_LANES).then_some((index, false))
         });
-        let Some(index) = claimed else {
-            // Lanes may still be opening out of order: share the next one that exists (lane 0 always does).
+        let Some((index, reused)) = claimed else {
+            // Lanes may still be opening out of order: share the next one that exists.
             let start = self.next_shared.fetch_add(1, Ordering::Relaxed);
-            let lane = (0..MAX_LANES).find_map(|step| self.lanes[(start + step) % MAX_LANES].get());
-            return work(lane.expect("lane 0 opens at connect"));
+            let lane = (0..MAX_LANES).find_map(|step| self.lanes[(start + step) % MAX_LANES].lock().clone());
+            let lane = match lane {
+                Some(lane) => lane,
+                None => Arc::new(open()?),
+            };
+            return self.run(&lane, work, spoiled);
         };
         // Give the lane back even if `work` panics.
         struct Return<'a>(&'a Mutex<Vec<usize>>, usize);
@@ -83,18 +105,36 @@ impl<L> Lanes<L> {
                 self.0.lock().push(self.1);
             }
         }
-        let lane = match self.lanes[index].get() {
+        let existing = self.lanes[index].lock().clone();
+        let lane = match existing {
             Some(lane) => lane,
             None => match open() {
-                Ok(lane) => self.lanes[index].get_or_init(|| lane),
+                Ok(lane) => self.lanes[index].lock().get_or_insert(Arc::new(lane)).clone(),
                 Err(error) => {
-                    // Give the number back so a later call can open it.
-                    self.opened.fetch_sub(1, Ordering::Relaxed);
+                    // Give the slot back so a later call can open it.
+                    if reused {
+                        self.idle.lock().push(index);
+                    } else {
+                        self.opened.fetch_sub(1, Ordering::Relaxed);
+                    }
                     return Err(error);
                 }
             },
         };
         let _return = Return(&self.idle, index);
-        work(lane)
+        self.run(&lane, work, spoiled)
+    }
+
+    fn run<T>(&self, lane: &Arc<L>, work: impl FnOnce(&L) -> Result<T>, spoiled: impl FnOnce(&Result<T>) -> bool) -> Result<T> {
+        let result = work(lane);
+        if spoiled(&result) {
+            for slot in self.lanes.iter() {
+                let mut slot = slot.lock();
+                if slot.as_ref().is_some_and(|held| Arc::ptr_eq(held, lane)) {
+                    *slot = None;
+                }
+            }
+        }
+        result
     }
 }

@@ -100,22 +100,60 @@ impl Call {
         matches!(self.resend(), Resend::Safe)
     }
 
+    /// Whether the call changes data (as opposed to reading it).
+    pub const fn writes(self) -> bool {
+        use Call::*;
+        !matches!(
+            self,
+            Get | GetWithTtl | GetMany | GetForRefresh | Exists | Remaining | HashGet | Scan | ServerInfo | SessionList
+        )
+    }
+
     /// The error that ends this call after `error`: a lost reply of a call
     /// that is never sent again is an unknown outcome.
     pub fn failed(self, target: &str, error: RedisError) -> Error {
         if !self.resendable() && reply_lost(&error) {
             return self.unknown_outcome(target, &error.to_string());
         }
+        if error.is_timeout() && self.writes() {
+            return self.maybe_applied(target, &error.to_string());
+        }
         convert_error(target, error)
     }
 
-    /// The error that ends this call when the call deadline passed.
+    /// The error that ends this call when the call deadline passed after
+    /// its request was, or may have been, sent. A write that is sent again
+    /// after a dropped connection is still a timeout, but its message says
+    /// it may have been applied: a request the server received whole runs.
     pub fn timed_out(self, target: &str, deadline: std::time::Duration) -> Error {
         let what = format!("no reply within {} ms", deadline.as_millis());
         match self.resend() {
+            Resend::Safe if self.writes() => self.maybe_applied(target, &what),
             Resend::Safe => Error::new(ErrorKind::Timeout, format!("{target}: {what}")),
             Resend::Never => self.unknown_outcome(target, &what),
         }
+    }
+
+    /// The timeout of a write the table lets be sent again: its request may have run.
+    fn maybe_applied(self, target: &str, cause: &str) -> Error {
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "{target}: {self:?}: {cause}: the write may have been applied or not (a value may have been stored); read the key to know"
+            ),
+        )
+    }
+
+    /// The error that ends this call when the call deadline passed before its
+    /// request was sent (encoding a large value took it all): nothing ran.
+    pub fn expired_before_sending(self, target: &str, deadline: std::time::Duration) -> Error {
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "{target}: {self:?}: the call deadline of {} ms passed before the request was sent: nothing was sent",
+                deadline.as_millis()
+            ),
+        )
     }
 
     fn unknown_outcome(self, target: &str, cause: &str) -> Error {
@@ -161,5 +199,9 @@ mod tests {
         let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         assert_eq!(Call::Lock.failed("t", refused).kind, ErrorKind::Connection);
         assert_eq!(Call::Get.timed_out("t", std::time::Duration::from_millis(5)).kind, ErrorKind::Timeout);
+        let set = Call::Set.timed_out("t", std::time::Duration::from_millis(5));
+        assert_eq!(set.kind, ErrorKind::Timeout);
+        assert!(set.message.contains("may have been applied"), "{set}");
+        assert!(!Call::Get.timed_out("t", std::time::Duration::from_millis(5)).message.contains("applied"));
     }
 }

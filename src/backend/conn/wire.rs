@@ -8,12 +8,16 @@ use std::time::Duration;
 use redis::{Cmd, RedisError};
 use tokio::runtime::Runtime;
 
-use crate::backend::{Expiry, Remaining, SessionRecord, WriteExpiry};
+use crate::backend::{Expiry, MAX_TAGS, Remaining, SessionRecord, WriteExpiry, too_many_tags};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Batch size of the SCAN loops behind `clear` and the session walks: small
 /// enough that no single step blocks the server for long.
 pub(crate) const CLEAR_BATCH: usize = 1000;
+
+/// The error code of an `add_tags` refused because the entry would carry
+/// more than `MAX_TAGS` tags; its detail is that count.
+pub(crate) const TAG_LIMIT: &str = "TAGLIMIT";
 
 /// The first bytes of a stored tagged entry (see `lua/envelope.lua`).
 pub(crate) const TAG_MARKER: &[u8] = b"\0rcache-tags\0";
@@ -92,6 +96,10 @@ pub(crate) fn connection_dropped(error: &RedisError) -> bool {
 }
 
 pub(crate) fn convert_error(target: &str, error: RedisError) -> Error {
+    if error.code() == Some(TAG_LIMIT) {
+        let count = error.detail().and_then(|detail| detail.trim().parse().ok()).unwrap_or(MAX_TAGS + 1);
+        return too_many_tags(count);
+    }
     let text = error.to_string();
     let kind = if error.is_timeout() {
         ErrorKind::Timeout

@@ -1,6 +1,8 @@
--- KEYS[1]: value key; KEYS[2..]: tag keys to add. ARGV[1..]: a fresh token per tag key.
--- Returns 0 when the entry is missing or already invalid, else 1. The entry
--- keeps its payload and TTL.
+-- KEYS[1]: value key; KEYS[2..]: tag keys to add. ARGV[1]: the most tags an
+-- entry may carry; ARGV[2..]: a fresh token per tag key (ARGV[i] for KEYS[i]).
+-- Returns 0 when the entry is missing or already invalid, else 1; the error
+-- 'TAGLIMIT <count>', with nothing changed, when the entry would carry more
+-- tags than allowed. The entry keeps its payload and TTL.
 local value = redis.call('GET', KEYS[1])
 if not value then
   return 0
@@ -31,12 +33,19 @@ if string.sub(value, 1, #MAGIC) == MAGIC then
     pos = sep + length + 17
   end
 end
+local new = {}
 for i = 2, #KEYS do
   if not present[KEYS[i]] then
     present[KEYS[i]] = true
-    count = count + 1
-    records[#records + 1] = tostring(#KEYS[i]) .. ':' .. KEYS[i] .. ensure_tag(KEYS[i], ARGV[i - 1], ttl)
+    new[#new + 1] = i
   end
 end
+if count + #new > tonumber(ARGV[1]) then
+  return redis.error_reply('TAGLIMIT ' .. tostring(count + #new))
+end
+for _, i in ipairs(new) do
+  records[#records + 1] = tostring(#KEYS[i]) .. ':' .. KEYS[i] .. ensure_tag(KEYS[i], ARGV[i], ttl)
+end
+count = count + #new
 redis.call('SET', KEYS[1], MAGIC .. tostring(count) .. ':' .. table.concat(records) .. payload, 'KEEPTTL')
 return 1
