@@ -1,18 +1,20 @@
 //! The Redis backend: lanes (`conn::lanes`) of multiplexed, automatically
 //! reconnecting connections to one server.
 
+use std::future::Future;
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError, Script, ScriptInvocation, Value};
+use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisResult, Script, ScriptInvocation, Value};
 
 use super::conn;
 use super::conn::breaker::Breaker;
 use super::conn::envelope::Stored;
 use super::conn::lanes::Lanes;
 use super::conn::retry::Call;
+use super::conn::script::{Args, ScriptTags};
 use super::conn::wire::{
     CLEAR_BATCH, connection_dropped, convert_error, fresh_token, install_tls_provider, new_runtime, remaining_of, session_record,
     stored_form, ttl_arg, with_expiry, write_ttl_arg,
@@ -79,21 +81,31 @@ struct Scripts {
     unlock: Script,
 }
 
-macro_rules! lua {
+/// A script that checks tagged entries declares their tag keys (`lua/tags.lua`).
+macro_rules! checked {
     ($body:literal) => {
-        Script::new(concat!(include_str!("lua/envelope.lua"), include_str!("lua/tag.lua"), include_str!($body)))
+        Script::new(concat!(
+            include_str!("lua/envelope.lua"),
+            include_str!("lua/tags.lua"),
+            include_str!("lua/tag.lua"),
+            include_str!($body)
+        ))
     };
 }
 
 impl Scripts {
     fn new() -> Self {
         Scripts {
-            read: lua!("lua/read.lua"),
-            write: lua!("lua/write.lua"),
-            hash: lua!("lua/hash.lua"),
-            set_tagged: lua!("lua/set_tagged.lua"),
-            add_tags: lua!("lua/add_tags.lua"),
-            key_ops: lua!("lua/key_ops.lua"),
+            read: checked!("lua/read.lua"),
+            write: checked!("lua/write.lua"),
+            hash: checked!("lua/hash.lua"),
+            set_tagged: Script::new(concat!(
+                include_str!("lua/envelope.lua"),
+                include_str!("lua/tag.lua"),
+                include_str!("lua/set_tagged.lua")
+            )),
+            add_tags: checked!("lua/add_tags.lua"),
+            key_ops: checked!("lua/key_ops.lua"),
             session: Script::new(include_str!("lua/session.lua")),
             session_purge: Script::new(include_str!("lua/session_purge.lua")),
             session_list: Script::new(include_str!("lua/session_list.lua")),
@@ -153,33 +165,73 @@ impl RedisBackend {
     }
 
     fn execute<T: FromRedisValue>(&self, request: Request<'_>, call: Call) -> Result<T> {
+        self.run(call, |connection| async move { send(&connection, request, call).await })
+    }
+
+    /// Runs a script that checks tagged entries (`conn::script`): the tag
+    /// keys it asks for are declared at the end of KEYS in its next run.
+    /// `keys` and `args` are the script's own; returns its reply and the tag
+    /// keys declared.
+    fn invoke_checked<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &[&[u8]],
+        args: &Args,
+        call: Call,
+    ) -> Result<(T, Vec<Vec<u8>>)> {
+        self.run(call, |connection| async move {
+            let mut tags = ScriptTags::default();
+            loop {
+                let mut invocation = script.prepare_invoke();
+                invocation.key(keys).key(&tags.keys).arg(&args.0).arg(&tags.declared_tail()[..]);
+                match send::<T>(&connection, Request::Script(&invocation), call).await {
+                    Err(e) => {
+                        if !tags.asked(&e, &self.tag_space)? {
+                            return Err(e);
+                        }
+                    }
+                    Ok(reply) => return Ok((reply, tags.keys)),
+                }
+            }
+        })
+    }
+
+    /// Runs `work` on a lane's connection, within the call deadline.
+    fn run<T, F, Fut>(&self, call: Call, work: F) -> Result<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
         self.breaker.admit(&self.target)?;
-        let result = self.lanes.with_lane(|| self.open_lane(), |lane| self.execute_on(lane, request, call));
+        let result = self.lanes.with_lane(
+            || self.open_lane(),
+            |lane| {
+                lane.runtime
+                    .block_on(async { tokio::time::timeout(self.call_deadline, work(lane.connection.clone())).await })
+                    .map_err(|_| call.timed_out(&self.target, self.call_deadline))?
+                    .map_err(|e| call.failed(&self.target, e))
+            },
+        );
         self.breaker.record(&result);
         result
     }
+}
 
-    fn execute_on<T: FromRedisValue>(&self, lane: &Lane, request: Request<'_>, call: Call) -> Result<T> {
-        let send = || async {
-            let mut connection = lane.connection.clone();
-            match request {
-                Request::Command(cmd) => cmd.query_async::<T>(&mut connection).await,
-                Request::Pipeline(pipeline) => pipeline.query_async::<T>(&mut connection).await,
-                Request::Script(invocation) => invocation.invoke_async::<T>(&mut connection).await,
-            }
-        };
-        let attempts = async {
-            match send().await {
-                // A timed-out command may still run on the server: only a
-                // dropped connection is worth a second attempt (see `retry`).
-                Err(e) if call.resendable() && connection_dropped(&e) => send().await,
-                result => result,
-            }
-        };
-        lane.runtime
-            .block_on(async { tokio::time::timeout(self.call_deadline, attempts).await })
-            .map_err(|_| call.timed_out(&self.target, self.call_deadline))?
-            .map_err(|e| call.failed(&self.target, e))
+/// Sends `request`, and once more after a dropped connection when the retry
+/// table allows. A timed-out command may still run on the server: only a
+/// dropped connection is worth a second attempt (see `retry`).
+async fn send<T: FromRedisValue>(connection: &ConnectionManager, request: Request<'_>, call: Call) -> RedisResult<T> {
+    let once = || async {
+        let mut connection = connection.clone();
+        match request {
+            Request::Command(cmd) => cmd.query_async::<T>(&mut connection).await,
+            Request::Pipeline(pipeline) => pipeline.query_async::<T>(&mut connection).await,
+            Request::Script(invocation) => invocation.invoke_async::<T>(&mut connection).await,
+        }
+    };
+    match once().await {
+        Err(e) if call.resendable() && connection_dropped(&e) => once().await,
+        result => result,
     }
 }
 
@@ -226,36 +278,43 @@ impl RedisBackend {
 }
 
 impl RedisBackend {
-    /// One call of the read script's `near` mode on the tracking connection:
-    /// each group is a value key and the tag keys declared with it. A value
-    /// is `tracked` when all its tag keys were declared.
+    /// The read script's `near` mode on the tracking connection: the tag
+    /// keys of the values read are declared (`conn::script`), so the server
+    /// tracks them with the values.
     async fn read_near(
         &self,
         connection: &mut redis::aio::MultiplexedConnection,
-        groups: &[(&[u8], &[Vec<u8>])],
+        keys: &[Vec<u8>],
         read: TrackedRead<'_>,
-    ) -> redis::RedisResult<TrackedReads> {
-        let mut invocation = self.scripts.read.prepare_invoke();
-        invocation.arg("near").arg(match read {
+    ) -> RedisResult<TrackedReads> {
+        let how = match read {
             TrackedRead::One => "one",
             TrackedRead::Many => "many",
             TrackedRead::Refresh(_) => "refresh",
-        });
-        for (key, tags) in groups {
-            invocation.key(*key);
+        };
+        let mut tags = ScriptTags::default();
+        loop {
+            let mut invocation = self.scripts.read.prepare_invoke();
+            invocation.key(keys);
             if let TrackedRead::Refresh(meta_key) = read {
                 invocation.key(meta_key);
             }
-            invocation.key(*tags).arg(tags.len());
-        }
-        let reply: Value = invocation.invoke_async(connection).await?;
-        let mut reads = tracked_reads(reply, read)?;
-        for (found, (_, declared)) in reads.values.iter_mut().zip(groups) {
-            if let Some(found) = found {
-                found.tracked = found.tags.iter().all(|tag| declared.contains(tag));
+            invocation.key(&tags.keys).arg("near").arg(how).arg(&tags.declared_tail()[..]);
+            match invocation.invoke_async::<Value>(connection).await {
+                Err(e) => {
+                    if !tags.asked(&e, &self.tag_space)? {
+                        return Err(e);
+                    }
+                }
+                Ok(reply) => {
+                    let mut reads = tracked_reads(reply, read)?;
+                    for found in reads.values.iter_mut().flatten() {
+                        found.tracked = found.tags.iter().all(|tag| tags.keys.contains(tag));
+                    }
+                    return Ok(reads);
+                }
             }
         }
-        Ok(reads)
     }
 }
 
@@ -295,31 +354,7 @@ impl Backend for RedisBackend {
         let Some(tracker) = self.tracker.get() else { return Ok(None) };
         let Some(mut connection) = tracker.connection() else { return Ok(None) };
         self.breaker.admit(&self.target)?;
-        let reading = async {
-            let groups: Vec<(&[u8], &[Vec<u8>])> = keys.iter().map(|key| (key.as_slice(), &[][..])).collect();
-            let mut reads = self.read_near(&mut connection, &groups, read).await?;
-            // Redis 7.0 did not track the tag keys of these values (they were
-            // read, not declared): read them again with their tags declared.
-            let again: Vec<usize> = (0..reads.values.len())
-                .filter(|&index| reads.values[index].as_ref().is_some_and(|found| !found.tracked))
-                .collect();
-            if !again.is_empty() {
-                let tags: Vec<Vec<Vec<u8>>> = again
-                    .iter()
-                    .map(|&index| reads.values[index].as_ref().map(|found| found.tags.clone()).unwrap_or_default())
-                    .collect();
-                let groups: Vec<(&[u8], &[Vec<u8>])> =
-                    again.iter().zip(&tags).map(|(&index, tags)| (keys[index].as_slice(), tags.as_slice())).collect();
-                let second = self.read_near(&mut connection, &groups, read).await?;
-                for (&index, found) in again.iter().zip(second.values) {
-                    reads.values[index] = found;
-                }
-                if let TrackedRead::Refresh(_) = read {
-                    reads.meta = second.meta;
-                }
-            }
-            Ok::<_, RedisError>(reads)
-        };
+        let reading = self.read_near(&mut connection, keys, read);
         let reply = tracker.block_on(async { tokio::time::timeout(self.call_deadline, reading).await });
         let result = match reply {
             Err(_) => Err(Error::new(
@@ -373,17 +408,17 @@ impl Backend for RedisBackend {
             // A script rather than SET KEEPTTL: an entry whose tag was
             // invalidated is missing, and a missing key gets no expiry.
             WriteExpiry::Keep => {
-                let _: i64 = self.invoke(self.scripts.write.key(key).arg("set").arg(&*stored_form(value)).arg(-1), Call::Set)?;
+                let args = Args::default().with("set").with(&*stored_form(value)).with(-1);
+                let _: (i64, _) = self.invoke_checked(&self.scripts.write, &[key], &args, Call::Set)?;
                 Ok(())
             }
         }
     }
 
     fn compare_and_set(&self, key: &[u8], expected: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<bool> {
-        let mut invocation = self.scripts.write.key(key);
-        invocation.arg("cas").arg(&*stored_form(value)).arg(write_ttl_arg(expiry)).arg(expected);
+        let args = Args::default().with("cas").with(&*stored_form(value)).with(write_ttl_arg(expiry)).with(expected);
         // Not retried: after a lost reply a second attempt would find its own value and report a mismatch.
-        let stored: i64 = self.invoke(&invocation, Call::CompareAndSet)?;
+        let (stored, _): (i64, _) = self.invoke_checked(&self.scripts.write, &[key], &args, Call::CompareAndSet)?;
         Ok(stored > 0)
     }
 
@@ -413,12 +448,10 @@ impl Backend for RedisBackend {
     }
 
     fn add_tags(&self, key: &[u8], tags: &[Vec<u8>]) -> Result<bool> {
-        let mut invocation = self.scripts.add_tags.key(key);
-        invocation.key(tags);
-        for _ in tags {
-            invocation.arg(fresh_token());
-        }
-        let added: i64 = self.invoke(&invocation, Call::AddTags)?;
+        let mut keys: Vec<&[u8]> = vec![key];
+        keys.extend(tags.iter().map(Vec::as_slice));
+        let args = tags.iter().fold(Args::default(), |args, _| args.with(fresh_token()));
+        let (added, _): (i64, _) = self.invoke_checked(&self.scripts.add_tags, &keys, &args, Call::AddTags)?;
         Ok(added > 0)
     }
 
@@ -449,9 +482,9 @@ impl Backend for RedisBackend {
         let mut found = Vec::new();
         self.scan(pattern, |keys| {
             // Entries whose tags were invalidated are still keys to SCAN, not to rcache.
-            let mut invocation = self.scripts.read.prepare_invoke();
-            invocation.key(keys).arg("live");
-            let live: Vec<Vec<u8>> = self.invoke(&invocation, Call::Scan)?;
+            let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            let (live, _): (Vec<Vec<u8>>, _) =
+                self.invoke_checked(&self.scripts.read, &keys, &Args::default().with("live"), Call::Scan)?;
             found.extend(live);
             Ok(())
         })?;
@@ -459,7 +492,8 @@ impl Backend for RedisBackend {
     }
 
     fn hash_get(&self, key: &[u8]) -> Result<Option<HashFields>> {
-        let flat: Option<Vec<Vec<u8>>> = self.invoke(self.scripts.hash.key(key).arg("get"), Call::HashGet)?;
+        let (flat, _): (Option<Vec<Vec<u8>>>, _) =
+            self.invoke_checked(&self.scripts.hash, &[key], &Args::default().with("get"), Call::HashGet)?;
         Ok(flat.map(|flat| {
             let mut pairs = flat.into_iter();
             std::iter::from_fn(|| Some((pairs.next()?, pairs.next()?))).collect()
@@ -469,13 +503,12 @@ impl Backend for RedisBackend {
     fn hash_set(&self, key: &[u8], fields: &[(&[u8], &[u8])], expiry: WriteExpiry, condition: WriteCondition) -> Result<bool> {
         let call = Call::hash_set(condition);
         let condition = condition.script_arg();
-        let mut invocation = self.scripts.hash.key(key);
-        invocation.arg("set").arg(condition).arg(write_ttl_arg(expiry));
+        let mut args = Args::default().with("set").with(condition).with(write_ttl_arg(expiry));
         for (name, value) in fields {
-            invocation.arg(*name).arg(*value);
+            args = args.with(*name).with(*value);
         }
         // Not retried: after a lost reply a conditional write would see its own record.
-        let written: i64 = self.invoke(&invocation, call)?;
+        let (written, _): (i64, _) = self.invoke_checked(&self.scripts.hash, &[key], &args, call)?;
         Ok(written > 0)
     }
 
@@ -602,17 +635,20 @@ impl Backend for RedisBackend {
     }
 
     fn delete(&self, key: &[u8]) -> Result<bool> {
-        let deleted: i64 = self.invoke(self.scripts.key_ops.key(key).arg("delete"), Call::Delete)?;
+        let (deleted, _): (i64, _) =
+            self.invoke_checked(&self.scripts.key_ops, &[key], &Args::default().with("delete"), Call::Delete)?;
         Ok(deleted > 0)
     }
 
     fn exists(&self, key: &[u8]) -> Result<bool> {
-        let found: u64 = self.invoke(self.scripts.read.key(key).arg("exists"), Call::Exists)?;
+        let (found, _): (u64, _) =
+            self.invoke_checked(&self.scripts.read, &[key], &Args::default().with("exists"), Call::Exists)?;
         Ok(found > 0)
     }
 
     fn remaining(&self, key: &[u8]) -> Result<Remaining> {
-        let millis: i64 = self.invoke(self.scripts.key_ops.key(key).arg("ttl"), Call::Remaining)?;
+        let (millis, _): (i64, _) =
+            self.invoke_checked(&self.scripts.key_ops, &[key], &Args::default().with("ttl"), Call::Remaining)?;
         Ok(match millis {
             -2 => Remaining::Missing,
             millis => remaining_of(millis),
@@ -620,7 +656,8 @@ impl Backend for RedisBackend {
     }
 
     fn expire(&self, key: &[u8], expiry: Expiry) -> Result<bool> {
-        let done: i64 = self.invoke(self.scripts.key_ops.key(key).arg("expire").arg(ttl_arg(expiry)), Call::Expire)?;
+        let args = Args::default().with("expire").with(ttl_arg(expiry));
+        let (done, _): (i64, _) = self.invoke_checked(&self.scripts.key_ops, &[key], &args, Call::Expire)?;
         Ok(done > 0)
     }
 
