@@ -16,8 +16,8 @@ use super::conn::lanes::Lanes;
 use super::conn::retry::Call;
 use super::conn::script::{Args, ScriptTags};
 use super::conn::wire::{
-    CLEAR_BATCH, connection_dropped, convert_error, fresh_token, install_tls_provider, new_runtime, remaining_of, session_record,
-    stored_form, ttl_arg, with_expiry, write_ttl_arg,
+    CLEAR_BATCH, TAG_MARKER, connection_dropped, convert_error, fresh_token, install_tls_provider, new_runtime, remaining_of,
+    session_record, stored_form, ttl_arg, with_expiry, write_ttl_arg,
 };
 use super::tracking::Tracker;
 use super::{
@@ -60,6 +60,7 @@ pub struct RedisBackend {
     tag_space: Vec<u8>,
 }
 
+#[derive(Clone, Copy)]
 enum Request<'a> {
     Command(&'a Cmd),
     Pipeline(&'a Pipeline),
@@ -165,7 +166,7 @@ impl RedisBackend {
     }
 
     fn execute<T: FromRedisValue>(&self, request: Request<'_>, call: Call) -> Result<T> {
-        self.run(call, |connection| async move { send(&connection, request, call).await })
+        self.run(call, |mut connection| async move { send(&mut connection, request, call).await })
     }
 
     /// Runs a script that checks tagged entries (`conn::script`): the tag
@@ -179,12 +180,12 @@ impl RedisBackend {
         args: &Args,
         call: Call,
     ) -> Result<(T, Vec<Vec<u8>>)> {
-        self.run(call, |connection| async move {
+        self.run(call, |mut connection| async move {
             let mut tags = ScriptTags::default();
             loop {
                 let mut invocation = script.prepare_invoke();
                 invocation.key(keys).key(&tags.keys).arg(&args.0).arg(&tags.declared_tail()[..]);
-                match send::<T>(&connection, Request::Script(&invocation), call).await {
+                match send::<T>(&mut connection, Request::Script(&invocation), call).await {
                     Err(e) => {
                         if !tags.asked(&e, &self.tag_space)? {
                             return Err(e);
@@ -220,18 +221,18 @@ impl RedisBackend {
 /// Sends `request`, and once more after a dropped connection when the retry
 /// table allows. A timed-out command may still run on the server: only a
 /// dropped connection is worth a second attempt (see `retry`).
-async fn send<T: FromRedisValue>(connection: &ConnectionManager, request: Request<'_>, call: Call) -> RedisResult<T> {
-    let once = || async {
-        let mut connection = connection.clone();
-        match request {
-            Request::Command(cmd) => cmd.query_async::<T>(&mut connection).await,
-            Request::Pipeline(pipeline) => pipeline.query_async::<T>(&mut connection).await,
-            Request::Script(invocation) => invocation.invoke_async::<T>(&mut connection).await,
-        }
-    };
-    match once().await {
-        Err(e) if call.resendable() && connection_dropped(&e) => once().await,
+async fn send<T: FromRedisValue>(connection: &mut ConnectionManager, request: Request<'_>, call: Call) -> RedisResult<T> {
+    match send_once(connection, request).await {
+        Err(e) if call.resendable() && connection_dropped(&e) => send_once(connection, request).await,
         result => result,
+    }
+}
+
+async fn send_once<T: FromRedisValue>(connection: &mut ConnectionManager, request: Request<'_>) -> RedisResult<T> {
+    match request {
+        Request::Command(cmd) => cmd.query_async(connection).await,
+        Request::Pipeline(pipeline) => pipeline.query_async(connection).await,
+        Request::Script(invocation) => invocation.invoke_async(connection).await,
     }
 }
 
@@ -251,13 +252,24 @@ impl RedisBackend {
 impl RedisBackend {
     /// The payloads of stored strings as rcache reads them (see
     /// `conn::envelope`): one `MGET` of tag tokens when any is tagged.
-    fn payloads(&self, stored: &[Option<Vec<u8>>], call: Call) -> Result<Vec<Option<Vec<u8>>>> {
-        let stored = Stored::parse(stored, &self.tag_space).map_err(|e| convert_error(&self.target, e))?;
+    fn payloads(&self, stored: Vec<Option<Vec<u8>>>, call: Call) -> Result<Vec<Option<Vec<u8>>>> {
+        if !stored.iter().flatten().any(|value| value.starts_with(TAG_MARKER)) {
+            return Ok(stored); // plain values are their own payloads
+        }
+        let stored = Stored::parse(&stored, &self.tag_space).map_err(|e| convert_error(&self.target, e))?;
         if stored.tag_keys().is_empty() {
             return Ok(stored.payloads(&[]));
         }
         let tokens: Vec<Option<Vec<u8>>> = self.query(redis::cmd("MGET").arg(stored.tag_keys()), call)?;
         Ok(stored.payloads(&tokens))
+    }
+
+    /// `payloads` of one stored string.
+    fn payload(&self, stored: Option<Vec<u8>>, call: Call) -> Result<Option<Vec<u8>>> {
+        match stored {
+            Some(value) if value.starts_with(TAG_MARKER) => Ok(self.payloads(vec![Some(value)], call)?.pop().flatten()),
+            plain => Ok(plain),
+        }
     }
 
     /// Walks the keys matching `pattern` with SCAN, handing each non-empty batch to `visit`.
@@ -375,7 +387,7 @@ impl Backend for RedisBackend {
     /// One `GET`; a tagged entry adds one `MGET` of its tokens.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let stored: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key), Call::Get)?;
-        Ok(self.payloads(&[stored], Call::Get)?.pop().flatten())
+        self.payload(stored, Call::Get)
     }
 
     /// `GET` and `PTTL` in one round trip; a tagged entry adds one `MGET` of its tokens.
@@ -384,7 +396,7 @@ impl Backend for RedisBackend {
             self.query_pipeline(redis::pipe().cmd("GET").arg(key).cmd("PTTL").arg(key), Call::GetWithTtl)?;
         // -2: the key expired between the two commands.
         let stored = stored.filter(|_| millis != -2);
-        let payload = self.payloads(&[stored], Call::GetWithTtl)?.pop().flatten();
+        let payload = self.payload(stored, Call::GetWithTtl)?;
         Ok(payload.map(|payload| (payload, remaining_of(millis))))
     }
 
@@ -394,7 +406,7 @@ impl Backend for RedisBackend {
             return Ok(Vec::new());
         }
         let stored: Vec<Option<Vec<u8>>> = self.query(redis::cmd("MGET").arg(keys), Call::GetMany)?;
-        self.payloads(&stored, Call::GetMany)
+        self.payloads(stored, Call::GetMany)
     }
 
     fn set(&self, key: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<()> {
@@ -524,7 +536,7 @@ impl Backend for RedisBackend {
         type Reply = (Option<Vec<u8>>, i64, Vec<Option<Vec<u8>>>);
         let (stored, millis, mut meta): Reply = self.query_pipeline(&pipeline, Call::GetForRefresh)?;
         let stored = stored.filter(|_| millis != -2);
-        let payload = self.payloads(&[stored], Call::GetForRefresh)?.pop().flatten();
+        let payload = self.payload(stored, Call::GetForRefresh)?;
         Ok(payload.map(|payload| (payload, meta.pop().flatten(), remaining_of(millis))))
     }
 
