@@ -1231,6 +1231,107 @@ fn on_redis(parameters: &str, case: fn(&Cache)) {
     case(&cache);
 }
 
+/// Runs `case` on a private Redis (with a near cache, so tracked reads are
+/// checked too) while `MONITOR` records what runs there; then checks that
+/// every key a script's commands touched was declared in the script's
+/// `KEYS`, as Redis Cluster, key-checking proxies and ACLs on declared keys
+/// need. The server itself reports each command a script runs and which of
+/// its arguments are keys (`COMMAND GETKEYS`).
+fn on_redis_checking_declared_keys(case: fn(&Cache)) {
+    let server = RedisServer::start();
+    let mut monitor = std::process::Command::new("redis-cli")
+        .args(["-p", &server.port.to_string(), "monitor"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = monitor.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let end = line.contains("\"rcache-monitor-end\"");
+            lines.push(line);
+            if end {
+                break;
+            }
+        }
+        lines
+    });
+    // MONITOR is on once it answers OK; commands sent before are not seen.
+    assert!(wait_until(Duration::from_secs(5), || {
+        let clients: String = support::query(server.port, ::redis::cmd("CLIENT").arg("LIST")).unwrap();
+        clients.contains("cmd=monitor")
+    }));
+    let options = Options { key_prefix: b"suite:".to_vec(), ..small_limits() };
+    let cache = Cache::connect(Some(&format!("{}?near_cache=1000", server.url())), options).unwrap();
+    case(&cache);
+    drop(cache);
+    let _: String = support::query(server.port, ::redis::cmd("ECHO").arg("rcache-monitor-end")).unwrap();
+    let lines = lines.join().unwrap();
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let mut connection = client.get_connection().unwrap();
+    let mut declared: Vec<Vec<u8>> = Vec::new();
+    let mut undeclared = Vec::new();
+    for line in &lines {
+        let Some((source, args)) = monitor_line(line) else { continue };
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        if source != "lua" {
+            if name.starts_with("eval") {
+                let count: usize = String::from_utf8_lossy(&args[2]).parse().unwrap();
+                declared = args[3..3 + count].to_vec();
+            }
+            continue;
+        }
+        let keys: Vec<Vec<u8>> = ::redis::cmd("COMMAND").arg("GETKEYS").arg(&args).query(&mut connection).unwrap_or_default();
+        for key in keys {
+            if !declared.contains(&key) {
+                undeclared.push(format!("{}: {line}", String::from_utf8_lossy(&key)));
+            }
+        }
+    }
+    assert!(undeclared.is_empty(), "keys scripts touched without declaring them:\n{}", undeclared.join("\n"));
+}
+
+/// The source (`lua` for a script's commands, else the client's address)
+/// and arguments of one line of `MONITOR` output.
+fn monitor_line(line: &str) -> Option<(String, Vec<Vec<u8>>)> {
+    let open = line.find('[')?;
+    let close = open + line[open..].find(']')?;
+    let source = line[open + 1..close].split(' ').nth(1)?.to_string();
+    let mut args = Vec::new();
+    let mut bytes = line[close + 1..].bytes();
+    while let Some(byte) = bytes.next() {
+        if byte != b'"' {
+            continue;
+        }
+        let mut arg = Vec::new();
+        loop {
+            match bytes.next()? {
+                b'"' => break,
+                b'\\' => match bytes.next()? {
+                    b'n' => arg.push(b'\n'),
+                    b'r' => arg.push(b'\r'),
+                    b't' => arg.push(b'\t'),
+                    b'a' => arg.push(7),
+                    b'b' => arg.push(8),
+                    b'x' => {
+                        let hex = [bytes.next()?, bytes.next()?];
+                        arg.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+                    }
+                    other => arg.push(other),
+                },
+                other => arg.push(other),
+            }
+        }
+        args.push(arg);
+    }
+    (!args.is_empty()).then_some((source, args))
+}
+
 /// Opens a handle with the given key prefix.
 type Opener<'a> = &'a dyn Fn(&[u8]) -> Cache;
 
@@ -1303,6 +1404,13 @@ macro_rules! suite {
             $(#[test]
             fn $opening() {
                 super::on_redis_opening("?near_cache=1000", super::$opening);
+            })*
+        }
+        // Every key a script touches is declared in its KEYS.
+        mod declared_keys {
+            $(#[test]
+            fn $case() {
+                super::on_redis_checking_declared_keys(super::$case);
             })*
         }
         // As an ACL user allowed only keys under `suite:`: every key rcache

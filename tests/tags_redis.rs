@@ -183,6 +183,44 @@ fn an_entry_naming_a_tag_key_outside_the_handles_tag_space_is_corrupt_and_that_k
     assert_eq!((calls(&server, "get"), calls(&server, "mget"), calls(&server, "evalsha")), (2, 1, 0));
 }
 
+#[test]
+fn every_call_refuses_an_entry_naming_a_tag_key_outside_the_tag_space_and_never_touches_that_key() {
+    let server = RedisServer::start();
+    // With LFU, a key's access counter goes from 5 to 6 at its first read or write.
+    query::<()>(server.port, redis::cmd("CONFIG").arg("SET").arg("maxmemory-policy").arg("allkeys-lfu")).unwrap();
+    let cache = connect(&server, "mine:");
+    let token = b"0123456789abcdef";
+    let foreign = b"other:secret";
+    let stored =
+        [&b"\0rcache-tags\0"[..], b"1:", foreign.len().to_string().as_bytes(), b":", foreign, token, b"payload"].concat();
+    query::<()>(server.port, redis::cmd("SET").arg("mine:k").arg(&stored).arg("PX").arg(100_000)).unwrap();
+    query::<()>(server.port, redis::cmd("SET").arg(foreign).arg(token).arg("PX").arg(100_000)).unwrap();
+    let minute = Ttl::After(Duration::from_secs(60));
+
+    let corrupt = |error: rcache::Error| assert_eq!(error.kind, ErrorKind::Corrupt, "{error}");
+    corrupt(cache.expire(b"k", Ttl::Never).unwrap_err());
+    corrupt(cache.expire(b"k", minute).unwrap_err());
+    corrupt(cache.add_tags(b"k", &[b"t"]).unwrap_err());
+    corrupt(cache.delete(b"k").unwrap_err());
+    corrupt(cache.compare_and_set(b"k", b"payload", b"new", minute).unwrap_err());
+    corrupt(cache.exists(b"k").unwrap_err());
+    corrupt(cache.remaining(b"k").unwrap_err());
+    corrupt(cache.set(b"k", b"new", Ttl::Keep).unwrap_err());
+    corrupt(cache.hash_get(b"k").unwrap_err());
+    corrupt(cache.keys(None).unwrap_err());
+
+    // Nothing changed, and the foreign key was neither read nor written.
+    let value: Vec<u8> = query(server.port, redis::cmd("GET").arg("mine:k")).unwrap();
+    assert_eq!(value, stored);
+    let left: i64 = query(server.port, redis::cmd("PTTL").arg("mine:k")).unwrap();
+    assert!(left > 0 && left <= 100_000, "{left}");
+    let foreign_left: i64 = query(server.port, redis::cmd("PTTL").arg(foreign)).unwrap();
+    assert!(foreign_left > 0 && foreign_left <= 100_000, "{foreign_left}");
+    let accesses: i64 = query(server.port, redis::cmd("OBJECT").arg("FREQ").arg(foreign)).unwrap();
+    assert_eq!(accesses, 5, "the foreign tag key was read or written");
+    assert_eq!(query::<i64>(server.port, redis::cmd("EXISTS").arg("mine:__rcache_tag:t")).unwrap(), 0);
+}
+
 /// How many times the server ran `command` since the last `CONFIG RESETSTAT`.
 fn calls(server: &RedisServer, command: &str) -> u64 {
     let stats = server.command(&["INFO", "commandstats"]).unwrap();

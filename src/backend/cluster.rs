@@ -9,7 +9,7 @@
 //! - Tag keys live in other slots than their entries. Reads fetch the entry,
 //!   then the tokens of its tag keys (a second request), and compare. Scripts
 //!   that must know whether a tagged entry is valid get the tokens from the
-//!   caller (`lua/cluster_tags.lua`): the first attempt passes none, and a
+//!   caller (`lua/tags.lua`): the first attempt passes none, and a
 //!   tagged entry makes it stop, before writing anything, naming the tag keys
 //!   to read. Writing a tagged entry reads or creates each tag's token first
 //!   (one script per tag, in its slot), then stores the entry. Tokens only
@@ -42,13 +42,14 @@ use futures_util::future::try_join_all;
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{Cmd, FromRedisValue, RedisError, RedisResult, TlsCertificates, ToRedisArgs};
+use redis::{Cmd, FromRedisValue, RedisError, RedisResult, TlsCertificates};
 
 use super::conn;
 use super::conn::breaker::Breaker;
-use super::conn::envelope::{Envelope, Stored, TOKEN_LEN, check_tag_space, corrupt};
+use super::conn::envelope::{Envelope, Stored, TOKEN_LEN, corrupt};
 use super::conn::lanes::Lanes;
 use super::conn::retry::{Call, not_run, reply_lost};
+use super::conn::script::{Args, ScriptTags, TAG_ROUNDS, tokens_tail};
 use super::conn::wire::{
     CLEAR_BATCH, TAG_LIMIT, fresh_token, install_tls_provider, remaining_of, session_record, stored_form, ttl_arg, with_expiry,
     write_ttl_arg,
@@ -75,10 +76,6 @@ pub struct ClusterSettings {
     /// Where this handle's tag keys live (`<prefix>__rcache_tag:`).
     pub tag_space: Vec<u8>,
 }
-
-/// Rounds of "the entry has tags: read their tokens and run again" before a
-/// call gives up (each round happens only when the entry changed meanwhile).
-const TAG_ROUNDS: usize = 8;
 
 /// The two cluster connections of a lane.
 struct Pair {
@@ -135,10 +132,15 @@ impl Lua {
     }
 }
 
-/// Scripts that honour tags get their tokens from the caller (`cluster_tags.lua`).
+/// Scripts that honour tags get their tokens from the caller (`lua/tags.lua`).
 macro_rules! checked {
     ($body:literal) => {
-        Lua::new(concat!(include_str!("lua/envelope.lua"), include_str!("lua/cluster_tags.lua"), include_str!($body)))
+        Lua::new(concat!(
+            include_str!("lua/envelope.lua"),
+            include_str!("lua/tags.lua"),
+            include_str!("lua/tag_cluster.lua"),
+            include_str!($body)
+        ))
     };
 }
 
@@ -177,17 +179,6 @@ impl Scripts {
             extend_lock: Lua::new(include_str!("lua/extend_lock.lua")),
             unlock: Lua::new(include_str!("lua/unlock.lua")),
         }
-    }
-}
-
-/// Arguments of a script, as bytes.
-#[derive(Clone, Default)]
-struct Args(Vec<Vec<u8>>);
-
-impl Args {
-    fn with(mut self, value: impl ToRedisArgs) -> Self {
-        self.0.extend(value.to_redis_args());
-        self
     }
 }
 
@@ -289,34 +280,28 @@ impl Link<'_> {
         }
     }
 
-    /// Runs a script that honours tags (`cluster_tags.lua`), reading the tag
-    /// tokens it asks for and running it again. Returns its reply and the
-    /// tag keys it needed (those of the entries in `keys`).
+    /// Runs a script that honours tags (`lua/tags.lua`, `conn::script`),
+    /// reading the tag tokens it asks for and running it again. Returns its
+    /// reply and the tag keys it needed (those of the entries in `keys`).
     async fn eval_checked<T: FromRedisValue>(&self, script: &Lua, keys: &[&[u8]], args: &Args) -> RedisResult<(T, Vec<Vec<u8>>)> {
+        let mut tags = ScriptTags::default();
         let mut known: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        for _ in 0..TAG_ROUNDS {
+        loop {
             let mut full = args.0.clone();
-            for (tag_key, token) in &known {
-                full.push(tag_key.clone());
-                full.push(token.clone());
-            }
-            full.push(known.len().to_string().into_bytes());
+            full.extend(tokens_tail(&known));
             match self.eval::<T>(script, keys, &full).await {
-                Err(e) if e.code() == Some("RCACHE-TAGS") => {
-                    let needed = needed_tags(e.detail().unwrap_or(""));
-                    if needed.is_empty() {
+                Err(e) => {
+                    if !tags.asked(&e, self.tag_space)? {
                         return Err(e);
                     }
-                    for tag_key in &needed {
-                        check_tag_space(tag_key, self.tag_space)?;
-                    }
-                    let tokens = self.tokens(&needed).await?;
-                    known.extend(needed.into_iter().zip(tokens.into_iter().map(Option::unwrap_or_default)));
+                    let new: Vec<Vec<u8>> =
+                        tags.keys.iter().filter(|tag_key| !known.iter().any(|(known, _)| known == *tag_key)).cloned().collect();
+                    let tokens = self.tokens(&new).await?;
+                    known.extend(new.into_iter().zip(tokens.into_iter().map(Option::unwrap_or_default)));
                 }
-                result => return result.map(|reply| (reply, known.into_iter().map(|(tag_key, _)| tag_key).collect())),
+                Ok(reply) => return Ok((reply, tags.keys)),
             }
         }
-        Err(corrupt("the entry's tags kept changing while it was read"))
     }
 
     /// The current tokens of `tag_keys` (MGET, split by slot by the client).
@@ -449,18 +434,6 @@ fn redirect_target(error: &RedisError) -> Option<Node> {
 
 fn by_address(node: &Node) -> RoutingInfo {
     RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host: node.0.clone(), port: node.1 })
-}
-
-/// The tag keys named (in hex) by a script's `RCACHE-TAGS` error.
-fn needed_tags(detail: &str) -> Vec<Vec<u8>> {
-    let hex = |word: &str| -> Option<Vec<u8>> {
-        if word.is_empty() || word.len() % 2 != 0 {
-            return None;
-        }
-        (0..word.len()).step_by(2).map(|at| u8::from_str_radix(word.get(at..at + 2)?, 16).ok()).collect()
-    };
-    // The server appends " script: <sha>, on @user_script…" after the names.
-    detail.split(' ').map_while(hex).collect()
 }
 
 /// Keys grouped by slot, in order of first appearance.
@@ -994,12 +967,6 @@ impl Backend for ClusterBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn needed_tags_are_read_from_the_error() {
-        assert_eq!(needed_tags("6162 00ff script: 3b16, on @user_script:1."), vec![b"ab".to_vec(), vec![0, 255]]);
-        assert!(needed_tags("script: x").is_empty());
-    }
 
     #[test]
     fn keys_group_by_slot_in_order() {

@@ -2,21 +2,23 @@
 //! reconnecting connections to one server.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError, Script, ScriptInvocation, Value};
+use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError, RedisResult, Script, ScriptInvocation, Value};
 
 use super::conn;
 use super::conn::breaker::Breaker;
 use super::conn::envelope::Stored;
 use super::conn::lanes::Lanes;
 use super::conn::retry::Call;
+use super::conn::script::{Args, ScriptTags};
 use super::conn::wire::{
-    CLEAR_BATCH, connection_dropped, convert_error, fresh_token, install_tls_provider, new_runtime, remaining_of, session_record,
-    stored_form, ttl_arg, with_expiry, write_ttl_arg,
+    CLEAR_BATCH, TAG_MARKER, connection_dropped, convert_error, fresh_token, install_tls_provider, new_runtime, remaining_of,
+    session_record, stored_form, ttl_arg, with_expiry, write_ttl_arg,
 };
 use super::tracking::Tracker;
 use super::{
@@ -59,6 +61,7 @@ pub struct RedisBackend {
     tag_space: Vec<u8>,
 }
 
+#[derive(Clone, Copy)]
 enum Request<'a> {
     Command(&'a Cmd),
     Pipeline(&'a Pipeline),
@@ -80,21 +83,31 @@ struct Scripts {
     unlock: Script,
 }
 
-macro_rules! lua {
+/// A script that checks tagged entries declares their tag keys (`lua/tags.lua`).
+macro_rules! checked {
     ($body:literal) => {
-        Script::new(concat!(include_str!("lua/envelope.lua"), include_str!("lua/tag.lua"), include_str!($body)))
+        Script::new(concat!(
+            include_str!("lua/envelope.lua"),
+            include_str!("lua/tags.lua"),
+            include_str!("lua/tag.lua"),
+            include_str!($body)
+        ))
     };
 }
 
 impl Scripts {
     fn new() -> Self {
         Scripts {
-            read: lua!("lua/read.lua"),
-            write: lua!("lua/write.lua"),
-            hash: lua!("lua/hash.lua"),
-            set_tagged: lua!("lua/set_tagged.lua"),
-            add_tags: lua!("lua/add_tags.lua"),
-            key_ops: lua!("lua/key_ops.lua"),
+            read: checked!("lua/read.lua"),
+            write: checked!("lua/write.lua"),
+            hash: checked!("lua/hash.lua"),
+            set_tagged: Script::new(concat!(
+                include_str!("lua/envelope.lua"),
+                include_str!("lua/tag.lua"),
+                include_str!("lua/set_tagged.lua")
+            )),
+            add_tags: checked!("lua/add_tags.lua"),
+            key_ops: checked!("lua/key_ops.lua"),
             session: Script::new(include_str!("lua/session.lua")),
             session_purge: Script::new(include_str!("lua/session_purge.lua")),
             session_list: Script::new(include_str!("lua/session_list.lua")),
@@ -153,56 +166,86 @@ impl RedisBackend {
         self.execute(Request::Script(invocation), call, Instant::now())
     }
 
-    /// Sends `request` and waits for its reply, until the call deadline
-    /// counted from `started` (before the request was encoded, for calls
-    /// that carry a value). A lane whose call ran out of time is dropped:
-    /// closing its connection makes the server discard a request it received
-    /// only in part, and no later call waits behind the rest of it.
     fn execute<T: FromRedisValue>(&self, request: Request<'_>, call: Call, started: Instant) -> Result<T> {
+        self.run(call, started, |mut connection| async move { send(&mut connection, request, call).await })
+    }
+
+    /// Runs a script that checks tagged entries (`conn::script`): the tag
+    /// keys it asks for are declared at the end of KEYS in its next run.
+    /// `keys` and `args` are the script's own; returns its reply and the tag
+    /// keys declared.
+    fn invoke_checked<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &[&[u8]],
+        args: &Args,
+        call: Call,
+        started: Instant,
+    ) -> Result<(T, Vec<Vec<u8>>)> {
+        self.run(call, started, |mut connection| async move {
+            let mut tags = ScriptTags::default();
+            loop {
+                let mut invocation = script.prepare_invoke();
+                invocation.key(keys).key(&tags.keys).arg(&args.0).arg(&tags.declared_tail()[..]);
+                match send::<T>(&mut connection, Request::Script(&invocation), call).await {
+                    Err(e) => {
+                        if !tags.asked(&e, &self.tag_space)? {
+                            return Err(e);
+                        }
+                    }
+                    Ok(reply) => return Ok((reply, tags.keys)),
+                }
+            }
+        })
+    }
+
+    /// Runs `work` on a lane's connection until the call deadline counted
+    /// from `started` (before the request was encoded, for calls that carry
+    /// a value). A lane whose call ran out of time is dropped: closing its
+    /// connection makes the server discard a request it received only in
+    /// part, and no later call waits behind the rest of it.
+    fn run<T, F, Fut>(&self, call: Call, started: Instant, work: F) -> Result<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
         self.breaker.admit(&self.target)?;
         let cut_off = Cell::new(false);
         let result = self.lanes.with_lane_dropped_if(
             || self.open_lane(),
-            |lane| self.execute_on(lane, request, call, started, &cut_off),
+            |lane| {
+                let deadline = started + self.call_deadline;
+                if Instant::now() >= deadline {
+                    return Err(call.expired_before_sending(&self.target, self.call_deadline));
+                }
+                let reply = lane
+                    .runtime
+                    .block_on(async { tokio::time::timeout_at(deadline.into(), work(lane.connection.clone())).await });
+                cut_off.set(reply.as_ref().map_or(true, |result| result.as_ref().is_err_and(RedisError::is_timeout)));
+                reply.map_err(|_| call.timed_out(&self.target, self.call_deadline))?.map_err(|e| call.failed(&self.target, e))
+            },
             |_| cut_off.get(),
         );
         self.breaker.record(&result);
         result
     }
+}
 
-    /// `execute` on one lane; sets `cut_off` when the call ran out of time
-    /// with its request sent, or being sent, on the lane's connection.
-    fn execute_on<T: FromRedisValue>(
-        &self,
-        lane: &Lane,
-        request: Request<'_>,
-        call: Call,
-        started: Instant,
-        cut_off: &Cell<bool>,
-    ) -> Result<T> {
-        let deadline = started + self.call_deadline;
-        if Instant::now() >= deadline {
-            return Err(call.expired_before_sending(&self.target, self.call_deadline));
-        }
-        let send = || async {
-            let mut connection = lane.connection.clone();
-            match request {
-                Request::Command(cmd) => cmd.query_async::<T>(&mut connection).await,
-                Request::Pipeline(pipeline) => pipeline.query_async::<T>(&mut connection).await,
-                Request::Script(invocation) => invocation.invoke_async::<T>(&mut connection).await,
-            }
-        };
-        let attempts = async {
-            match send().await {
-                // A timed-out command may still run on the server: only a
-                // dropped connection is worth a second attempt (see `retry`).
-                Err(e) if call.resendable() && connection_dropped(&e) => send().await,
-                result => result,
-            }
-        };
-        let reply = lane.runtime.block_on(async { tokio::time::timeout_at(deadline.into(), attempts).await });
-        cut_off.set(reply.as_ref().map_or(true, |result| result.as_ref().is_err_and(RedisError::is_timeout)));
-        reply.map_err(|_| call.timed_out(&self.target, self.call_deadline))?.map_err(|e| call.failed(&self.target, e))
+/// Sends `request`, and once more after a dropped connection when the retry
+/// table allows. A timed-out command may still run on the server: only a
+/// dropped connection is worth a second attempt (see `retry`).
+async fn send<T: FromRedisValue>(connection: &mut ConnectionManager, request: Request<'_>, call: Call) -> RedisResult<T> {
+    match send_once(connection, request).await {
+        Err(e) if call.resendable() && connection_dropped(&e) => send_once(connection, request).await,
+        result => result,
+    }
+}
+
+async fn send_once<T: FromRedisValue>(connection: &mut ConnectionManager, request: Request<'_>) -> RedisResult<T> {
+    match request {
+        Request::Command(cmd) => cmd.query_async(connection).await,
+        Request::Pipeline(pipeline) => pipeline.query_async(connection).await,
+        Request::Script(invocation) => invocation.invoke_async(connection).await,
     }
 }
 
@@ -222,13 +265,24 @@ impl RedisBackend {
 impl RedisBackend {
     /// The payloads of stored strings as rcache reads them (see
     /// `conn::envelope`): one `MGET` of tag tokens when any is tagged.
-    fn payloads(&self, stored: &[Option<Vec<u8>>], call: Call) -> Result<Vec<Option<Vec<u8>>>> {
-        let stored = Stored::parse(stored, &self.tag_space).map_err(|e| convert_error(&self.target, e))?;
+    fn payloads(&self, stored: Vec<Option<Vec<u8>>>, call: Call) -> Result<Vec<Option<Vec<u8>>>> {
+        if !stored.iter().flatten().any(|value| value.starts_with(TAG_MARKER)) {
+            return Ok(stored); // plain values are their own payloads
+        }
+        let stored = Stored::parse(&stored, &self.tag_space).map_err(|e| convert_error(&self.target, e))?;
         if stored.tag_keys().is_empty() {
             return Ok(stored.payloads(&[]));
         }
         let tokens: Vec<Option<Vec<u8>>> = self.query(redis::cmd("MGET").arg(stored.tag_keys()), call)?;
         Ok(stored.payloads(&tokens))
+    }
+
+    /// `payloads` of one stored string.
+    fn payload(&self, stored: Option<Vec<u8>>, call: Call) -> Result<Option<Vec<u8>>> {
+        match stored {
+            Some(value) if value.starts_with(TAG_MARKER) => Ok(self.payloads(vec![Some(value)], call)?.pop().flatten()),
+            plain => Ok(plain),
+        }
     }
 
     /// Walks the keys matching `pattern` with SCAN, handing each non-empty batch to `visit`.
@@ -249,36 +303,43 @@ impl RedisBackend {
 }
 
 impl RedisBackend {
-    /// One call of the read script's `near` mode on the tracking connection:
-    /// each group is a value key and the tag keys declared with it. A value
-    /// is `tracked` when all its tag keys were declared.
+    /// The read script's `near` mode on the tracking connection: the tag
+    /// keys of the values read are declared (`conn::script`), so the server
+    /// tracks them with the values.
     async fn read_near(
         &self,
         connection: &mut redis::aio::MultiplexedConnection,
-        groups: &[(&[u8], &[Vec<u8>])],
+        keys: &[Vec<u8>],
         read: TrackedRead<'_>,
-    ) -> redis::RedisResult<TrackedReads> {
-        let mut invocation = self.scripts.read.prepare_invoke();
-        invocation.arg("near").arg(match read {
+    ) -> RedisResult<TrackedReads> {
+        let how = match read {
             TrackedRead::One => "one",
             TrackedRead::Many => "many",
             TrackedRead::Refresh(_) => "refresh",
-        });
-        for (key, tags) in groups {
-            invocation.key(*key);
+        };
+        let mut tags = ScriptTags::default();
+        loop {
+            let mut invocation = self.scripts.read.prepare_invoke();
+            invocation.key(keys);
             if let TrackedRead::Refresh(meta_key) = read {
                 invocation.key(meta_key);
             }
-            invocation.key(*tags).arg(tags.len());
-        }
-        let reply: Value = invocation.invoke_async(connection).await?;
-        let mut reads = tracked_reads(reply, read)?;
-        for (found, (_, declared)) in reads.values.iter_mut().zip(groups) {
-            if let Some(found) = found {
-                found.tracked = found.tags.iter().all(|tag| declared.contains(tag));
+            invocation.key(&tags.keys).arg("near").arg(how).arg(&tags.declared_tail()[..]);
+            match invocation.invoke_async::<Value>(connection).await {
+                Err(e) => {
+                    if !tags.asked(&e, &self.tag_space)? {
+                        return Err(e);
+                    }
+                }
+                Ok(reply) => {
+                    let mut reads = tracked_reads(reply, read)?;
+                    for found in reads.values.iter_mut().flatten() {
+                        found.tracked = found.tags.iter().all(|tag| tags.keys.contains(tag));
+                    }
+                    return Ok(reads);
+                }
             }
         }
-        Ok(reads)
     }
 }
 
@@ -318,31 +379,7 @@ impl Backend for RedisBackend {
         let Some(tracker) = self.tracker.get() else { return Ok(None) };
         let Some(mut connection) = tracker.connection() else { return Ok(None) };
         self.breaker.admit(&self.target)?;
-        let reading = async {
-            let groups: Vec<(&[u8], &[Vec<u8>])> = keys.iter().map(|key| (key.as_slice(), &[][..])).collect();
-            let mut reads = self.read_near(&mut connection, &groups, read).await?;
-            // Redis 7.0 did not track the tag keys of these values (they were
-            // read, not declared): read them again with their tags declared.
-            let again: Vec<usize> = (0..reads.values.len())
-                .filter(|&index| reads.values[index].as_ref().is_some_and(|found| !found.tracked))
-                .collect();
-            if !again.is_empty() {
-                let tags: Vec<Vec<Vec<u8>>> = again
-                    .iter()
-                    .map(|&index| reads.values[index].as_ref().map(|found| found.tags.clone()).unwrap_or_default())
-                    .collect();
-                let groups: Vec<(&[u8], &[Vec<u8>])> =
-                    again.iter().zip(&tags).map(|(&index, tags)| (keys[index].as_slice(), tags.as_slice())).collect();
-                let second = self.read_near(&mut connection, &groups, read).await?;
-                for (&index, found) in again.iter().zip(second.values) {
-                    reads.values[index] = found;
-                }
-                if let TrackedRead::Refresh(_) = read {
-                    reads.meta = second.meta;
-                }
-            }
-            Ok::<_, RedisError>(reads)
-        };
+        let reading = self.read_near(&mut connection, keys, read);
         let reply = tracker.block_on(async { tokio::time::timeout(self.call_deadline, reading).await });
         let result = match reply {
             Err(_) => Err(Error::new(
@@ -363,7 +400,7 @@ impl Backend for RedisBackend {
     /// One `GET`; a tagged entry adds one `MGET` of its tokens.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let stored: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key), Call::Get)?;
-        Ok(self.payloads(&[stored], Call::Get)?.pop().flatten())
+        self.payload(stored, Call::Get)
     }
 
     /// `GET` and `PTTL` in one round trip; a tagged entry adds one `MGET` of its tokens.
@@ -372,7 +409,7 @@ impl Backend for RedisBackend {
             self.query_pipeline(redis::pipe().cmd("GET").arg(key).cmd("PTTL").arg(key), Call::GetWithTtl)?;
         // -2: the key expired between the two commands.
         let stored = stored.filter(|_| millis != -2);
-        let payload = self.payloads(&[stored], Call::GetWithTtl)?.pop().flatten();
+        let payload = self.payload(stored, Call::GetWithTtl)?;
         Ok(payload.map(|payload| (payload, remaining_of(millis))))
     }
 
@@ -382,7 +419,7 @@ impl Backend for RedisBackend {
             return Ok(Vec::new());
         }
         let stored: Vec<Option<Vec<u8>>> = self.query(redis::cmd("MGET").arg(keys), Call::GetMany)?;
-        self.payloads(&stored, Call::GetMany)
+        self.payloads(stored, Call::GetMany)
     }
 
     fn set(&self, key: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<()> {
@@ -397,9 +434,8 @@ impl Backend for RedisBackend {
             // A script rather than SET KEEPTTL: an entry whose tag was
             // invalidated is missing, and a missing key gets no expiry.
             WriteExpiry::Keep => {
-                let mut invocation = self.scripts.write.key(key);
-                invocation.arg("set").arg(&*stored_form(value)).arg(-1);
-                let _: i64 = self.execute(Request::Script(&invocation), Call::Set, started)?;
+                let args = Args::default().with("set").with(&*stored_form(value)).with(-1);
+                let _: (i64, _) = self.invoke_checked(&self.scripts.write, &[key], &args, Call::Set, started)?;
                 Ok(())
             }
         }
@@ -407,10 +443,9 @@ impl Backend for RedisBackend {
 
     fn compare_and_set(&self, key: &[u8], expected: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<bool> {
         let started = Instant::now();
-        let mut invocation = self.scripts.write.key(key);
-        invocation.arg("cas").arg(&*stored_form(value)).arg(write_ttl_arg(expiry)).arg(expected);
+        let args = Args::default().with("cas").with(&*stored_form(value)).with(write_ttl_arg(expiry)).with(expected);
         // Not retried: after a lost reply a second attempt would find its own value and report a mismatch.
-        let stored: i64 = self.execute(Request::Script(&invocation), Call::CompareAndSet, started)?;
+        let (stored, _): (i64, _) = self.invoke_checked(&self.scripts.write, &[key], &args, Call::CompareAndSet, started)?;
         Ok(stored > 0)
     }
 
@@ -442,12 +477,10 @@ impl Backend for RedisBackend {
     }
 
     fn add_tags(&self, key: &[u8], tags: &[Vec<u8>]) -> Result<bool> {
-        let mut invocation = self.scripts.add_tags.key(key);
-        invocation.key(tags).arg(MAX_TAGS);
-        for _ in tags {
-            invocation.arg(fresh_token());
-        }
-        let added: i64 = self.invoke(&invocation, Call::AddTags)?;
+        let mut keys: Vec<&[u8]> = vec![key];
+        keys.extend(tags.iter().map(Vec::as_slice));
+        let args = tags.iter().fold(Args::default().with(MAX_TAGS), |args, _| args.with(fresh_token()));
+        let (added, _): (i64, _) = self.invoke_checked(&self.scripts.add_tags, &keys, &args, Call::AddTags, Instant::now())?;
         Ok(added > 0)
     }
 
@@ -478,9 +511,9 @@ impl Backend for RedisBackend {
         let mut found = Vec::new();
         self.scan(pattern, |keys| {
             // Entries whose tags were invalidated are still keys to SCAN, not to rcache.
-            let mut invocation = self.scripts.read.prepare_invoke();
-            invocation.key(keys).arg("live");
-            let live: Vec<Vec<u8>> = self.invoke(&invocation, Call::Scan)?;
+            let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            let (live, _): (Vec<Vec<u8>>, _) =
+                self.invoke_checked(&self.scripts.read, &keys, &Args::default().with("live"), Call::Scan, Instant::now())?;
             found.extend(live);
             Ok(())
         })?;
@@ -488,7 +521,8 @@ impl Backend for RedisBackend {
     }
 
     fn hash_get(&self, key: &[u8]) -> Result<Option<HashFields>> {
-        let flat: Option<Vec<Vec<u8>>> = self.invoke(self.scripts.hash.key(key).arg("get"), Call::HashGet)?;
+        let (flat, _): (Option<Vec<Vec<u8>>>, _) =
+            self.invoke_checked(&self.scripts.hash, &[key], &Args::default().with("get"), Call::HashGet, Instant::now())?;
         Ok(flat.map(|flat| {
             let mut pairs = flat.into_iter();
             std::iter::from_fn(|| Some((pairs.next()?, pairs.next()?))).collect()
@@ -498,13 +532,12 @@ impl Backend for RedisBackend {
     fn hash_set(&self, key: &[u8], fields: &[(&[u8], &[u8])], expiry: WriteExpiry, condition: WriteCondition) -> Result<bool> {
         let call = Call::hash_set(condition);
         let condition = condition.script_arg();
-        let mut invocation = self.scripts.hash.key(key);
-        invocation.arg("set").arg(condition).arg(write_ttl_arg(expiry));
+        let mut args = Args::default().with("set").with(condition).with(write_ttl_arg(expiry));
         for (name, value) in fields {
-            invocation.arg(*name).arg(*value);
+            args = args.with(*name).with(*value);
         }
         // Not retried: after a lost reply a conditional write would see its own record.
-        let written: i64 = self.invoke(&invocation, call)?;
+        let (written, _): (i64, _) = self.invoke_checked(&self.scripts.hash, &[key], &args, call, Instant::now())?;
         Ok(written > 0)
     }
 
@@ -520,7 +553,7 @@ impl Backend for RedisBackend {
         type Reply = (Option<Vec<u8>>, i64, Vec<Option<Vec<u8>>>);
         let (stored, millis, mut meta): Reply = self.query_pipeline(&pipeline, Call::GetForRefresh)?;
         let stored = stored.filter(|_| millis != -2);
-        let payload = self.payloads(&[stored], Call::GetForRefresh)?.pop().flatten();
+        let payload = self.payload(stored, Call::GetForRefresh)?;
         Ok(payload.map(|payload| (payload, meta.pop().flatten(), remaining_of(millis))))
     }
 
@@ -631,17 +664,20 @@ impl Backend for RedisBackend {
     }
 
     fn delete(&self, key: &[u8]) -> Result<bool> {
-        let deleted: i64 = self.invoke(self.scripts.key_ops.key(key).arg("delete"), Call::Delete)?;
+        let (deleted, _): (i64, _) =
+            self.invoke_checked(&self.scripts.key_ops, &[key], &Args::default().with("delete"), Call::Delete, Instant::now())?;
         Ok(deleted > 0)
     }
 
     fn exists(&self, key: &[u8]) -> Result<bool> {
-        let found: u64 = self.invoke(self.scripts.read.key(key).arg("exists"), Call::Exists)?;
+        let (found, _): (u64, _) =
+            self.invoke_checked(&self.scripts.read, &[key], &Args::default().with("exists"), Call::Exists, Instant::now())?;
         Ok(found > 0)
     }
 
     fn remaining(&self, key: &[u8]) -> Result<Remaining> {
-        let millis: i64 = self.invoke(self.scripts.key_ops.key(key).arg("ttl"), Call::Remaining)?;
+        let (millis, _): (i64, _) =
+            self.invoke_checked(&self.scripts.key_ops, &[key], &Args::default().with("ttl"), Call::Remaining, Instant::now())?;
         Ok(match millis {
             -2 => Remaining::Missing,
             millis => remaining_of(millis),
@@ -649,7 +685,8 @@ impl Backend for RedisBackend {
     }
 
     fn expire(&self, key: &[u8], expiry: Expiry) -> Result<bool> {
-        let done: i64 = self.invoke(self.scripts.key_ops.key(key).arg("expire").arg(ttl_arg(expiry)), Call::Expire)?;
+        let args = Args::default().with("expire").with(ttl_arg(expiry));
+        let (done, _): (i64, _) = self.invoke_checked(&self.scripts.key_ops, &[key], &args, Call::Expire, Instant::now())?;
         Ok(done > 0)
     }
 

@@ -1620,6 +1620,59 @@ static void test_corrupt_tagged_on_redis(rcache_client *c) {
   ALIVE(c);
 }
 
+/* The reply of one redis-cli command, as text, in `out`; 1 when it ran. */
+static int redis_cli_reply(const char *port, const char *args, char *out, size_t size) {
+  char command[512];
+  FILE *pipe;
+  size_t got;
+  snprintf(command, sizeof command, "redis-cli -p %s %s", port, args);
+  pipe = popen(command, "r");
+  if (pipe == NULL) return 0;
+  got = fread(out, 1, size - 1, pipe);
+  out[got] = '\0';
+  return pclose(pipe) == 0;
+}
+
+/* Redis only: an entry written by another program whose tag record names a
+ * key outside the client's tag space is refused by every call, and that key
+ * is neither read nor extended. */
+static void test_foreign_tag_key_on_redis(rcache_client *c) {
+  const char *port = redis_port("foreign tag key test");
+  char command[768], foreign[128], reply[128], expected[512];
+  int64_t ttl = SENTINEL_I64;
+
+  if (port == NULL) return;
+  snprintf(foreign, sizeof foreign, "%sforeign:elsewhere", g_prefix);
+  snprintf(command, sizeof command,
+           "printf '\\000rcache-tags\\0001:%zu:%s0123456789abcdefpayload' | redis-cli -p %s -x SET '%sforeign:k' >/dev/null",
+           strlen(foreign), foreign, port, g_prefix);
+  if (!CHECK(system(command) == 0)) return;
+  snprintf(command, sizeof command, "SET '%s' 0123456789abcdef PX 100000", foreign);
+  if (!CHECK(redis_cli_reply(port, command, reply, sizeof reply))) return;
+
+  EXPECT_BAD(c, RCACHE_STATUS_CORRUPT, rcache_client_expire(c, LIT("foreign:k"), RCACHE_TTL_NONE));
+  EXPECT_BAD(c, RCACHE_STATUS_CORRUPT, rcache_client_expire(c, LIT("foreign:k"), 60000));
+  EXPECT_BAD(c, RCACHE_STATUS_CORRUPT, rcache_client_add_tags(c, LIT("foreign:k"), TAGS(TAG("t"))));
+  EXPECT_BAD(c, RCACHE_STATUS_CORRUPT, rcache_client_delete(c, LIT("foreign:k")));
+  EXPECT_BAD(c, RCACHE_STATUS_CORRUPT,
+             rcache_client_compare_and_set(c, LIT("foreign:k"), LIT("payload"), LIT("new"), 60000));
+  EXPECT_BAD(c, RCACHE_STATUS_CORRUPT, rcache_client_exists(c, LIT("foreign:k")));
+  EXPECT_BAD(c, RCACHE_STATUS_CORRUPT, rcache_client_ttl(c, LIT("foreign:k"), &ttl));
+  CHECK(ttl == SENTINEL_I64);
+
+  /* Nothing changed: the entry is still there, the foreign key keeps its expiry. */
+  snprintf(command, sizeof command, "STRLEN '%sforeign:k'", g_prefix);
+  /* The marker (13 bytes), "1:", the key's length and ':', the key, the token (16), "payload". */
+  snprintf(expected, sizeof expected, "%zu\n",
+           13 + 2 + (size_t)snprintf(NULL, 0, "%zu", strlen(foreign)) + 1 + strlen(foreign) + 16 + 7);
+  if (CHECK(redis_cli_reply(port, command, reply, sizeof reply))) CHECK(strcmp(reply, expected) == 0);
+  snprintf(command, sizeof command, "PTTL '%s'", foreign);
+  if (CHECK(redis_cli_reply(port, command, reply, sizeof reply))) CHECK(atol(reply) > 0 && atol(reply) <= 100000);
+  snprintf(command, sizeof command, "DEL '%s' '%sforeign:k'", foreign, g_prefix);
+  CHECK(redis_cli_reply(port, command, reply, sizeof reply));
+  ALIVE(c);
+}
+
 /* Redis only: the connection is killed under the client, then the server stalls. */
 static void test_connection_trouble_on_redis(void) {
   const char *port = redis_port("connection trouble test");
@@ -1724,6 +1777,7 @@ int main(int argc, char **argv) {
   if (g_redis) test_clear_namespaces_on_redis();
   if (g_redis) test_wrong_type_on_redis(c);
   if (g_redis) test_corrupt_tagged_on_redis(c);
+  if (g_redis) test_foreign_tag_key_on_redis(c);
   if (g_redis) test_connection_trouble_on_redis();
   ALIVE(c);
   rcache_client_free(c);

@@ -537,3 +537,34 @@ def test_an_invalidation_wins_against_writers_in_another_process(redis_server, p
         stop.value = 1
         writer.join(timeout=30)
     assert writer.exitcode == 0
+
+
+def test_an_entry_naming_a_tag_key_outside_the_tag_space_is_refused_by_every_call(redis_server, prefix):
+    # Written by another program: a tagged entry whose tag record points at a
+    # key outside this client's namespace, holding the very token recorded.
+    token = b"0123456789abcdef"
+    foreign = (prefix + "elsewhere").encode()
+    stored = TAGGED_MAGIC + b"1:" + str(len(foreign)).encode() + b":" + foreign + token + b"payload"
+    redis_server.command("SET", prefix + "mine:k", stored, "PX", 100000)
+    redis_server.command("SET", foreign, token, "PX", 100000)
+    with Client(redis_server.url, prefix=prefix + "mine:") as client:
+        calls = [
+            lambda: client.get("k"),
+            lambda: client.exists("k"),
+            lambda: client.ttl("k"),
+            lambda: client.expire("k", NO_EXPIRY),
+            lambda: client.expire("k", 60),
+            lambda: client.add_tags("k", ["t"]),
+            lambda: client.delete("k"),
+            lambda: client.compare_and_set("k", b"payload", b"new"),
+        ]
+        for call in calls:
+            with pytest.raises(rcache.CorruptValueError) as info:
+                call()
+            assert info.value.status == "RCACHE_STATUS_CORRUPT"
+        still_works(client)
+    # Nothing changed: the entry, and the foreign key and its expiry.
+    assert redis_server.command("GET", prefix + "mine:k") == stored
+    assert redis_server.command("GET", foreign) == token
+    assert 0 < redis_server.command("PTTL", foreign) <= 100000
+    assert 0 < redis_server.command("PTTL", prefix + "mine:k") <= 100000

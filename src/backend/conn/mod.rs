@@ -6,4 +6,5 @@ pub(crate) mod breaker;
 pub(crate) mod envelope;
 pub(crate) mod lanes;
 pub mod retry;
+pub(crate) mod script;
 pub(crate) mod wire;

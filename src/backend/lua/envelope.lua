@@ -4,12 +4,9 @@
 -- value without MAGIC is a plain entry, returned as it is.
 local MAGIC = '\0rcache-tags\0'
 
--- How a script learns the current tokens of tag keys: MGET on one server. On
--- a Cluster, where tag keys live in other slots, cluster_tags.lua replaces it.
+-- How a script learns the current tokens of tag keys: TAGS.current(tag keys)
+-- returns them in order; tags.lua defines it.
 local TAGS = {}
-function TAGS.current(tag_keys)
-  return redis.call('MGET', unpack(tag_keys))
-end
 
 -- The tag keys recorded in a stored value (empty for a plain value).
 local function tag_keys_of(value)
