@@ -46,7 +46,8 @@ impl rcache_compute_output {
 }
 
 /// Computes the value of a missing key. Runs on the thread that called
-/// `rcache_client_get_or_compute`, at most once per call. Return true after
+/// `rcache_client_get_or_compute` (on a library thread for
+/// `rcache_client_get_or_compute_timed`), at most once per call. Return true after
 /// `rcache_compute_output_set`; return false (optionally after
 /// `rcache_compute_output_fail`) to fail: nothing is stored and the call returns
 /// `RCACHE_STATUS_COMPUTE_FAILED`. It may use the client, but must not free it.
