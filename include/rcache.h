@@ -766,8 +766,9 @@ enum rcache_status rcache_client_get_or_compute_failsafe(const struct rcache_cli
 // with `user_data` when the library no longer needs it: after the callback
 // ran (on the library's thread, possibly after this function returned), or
 // before this function returns when the callback was not called (a hit,
-// bad arguments). The client may be freed meanwhile: a computation still
-// running keeps the connection until it ends.
+// bad arguments). The client may be freed meanwhile (a computation still
+// running keeps the connection until it ends), but then the callback must
+// not use it: free a client its callback uses only after `free_user_data` ran.
 enum rcache_status rcache_client_get_or_compute_timed(const struct rcache_client *client,
                                                       const uint8_t *key,
                                                       size_t key_len,

@@ -316,8 +316,9 @@ pub type rcache_free_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
 /// with `user_data` when the library no longer needs it: after the callback
 /// ran (on the library's thread, possibly after this function returned), or
 /// before this function returns when the callback was not called (a hit,
-/// bad arguments). The client may be freed meanwhile: a computation still
-/// running keeps the connection until it ends.
+/// bad arguments). The client may be freed meanwhile (a computation still
+/// running keeps the connection until it ends), but then the callback must
+/// not use it: free a client its callback uses only after `free_user_data` ran.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn rcache_client_get_or_compute_timed(
