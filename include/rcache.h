@@ -297,7 +297,8 @@ typedef struct rcache_compute_options {
 } rcache_compute_options;
 
 // Computes the value of a missing key. Runs on the thread that called
-// `rcache_client_get_or_compute`, at most once per call. Return true after
+// `rcache_client_get_or_compute` (on a library thread for
+// `rcache_client_get_or_compute_timed`), at most once per call. Return true after
 // `rcache_compute_output_set`; return false (optionally after
 // `rcache_compute_output_fail`) to fail: nothing is stored and the call returns
 // `RCACHE_STATUS_COMPUTE_FAILED`. It may use the client, but must not free it.
@@ -321,6 +322,24 @@ typedef struct rcache_failsafe_options {
   // returns `RCACHE_STATUS_NO_VALUE` once and remembers nothing.
   uint32_t negative_ttl_ms;
 } rcache_failsafe_options;
+
+// Soft and hard timeouts of one `rcache_client_get_or_compute_timed` call,
+// counted from the start of the call. 0 turns one off.
+typedef struct rcache_timeout_options {
+  // After this, a caller that has a stale copy (fail-safe must be on:
+  // `max_stale_ms` above 0) returns it with `RCACHE_STATUS_STALE` while the
+  // computation goes on and stores its value when it ends. Callers
+  // waiting for another caller's computation, in any thread or process,
+  // do the same.
+  uint32_t soft_timeout_ms;
+  // After this, the call returns `RCACHE_STATUS_TIMEOUT`, or the stale
+  // copy with `RCACHE_STATUS_STALE` under fail-safe. The computation
+  // still goes on and stores its value when it ends. Longer than the soft timeout.
+  uint32_t hard_timeout_ms;
+} rcache_timeout_options;
+
+// Releases `user_data` once the library no longer needs it.
+typedef void (*rcache_free_fn)(void *user_data);
 
 // Counters of fail-safe, negative caching and auto-recovery, from
 // `rcache_client_failsafe_stats` (kept apart from `rcache_stats`, whose size
@@ -736,6 +755,33 @@ enum rcache_status rcache_client_get_or_compute_failsafe(const struct rcache_cli
                                                          rcache_compute_fn compute,
                                                          void *user_data,
                                                          struct rcache_buffer *value_out);
+
+// `rcache_client_get_or_compute_failsafe` with soft and hard timeouts of the
+// computation (`timeouts` may be NULL: none).
+//
+// The callback runs on a thread of the library, never on the calling
+// thread, and may still run after this function has returned (a timeout
+// passed): when it ends, its value is stored (over whatever a plain write
+// stored meanwhile) and the key's lock released, so one computation per key
+// runs at a time. It must return normally (no `pthread_exit`, cancellation
+// or exception), must not free the client, and must be safe to run on
+// another thread. `free_user_data` (may be NULL) is called exactly once
+// with `user_data` when the library no longer needs it: after the callback
+// ran (on the library's thread, possibly after this function returned), or
+// before this function returns when the callback was not called (a hit,
+// bad arguments). The client may be freed meanwhile (a computation still
+// running keeps the connection until it ends), but then the callback must
+// not use it: free a client its callback uses only after `free_user_data` ran.
+enum rcache_status rcache_client_get_or_compute_timed(const struct rcache_client *client,
+                                                      const uint8_t *key,
+                                                      size_t key_len,
+                                                      const struct rcache_compute_options *options,
+                                                      const struct rcache_failsafe_options *failsafe,
+                                                      const struct rcache_timeout_options *timeouts,
+                                                      rcache_compute_fn compute,
+                                                      void *user_data,
+                                                      rcache_free_fn free_user_data,
+                                                      struct rcache_buffer *value_out);
 
 // The client's fail-safe counters so far, in `*stats_out`.
 enum rcache_status rcache_client_failsafe_stats(const struct rcache_client *client,

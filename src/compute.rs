@@ -1,7 +1,9 @@
 //! Stampede-safe get-or-compute: on a miss, one caller across all threads and
 //! processes computes while the others wait for its value.
 
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use crate::backend::slots::companion_key;
@@ -97,6 +99,79 @@ impl Computed {
     const NO_VALUE: Computed = Computed { value: None, stale: false };
 }
 
+/// Soft and hard timeouts of `Cache::get_or_compute_timed`, both counted
+/// from the start of the call. `None` turns one off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    /// After this, a caller (computing or waiting) that has a stale copy
+    /// (fail-safe) returns it, marked stale, while the computation goes on
+    /// in the background and stores its value when it ends. Needs fail-safe.
+    pub soft: Option<Duration>,
+    /// After this, the caller gets an `ErrorKind::Timeout` error, or the
+    /// stale copy under fail-safe. The computation still goes on (a thread
+    /// cannot be stopped) and stores its value when it ends.
+    pub hard: Option<Duration>,
+}
+
+impl Timeouts {
+    fn validate(&self, fail_safe: FailSafe) -> Result<()> {
+        let at_least_1_ms = |timeout: Option<Duration>| timeout.is_none_or(|timeout| timeout >= Duration::from_millis(1));
+        if !at_least_1_ms(self.soft) || !at_least_1_ms(self.hard) {
+            return Err(Error::invalid("soft and hard timeouts must be at least 1 ms"));
+        }
+        if self.soft.is_some() && !fail_safe.is_on() {
+            return Err(Error::invalid(
+                "a soft timeout needs fail-safe (max_stale above 0): without a stale copy there is nothing to return early",
+            ));
+        }
+        if let (Some(soft), Some(hard)) = (self.soft, self.hard) {
+            if soft >= hard {
+                return Err(Error::invalid("the soft timeout must be shorter than the hard timeout"));
+            }
+        }
+        Ok(())
+    }
+
+    fn starting_now(&self) -> Deadlines {
+        let now = Instant::now();
+        let at = |timeout: Option<Duration>| timeout.and_then(|timeout| now.checked_add(timeout));
+        Deadlines { soft: at(self.soft), hard: at(self.hard), timeouts: *self }
+    }
+}
+
+/// A call's timeouts as instants.
+#[derive(Clone, Copy)]
+struct Deadlines {
+    soft: Option<Instant>,
+    hard: Option<Instant>,
+    timeouts: Timeouts,
+}
+
+impl Deadlines {
+    fn past_hard(&self) -> bool {
+        self.hard.is_some_and(|hard| Instant::now() >= hard)
+    }
+
+    fn hard_timeout_error(&self) -> Error {
+        let millis = self.timeouts.hard.unwrap_or_default().as_millis();
+        Error::new(ErrorKind::Timeout, format!("no value within the hard timeout of {millis} ms; the computation goes on"))
+    }
+}
+
+/// What a call computes once it has decided to.
+enum Work {
+    /// Holding the key's lock as `owner`; `current` is the still-valid value
+    /// of an early refresh.
+    Locked { owner: Vec<u8>, current: Option<Vec<u8>> },
+    /// Without the lock (a waiter that gave up waiting), then stored.
+    Unlocked,
+    /// The server cannot be reached and fail-open is on: returned, not stored.
+    Uncached,
+}
+
+/// What a background computation sends back: its result, or its panic.
+type Outcome<E> = std::thread::Result<std::result::Result<Computed, ComputeError<E>>>;
+
 /// The first byte of what the last-result key holds: a value follows, or there is none.
 const LAST_VALUE: u8 = b'v';
 const LAST_NONE: &[u8] = b"n";
@@ -186,15 +261,74 @@ impl Cache {
         options: &ComputeOptions<'_>,
         compute: impl FnOnce() -> std::result::Result<Option<Vec<u8>>, E>,
     ) -> std::result::Result<Computed, ComputeError<E>> {
+        let mut compute = Some(compute);
+        self.get_or_compute_via(key, options, Timeouts::default().starting_now(), |keys, fail_safe, work| {
+            let compute = compute.take().expect("computed at most once");
+            self.compute_here(key, keys, options, fail_safe, work, compute)
+        })
+    }
+
+    /// `get_or_compute_with` with soft and hard timeouts of the computation.
+    ///
+    /// The computation runs on a thread of its own (hence `Send + 'static`),
+    /// holding the key's lock, while the caller waits for it. Past
+    /// `timeouts.soft` a caller with a stale copy gets it (`stale: true`);
+    /// past `timeouts.hard` it gets an `ErrorKind::Timeout` error, or the
+    /// stale copy under fail-safe. Callers waiting for another caller's
+    /// computation, in any thread or process, do the same. The computation
+    /// is never abandoned: when it ends it stores its value (as any
+    /// computation does: over whatever a plain write stored meanwhile) and
+    /// releases the lock, so one computation per key runs at a time however
+    /// many callers gave up on it. An early refresh returns the current
+    /// value at either timeout.
+    pub fn get_or_compute_timed<E, F>(
+        self: &Arc<Self>,
+        key: &[u8],
+        options: &ComputeOptions<'_>,
+        timeouts: Timeouts,
+        compute: F,
+    ) -> std::result::Result<Computed, ComputeError<E>>
+    where
+        E: Send + 'static,
+        F: FnOnce() -> std::result::Result<Option<Vec<u8>>, E> + Send + 'static,
+    {
+        let deadlines = timeouts.starting_now();
+        let mut compute = Some(compute);
+        self.get_or_compute_via(key, options, deadlines, |keys, fail_safe, work| {
+            let compute = compute.take().expect("computed at most once");
+            let current = match &work {
+                Work::Locked { current, .. } => current.clone(),
+                Work::Unlocked | Work::Uncached => None,
+            };
+            let outcome = self.compute_in_background(key, options, fail_safe, work, compute)?;
+            self.await_computation(key, keys, fail_safe, current, deadlines, outcome)
+        })
+    }
+
+    /// Both calls above: `run` computes, here or in the background, when the
+    /// call decides to.
+    fn get_or_compute_via<E>(
+        &self,
+        key: &[u8],
+        options: &ComputeOptions<'_>,
+        deadlines: Deadlines,
+        mut run: impl FnMut(&Companions, FailSafe, Work) -> std::result::Result<Computed, ComputeError<E>>,
+    ) -> std::result::Result<Computed, ComputeError<E>> {
         let fail_safe = options.fail_safe.unwrap_or(self.options().fail_safe);
         fail_safe.validate()?;
         if options.negative_ttl.is_some_and(|ttl| ttl.is_zero() || ttl > MAX_TTL) {
             return Err(Error::invalid("negative TTL must be between 1 ms and 100 years").into());
         }
-        let mut compute = Some(compute);
-        let result = self.get_or_compute_once(key, options, fail_safe, || (compute.take().expect("computed at most once"))());
+        deadlines.timeouts.validate(fail_safe)?;
+        let keys = Companions::of(&self.options().key_prefix, key);
+        let mut ran = false;
+        let result = self.get_or_compute_once(key, &keys, options, fail_safe, deadlines, |work| {
+            ran = true;
+            run(&keys, fail_safe, work)
+        });
         match result {
-            Err(ComputeError::Cache(error)) if error.is_unreachable() => {
+            // Past the hard timeout the server answered: the error is the timeout's.
+            Err(ComputeError::Cache(error)) if error.is_unreachable() && !deadlines.past_hard() => {
                 if fail_safe.is_on() {
                     if let Some(value) = self.stale_copies.get(key) {
                         bump(&self.counters.stale_served);
@@ -202,19 +336,12 @@ impl Cache {
                     }
                 }
                 // The server failed before the computation ran: compute without caching.
-                match compute.take().filter(|_| self.is_fail_open(&error)) {
-                    Some(compute) => {
-                        bump(&self.counters.computations);
-                        let value = compute().map_err(ComputeError::Compute)?;
-                        self.or_fail_open(Err(error), || ())?;
-                        if let (Some(value), true) = (&value, fail_safe.is_on()) {
-                            let tags = self.tag_keys(options.tags)?;
-                            self.stale_copies.keep(key, value, &tags, stale_until(self.expiry(options.ttl)?, fail_safe));
-                        }
-                        Ok(Computed { value, stale: false })
-                    }
-                    None => Err(ComputeError::Cache(error)),
+                if ran || !self.is_fail_open(&error) {
+                    return Err(ComputeError::Cache(error));
                 }
+                let computed = run(&keys, fail_safe, Work::Uncached)?;
+                self.or_fail_open(Err(error), || ())?;
+                Ok(computed)
             }
             other => other,
         }
@@ -223,9 +350,11 @@ impl Cache {
     fn get_or_compute_once<E>(
         &self,
         key: &[u8],
+        keys: &Companions,
         options: &ComputeOptions<'_>,
         fail_safe: FailSafe,
-        compute: impl FnOnce() -> std::result::Result<Option<Vec<u8>>, E>,
+        deadlines: Deadlines,
+        run: impl FnOnce(Work) -> std::result::Result<Computed, ComputeError<E>>,
     ) -> std::result::Result<Computed, ComputeError<E>> {
         if options.lock_lease < Duration::from_millis(3) {
             return Err(Error::invalid("lock lease must be at least 3 ms").into());
@@ -235,7 +364,6 @@ impl Cache {
         }
         // Checked before anything is stored (Ttl::Keep is refused here).
         self.expiry(options.ttl)?;
-        let keys = Companions::of(&self.options().key_prefix, key);
         let owner = std::cell::LazyCell::new(owner_token);
         if options.early_refresh_beta > 0.0 {
             if let Some(((value, meta, remaining), near_hit)) = self.get_for_refresh(key, &keys.meta)? {
@@ -244,8 +372,7 @@ impl Cache {
                 // Refresh early only if no one else is; meanwhile everyone gets the current value.
                 if due && self.call(|backend| backend.lock(&keys.lock, &owner, options.lock_lease))? {
                     bump(&self.counters.early_refreshes);
-                    let current = Some(value);
-                    return self.compute_holding_lock(key, &keys, &owner, options, fail_safe, current, compute);
+                    return run(Work::Locked { owner: owner.to_vec(), current: Some(value) });
                 }
                 if !near_hit {
                     self.counters.record_lookup(true);
@@ -260,36 +387,30 @@ impl Cache {
             bump(&self.counters.negative_hits);
             return Ok(Computed::NO_VALUE);
         }
-        let deadline = Instant::now() + options.wait_timeout;
+        let waited = Instant::now() + options.wait_timeout;
+        let deadline = deadlines.hard.map_or(waited, |hard| hard.min(waited));
         loop {
             if self.call(|backend| backend.lock(&keys.lock, &owner, options.lock_lease))? {
-                return self.compute_holding_lock(key, &keys, &owner, options, fail_safe, None, compute);
+                return run(Work::Locked { owner: owner.to_vec(), current: None });
             }
             bump(&self.counters.lock_waits);
-            match self.wait_for_value(key, &keys, options, fail_safe, deadline)? {
+            match self.wait_for_value(key, keys, options, fail_safe, deadlines.soft, deadline)? {
                 Waited::Value(value) => return Ok(Computed::fresh(value)),
                 Waited::NoValue => {
                     bump(&self.counters.negative_hits);
                     return Ok(Computed::NO_VALUE);
                 }
-                Waited::Throttled(value) => {
+                Waited::Stale(value) => {
                     bump(&self.counters.stale_served);
                     return Ok(Computed::stale(value));
                 }
                 Waited::LockFreed => continue,
+                Waited::TimedOut if deadlines.past_hard() => {
+                    return self.fall_back(key, keys, fail_safe, deadlines.hard_timeout_error().into());
+                }
                 Waited::TimedOut => {
                     return match options.on_wait_timeout {
-                        OnWaitTimeout::Compute => {
-                            bump(&self.counters.computations);
-                            match compute() {
-                                Ok(value) => {
-                                    let stored = self.store(key, &keys, options, fail_safe, value.as_deref(), None);
-                                    self.or_fail_open(stored, || ())?;
-                                    Ok(Computed { value, stale: false })
-                                }
-                                Err(error) => self.fall_back(key, &keys, fail_safe, ComputeError::Compute(error)),
-                            }
-                        }
+                        OnWaitTimeout::Compute => run(Work::Unlocked),
                         OnWaitTimeout::Fail => {
                             let error = Error::new(
                                 ErrorKind::Timeout,
@@ -298,11 +419,122 @@ impl Cache {
                                     options.wait_timeout.as_millis()
                                 ),
                             );
-                            self.fall_back(key, &keys, fail_safe, error.into())
+                            self.fall_back(key, keys, fail_safe, error.into())
                         }
                     };
                 }
             }
+        }
+    }
+
+    /// Runs `compute` on this thread as `work` says, and stores its value.
+    fn compute_here<E>(
+        &self,
+        key: &[u8],
+        keys: &Companions,
+        options: &ComputeOptions<'_>,
+        fail_safe: FailSafe,
+        work: Work,
+        compute: impl FnOnce() -> std::result::Result<Option<Vec<u8>>, E>,
+    ) -> std::result::Result<Computed, ComputeError<E>> {
+        match work {
+            Work::Locked { owner, current } => self.compute_holding_lock(key, keys, &owner, options, fail_safe, current, compute),
+            Work::Unlocked => {
+                bump(&self.counters.computations);
+                match compute() {
+                    Ok(value) => {
+                        let stored = self.store(key, keys, options, fail_safe, value.as_deref(), None);
+                        self.or_fail_open(stored, || ())?;
+                        Ok(Computed { value, stale: false })
+                    }
+                    Err(error) => self.fall_back(key, keys, fail_safe, ComputeError::Compute(error)),
+                }
+            }
+            Work::Uncached => {
+                bump(&self.counters.computations);
+                let value = compute().map_err(ComputeError::Compute)?;
+                if let (Some(value), true) = (&value, fail_safe.is_on()) {
+                    let tags = self.tag_keys(options.tags)?;
+                    self.stale_copies.keep(key, value, &tags, stale_until(self.expiry(options.ttl)?, fail_safe));
+                }
+                Ok(Computed { value, stale: false })
+            }
+        }
+    }
+
+    /// Runs `compute_here` on a new thread, which owns what it needs and
+    /// finishes (stores, releases the lock) whether or not anyone still waits.
+    fn compute_in_background<E, F>(
+        self: &Arc<Self>,
+        key: &[u8],
+        options: &ComputeOptions<'_>,
+        fail_safe: FailSafe,
+        work: Work,
+        compute: F,
+    ) -> Result<Receiver<Outcome<E>>>
+    where
+        E: Send + 'static,
+        F: FnOnce() -> std::result::Result<Option<Vec<u8>>, E> + Send + 'static,
+    {
+        let cache = Arc::clone(self);
+        let key = key.to_vec();
+        let tags: Vec<Vec<u8>> = options.tags.iter().map(|tag| tag.to_vec()).collect();
+        let options = ComputeOptions { tags: &[], ..*options };
+        let (sender, outcome) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("rcache-compute".into())
+            .spawn(move || {
+                let tags: Vec<&[u8]> = tags.iter().map(Vec::as_slice).collect();
+                let options = ComputeOptions { tags: &tags, ..options };
+                let keys = Companions::of(&cache.options().key_prefix, &key);
+                let computed =
+                    catch_unwind(AssertUnwindSafe(|| cache.compute_here(&key, &keys, &options, fail_safe, work, compute)));
+                // The caller may have returned already: then no one reads this.
+                let _ = sender.send(computed);
+            })
+            .map_err(|error| Error::new(ErrorKind::Connection, format!("no thread could run the computation: {error}")))?;
+        Ok(outcome)
+    }
+
+    /// Waits for a background computation: until the soft deadline, then
+    /// (unless a stale copy or the `current` value answers) the hard one.
+    fn await_computation<E>(
+        &self,
+        key: &[u8],
+        keys: &Companions,
+        fail_safe: FailSafe,
+        current: Option<Vec<u8>>,
+        deadlines: Deadlines,
+        outcome: Receiver<Outcome<E>>,
+    ) -> std::result::Result<Computed, ComputeError<E>> {
+        let received = |outcome: Outcome<E>| outcome.unwrap_or_else(|panic| resume_unwind(panic));
+        let lost = || Error::new(ErrorKind::Connection, "the computation's thread ended without an answer");
+        let wait_until = |deadline: Instant| outcome.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        if let Some(soft) = deadlines.soft {
+            match wait_until(soft) {
+                Ok(computed) => return received(computed),
+                Err(RecvTimeoutError::Disconnected) => return Err(lost().into()),
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Some(value) = current.clone() {
+                        return Ok(Computed::fresh(value));
+                    }
+                    if let Some(value) = fail_safe.is_on().then(|| self.stale_copy(key, keys)).flatten() {
+                        bump(&self.counters.stale_served);
+                        return Ok(Computed::stale(value));
+                    }
+                }
+            }
+        }
+        let Some(hard) = deadlines.hard else {
+            return outcome.recv().map_or_else(|_| Err(lost().into()), received);
+        };
+        match wait_until(hard) {
+            Ok(computed) => received(computed),
+            Err(RecvTimeoutError::Disconnected) => Err(lost().into()),
+            Err(RecvTimeoutError::Timeout) => match current {
+                Some(value) => Ok(Computed::fresh(value)),
+                None => self.fall_back(key, keys, fail_safe, deadlines.hard_timeout_error().into()),
+            },
         }
     }
 
@@ -391,6 +623,7 @@ impl Cache {
         keys: &Companions,
         options: &ComputeOptions<'_>,
         fail_safe: FailSafe,
+        soft: Option<Instant>,
         deadline: Instant,
     ) -> Result<Waited> {
         let full_key = self.full_key(key)?;
@@ -412,8 +645,11 @@ impl Cache {
             match (&lock, last) {
                 (_, Some(last)) if last == LAST_NONE && options.negative_ttl.is_some() => return Ok(Waited::NoValue),
                 (None, _) => return Ok(Waited::LockFreed),
-                (Some(lock), Some(last)) if lock == THROTTLED && fail_safe.is_on() && last.first() == Some(&LAST_VALUE) => {
-                    return Ok(Waited::Throttled(last[1..].to_vec()));
+                (Some(lock), Some(last)) if fail_safe.is_on() && last.first() == Some(&LAST_VALUE) => {
+                    let past_soft = soft.is_some_and(|soft| Instant::now() >= soft);
+                    if lock == THROTTLED || past_soft {
+                        return Ok(Waited::Stale(last[1..].to_vec()));
+                    }
                 }
                 _ => {}
             }
@@ -521,8 +757,9 @@ enum Waited {
     Value(Vec<u8>),
     /// Another caller found no value, and negative caching is asked for.
     NoValue,
-    /// The key's computation is throttled after a failure; its stale copy.
-    Throttled(Vec<u8>),
+    /// The key's stale copy: its computation is throttled after a failure,
+    /// or still running past the soft timeout.
+    Stale(Vec<u8>),
     LockFreed,
     TimedOut,
 }

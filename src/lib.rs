@@ -19,7 +19,7 @@ mod stats;
 pub use backend::{Expiry, HashFields, MemoryLimits, Remaining, WriteCondition, WriteExpiry};
 pub use backend::{SaveOutcome, SessionRecord};
 pub use cache::{BackendKind, Cache, MAX_TAGS, RESERVED_SPACE, Ttl};
-pub use compute::{ComputeError, ComputeOptions, Computed, OnWaitTimeout};
+pub use compute::{ComputeError, ComputeOptions, Computed, OnWaitTimeout, Timeouts};
 pub use error::{Error, ErrorKind, Result};
 pub use near::{NEAR_DEFAULT_BYTES, NearLimits};
 pub use options::{DEFAULT_URL, FailSafe, MAX_TTL, MAX_VALUE_LIMIT, Options};

@@ -5,9 +5,10 @@
 mod support;
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use rcache::{Cache, ComputeError, ComputeOptions, Computed, FailSafe, OnWaitTimeout, Options, Ttl};
+use rcache::{Cache, ComputeError, ComputeOptions, Computed, ErrorKind, FailSafe, OnWaitTimeout, Options, Timeouts, Ttl};
 use support::{RedisServer, wait_until};
 
 const FAIL_SAFE: FailSafe = FailSafe { max_stale: Duration::from_secs(60), throttle: Duration::from_secs(60) };
@@ -225,4 +226,105 @@ fn without_a_queue_nothing_is_replayed() {
     assert!(wait_until(Duration::from_secs(10), || cache.get(b"deleted").is_ok()));
     assert_eq!(cache.get(b"deleted").unwrap().as_deref(), Some(&b"old"[..]), "the outage lost the delete");
     assert_eq!(cache.stats().recovery_replays, 0);
+}
+
+/// A computation that blocks until the test releases it (drops the write
+/// guard), counting its runs in the server at `runs`.
+fn held_computation(
+    counter: &Arc<Cache>,
+    gate: &Arc<RwLock<()>>,
+    produce: &'static [u8],
+) -> impl FnOnce() -> Result<Option<Vec<u8>>, &'static str> + Send + 'static {
+    let (counter, gate) = (Arc::clone(counter), Arc::clone(gate));
+    move || {
+        counter.increment(b"runs", 1, Ttl::Default).unwrap();
+        drop(gate.read().unwrap());
+        value(produce)
+    }
+}
+
+fn never_runs() -> Result<Option<Vec<u8>>, &'static str> {
+    panic!("another caller computes this key")
+}
+
+const SOFT: Timeouts = Timeouts { soft: Some(Duration::from_millis(100)), hard: Some(Duration::from_secs(60)) };
+
+#[test]
+fn past_the_soft_timeout_callers_get_the_stale_value_and_the_computation_stores_its_own_later() {
+    let server = RedisServer::start();
+    let first = Arc::new(Cache::connect(Some(&server.url()), options()).unwrap());
+    let second = Arc::new(Cache::connect(Some(&server.url()), options()).unwrap());
+    let short = ComputeOptions { ttl: Ttl::After(Duration::from_millis(80)), ..compute_options() };
+    first.get_or_compute_with(b"k", &short, || value(b"good")).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || first.get(b"k").unwrap().is_none()));
+
+    let gate = Arc::new(RwLock::new(()));
+    let held = gate.write().unwrap();
+    let computation = held_computation(&first, &gate, b"new");
+    assert_eq!(first.get_or_compute_timed(b"k", &compute_options(), SOFT, computation).unwrap(), stale(b"good"));
+    // A waiter on another handle (another process) gets the stale value at its soft timeout too.
+    assert_eq!(second.get_or_compute_timed(b"k", &compute_options(), SOFT, never_runs).unwrap(), stale(b"good"));
+    assert_eq!(second.stats().computations, 0);
+    assert_eq!(first.get(b"k").unwrap(), None, "still computing");
+
+    drop(held);
+    assert!(wait_until(Duration::from_secs(10), || first.get(b"k").unwrap().as_deref() == Some(&b"new"[..])));
+    assert_eq!(first.get(b"runs").unwrap().as_deref(), Some(&b"1"[..]));
+    let fresh = second.get_or_compute_timed(b"k", &compute_options(), SOFT, never_runs).unwrap();
+    assert_eq!(fresh, Computed { value: Some(b"new".to_vec()), stale: false });
+}
+
+#[test]
+fn past_the_hard_timeout_without_a_stale_value_callers_get_a_timeout_and_the_value_is_stored_later() {
+    let server = RedisServer::start();
+    let first = Arc::new(Cache::connect(Some(&server.url()), options()).unwrap());
+    let second = Arc::new(Cache::connect(Some(&server.url()), options()).unwrap());
+    let hard = Timeouts { soft: None, hard: Some(Duration::from_millis(100)) };
+    let gate = Arc::new(RwLock::new(()));
+    let held = gate.write().unwrap();
+    let timed_out = |result: Result<Computed, ComputeError<&str>>| matches!(result, Err(ComputeError::Cache(error)) if error.kind == ErrorKind::Timeout);
+    assert!(timed_out(first.get_or_compute_timed(b"k", &compute_options(), hard, held_computation(&first, &gate, b"late"))));
+    assert!(timed_out(second.get_or_compute_timed(b"k", &compute_options(), hard, never_runs)), "a waiter times out too");
+    drop(held);
+    assert!(wait_until(Duration::from_secs(10), || first.get(b"k").unwrap().as_deref() == Some(&b"late"[..])));
+    assert_eq!(first.get(b"runs").unwrap().as_deref(), Some(&b"1"[..]));
+}
+
+#[test]
+fn many_callers_past_the_soft_timeout_share_one_background_computation() {
+    let server = RedisServer::start();
+    let handles: Vec<Arc<Cache>> = (0..3).map(|_| Arc::new(Cache::connect(Some(&server.url()), options()).unwrap())).collect();
+    let short = ComputeOptions { ttl: Ttl::After(Duration::from_millis(80)), ..compute_options() };
+    handles[0].get_or_compute_with(b"k", &short, || value(b"good")).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || handles[0].get(b"k").unwrap().is_none()));
+    let gate = Arc::new(RwLock::new(()));
+    let held = gate.write().unwrap();
+    std::thread::scope(|scope| {
+        for cache in &handles {
+            for _ in 0..4 {
+                let computation = held_computation(cache, &gate, b"new");
+                scope.spawn(move || {
+                    let served = cache.get_or_compute_timed(b"k", &compute_options(), SOFT, computation);
+                    assert_eq!(served.unwrap(), stale(b"good"));
+                });
+            }
+        }
+    });
+    drop(held);
+    assert!(wait_until(Duration::from_secs(10), || handles[1].get(b"k").unwrap().as_deref() == Some(&b"new"[..])));
+    assert_eq!(handles[2].get(b"runs").unwrap().as_deref(), Some(&b"1"[..]), "one computation for twelve callers");
+}
+
+#[test]
+fn timeouts_that_cannot_be_honoured_are_refused() {
+    let cache = Arc::new(Cache::connect(None, options()).unwrap());
+    let refused = |options: &ComputeOptions<'_>, timeouts: Timeouts| {
+        let result = cache.get_or_compute_timed(b"k", options, timeouts, || value(b"v"));
+        matches!(result, Err(ComputeError::Cache(error)) if error.kind == ErrorKind::InvalidArgument)
+    };
+    let without_fail_safe = ComputeOptions { fail_safe: Some(FailSafe::OFF), ..compute_options() };
+    assert!(refused(&without_fail_safe, Timeouts { soft: Some(Duration::from_millis(10)), hard: None }));
+    assert!(refused(&compute_options(), Timeouts { soft: Some(Duration::from_secs(2)), hard: Some(Duration::from_secs(1)) }));
+    assert!(refused(&compute_options(), Timeouts { soft: None, hard: Some(Duration::ZERO) }));
+    assert!(!refused(&without_fail_safe, Timeouts { soft: None, hard: Some(Duration::from_secs(5)) }));
 }

@@ -5,7 +5,7 @@ use std::ffi::{CStr, c_char, c_void};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use crate::{Cache, ComputeError, ComputeOptions, Computed, FailSafe, OnWaitTimeout, Ttl};
+use crate::{Cache, ComputeError, ComputeOptions, Computed, FailSafe, OnWaitTimeout, Timeouts, Ttl};
 
 use super::boundary::{bytes, guard, non_null, out_param, panic_message};
 use super::client::{byte_strings, rcache_client};
@@ -24,8 +24,30 @@ pub struct rcache_compute_output {
     failure: Option<String>,
 }
 
+impl rcache_compute_output {
+    fn new() -> Self {
+        rcache_compute_output { value: None, none: false, failure: None }
+    }
+
+    /// What the callback produced, given what it returned. `none_allowed`:
+    /// the export may answer "no value".
+    fn outcome(self, succeeded: bool, none_allowed: bool) -> Result<Option<Vec<u8>>, String> {
+        match (succeeded, self.value, self.none, self.failure) {
+            (true, Some(value), _, _) => Ok(Some(value)),
+            (true, None, true, _) if none_allowed => Ok(None),
+            (true, None, true, _) => {
+                Err("rcache_compute_output_set_none needs rcache_client_get_or_compute_failsafe".to_string())
+            }
+            (true, None, false, _) => Err("the compute callback returned true without rcache_compute_output_set".to_string()),
+            (false, _, _, Some(message)) => Err(message),
+            (false, _, _, None) => Err("the compute callback failed".to_string()),
+        }
+    }
+}
+
 /// Computes the value of a missing key. Runs on the thread that called
-/// `rcache_client_get_or_compute`, at most once per call. Return true after
+/// `rcache_client_get_or_compute` (on a library thread for
+/// `rcache_client_get_or_compute_timed`), at most once per call. Return true after
 /// `rcache_compute_output_set`; return false (optionally after
 /// `rcache_compute_output_fail`) to fail: nothing is stored and the call returns
 /// `RCACHE_STATUS_COMPUTE_FAILED`. It may use the client, but must not free it.
@@ -199,15 +221,8 @@ pub unsafe extern "C-unwind" fn rcache_client_get_or_compute_failsafe(
     user_data: *mut c_void,
     value_out: *mut rcache_buffer,
 ) -> rcache_status {
-    let failsafe = match failsafe.is_null() {
-        true => rcache_failsafe_options::default(),
-        // SAFETY: a non-NULL failsafe points to an rcache_failsafe_options.
-        false => unsafe { *failsafe },
-    };
-    let millis = |value: u32| Duration::from_millis(value.into());
-    let fail_safe = FailSafe { max_stale: millis(failsafe.max_stale_ms), throttle: millis(failsafe.throttle_ms) };
-    let negative_ttl = (failsafe.negative_ttl_ms > 0).then(|| millis(failsafe.negative_ttl_ms));
-    let failsafe = Some((fail_safe, negative_ttl));
+    // SAFETY: a non-NULL failsafe points to an rcache_failsafe_options.
+    let failsafe = Some(unsafe { failsafe_settings(failsafe) });
     // SAFETY: forwarded to the caller's promises, documented on this function.
     unsafe { get_or_compute(client, key, key_len, options, failsafe, compute, user_data, value_out) }
 }
@@ -232,34 +247,9 @@ unsafe fn get_or_compute(
 ) -> rcache_status {
     let mut checked = None;
     let status = guard(|| {
-        // SAFETY: pointer arguments as documented on the function.
-        let (cache, key) = unsafe { (rcache_client::shared(client)?, bytes(key, key_len, "key")?) };
         // SAFETY: as documented on the function.
-        unsafe { out_param(value_out, "value_out") }?;
-        let compute = compute.ok_or_else(|| Failure::invalid("compute is NULL"))?;
-        let defaults = rcache_compute_options_default();
-        let options = match options.is_null() {
-            true => &defaults,
-            // SAFETY: a non-NULL options points to an rcache_compute_options.
-            false => unsafe { non_null(options, "options") }?,
-        };
-        // SAFETY: tags points to tag_count rcache_bytes, as documented on the struct.
-        let tags = unsafe { byte_strings(options.tags, options.tag_count, "options.tags") }?;
-        let millis_or = |value: u32, default: u32| Duration::from_millis(u64::from(if value == 0 { default } else { value }));
-        let (fail_safe, negative_ttl) = failsafe.unwrap_or((FailSafe::OFF, None));
-        let request = Request {
-            cache: Arc::clone(cache),
-            key: key.to_vec(),
-            tags: tags.iter().map(|tag| tag.to_vec()).collect(),
-            ttl: ttl_from_millis(options.ttl_ms)?,
-            lock_lease: millis_or(options.lock_lease_ms, defaults.lock_lease_ms),
-            wait_timeout: millis_or(options.wait_timeout_ms, defaults.wait_timeout_ms),
-            on_wait_timeout: if options.fail_on_wait_timeout { OnWaitTimeout::Fail } else { OnWaitTimeout::Compute },
-            early_refresh_beta: options.early_refresh_beta,
-            fail_safe,
-            negative_ttl,
-        };
-        checked = Some((request, compute));
+        let request = unsafe { Request::check(client, key, key_len, options, failsafe, value_out) }?;
+        checked = Some((request, compute.ok_or_else(|| Failure::invalid("compute is NULL"))?));
         Ok(rcache_status::RCACHE_STATUS_OK)
     });
     let Some((request, compute)) = checked else { return status };
@@ -267,29 +257,155 @@ unsafe fn get_or_compute(
     // Outside the panic boundary: see `worker`.
     let outcome = request.run_elsewhere(|| {
         let _computing = Computing::enter(client);
-        let mut output = rcache_compute_output { value: None, none: false, failure: None };
+        let mut output = rcache_compute_output::new();
         // SAFETY: the caller supplies a callback that follows rcache_compute_fn's contract.
         let succeeded = unsafe { compute(user_data, &mut output) };
-        match (succeeded, output.value, output.none, output.failure) {
-            (true, Some(value), _, _) => Ok(Some(value)),
-            (true, None, true, _) if none_allowed => Ok(None),
-            (true, None, true, _) => {
-                Err("rcache_compute_output_set_none needs rcache_client_get_or_compute_failsafe".to_string())
-            }
-            (true, None, false, _) => Err("the compute callback returned true without rcache_compute_output_set".to_string()),
-            (false, _, _, Some(message)) => Err(message),
-            (false, _, _, None) => Err("the compute callback failed".to_string()),
-        }
+        output.outcome(succeeded, none_allowed)
     });
-    guard(|| match outcome? {
+    // SAFETY: value_out checked above; writable as documented on the function.
+    guard(|| unsafe { write_computed(outcome?, value_out) })
+}
+
+/// `*value_out` and the status for what get-or-compute returned.
+///
+/// # Safety
+/// `value_out` is non-NULL and writable.
+unsafe fn write_computed(computed: Computed, value_out: *mut rcache_buffer) -> Result<rcache_status, Failure> {
+    match computed {
         Computed { value: Some(value), stale } => {
-            // SAFETY: checked non-NULL above; writable as documented on the function.
+            // SAFETY: as documented on the function.
             *unsafe { out_param(value_out, "value_out") }? = rcache_buffer::from_vec(value);
             Ok(if stale { rcache_status::RCACHE_STATUS_STALE } else { rcache_status::RCACHE_STATUS_OK })
         }
         Computed { value: None, .. } => Ok(rcache_status::RCACHE_STATUS_NO_VALUE),
+    }
+}
+
+/// Soft and hard timeouts of one `rcache_client_get_or_compute_timed` call,
+/// counted from the start of the call. 0 turns one off.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct rcache_timeout_options {
+    /// After this, a caller that has a stale copy (fail-safe must be on:
+    /// `max_stale_ms` above 0) returns it with `RCACHE_STATUS_STALE` while the
+    /// computation goes on and stores its value when it ends. Callers
+    /// waiting for another caller's computation, in any thread or process,
+    /// do the same.
+    pub soft_timeout_ms: u32,
+    /// After this, the call returns `RCACHE_STATUS_TIMEOUT`, or the stale
+    /// copy with `RCACHE_STATUS_STALE` under fail-safe. The computation
+    /// still goes on and stores its value when it ends. Longer than the soft timeout.
+    pub hard_timeout_ms: u32,
+}
+
+/// Releases `user_data` once the library no longer needs it.
+#[allow(non_camel_case_types)]
+pub type rcache_free_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+
+/// `rcache_client_get_or_compute_failsafe` with soft and hard timeouts of the
+/// computation (`timeouts` may be NULL: none).
+///
+/// The callback runs on a thread of the library, never on the calling
+/// thread, and may still run after this function has returned (a timeout
+/// passed): when it ends, its value is stored (over whatever a plain write
+/// stored meanwhile) and the key's lock released, so one computation per key
+/// runs at a time. It must return normally (no `pthread_exit`, cancellation
+/// or exception), must not free the client, and must be safe to run on
+/// another thread. `free_user_data` (may be NULL) is called exactly once
+/// with `user_data` when the library no longer needs it: after the callback
+/// ran (on the library's thread, possibly after this function returned), or
+/// before this function returns when the callback was not called (a hit,
+/// bad arguments). The client may be freed meanwhile (a computation still
+/// running keeps the connection until it ends), but then the callback must
+/// not use it: free a client its callback uses only after `free_user_data` ran.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn rcache_client_get_or_compute_timed(
+    client: *const rcache_client,
+    key: *const u8,
+    key_len: usize,
+    options: *const rcache_compute_options,
+    failsafe: *const rcache_failsafe_options,
+    timeouts: *const rcache_timeout_options,
+    compute: rcache_compute_fn,
+    user_data: *mut c_void,
+    free_user_data: rcache_free_fn,
+    value_out: *mut rcache_buffer,
+) -> rcache_status {
+    let callback = Callback { client: client as usize, compute, user_data, free_user_data };
+    guard(|| {
+        // SAFETY: a non-NULL failsafe points to an rcache_failsafe_options.
+        let failsafe = unsafe { failsafe_settings(failsafe) };
+        // SAFETY: as documented on the function.
+        let request = unsafe { Request::check(client, key, key_len, options, Some(failsafe), value_out) }?;
+        if callback.compute.is_none() {
+            return Err(Failure::invalid("compute is NULL"));
+        }
+        let timeouts = match timeouts.is_null() {
+            true => rcache_timeout_options::default(),
+            // SAFETY: a non-NULL timeouts points to an rcache_timeout_options.
+            false => unsafe { *timeouts },
+        };
+        let millis = |value: u32| (value > 0).then(|| Duration::from_millis(value.into()));
+        let timeouts = Timeouts { soft: millis(timeouts.soft_timeout_ms), hard: millis(timeouts.hard_timeout_ms) };
+        let computed = request.run_timed(timeouts, move || callback.call())?;
+        // SAFETY: value_out checked above; writable as documented on the function.
+        unsafe { write_computed(computed, value_out) }
     })
 }
+
+/// The callback of `rcache_client_get_or_compute_timed` with its user data,
+/// released (`free_user_data`) when dropped.
+struct Callback {
+    client: usize,
+    compute: rcache_compute_fn,
+    user_data: *mut c_void,
+    free_user_data: rcache_free_fn,
+}
+
+// SAFETY: the caller of rcache_client_get_or_compute_timed promises that the
+// callback and its user data may be used from another thread.
+unsafe impl Send for Callback {}
+
+impl Callback {
+    fn call(self) -> Result<Option<Vec<u8>>, String> {
+        let Some(compute) = self.compute else { return Err("compute is NULL".to_string()) };
+        let _computing = Computing::enter(self.client as *const rcache_client);
+        let mut output = rcache_compute_output::new();
+        // SAFETY: the caller supplies a callback that follows rcache_compute_fn's
+        // contract and returns normally, as documented on the export.
+        let succeeded = unsafe { compute(self.user_data, &mut output) };
+        output.outcome(succeeded, true)
+    }
+}
+
+impl Drop for Callback {
+    fn drop(&mut self) {
+        if let Some(free_user_data) = self.free_user_data {
+            // SAFETY: called once, with the user data the caller gave for it.
+            unsafe { free_user_data(self.user_data) };
+        }
+    }
+}
+
+/// The engine's fail-safe settings and negative TTL for `rcache_failsafe_options`
+/// (NULL: both off).
+///
+/// # Safety
+/// `failsafe` is NULL or points to an `rcache_failsafe_options`.
+unsafe fn failsafe_settings(failsafe: *const rcache_failsafe_options) -> (FailSafe, Option<Duration>) {
+    let failsafe = match failsafe.is_null() {
+        true => rcache_failsafe_options::default(),
+        // SAFETY: as documented on the function.
+        false => unsafe { *failsafe },
+    };
+    let millis = |value: u32| Duration::from_millis(value.into());
+    let fail_safe = FailSafe { max_stale: millis(failsafe.max_stale_ms), throttle: millis(failsafe.throttle_ms) };
+    let negative_ttl = (failsafe.negative_ttl_ms > 0).then(|| millis(failsafe.negative_ttl_ms));
+    (fail_safe, negative_ttl)
+}
+
 thread_local! {
     /// The clients whose compute callback runs on this thread, innermost last.
     static COMPUTING: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -369,6 +485,47 @@ enum FromEngine {
 }
 
 impl Request {
+    /// The C arguments of a get-or-compute call, checked; `failsafe` (fail-safe,
+    /// negative TTL) is `None` for the plain export.
+    ///
+    /// # Safety
+    /// As documented on `rcache_client_get_or_compute`.
+    unsafe fn check(
+        client: *const rcache_client,
+        key: *const u8,
+        key_len: usize,
+        options: *const rcache_compute_options,
+        failsafe: Option<(FailSafe, Option<Duration>)>,
+        value_out: *mut rcache_buffer,
+    ) -> Result<Request, Failure> {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, key) = unsafe { (rcache_client::shared(client)?, bytes(key, key_len, "key")?) };
+        // SAFETY: as documented on the function.
+        unsafe { out_param(value_out, "value_out") }?;
+        let defaults = rcache_compute_options_default();
+        let options = match options.is_null() {
+            true => &defaults,
+            // SAFETY: a non-NULL options points to an rcache_compute_options.
+            false => unsafe { non_null(options, "options") }?,
+        };
+        // SAFETY: tags points to tag_count rcache_bytes, as documented on the struct.
+        let tags = unsafe { byte_strings(options.tags, options.tag_count, "options.tags") }?;
+        let millis_or = |value: u32, default: u32| Duration::from_millis(u64::from(if value == 0 { default } else { value }));
+        let (fail_safe, negative_ttl) = failsafe.unwrap_or((FailSafe::OFF, None));
+        Ok(Request {
+            cache: Arc::clone(cache),
+            key: key.to_vec(),
+            tags: tags.iter().map(|tag| tag.to_vec()).collect(),
+            ttl: ttl_from_millis(options.ttl_ms)?,
+            lock_lease: millis_or(options.lock_lease_ms, defaults.lock_lease_ms),
+            wait_timeout: millis_or(options.wait_timeout_ms, defaults.wait_timeout_ms),
+            on_wait_timeout: if options.fail_on_wait_timeout { OnWaitTimeout::Fail } else { OnWaitTimeout::Compute },
+            early_refresh_beta: options.early_refresh_beta,
+            fail_safe,
+            negative_ttl,
+        })
+    }
+
     /// Runs the engine's get-or-compute on a worker (inside a panic boundary)
     /// while this thread runs `callback` whenever the engine asks for the value.
     fn run_elsewhere(self, mut callback: impl FnMut() -> Result<Option<Vec<u8>>, String>) -> Result<Computed, Failure> {
@@ -376,11 +533,7 @@ impl Request {
         worker::run(Box::new(move || {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(&to_caller)));
             let result = match outcome {
-                Ok(Ok(value)) => Ok(value),
-                Ok(Err(ComputeError::Cache(error))) => Err(error.into()),
-                Ok(Err(ComputeError::Compute(message))) => {
-                    Err(Failure::new(rcache_status::RCACHE_STATUS_COMPUTE_FAILED, message))
-                }
+                Ok(computed) => computed.map_err(compute_failure),
                 Err(payload) => Err(Failure::new(rcache_status::RCACHE_STATUS_PANIC, panic_message(&*payload))),
             };
             let _ = to_caller.send(FromEngine::Done(result));
@@ -401,8 +554,29 @@ impl Request {
     }
 
     fn run(&self, to_caller: &mpsc::Sender<FromEngine>) -> Result<Computed, ComputeError<String>> {
+        self.with_options(|options| {
+            self.cache.get_or_compute_with(&self.key, options, || {
+                let (reply, outcome) = mpsc::channel();
+                let gone = || "the thread that called get-or-compute left the compute callback without returning".to_string();
+                to_caller.send(FromEngine::Compute(reply)).map_err(|_| gone())?;
+                outcome.recv().unwrap_or_else(|_| Err(gone()))
+            })
+        })
+    }
+
+    /// The engine's get-or-compute with timeouts, `compute` running on a thread of the engine's.
+    fn run_timed(
+        &self,
+        timeouts: Timeouts,
+        compute: impl FnOnce() -> Result<Option<Vec<u8>>, String> + Send + 'static,
+    ) -> Result<Computed, Failure> {
+        let computed = self.with_options(|options| self.cache.get_or_compute_timed(&self.key, options, timeouts, compute));
+        computed.map_err(compute_failure)
+    }
+
+    fn with_options<T>(&self, body: impl FnOnce(&ComputeOptions<'_>) -> T) -> T {
         let tags: Vec<&[u8]> = self.tags.iter().map(Vec::as_slice).collect();
-        let options = ComputeOptions {
+        body(&ComputeOptions {
             ttl: self.ttl,
             tags: &tags,
             lock_lease: self.lock_lease,
@@ -411,13 +585,14 @@ impl Request {
             early_refresh_beta: self.early_refresh_beta,
             fail_safe: Some(self.fail_safe),
             negative_ttl: self.negative_ttl,
-        };
-        self.cache.get_or_compute_with(&self.key, &options, || {
-            let (reply, outcome) = mpsc::channel();
-            let gone = || "the thread that called get-or-compute left the compute callback without returning".to_string();
-            to_caller.send(FromEngine::Compute(reply)).map_err(|_| gone())?;
-            outcome.recv().unwrap_or_else(|_| Err(gone()))
         })
+    }
+}
+
+fn compute_failure(error: ComputeError<String>) -> Failure {
+    match error {
+        ComputeError::Cache(error) => error.into(),
+        ComputeError::Compute(message) => Failure::new(rcache_status::RCACHE_STATUS_COMPUTE_FAILED, message),
     }
 }
 

@@ -9,11 +9,17 @@
  * call computes. Bad arguments are refused. The statistics count it all.
  * Fail-safe: a value past its expiry comes back as RCACHE_STATUS_STALE when
  * the callback fails, and the key is throttled; negative caching gives
- * RCACHE_STATUS_NO_VALUE.
+ * RCACHE_STATUS_NO_VALUE. Soft and hard timeouts: a callback held past the
+ * soft timeout leaves every caller (threads here, and a child process on
+ * Redis) with the stale value, runs once on a library thread and stores its
+ * value when released; past the hard timeout without a stale value the call
+ * returns RCACHE_STATUS_TIMEOUT. free_user_data runs once per call.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <pthread.h>
+#include <stdlib.h>
+#include <sys/wait.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -127,6 +133,169 @@ static void test_fail_safe(void) {
                                                                                      NULL, NULL, &value));
   CHECK_STR(rcache_status_name(RCACHE_STATUS_STALE), "RCACHE_STATUS_STALE");
   CHECK_STR(rcache_status_name(RCACHE_STATUS_NO_VALUE), "RCACHE_STATUS_NO_VALUE");
+}
+
+/* Soft and hard timeouts. The timed callback blocks on g_gate while the test
+ * holds it, counts its runs in the cache ("runs"), and produces the string its
+ * heap-allocated user data names; free_user_data releases that and counts. */
+static pthread_mutex_t g_gate = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int g_freed;
+static const char *g_url;
+static char g_prefix[64];
+
+struct produce {
+  const char *value;
+};
+
+static struct produce *produce(const char *value) {
+  struct produce *job = malloc(sizeof *job);
+  job->value = value;
+  return job;
+}
+
+static void free_produce(void *user_data) {
+  free(user_data);
+  atomic_fetch_add(&g_freed, 1);
+}
+
+static bool held_value(void *user_data, rcache_compute_output *output) {
+  const struct produce *job = user_data;
+  int64_t runs = 0;
+  rcache_client_incr(g_client, KEY("runs"), 1, 0, &runs);
+  pthread_mutex_lock(&g_gate);
+  pthread_mutex_unlock(&g_gate);
+  return rcache_compute_output_set(output, (const uint8_t *)job->value, strlen(job->value)) == RCACHE_STATUS_OK;
+}
+
+static bool must_not_run(void *user_data, rcache_compute_output *output) {
+  (void)user_data;
+  rcache_compute_output_fail(output, "another caller computes this key");
+  CHECK(!"the waiter's callback ran");
+  return false;
+}
+
+static const rcache_failsafe_options g_timed_failsafe = {60000, 0, 0};
+static const rcache_timeout_options g_soft = {100, 60000};
+
+/* A caller of "timed" that expects the stale value "good" at the soft timeout. */
+static void *stale_at_soft_timeout(void *arg) {
+  rcache_compute_options options = rcache_compute_options_default();
+  rcache_buffer value = {NULL, 0};
+  (void)arg;
+  options.ttl_ms = 60000;
+  if (EXPECT_STATUS(RCACHE_STATUS_STALE,
+                    rcache_client_get_or_compute_timed(g_client, KEY("timed"), &options, &g_timed_failsafe, &g_soft,
+                                                       held_value, produce("new"), free_produce, &value))) {
+    CHECK_BYTES(value.data, value.len, "good", 4);
+    rcache_buffer_free(&value);
+  }
+  return NULL;
+}
+
+/* In a child process, on its own client: a waiter gets the stale value too. */
+static int stale_in_another_process(void) {
+  rcache_options client_options = rcache_options_default();
+  rcache_compute_options options = rcache_compute_options_default();
+  rcache_client *client = NULL;
+  rcache_buffer value = {NULL, 0};
+  long failed = CHECK_LOAD(check_failed_count);
+  client_options.key_prefix = g_prefix;
+  if (EXPECT_OK(rcache_client_connect(g_url, &client_options, &client))) {
+    if (EXPECT_STATUS(RCACHE_STATUS_STALE, rcache_client_get_or_compute_timed(client, KEY("timed"), &options,
+                                                                             &g_timed_failsafe, &g_soft, must_not_run,
+                                                                             NULL, NULL, &value))) {
+      CHECK_BYTES(value.data, value.len, "good", 4);
+      rcache_buffer_free(&value);
+    }
+    rcache_client_free(client);
+  }
+  return CHECK_LOAD(check_failed_count) == failed ? 0 : 1;
+}
+
+/* Polls key until it holds expected (the background computation stored it). */
+static void check_stored_later(const char *key, const char *expected) {
+  rcache_buffer value = {NULL, 0};
+  int tries, found = 0;
+  for (tries = 0; tries < 1000 && !found; tries++) {
+    if (rcache_client_get(g_client, (const uint8_t *)key, strlen(key), &value) == RCACHE_STATUS_OK) {
+      found = value.len == strlen(expected) && memcmp(value.data, expected, value.len) == 0;
+      rcache_buffer_free(&value);
+    }
+    if (!found) sleep_a_little();
+  }
+  CHECK(found);
+}
+
+static void test_timeouts(bool shared_server) {
+  rcache_compute_options options = rcache_compute_options_default();
+  rcache_failsafe_options no_fail_safe = {0, 0, 0};
+  rcache_timeout_options hard = {0, 100}, backwards = {500, 100};
+  rcache_buffer value = {NULL, 0};
+  pthread_t threads[4];
+  int t, child_status = -1, allocated = 0;
+  pid_t child;
+
+  options.early_refresh_beta = 0;
+  options.ttl_ms = 50;
+  EXPECT_OK(rcache_client_get_or_compute_failsafe(g_client, KEY("timed"), &options, &g_timed_failsafe, slow_value,
+                                                  (void *)"good", &value));
+  rcache_buffer_free(&value);
+  while (rcache_client_get(g_client, KEY("timed"), &value) == RCACHE_STATUS_OK) {
+    rcache_buffer_free(&value);
+    sleep_a_little();
+  }
+
+  /* Past the soft timeout: the stale value at once, for every caller; one computation. */
+  pthread_mutex_lock(&g_gate);
+  for (t = 0; t < 4; t++) CHECK(pthread_create(&threads[t], NULL, stale_at_soft_timeout, NULL) == 0);
+  for (t = 0; t < 4; t++) CHECK(pthread_join(threads[t], NULL) == 0);
+  allocated += 4;
+  if (shared_server) {
+    child = fork();
+    if (child == 0) _exit(stale_in_another_process());
+    CHECK(child > 0 && waitpid(child, &child_status, 0) == child);
+    CHECK(WIFEXITED(child_status) && WEXITSTATUS(child_status) == 0);
+  }
+  EXPECT_MISS(rcache_client_get(g_client, KEY("timed"), &value));
+  pthread_mutex_unlock(&g_gate);
+  check_stored_later("timed", "new");
+  if (EXPECT_OK(rcache_client_get(g_client, KEY("runs"), &value))) {
+    CHECK_BYTES(value.data, value.len, "1", 1);
+    rcache_buffer_free(&value);
+  }
+
+  /* Past the hard timeout without a stale value: RCACHE_STATUS_TIMEOUT; stored later. */
+  options.ttl_ms = 60000;
+  pthread_mutex_lock(&g_gate);
+  EXPECT_ERROR(RCACHE_STATUS_TIMEOUT, rcache_client_get_or_compute_timed(g_client, KEY("timed-hard"), &options, NULL, &hard,
+                                                                         held_value, produce("late"), free_produce, &value));
+  CHECK(strstr(rcache_last_error(), "hard timeout") != NULL);
+  allocated++;
+  pthread_mutex_unlock(&g_gate);
+  check_stored_later("timed-hard", "late");
+
+  /* A hit never calls back, and still releases the user data. */
+  EXPECT_OK(rcache_client_get_or_compute_timed(g_client, KEY("timed-hard"), &options, NULL, &hard, must_not_run,
+                                               produce("unused"), free_produce, &value));
+  rcache_buffer_free(&value);
+  allocated++;
+
+  /* Bad settings are refused, and the user data released all the same. */
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT,
+               rcache_client_get_or_compute_timed(g_client, KEY("k"), &options, &no_fail_safe, &g_soft, held_value,
+                                                  produce("x"), free_produce, &value));
+  CHECK(strstr(rcache_last_error(), "fail-safe") != NULL);
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT,
+               rcache_client_get_or_compute_timed(g_client, KEY("k"), &options, &g_timed_failsafe, &backwards, held_value,
+                                                  produce("x"), free_produce, &value));
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT,
+               rcache_client_get_or_compute_timed(g_client, KEY("k"), &options, NULL, NULL, NULL, produce("x"),
+                                                  free_produce, &value));
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT,
+               rcache_client_get_or_compute_timed(NULL, KEY("k"), &options, NULL, NULL, held_value, produce("x"),
+                                                  free_produce, &value));
+  allocated += 4;
+  CHECK_EQ_INT(atomic_load(&g_freed), allocated);
 }
 
 /* TTL jitter shortens TTLs by up to the percentage; over 100 is refused. */
@@ -262,6 +431,8 @@ int main(int argc, char **argv) {
   printf("test_compute against %s\n", argv[1]);
   snprintf(prefix, sizeof prefix, "test_compute:%ld:", (long)getpid());
   client_options.key_prefix = prefix;
+  g_url = argv[1];
+  memcpy(g_prefix, prefix, sizeof g_prefix);
   if (!EXPECT_OK(rcache_client_connect(argv[1], &client_options, &g_client))) return check_summary();
 
   CHECK(options.early_refresh_beta == 1.0);
@@ -320,6 +491,7 @@ int main(int argc, char **argv) {
   test_free_inside_the_callback();
   test_fail_safe();
   test_ttl_jitter();
+  test_timeouts(strncmp(argv[1], "memory", 6) != 0);
 
   if (EXPECT_OK(rcache_client_stats(g_client, &stats))) {
     CHECK(stats.computations >= 4);

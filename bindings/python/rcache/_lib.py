@@ -148,6 +148,12 @@ class rcache_failsafe_options(Structure):
     _fields_ = [("max_stale_ms", c_uint32), ("throttle_ms", c_uint32), ("negative_ttl_ms", c_uint32)]
 
 
+class rcache_timeout_options(Structure):
+    """struct rcache_timeout_options; 0 turns a timeout off."""
+
+    _fields_ = [("soft_timeout_ms", c_uint32), ("hard_timeout_ms", c_uint32)]
+
+
 class rcache_failsafe_stats(Structure):
     """struct rcache_failsafe_stats: fail-safe, negative caching and recovery counters."""
 
@@ -165,6 +171,9 @@ class rcache_compute_output(Structure):
 
 #: bool (*rcache_compute_fn)(void *user_data, rcache_compute_output *output)
 compute_fn = ctypes.CFUNCTYPE(ctypes.c_bool, c_void_p, POINTER(rcache_compute_output))
+
+#: void (*rcache_free_fn)(void *user_data)
+free_fn = ctypes.CFUNCTYPE(None, c_void_p)
 
 
 class rcache_session_new(Structure):
@@ -260,6 +269,13 @@ _SIGNATURES = {
         [
             client_p, c_char_p, c_size_t, POINTER(rcache_compute_options), POINTER(rcache_failsafe_options),
             compute_fn, c_void_p, buffer_p,
+        ],
+    ),
+    "rcache_client_get_or_compute_timed": (
+        c_int,
+        [
+            client_p, c_char_p, c_size_t, POINTER(rcache_compute_options), POINTER(rcache_failsafe_options),
+            POINTER(rcache_timeout_options), compute_fn, c_void_p, free_fn, buffer_p,
         ],
     ),
     "rcache_client_failsafe_stats": (c_int, [client_p, POINTER(rcache_failsafe_stats)]),

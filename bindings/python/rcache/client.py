@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import itertools
+import logging
 import os
 import threading
 import time
@@ -89,6 +91,7 @@ _get_or_compute = _c.rcache_client_get_or_compute
 _compute_output_set = _c.rcache_compute_output_set
 _compute_output_set_none = _c.rcache_compute_output_set_none
 _get_or_compute_failsafe = _c.rcache_client_get_or_compute_failsafe
+_get_or_compute_timed = _c.rcache_client_get_or_compute_timed
 _failsafe_stats = _c.rcache_client_failsafe_stats
 _set_ttl_jitter = _c.rcache_client_set_ttl_jitter
 _buffer_free = _c.rcache_buffer_free
@@ -110,6 +113,59 @@ class Computed(NamedTuple):
     #: (the computation failed or timed out, or Redis was unreachable): it
     #: may be past its expiry. Also counted in stats()["stale_served"].
     stale: bool
+
+
+# --- get_or_compute with timeouts --------------------------------------------
+#
+# With a soft or hard timeout the library runs compute on a thread of its own
+# and may still run it after get_or_compute returned, so the function cannot
+# live in a callback object of the call: it waits here, by token, until the
+# library says it is done with it (free_user_data). One C callback serves all.
+
+_logger = logging.getLogger("rcache")
+
+
+class _TimedComputation:
+    """A compute function of get_or_compute with timeouts, and what it raised."""
+
+    __slots__ = ("compute", "computing", "raised", "returned")
+
+    def __init__(self, compute: Callable[[], Optional[BytesLike]], computing: List[int]) -> None:
+        self.compute = compute
+        self.computing = computing
+        self.raised: List[BaseException] = []
+        self.returned = False
+
+
+_timed: Dict[int, _TimedComputation] = {}
+_timed_tokens = itertools.count(1)
+
+
+def _run_timed(token: Optional[int], output: Any) -> bool:
+    job = _timed[token or 0]
+    thread = threading.get_ident()
+    job.computing.append(thread)
+    try:
+        computed = job.compute()
+        value = None if computed is None else _value(computed)
+    except BaseException as error:  # re-raised by the caller if it still waits
+        job.raised.append(error)
+        if job.returned:
+            _logger.warning("a get_or_compute computation that outlived its call raised %r; nothing was stored", error)
+        return False
+    finally:
+        job.computing.remove(thread)
+    if value is None:
+        return bool(_compute_output_set_none(output) == _OK)
+    return bool(_compute_output_set(output, value, len(value)) == _OK)
+
+
+def _forget_timed(token: Optional[int]) -> None:
+    _timed.pop(token or 0, None)
+
+
+_timed_compute = _lib.compute_fn(_run_timed)
+_timed_free = _lib.free_fn(_forget_timed)
 
 
 # --- fork --------------------------------------------------------------------
@@ -642,6 +698,8 @@ class Client:
         max_stale: Optional[Seconds] = None,
         throttle: Optional[Seconds] = None,
         negative_ttl: Optional[Seconds] = None,
+        soft_timeout: Optional[Seconds] = None,
+        hard_timeout: Optional[Seconds] = None,
     ) -> Computed:
         """get_or_set with fail-safe and negative caching, as a
         :class:`Computed` (value, stale).
@@ -658,13 +716,32 @@ class Client:
 
         compute() may return None: "no value". With negative_ttl (seconds)
         that is remembered and read back as value=None meanwhile; without,
-        None is returned once and nothing is stored."""
+        None is returned once and nothing is stored.
+
+        soft_timeout and hard_timeout (seconds from the call's start; need
+        not both be given): compute then runs on a thread of the library
+        (holding the GIL while it runs Python), and past soft_timeout a
+        caller with a stale value (fail-safe must be on) gets it with
+        stale=True; past hard_timeout it raises rcache.TimeoutError, or gets
+        the stale value under fail-safe. Callers waiting for another
+        caller's computation, in any thread or process, do the same. A
+        Python thread cannot be stopped: compute runs to its end whatever
+        the timeouts, and its value is then stored (one computation per key
+        at a time); an exception it raises after its caller returned is
+        logged (logger "rcache") and nothing is stored. A computation still
+        running when the interpreter exits is abandoned."""
         options, tag_array = self._compute_options(ttl, tags, wait_timeout, lock_lease, wait_fails, beta)
         failsafe = _lib.rcache_failsafe_options(
             max_stale_ms=self._max_stale_ms if max_stale is None else _zero_or_ms(max_stale, "max_stale"),
             throttle_ms=self._stale_throttle_ms if throttle is None else _zero_or_ms(throttle, "throttle"),
             negative_ttl_ms=_timeout_ms(negative_ttl, "negative_ttl"),
         )
+        if soft_timeout is not None or hard_timeout is not None:
+            timeouts = _lib.rcache_timeout_options(
+                soft_timeout_ms=_timeout_ms(soft_timeout, "soft_timeout"),
+                hard_timeout_ms=_timeout_ms(hard_timeout, "hard_timeout"),
+            )
+            return self._compute_timed(_key(key), options, failsafe, timeouts, compute)
         stale: List[bool] = []
         value = self._compute(_get_or_compute_failsafe, _key(key), options, failsafe, compute, stale)
         return Computed(value, bool(stale))
@@ -744,6 +821,41 @@ class Client:
             stale.append(True)
         try:
             return string_at(buffer.data, buffer.len)
+        finally:
+            _buffer_free(byref(buffer))
+
+    def _compute_timed(
+        self,
+        key: bytes,
+        options: Any,
+        failsafe: Any,
+        timeouts: Any,
+        compute: Callable[[], Optional[BytesLike]],
+    ) -> Computed:
+        """get_or_compute with timeouts: compute waits in _timed until the
+        library releases it."""
+        token = next(_timed_tokens)
+        job = _timed[token] = _TimedComputation(compute, self._computing)
+        buffer = _Buffer()
+        try:
+            status = self._invoke(
+                _get_or_compute_timed, key, len(key), byref(options), byref(failsafe), byref(timeouts),
+                _timed_compute, token, _timed_free, byref(buffer),
+            )
+        except BaseException:
+            _timed.pop(token, None)  # the library never saw it
+            raise
+        job.returned = True
+        if status == _lib.STATUS_NO_VALUE:
+            return Computed(None, False)
+        # The callback's exception counts only if it made the call fail: a
+        # computation that outlived a timeout may raise while we read.
+        if status == _lib.STATUS_COMPUTE_FAILED and job.raised:
+            raise job.raised[0]
+        if status not in (_OK, _lib.STATUS_STALE):
+            raise from_status(status)
+        try:
+            return Computed(string_at(buffer.data, buffer.len), status == _lib.STATUS_STALE)
         finally:
             _buffer_free(byref(buffer))
 
