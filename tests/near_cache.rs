@@ -55,9 +55,13 @@ fn near_hit(cache: &Cache, key: &[u8]) -> bool {
 
 /// Runs the helper test below in a new process of this test binary.
 fn in_another_process(server: &RedisServer, action: &str, key: &str, value: &str) {
+    in_another_process_at(&server.url(), action, key, value);
+}
+
+fn in_another_process_at(url: &str, action: &str, key: &str, value: &str) {
     let status = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "helper_process", "--ignored", "--quiet", "--test-threads=1"])
-        .env("RCACHE_NEAR_HELPER", format!("{action}\n{}\n{key}\n{value}", server.url()))
+        .env("RCACHE_NEAR_HELPER", format!("{action}\n{url}\n{key}\n{value}"))
         .stdout(std::process::Stdio::null())
         .status()
         .unwrap();
@@ -76,7 +80,35 @@ fn helper_process() {
     match action {
         "set" => cache.set(key.as_bytes(), value.as_bytes(), MINUTE).unwrap(),
         "invalidate" => cache.invalidate_tags(&[key.as_bytes()]).unwrap(),
+        // Computes `value` slowly, saying so at `started:<key>` once it holds the lock.
+        "compute" => {
+            let options = ComputeOptions { ttl: MINUTE, ..ComputeOptions::default() };
+            let computed = cache.get_or_compute(key.as_bytes(), &options, || {
+                cache.set(format!("started:{key}").as_bytes(), b"1", MINUTE).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+                Ok::<_, ()>(value.as_bytes().to_vec())
+            });
+            assert_eq!(computed.unwrap(), value.as_bytes());
+        }
         _ => panic!("unknown action {action}"),
+    }
+}
+
+#[test]
+fn a_waiter_gets_another_processs_computation_without_computing() {
+    let server = RedisServer::start();
+    let (a, b) = (near(&server, "near_cache=1000"), plain(&server));
+    for (cache, key) in [(&a, "report"), (&b, "poll")] {
+        let url = server.url();
+        let other = std::thread::spawn(move || in_another_process_at(&url, "compute", key, "from the other process"));
+        assert!(wait_until(DELIVERY, || b.get(format!("started:{key}").as_bytes()).unwrap().is_some()), "never started");
+        let options = ComputeOptions { ttl: MINUTE, ..ComputeOptions::default() };
+        let got = cache.get_or_compute(key.as_bytes(), &options, || Ok::<_, ()>(b"computed here".to_vec())).unwrap();
+        assert_eq!(got, b"from the other process", "{key}");
+        let stats = cache.stats();
+        assert_eq!(stats.computations, 0, "{key}: {stats:?}");
+        assert!(stats.lock_waits >= 1, "{key}: {stats:?}");
+        other.join().unwrap();
     }
 }
 
