@@ -35,12 +35,26 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::backend::{InvalidationSink, Remaining};
 
-/// Size bounds of a near cache; the least recently used entries are evicted
-/// to stay within both.
+/// Bounds and settings of a near cache; the least recently used entries are
+/// evicted to stay within both size bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NearLimits {
     pub max_entries: usize,
     pub max_bytes: usize,
+    /// Longest a copy may be served once the server's reports stop without a
+    /// sign (a connection gone silent); `None`: the heartbeat interval (500
+    /// ms) plus the response timeout.
+    pub max_staleness: Option<Duration>,
+    /// Reports of every change under the key prefix (`BCAST`), rather than
+    /// of the keys this client read.
+    pub broadcast: bool,
+}
+
+impl NearLimits {
+    /// Size bounds with the default settings.
+    pub fn new(max_entries: usize, max_bytes: usize) -> NearLimits {
+        NearLimits { max_entries, max_bytes, max_staleness: None, broadcast: false }
+    }
 }
 
 /// `near_cache_bytes` when the URL does not give it: 64 MiB.
@@ -150,6 +164,8 @@ struct Watchers {
 
 pub(crate) struct NearCache {
     prefix: Box<[u8]>,
+    max_staleness: Option<Duration>,
+    broadcast: bool,
     shards: Box<[Mutex<Shard>]>,
     shard_entries: usize,
     shard_bytes: usize,
@@ -226,6 +242,8 @@ impl NearCache {
             .collect();
         NearCache {
             prefix: prefix.into(),
+            max_staleness: limits.max_staleness,
+            broadcast: limits.broadcast,
             shards,
             shard_entries: (limits.max_entries / count).max(1),
             shard_bytes: limits.max_bytes / count,
@@ -493,6 +511,14 @@ impl InvalidationSink for NearCache {
         self.invalidations.fetch_add(1, Ordering::Relaxed);
         self.flush(None);
     }
+
+    fn max_staleness(&self) -> Option<Duration> {
+        self.max_staleness
+    }
+
+    fn broadcast_prefix(&self) -> Option<&[u8]> {
+        self.broadcast.then_some(&*self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -500,7 +526,7 @@ mod tests {
     use super::*;
 
     fn near(max_entries: usize, max_bytes: usize) -> NearCache {
-        let near = NearCache::new(NearLimits { max_entries, max_bytes }, b"p:");
+        let near = NearCache::new(NearLimits::new(max_entries, max_bytes), b"p:");
         near.connected();
         near
     }
@@ -643,8 +669,8 @@ mod tests {
 
     #[test]
     fn shard_counts_keep_small_caches_whole() {
-        assert_eq!(NearCache::new(NearLimits { max_entries: 10, max_bytes: 1000 }, b"").shards.len(), 1);
-        assert_eq!(NearCache::new(NearLimits { max_entries: 200, max_bytes: 1000 }, b"").shards.len(), 2);
-        assert_eq!(NearCache::new(NearLimits { max_entries: 1 << 20, max_bytes: 1 << 30 }, b"").shards.len(), MAX_SHARDS);
+        assert_eq!(NearCache::new(NearLimits::new(10, 1000), b"").shards.len(), 1);
+        assert_eq!(NearCache::new(NearLimits::new(200, 1000), b"").shards.len(), 2);
+        assert_eq!(NearCache::new(NearLimits::new(1 << 20, 1 << 30), b"").shards.len(), MAX_SHARDS);
     }
 }

@@ -298,6 +298,10 @@ impl Backend for RedisBackend {
         let reading = async {
             let groups: Vec<(&[u8], &[Vec<u8>])> = keys.iter().map(|key| (key.as_slice(), &[][..])).collect();
             let mut reads = self.read_near(&mut connection, &groups, read).await?;
+            if tracker.broadcast() {
+                // Every change under the prefix, tag keys included, is reported whatever was declared.
+                reads.values.iter_mut().flatten().for_each(|found| found.tracked = true);
+            }
             // Redis 7.0 did not track the tag keys of these values (they were
             // read, not declared): read them again with their tags declared.
             let again: Vec<usize> = (0..reads.values.len())
