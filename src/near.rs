@@ -189,9 +189,11 @@ pub(crate) struct Watch<'n> {
 }
 
 impl Watch<'_> {
-    /// Waits until a report about a watched key arrives (or everything is
-    /// dropped) after the watch was made or after the last `wait` that
-    /// returned true, or until `timeout` passes; true when one did.
+    /// Waits until a report about a key being watched arrives (or everything
+    /// is dropped) after the watch was made or after the last `wait` that
+    /// returned true, or until `timeout` passes; true when one did. The key
+    /// may be another watch's: the caller looks again, and waits again if
+    /// nothing it waits for changed.
     pub fn wait(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut watchers = self.near.watchers.lock();
