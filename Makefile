@@ -110,6 +110,8 @@ bench: prereqs build
 	tests/with-redis.sh target/release/examples/bench_tags
 	target/release/examples/bench_compute
 	target/release/examples/bench_failsafe
+	cargo build --release --example bench_wake
+	target/release/examples/bench_wake
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude bench/bench_sessions.c \
 	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -lrcache -o $(BUILD)/bench/bench_sessions

@@ -13,7 +13,7 @@ use crate::backend::{
 use crate::error::{Error, Result};
 use crate::failsafe::StaleCopies;
 use crate::glob;
-use crate::near::{Fill, NearCache};
+use crate::near::{Fill, NearCache, Watch};
 use crate::options::{DEFAULT_URL, MAX_TTL, Options, Servers, Target, check_jitter};
 use crate::recovery::{Recovery, Removal};
 use crate::stats::{Counters, Stats, bump};
@@ -353,6 +353,31 @@ impl Cache {
             near.fill(&ticket, key, Fill { value: &found.value, ttl: found.ttl, deps, meta });
         }
         Ok(Some(reads))
+    }
+
+    /// `full_keys` read in one round trip as `get_many` reads them, for a
+    /// get-or-compute waiter: on the near cache's tracking connection when it
+    /// is up, so that the server reports the next change of each of them to
+    /// `watch`. Fills nothing.
+    pub(crate) fn look(&self, full_keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.call(|backend| {
+            let tracked = match self.near {
+                Some(_) => backend.read_tracked(full_keys, TrackedRead::Many)?,
+                None => None,
+            };
+            match tracked {
+                Some(reads) => Ok(reads.values.into_iter().map(|found| found.map(|found| found.value)).collect()),
+                None => backend.get_many(full_keys),
+            }
+        })
+    }
+
+    /// A wait for the server's reports about `full_keys` (made before the
+    /// `look` it follows), when a near cache receives them.
+    pub(crate) fn watch(&self, full_keys: &[Vec<u8>]) -> Option<Watch<'_>> {
+        let near = self.near.as_ref()?;
+        let keys: Vec<&[u8]> = full_keys.iter().filter_map(|key| near.strip(key)).collect();
+        Some(near.watch(&keys))
     }
 
     /// Drops the near cache's copies of `full_keys` once a write to them has

@@ -615,8 +615,11 @@ impl Cache {
         result
     }
 
-    /// Polls the value, the lock and the last result together (one round
-    /// trip per look).
+    /// Looks at the value, the lock and the last result together (one round
+    /// trip per look), after a pause that a report of a change to any of
+    /// them ends early when a near cache receives reports: then the waiter
+    /// returns once the value's write is reported, and polling remains only
+    /// the fallback.
     fn wait_for_value(
         &self,
         key: &[u8],
@@ -628,15 +631,21 @@ impl Cache {
     ) -> Result<Waited> {
         let full_key = self.full_key(key)?;
         let keys = [full_key, keys.lock.clone(), keys.last.clone()];
+        let mut watch = self.watch(&keys);
         let mut pause = FIRST_PAUSE;
         loop {
             let now = Instant::now();
             if now >= deadline {
                 return Ok(Waited::TimedOut);
             }
-            std::thread::sleep(pause.min(deadline - now));
+            match &mut watch {
+                Some(watch) => {
+                    watch.wait(pause.min(deadline - now));
+                }
+                None => std::thread::sleep(pause.min(deadline - now)),
+            }
             pause = (pause * 3 / 2).min(LONGEST_PAUSE);
-            let mut found = self.call(|backend| backend.get_many(&keys))?.into_iter();
+            let mut found = self.look(&keys)?.into_iter();
             let (value, lock, last) = (found.next().flatten(), found.next().flatten(), found.next().flatten());
             if let Some(value) = value {
                 self.counters.record_lookup(true);

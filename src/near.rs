@@ -18,24 +18,43 @@
 //!   they flow again.
 //!
 //! Locks, always taken in this order: one shard, then `dependents`, then
-//! `control`. A thread holding `dependents` or `control` never waits for
-//! another lock; a flush takes every shard in index order.
+//! `control`, then `watchers`. A thread holding `dependents`, `control` or
+//! `watchers` never waits for another lock; a flush takes every shard in
+//! index order.
+//!
+//! A thread may also wait for a report about some keys (`watch`): a
+//! get-or-compute caller waiting for another process's value is woken by the
+//! report of that value's write instead of its next poll.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::backend::{InvalidationSink, Remaining};
 
-/// Size bounds of a near cache; the least recently used entries are evicted
-/// to stay within both.
+/// Bounds and settings of a near cache; the least recently used entries are
+/// evicted to stay within both size bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NearLimits {
     pub max_entries: usize,
     pub max_bytes: usize,
+    /// Longest a copy may be served once the server's reports stop without a
+    /// sign (a connection gone silent); `None`: the heartbeat interval (500
+    /// ms) plus the response timeout.
+    pub max_staleness: Option<Duration>,
+    /// Reports of every change under the key prefix (`BCAST`), rather than
+    /// of the keys this client read.
+    pub broadcast: bool,
+}
+
+impl NearLimits {
+    /// Size bounds with the default settings.
+    pub fn new(max_entries: usize, max_bytes: usize) -> NearLimits {
+        NearLimits { max_entries, max_bytes, max_staleness: None, broadcast: false }
+    }
 }
 
 /// `near_cache_bytes` when the URL does not give it: 64 MiB.
@@ -134,8 +153,19 @@ impl Control {
 /// Dependency key -> the keys of the entries depending on it.
 type Dependents = HashMap<Box<[u8]>, HashSet<Box<[u8]>>>;
 
+/// The keys threads wait on, and a count of the reports that concern them.
+#[derive(Default)]
+struct Watchers {
+    /// Key -> how many `Watch`es hold it.
+    keys: HashMap<Box<[u8]>, usize>,
+    /// Bumped by every report about a watched key and by every flush.
+    changes: u64,
+}
+
 pub(crate) struct NearCache {
     prefix: Box<[u8]>,
+    max_staleness: Option<Duration>,
+    broadcast: bool,
     shards: Box<[Mutex<Shard>]>,
     shard_entries: usize,
     shard_bytes: usize,
@@ -143,6 +173,54 @@ pub(crate) struct NearCache {
     control: Mutex<Control>,
     invalidations: AtomicU64,
     flushes: AtomicU64,
+    watchers: Mutex<Watchers>,
+    /// Signalled when `Watchers::changes` grows.
+    watched_changed: Condvar,
+    /// How many keys are watched: reports skip `watchers` while none is.
+    watching: AtomicUsize,
+}
+
+/// A wait for reports about some keys (without the prefix), from when it
+/// was made; the keys are watched until it is dropped.
+pub(crate) struct Watch<'n> {
+    near: &'n NearCache,
+    keys: Vec<Box<[u8]>>,
+    seen: u64,
+}
+
+impl Watch<'_> {
+    /// Waits until a report about a key being watched arrives (or everything
+    /// is dropped) after the watch was made or after the last `wait` that
+    /// returned true, or until `timeout` passes; true when one did. The key
+    /// may be another watch's: the caller looks again, and waits again if
+    /// nothing it waits for changed.
+    pub fn wait(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut watchers = self.near.watchers.lock();
+        while watchers.changes == self.seen {
+            if self.near.watched_changed.wait_until(&mut watchers, deadline).timed_out() {
+                break;
+            }
+        }
+        let reported = watchers.changes != self.seen;
+        self.seen = watchers.changes;
+        reported
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        let mut watchers = self.near.watchers.lock();
+        for key in &self.keys {
+            if let Some(count) = watchers.keys.get_mut(key) {
+                *count -= 1;
+                if *count == 0 {
+                    watchers.keys.remove(key);
+                    self.near.watching.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+        }
+    }
 }
 
 /// FNV-1a, then MurmurHash3's finaliser so that keys differing in their last
@@ -166,6 +244,8 @@ impl NearCache {
             .collect();
         NearCache {
             prefix: prefix.into(),
+            max_staleness: limits.max_staleness,
+            broadcast: limits.broadcast,
             shards,
             shard_entries: (limits.max_entries / count).max(1),
             shard_bytes: limits.max_bytes / count,
@@ -173,7 +253,43 @@ impl NearCache {
             control: Mutex::new(Control { epoch: 0, connected: false, next: 0, log: vec![0; REPORT_LOG].into() }),
             invalidations: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
+            watchers: Mutex::new(Watchers::default()),
+            watched_changed: Condvar::new(),
+            watching: AtomicUsize::new(0),
         }
+    }
+
+    /// Starts watching `keys` (without the prefix): make the watch before
+    /// the read after which reports are awaited, so none is missed.
+    pub fn watch(&self, keys: &[&[u8]]) -> Watch<'_> {
+        let mut watchers = self.watchers.lock();
+        for key in keys {
+            let count = watchers.keys.entry((*key).into()).or_insert(0);
+            if *count == 0 {
+                self.watching.fetch_add(1, Ordering::SeqCst);
+            }
+            *count += 1;
+        }
+        let seen = watchers.changes;
+        Watch { near: self, keys: keys.iter().map(|key| (*key).into()).collect(), seen }
+    }
+
+    /// Wakes the watchers of `key`, if any.
+    fn wake_watchers(&self, key: &[u8]) {
+        if self.watching.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let mut watchers = self.watchers.lock();
+        if watchers.keys.contains_key(key) {
+            watchers.changes += 1;
+            self.watched_changed.notify_all();
+        }
+    }
+
+    fn wake_all_watchers(&self) {
+        let mut watchers = self.watchers.lock();
+        watchers.changes += 1;
+        self.watched_changed.notify_all();
     }
 
     fn shard(&self, key: &[u8]) -> MutexGuard<'_, Shard> {
@@ -294,6 +410,7 @@ impl NearCache {
             for dependent in dependents.into_iter().flatten() {
                 self.remove(&mut self.shard(&dependent), &dependent);
             }
+            self.wake_watchers(key);
         }
     }
 
@@ -314,6 +431,8 @@ impl NearCache {
         }
         self.dependents.lock().clear();
         self.flushes.fetch_add(1, Ordering::Relaxed);
+        drop(shards);
+        self.wake_all_watchers();
     }
 
     pub fn stats(&self) -> NearStats {
@@ -394,6 +513,14 @@ impl InvalidationSink for NearCache {
         self.invalidations.fetch_add(1, Ordering::Relaxed);
         self.flush(None);
     }
+
+    fn max_staleness(&self) -> Option<Duration> {
+        self.max_staleness
+    }
+
+    fn broadcast_prefix(&self) -> Option<&[u8]> {
+        self.broadcast.then_some(&*self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -401,7 +528,7 @@ mod tests {
     use super::*;
 
     fn near(max_entries: usize, max_bytes: usize) -> NearCache {
-        let near = NearCache::new(NearLimits { max_entries, max_bytes }, b"p:");
+        let near = NearCache::new(NearLimits::new(max_entries, max_bytes), b"p:");
         near.connected();
         near
     }
@@ -504,6 +631,35 @@ mod tests {
     }
 
     #[test]
+    fn a_report_wakes_the_watchers_of_its_key_only() {
+        let near = near(100, 1 << 20);
+        let mut watch = near.watch(&[b"value", b"lock"]);
+        NearCache::invalidate(&near, [&b"other"[..]]);
+        assert!(!watch.wait(Duration::from_millis(1)), "a report about another key wakes nothing");
+        std::thread::scope(|scope| {
+            let woken = scope.spawn(move || watch.wait(Duration::from_secs(600)));
+            InvalidationSink::invalidate(&near, &[b"p:lock"]);
+            assert!(woken.join().unwrap(), "the report woke the waiting thread");
+        });
+        assert_eq!(near.watching.load(Ordering::SeqCst), 0, "a dropped watch watches nothing");
+        assert!(near.watchers.lock().keys.is_empty());
+    }
+
+    #[test]
+    fn a_report_before_the_wait_is_not_missed() {
+        let near = near(100, 1 << 20);
+        let mut first = near.watch(&[b"k"]);
+        let mut second = near.watch(&[b"k"]);
+        NearCache::invalidate(&near, [&b"k"[..]]);
+        assert!(first.wait(Duration::from_secs(600)) && second.wait(Duration::from_secs(600)));
+        assert!(!first.wait(Duration::from_millis(1)), "each report is seen once");
+        near.disconnected();
+        assert!(first.wait(Duration::from_secs(600)), "losing the reports wakes every watcher");
+        drop((first, second));
+        assert!(near.watchers.lock().keys.is_empty());
+    }
+
+    #[test]
     fn similar_keys_spread_over_the_shards() {
         let near = near(1 << 20, 1 << 30);
         let mut used = vec![0usize; near.shards.len()];
@@ -515,8 +671,8 @@ mod tests {
 
     #[test]
     fn shard_counts_keep_small_caches_whole() {
-        assert_eq!(NearCache::new(NearLimits { max_entries: 10, max_bytes: 1000 }, b"").shards.len(), 1);
-        assert_eq!(NearCache::new(NearLimits { max_entries: 200, max_bytes: 1000 }, b"").shards.len(), 2);
-        assert_eq!(NearCache::new(NearLimits { max_entries: 1 << 20, max_bytes: 1 << 30 }, b"").shards.len(), MAX_SHARDS);
+        assert_eq!(NearCache::new(NearLimits::new(10, 1000), b"").shards.len(), 1);
+        assert_eq!(NearCache::new(NearLimits::new(200, 1000), b"").shards.len(), 2);
+        assert_eq!(NearCache::new(NearLimits::new(1 << 20, 1 << 30), b"").shards.len(), MAX_SHARDS);
     }
 }

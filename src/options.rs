@@ -208,6 +208,10 @@ pub enum Target {
 /// URL query parameters read by rcache itself, never passed to the `redis` crate.
 const NEAR_ENTRIES: &str = "near_cache";
 const NEAR_BYTES: &str = "near_cache_bytes";
+const NEAR_STALENESS: &str = "near_cache_staleness_ms";
+const NEAR_MODE: &str = "near_cache_mode";
+/// The shortest `near_cache_staleness_ms`: half of it between two pings of the tracking connection.
+const NEAR_MIN_STALENESS_MS: u64 = 10;
 
 /// URL used when none is configured: the embedded backend.
 pub const DEFAULT_URL: &str = "memory://";
@@ -436,19 +440,42 @@ fn percent_decode(text: &str, url: &str) -> Result<String> {
 
 /// Splits the near cache's parameters off a Redis URL: `near_cache=<entries>`
 /// turns it on (0 leaves it off), `near_cache_bytes=<bytes>` bounds its size
-/// (default 64 MiB). The other parameters stay, in their order, and so does a
-/// `#fragment` (the `redis` crate reads `#insecure`).
+/// (default 64 MiB), `near_cache_staleness_ms=<ms>` bounds how long copies
+/// are served after the tracking connection falls silent, and
+/// `near_cache_mode=bcast` asks for every change under the key prefix
+/// (`keys`, the default: changes of the keys read). The other parameters
+/// stay, in their order, and so does a `#fragment` (the `redis` crate reads
+/// `#insecure`).
 fn take_near_parameters(url: &str) -> Result<(String, Option<NearLimits>)> {
     let (url, fragment) = url.split_at(url.find('#').unwrap_or(url.len()));
     let Some((base, query)) = url.split_once('?') else { return Ok((format!("{url}{fragment}"), None)) };
     let mut entries = None;
     let mut bytes = None;
+    let mut staleness = None;
+    let mut broadcast = None;
     let mut kept = Vec::new();
     for parameter in query.split('&') {
         let (name, value) = parameter.split_once('=').unwrap_or((parameter, ""));
         let slot = match name {
             NEAR_ENTRIES => &mut entries,
             NEAR_BYTES => &mut bytes,
+            NEAR_STALENESS => &mut staleness,
+            NEAR_MODE => {
+                if broadcast.is_some() {
+                    return Err(Error::invalid(format!("invalid URL: {name} is given twice")));
+                }
+                broadcast = Some(match value {
+                    "keys" => false,
+                    "bcast" => true,
+                    _ => {
+                        return Err(Error::invalid(format!(
+                            "invalid URL: {name}={value:?} is not a mode (keys: changes of the keys read; \
+                             bcast: every change under the key prefix)"
+                        )));
+                    }
+                });
+                continue;
+            }
             _ => {
                 kept.push(parameter);
                 continue;
@@ -468,11 +495,21 @@ fn take_near_parameters(url: &str) -> Result<(String, Option<NearLimits>)> {
         true => format!("{base}{fragment}"),
         false => format!("{base}?{}{fragment}", kept.join("&")),
     };
+    if entries.is_none() && (staleness.is_some() || broadcast.is_some()) {
+        return Err(Error::invalid(format!("invalid URL: {NEAR_STALENESS} and {NEAR_MODE} need near_cache=<entries>")));
+    }
+    if staleness.is_some_and(|ms| (ms as u64) < NEAR_MIN_STALENESS_MS) {
+        return Err(Error::invalid(format!("invalid URL: {NEAR_STALENESS} must be at least {NEAR_MIN_STALENESS_MS}")));
+    }
     let near = match (entries, bytes) {
         (None, None) | (Some(0), _) => None,
         (None, Some(_)) => return Err(Error::invalid("invalid URL: near_cache_bytes needs near_cache=<entries>")),
         (Some(_), Some(0)) => return Err(Error::invalid("invalid URL: near_cache_bytes must be greater than zero")),
-        (Some(max_entries), bytes) => Some(NearLimits { max_entries, max_bytes: bytes.unwrap_or(NEAR_DEFAULT_BYTES) }),
+        (Some(max_entries), bytes) => Some(NearLimits {
+            max_staleness: staleness.map(|ms| Duration::from_millis(ms as u64)),
+            broadcast: broadcast.unwrap_or(false),
+            ..NearLimits::new(max_entries, bytes.unwrap_or(NEAR_DEFAULT_BYTES))
+        }),
     };
     Ok((url, near))
 }
@@ -557,8 +594,32 @@ mod tests {
     }
 
     #[test]
+    fn near_cache_staleness_and_mode_are_read_and_checked() {
+        let (url, near_limits) = near("redis://h/0?near_cache_mode=bcast&near_cache=5&near_cache_staleness_ms=250&x=1").unwrap();
+        assert_eq!(url, "redis://h/0?x=1");
+        let expected = NearLimits {
+            max_staleness: Some(Duration::from_millis(250)),
+            broadcast: true,
+            ..NearLimits::new(5, NEAR_DEFAULT_BYTES)
+        };
+        assert_eq!(near_limits, Some(expected));
+        assert!(!near("redis://h/0?near_cache=5&near_cache_mode=keys").unwrap().1.unwrap().broadcast);
+        for bad in [
+            "redis://h?near_cache_staleness_ms=100",
+            "redis://h?near_cache_mode=bcast",
+            "redis://h?near_cache=5&near_cache_staleness_ms=9",
+            "redis://h?near_cache=5&near_cache_staleness_ms=soon",
+            "redis://h?near_cache=5&near_cache_staleness_ms=100&near_cache_staleness_ms=100",
+            "redis://h?near_cache=5&near_cache_mode=prefix",
+            "redis://h?near_cache=5&near_cache_mode=bcast&near_cache_mode=bcast",
+        ] {
+            assert_eq!(near(bad).unwrap_err().kind, ErrorKind::InvalidArgument, "{bad}");
+        }
+    }
+
+    #[test]
     fn near_cache_parameters_are_read_and_taken_out() {
-        let limits = |max_entries, max_bytes| Some(NearLimits { max_entries, max_bytes });
+        let limits = |max_entries, max_bytes| Some(NearLimits::new(max_entries, max_bytes));
         assert_eq!(near("redis://h:1/0").unwrap(), ("redis://h:1/0".into(), None));
         assert_eq!(
             near("redis://h:1/0?near_cache=100&near_cache_bytes=5000").unwrap(),

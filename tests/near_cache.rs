@@ -13,11 +13,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rcache::{Cache, ComputeOptions, ErrorKind, Options, Stats, Ttl};
+use support::proxy::{Fault, FaultProxy, Trigger};
 use support::{RedisServer, wait_until};
 
 /// How long a change may take to reach another handle's near cache.
 const DELIVERY: Duration = Duration::from_secs(2);
 const MINUTE: Ttl = Ttl::After(Duration::from_secs(60));
+/// The two ways of tracking: the keys read, and every key under the prefix.
+const MODES: [&str; 2] = ["near_cache=1000", "near_cache=1000&near_cache_mode=bcast"];
 
 fn options() -> Options {
     Options { key_prefix: b"near:".to_vec(), ..Options::default() }
@@ -55,9 +58,13 @@ fn near_hit(cache: &Cache, key: &[u8]) -> bool {
 
 /// Runs the helper test below in a new process of this test binary.
 fn in_another_process(server: &RedisServer, action: &str, key: &str, value: &str) {
+    in_another_process_at(&server.url(), action, key, value);
+}
+
+fn in_another_process_at(url: &str, action: &str, key: &str, value: &str) {
     let status = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "helper_process", "--ignored", "--quiet", "--test-threads=1"])
-        .env("RCACHE_NEAR_HELPER", format!("{action}\n{}\n{key}\n{value}", server.url()))
+        .env("RCACHE_NEAR_HELPER", format!("{action}\n{url}\n{key}\n{value}"))
         .stdout(std::process::Stdio::null())
         .status()
         .unwrap();
@@ -76,14 +83,54 @@ fn helper_process() {
     match action {
         "set" => cache.set(key.as_bytes(), value.as_bytes(), MINUTE).unwrap(),
         "invalidate" => cache.invalidate_tags(&[key.as_bytes()]).unwrap(),
+        // Computes `value` slowly, saying so at `started:<key>` once it holds the lock.
+        "compute" => {
+            let options = ComputeOptions { ttl: MINUTE, ..ComputeOptions::default() };
+            let computed = cache.get_or_compute(key.as_bytes(), &options, || {
+                cache.set(format!("started:{key}").as_bytes(), b"1", MINUTE).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+                Ok::<_, ()>(value.as_bytes().to_vec())
+            });
+            assert_eq!(computed.unwrap(), value.as_bytes());
+        }
         _ => panic!("unknown action {action}"),
     }
 }
 
 #[test]
-fn a_write_by_another_handle_reaches_the_near_cache() {
+fn a_waiter_gets_another_processs_computation_without_computing() {
+    for mode in MODES {
+        a_waiter_gets_another_processs_computation_without_computing_in(mode);
+    }
+}
+
+fn a_waiter_gets_another_processs_computation_without_computing_in(mode: &str) {
     let server = RedisServer::start();
-    let (a, b) = (near(&server, "near_cache=1000"), plain(&server));
+    let (a, b) = (near(&server, mode), plain(&server));
+    for (cache, key) in [(&a, "report"), (&b, "poll")] {
+        let url = server.url();
+        let other = std::thread::spawn(move || in_another_process_at(&url, "compute", key, "from the other process"));
+        assert!(wait_until(DELIVERY, || b.get(format!("started:{key}").as_bytes()).unwrap().is_some()), "never started");
+        let options = ComputeOptions { ttl: MINUTE, ..ComputeOptions::default() };
+        let got = cache.get_or_compute(key.as_bytes(), &options, || Ok::<_, ()>(b"computed here".to_vec())).unwrap();
+        assert_eq!(got, b"from the other process", "{key}");
+        let stats = cache.stats();
+        assert_eq!(stats.computations, 0, "{key}: {stats:?}");
+        assert!(stats.lock_waits >= 1, "{key}: {stats:?}");
+        other.join().unwrap();
+    }
+}
+
+#[test]
+fn a_write_by_another_handle_reaches_the_near_cache() {
+    for mode in MODES {
+        a_write_by_another_handle_reaches_the_near_cache_in(mode);
+    }
+}
+
+fn a_write_by_another_handle_reaches_the_near_cache_in(mode: &str) {
+    let server = RedisServer::start();
+    let (a, b) = (near(&server, mode), plain(&server));
     b.set(b"k", b"one", MINUTE).unwrap();
     assert_eq!(cache_near(&a, b"k").as_deref(), Some(&b"one"[..]));
     b.set(b"k", b"two", MINUTE).unwrap();
@@ -107,8 +154,14 @@ fn a_write_by_another_process_reaches_the_near_cache() {
 
 #[test]
 fn a_tag_invalidated_elsewhere_empties_the_tagged_entries() {
+    for mode in MODES {
+        a_tag_invalidated_elsewhere_empties_the_tagged_entries_in(mode);
+    }
+}
+
+fn a_tag_invalidated_elsewhere_empties_the_tagged_entries_in(mode: &str) {
     let server = RedisServer::start();
-    let (a, b) = (near(&server, "near_cache=1000"), plain(&server));
+    let (a, b) = (near(&server, mode), plain(&server));
     b.set_with_tags(b"profile:1", b"ada", MINUTE, &[b"user:1", b"profiles"]).unwrap();
     b.set_with_tags(b"profile:2", b"bob", MINUTE, &[b"user:2", b"profiles"]).unwrap();
     b.set_with_tags(b"avatar:1", b"png", MINUTE, &[b"user:1"]).unwrap();
@@ -126,10 +179,65 @@ fn a_tag_invalidated_elsewhere_empties_the_tagged_entries() {
     assert!(a.get_many(&[b"profile:1", b"profile:2", b"avatar:1"]).unwrap().iter().all(Option::is_none));
 }
 
+/// Commands the server ran since its statistics were reset, by name, leaving
+/// out the tracking connection's pings and the statistics' own commands.
+fn commands_run(server: &RedisServer) -> Vec<(String, u64)> {
+    let stats = server.command(&["INFO", "commandstats"]).unwrap();
+    stats
+        .lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(":calls=")?;
+            let calls = rest.split(',').next()?.parse().ok()?;
+            (!["ping", "info", "config"].contains(&name.split('|').next()?)).then(|| (name.to_string(), calls))
+        })
+        .collect()
+}
+
+#[test]
+fn tagged_near_hits_ask_the_server_nothing_and_follow_their_tags() {
+    for mode in MODES {
+        tagged_near_hits_ask_the_server_nothing_and_follow_their_tags_in(mode);
+    }
+}
+
+fn tagged_near_hits_ask_the_server_nothing_and_follow_their_tags_in(mode: &str) {
+    let server = RedisServer::start();
+    let (a, b) = (near(&server, mode), plain(&server));
+    b.set_with_tags(b"profile:1", b"ada", MINUTE, &[b"user:1", b"profiles"]).unwrap();
+    b.set_with_tags(b"avatar:1", b"png", MINUTE, &[b"user:1"]).unwrap();
+    b.set_with_tags(b"profile:2", b"bob", MINUTE, &[b"user:2", b"profiles"]).unwrap();
+    for key in [&b"profile:1"[..], b"avatar:1", b"profile:2"] {
+        assert!(cache_near(&a, key).is_some());
+    }
+    assert!(server.command(&["CONFIG", "RESETSTAT"]).unwrap().starts_with("+OK"));
+    let before = a.stats().near_hits;
+    for _ in 0..1000 {
+        assert_eq!(value(&a, b"profile:1").as_deref(), Some(&b"ada"[..]));
+        assert_eq!(a.get_many(&[b"avatar:1", b"profile:2"]).unwrap(), vec![Some(b"png".to_vec()), Some(b"bob".to_vec())]);
+    }
+    assert_eq!(a.stats().near_hits, before + 3000);
+    assert_eq!(commands_run(&server), vec![], "tagged near hits sent the server nothing");
+
+    in_another_process(&server, "invalidate", "user:1", "");
+    assert!(
+        wait_until(DELIVERY, || a.stats().near_entries == 1),
+        "the other process's invalidation of user:1 never dropped both entries carrying it: {:?}",
+        a.stats()
+    );
+    assert_eq!(a.get_many(&[b"profile:1", b"avatar:1"]).unwrap(), vec![None, None]);
+    assert!(near_hit(&a, b"profile:2"), "an entry without the tag is still held");
+}
+
 #[test]
 fn this_handle_reads_its_own_writes_at_once() {
+    for mode in MODES {
+        this_handle_reads_its_own_writes_at_once_in(mode);
+    }
+}
+
+fn this_handle_reads_its_own_writes_at_once_in(mode: &str) {
     let server = RedisServer::start();
-    let a = near(&server, "near_cache=1000");
+    let a = near(&server, mode);
     let cached = |key: &[u8], expected: &[u8]| {
         assert_eq!(cache_near(&a, key).as_deref(), Some(expected));
     };
@@ -213,8 +321,14 @@ fn nothing_written_before_a_server_restart_is_served_after_it() {
 
 #[test]
 fn losing_the_tracking_connection_empties_the_near_cache() {
+    for mode in MODES {
+        losing_the_tracking_connection_empties_the_near_cache_in(mode);
+    }
+}
+
+fn losing_the_tracking_connection_empties_the_near_cache_in(mode: &str) {
     let server = RedisServer::start();
-    let (a, b) = (near(&server, "near_cache=1000"), plain(&server));
+    let (a, b) = (near(&server, mode), plain(&server));
     b.set(b"k", b"one", MINUTE).unwrap();
     assert!(cache_near(&a, b"k").is_some());
     let flushes = a.stats().near_flushes;
@@ -231,6 +345,63 @@ fn losing_the_tracking_connection_empties_the_near_cache() {
     assert_eq!(value(&a, b"k").as_deref(), Some(&b"two"[..]));
     assert!(wait_until(DELIVERY, || near_hit(&a, b"k")), "the near cache works again once tracking is back");
     assert_eq!(value(&a, b"k").as_deref(), Some(&b"two"[..]));
+}
+
+#[test]
+fn a_silent_tracking_connection_stops_near_hits_once_the_staleness_bound_passes() {
+    for mode in MODES {
+        let server = RedisServer::start();
+        let proxy = FaultProxy::start(server.port);
+        // A response timeout far longer than the test: only the staleness bound can end the stale copy.
+        let patient = Options { response_timeout: Duration::from_secs(300), ..options() };
+        let url = format!("{}?{mode}&near_cache_staleness_ms=300", proxy.url());
+        let (a, b) = (Cache::connect(Some(&url), patient).unwrap(), plain(&server));
+        b.set(b"k", b"before", MINUTE).unwrap();
+        assert_eq!(cache_near(&a, b"k").as_deref(), Some(&b"before"[..]));
+        let flushes = a.stats().near_flushes;
+        // Holds the reply to the tracking connection's next ping, and every report after it.
+        proxy.arm(Fault::DelayReply(Duration::from_secs(120)), Trigger::command("PING"));
+        assert!(proxy.wait_fired(DELIVERY).is_some(), "the tracking connection never pinged");
+        b.set(b"k", b"after", MINUTE).unwrap();
+        assert!(
+            wait_until(Duration::from_secs(20), || value(&a, b"k").as_deref() == Some(b"after")),
+            "{mode}: the copy from before the silence was still served: {:?}",
+            a.stats()
+        );
+        assert!(a.stats().near_flushes > flushes, "{mode}: the silence emptied the near cache");
+        assert!(wait_until(DELIVERY, || near_hit(&a, b"k")), "{mode}: the near cache works again on a new connection");
+        assert_eq!(value(&a, b"k").as_deref(), Some(&b"after"[..]));
+    }
+}
+
+#[test]
+fn broadcast_mode_reports_changes_of_keys_never_read() {
+    let server = RedisServer::start();
+    let (a, b) = (near(&server, "near_cache=1000&near_cache_mode=bcast"), plain(&server));
+    let other_namespace =
+        Cache::connect(Some(&server.url()), Options { key_prefix: b"elsewhere:".to_vec(), ..Options::default() }).unwrap();
+    let before = a.stats().near_invalidations;
+    b.set(b"never-read", b"v", MINUTE).unwrap();
+    assert!(wait_until(DELIVERY, || a.stats().near_invalidations > before), "no report of a key under the prefix");
+    let reported = a.stats().near_invalidations;
+    for index in 0..100 {
+        other_namespace.set(format!("k{index}").as_bytes(), b"v", MINUTE).unwrap();
+    }
+    b.set(b"marker", b"v", MINUTE).unwrap();
+    assert!(wait_until(DELIVERY, || a.stats().near_invalidations > reported));
+    assert_eq!(a.stats().near_invalidations, reported + 1, "keys outside the prefix are not reported");
+
+    // A tagged near miss runs the read script twice (it stops to name the tag
+    // keys, then reads with them declared), then the tag is held and reported.
+    b.set_with_tags(b"tagged", b"v", MINUTE, &[b"t"]).unwrap();
+    assert_eq!(value(&a, b"never-read").as_deref(), Some(&b"v"[..]), "the read script is loaded");
+    assert!(server.command(&["CONFIG", "RESETSTAT"]).unwrap().starts_with("+OK"));
+    assert_eq!(value(&a, b"tagged").as_deref(), Some(&b"v"[..]));
+    let scripts_run = commands_run(&server).into_iter().find(|(name, _)| name == "evalsha");
+    assert_eq!(scripts_run, Some(("evalsha".to_string(), 2)), "the tagged entry is read with its tag keys declared");
+    assert!(near_hit(&a, b"tagged"));
+    b.invalidate_tags(&[b"t"]).unwrap();
+    assert!(wait_until(DELIVERY, || value(&a, b"tagged").is_none()), "the invalidated tag never reached A");
 }
 
 #[test]
@@ -258,8 +429,14 @@ fn the_near_cache_stays_within_its_bounds() {
 
 #[test]
 fn get_many_and_get_or_compute_are_served_near() {
+    for mode in MODES {
+        get_many_and_get_or_compute_are_served_near_in(mode);
+    }
+}
+
+fn get_many_and_get_or_compute_are_served_near_in(mode: &str) {
     let server = RedisServer::start();
-    let (a, b) = (near(&server, "near_cache=1000"), plain(&server));
+    let (a, b) = (near(&server, mode), plain(&server));
     b.set_many(&[(b"x", b"1"), (b"y", b"2")], MINUTE).unwrap();
     assert_eq!(a.get_many(&[b"x", b"y", b"z"]).unwrap(), vec![Some(b"1".to_vec()), Some(b"2".to_vec()), None]);
     assert!(wait_until(DELIVERY, || {
@@ -287,8 +464,14 @@ fn get_many_and_get_or_compute_are_served_near() {
 
 #[test]
 fn readers_racing_a_writer_converge_on_the_last_write() {
+    for mode in MODES {
+        readers_racing_a_writer_converge_on_the_last_write_in(mode);
+    }
+}
+
+fn readers_racing_a_writer_converge_on_the_last_write_in(mode: &str) {
     let server = RedisServer::start();
-    let (a, writer) = (near(&server, "near_cache=1000"), plain(&server));
+    let (a, writer) = (near(&server, mode), plain(&server));
     writer.set(b"hot", b"0", MINUTE).unwrap();
     const READERS: usize = 4;
     let last = 3000u64;

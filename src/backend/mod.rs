@@ -159,6 +159,17 @@ pub trait InvalidationSink: Send + Sync {
     fn invalidate(&self, keys: &[&[u8]]);
     /// Every key may have changed (the database was flushed).
     fn invalidate_all(&self);
+    /// Longest the sink may go unaware that reports stopped: the reporting
+    /// connection is checked often enough to notice within this. `None`: a
+    /// ping every 500 ms, answered within the response timeout.
+    fn max_staleness(&self) -> Option<Duration> {
+        None
+    }
+    /// `Some(prefix)`: report every change of a key starting with `prefix`
+    /// (`CLIENT TRACKING ON BCAST PREFIX`), not only of the keys read.
+    fn broadcast_prefix(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// The fields of a hash record, as (name, value) pairs.

@@ -379,7 +379,14 @@ impl Backend for RedisBackend {
         let Some(tracker) = self.tracker.get() else { return Ok(None) };
         let Some(mut connection) = tracker.connection() else { return Ok(None) };
         self.breaker.admit(&self.target)?;
-        let reading = self.read_near(&mut connection, keys, read);
+        let reading = async {
+            let mut reads = self.read_near(&mut connection, keys, read).await?;
+            if tracker.broadcast() {
+                // Every change under the prefix, tag keys included, is reported whatever was declared.
+                reads.values.iter_mut().flatten().for_each(|found| found.tracked = true);
+            }
+            Ok::<_, RedisError>(reads)
+        };
         let reply = tracker.block_on(async { tokio::time::timeout(self.call_deadline, reading).await });
         let result = match reply {
             Err(_) => Err(Error::new(

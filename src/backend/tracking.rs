@@ -13,7 +13,11 @@
 //!
 //! The thread pings the connection every `HEARTBEAT`; an unanswered ping
 //! counts as a lost connection, so a silent network failure stops near hits
-//! within `HEARTBEAT` plus the response timeout.
+//! within `HEARTBEAT` plus the response timeout, or within the sink's
+//! `max_staleness` (half of it between pings, half for the answer).
+//!
+//! A sink that asks for broadcast reports gets `CLIENT TRACKING ON BCAST
+//! PREFIX <prefix>`: every change under the prefix is reported, read or not.
 
 use std::future::Future;
 use std::pin::pin;
@@ -60,6 +64,11 @@ struct Settings {
     connect_timeout: Duration,
     response_timeout: Duration,
     target: String,
+    /// Pause between two pings, and how long a ping may take.
+    heartbeat: Duration,
+    ping_timeout: Duration,
+    /// `BCAST PREFIX` this, when the sink asks for broadcast reports.
+    broadcast: Option<Vec<u8>>,
 }
 
 impl Tracker {
@@ -77,7 +86,21 @@ impl Tracker {
         let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
         let client =
             Client::open(info.set_redis_settings(resp3)).map_err(|e| Error::invalid(format!("invalid Redis URL: {e}")))?;
-        let settings = Settings { client, connect_timeout, response_timeout, target: target.to_string() };
+        // A silent connection is noticed at most a heartbeat plus a ping timeout after it fell silent.
+        let (heartbeat, ping_timeout) = match sink.max_staleness() {
+            Some(bound) => (bound / 2, bound - bound / 2),
+            None => (HEARTBEAT, response_timeout),
+        };
+        let broadcast = sink.broadcast_prefix().map(<[u8]>::to_vec);
+        let settings = Settings {
+            client,
+            connect_timeout,
+            response_timeout,
+            target: target.to_string(),
+            heartbeat,
+            ping_timeout,
+            broadcast,
+        };
         let runtime = new_runtime()?;
         let handle = runtime.handle().clone();
         let connection = Arc::new(Mutex::new(None));
@@ -102,6 +125,11 @@ impl Tracker {
             )),
             _ => Ok(tracker),
         }
+    }
+
+    /// True when every change under the key prefix is reported, read or not.
+    pub fn broadcast(&self) -> bool {
+        self.sink.broadcast_prefix().is_some()
     }
 
     /// The tracking connection, while reports flow.
@@ -205,7 +233,14 @@ async fn connect(
         });
     let connecting = async {
         let mut connection = settings.client.get_multiplexed_async_connection_with_config(&config).await?;
-        redis::cmd("CLIENT").arg("TRACKING").arg("ON").query_async::<()>(&mut connection).await?;
+        let mut tracking = redis::cmd("CLIENT");
+        tracking.arg("TRACKING").arg("ON");
+        match settings.broadcast.as_deref() {
+            Some([]) => tracking.arg("BCAST"),
+            Some(prefix) => tracking.arg("BCAST").arg("PREFIX").arg(prefix),
+            None => &mut tracking,
+        };
+        tracking.query_async::<()>(&mut connection).await?;
         // Only to recognise the connection in CLIENT LIST; not worth failing for.
         let _ = redis::cmd("CLIENT").arg("SETNAME").arg(TRACKING_NAME).query_async::<()>(&mut connection).await;
         Ok(connection)
@@ -250,8 +285,8 @@ async fn watch(
 ) -> bool {
     loop {
         let ping = async {
-            tokio::time::sleep(HEARTBEAT).await;
-            tokio::time::timeout(settings.response_timeout, redis::cmd("PING").query_async::<()>(&mut connection)).await
+            tokio::time::sleep(settings.heartbeat).await;
+            tokio::time::timeout(settings.ping_timeout, redis::cmd("PING").query_async::<()>(&mut connection)).await
         };
         match until_event(receiver, ping).await {
             Ok(Ok(Ok(()))) => {}

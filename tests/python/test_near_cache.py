@@ -69,6 +69,25 @@ def test_bad_near_parameters_are_refused(redis_server):
             rcache.Client(f"{redis_server.url}?{query}")
 
 
+def test_bad_staleness_and_mode_are_refused_by_name(redis_server):
+    for query, named in (("near_cache=10&near_cache_staleness_ms=soon", "near_cache_staleness_ms"),
+                         ("near_cache=10&near_cache_staleness_ms=1", "near_cache_staleness_ms"),
+                         ("near_cache=10&near_cache_mode=sometimes", "near_cache_mode"),
+                         ("near_cache_mode=bcast", "near_cache_mode")):
+        with pytest.raises(rcache.InvalidArgumentError, match=named):
+            rcache.Client(f"{redis_server.url}?{query}")
+
+
+def test_broadcast_mode_serves_near_and_sees_other_writes(redis_server, other_client, prefix):
+    with rcache.Client(f"{redis_server.url}?near_cache=100&near_cache_mode=bcast&near_cache_staleness_ms=1000",
+                       prefix=prefix) as near_client:
+        other_client.set("k", b"one")
+        assert near_client.get("k") == b"one"
+        wait_until(lambda: near_hit(near_client, "k"), DELIVERY, message="a near hit")
+        other_client.set("k", b"two")
+        wait_until(lambda: near_client.get("k") == b"two", DELIVERY, message="the other client's write")
+
+
 def test_reads_are_answered_near_until_another_client_writes(near_client, other_client):
     other_client.set("k", b"one")
     assert near_client.get("k") == b"one"
