@@ -140,12 +140,13 @@ def _held(handle: Any, key: bytes) -> Optional[bytes]:
         slot = _held_slots.pop()
     except IndexError:
         slot = _held_slot()
-    length = len(key)
-    status = _near_get(handle, key, _KEY_LENGTHS[length] if length < 256 else c_size_t(length),
-                       slot.data, slot.capacity, slot.length_p)
+    data, capacity, length, length_p, view = slot
+    size = len(key)
     value = None
-    if status == _OK and slot.length.value <= _HELD_BYTES:
-        value = slot.view[:slot.length.value].tobytes()
+    if _near_get(handle, key, _KEY_LENGTHS[size] if size < 256 else c_size_t(size), data, capacity, length_p) == _OK:
+        size = length.value
+        if size <= _HELD_BYTES:
+            value = view[:size].tobytes()
     _held_slots.append(slot)
     return value
 
