@@ -14,7 +14,9 @@
  * from one thread and from T threads (default 8) on the same handle; then
  * through the plain handle with rcache_client_get from one thread. Prints a
  * table, the ratios, and one line per run for scripts:
- *   RESULT label=c-near|c-redis op=get|near-get threads=N ops=N seconds=S ops_per_sec=R
+ *   RESULT label=c-near|c-redis op=get|near-get threads=N ops=N seconds=S ops_per_sec=R cpu_us_per_op=C
+ * (C: the process's CPU time per get, which a busy machine does not inflate
+ * as it does the wall time).
  * Exit status 0, or 1 if a call failed or a read missed.
  */
 
@@ -94,11 +96,19 @@ static void *run(void *argument) {
   }
 }
 
-/* Gets per second from `threads` readers on one handle (total), or -1 on a failure. */
+/* CPU seconds the process has used. */
+static double cpu_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Gets per second from `threads` readers on one handle (total), or -1 on a failure; the process's CPU seconds in *cpu. */
 static double measure(rcache_client *client, int near_get, int threads, size_t keys, double seconds, long long *ops,
-                      double *elapsed) {
+                      double *elapsed, double *cpu) {
   reader readers[MAX_THREADS];
   pthread_t ids[MAX_THREADS];
+  double cpu_before = cpu_seconds();
   *ops = 0;
   *elapsed = 0;
   for (int i = 0; i < threads; i++) {
@@ -112,12 +122,14 @@ static double measure(rcache_client *client, int near_get, int threads, size_t k
     *ops += readers[i].done;
     if (readers[i].elapsed > *elapsed) *elapsed = readers[i].elapsed;
   }
+  *cpu = cpu_seconds() - cpu_before;
   return (double)*ops / *elapsed;
 }
 
-static void result(const char *label, const char *op, int threads, long long ops, double seconds, double rate) {
-  printf("RESULT label=%s op=%s threads=%d ops=%lld seconds=%.3f ops_per_sec=%.0f\n", label, op, threads, ops, seconds,
-         rate);
+static void result(const char *label, const char *op, int threads, long long ops, double seconds, double rate,
+                   double cpu) {
+  printf("RESULT label=%s op=%s threads=%d ops=%lld seconds=%.3f ops_per_sec=%.0f cpu_us_per_op=%.4f\n", label, op,
+         threads, ops, seconds, rate, cpu * 1e6 / (double)ops);
 }
 
 int main(int argc, char **argv) {
@@ -166,7 +178,7 @@ int main(int argc, char **argv) {
   /* Warm up: read every key until a whole pass is answered by the near cache. */
   rcache_stats stats;
   long long ops;
-  double elapsed;
+  double elapsed, cpu;
   for (int pass = 0;; pass++) {
     if (pass == 100) {
       fprintf(stderr, "bench_near: the near cache did not warm up\n");
@@ -174,23 +186,23 @@ int main(int argc, char **argv) {
     }
     rcache_client_stats(near, &stats);
     uint64_t before = stats.near_hits;
-    if (measure(near, 0, 1, keys, 1e-9, &ops, &elapsed) < 0) return 1;
+    if (measure(near, 0, 1, keys, 1e-9, &ops, &elapsed, &cpu) < 0) return 1;
     rcache_client_stats(near, &stats);
     if (stats.near_hits - before >= 1024) break;
   }
 
   /* [near_get][one thread or many]: rate, ops, seconds. */
-  double rate[2][2], took[2][2];
+  double rate[2][2], took[2][2], used[2][2];
   long long done[2][2];
   for (int near_get = 0; near_get < 2; near_get++) {
     for (int many = 0; many < 2; many++) {
       rate[near_get][many] = measure(near, near_get, many ? threads : 1, keys, seconds, &done[near_get][many],
-                                     &took[near_get][many]);
+                                     &took[near_get][many], &used[near_get][many]);
       if (rate[near_get][many] < 0) return 1;
     }
   }
   long long plain_ops;
-  double plain_seconds, plain_rate = measure(plain, 0, 1, keys, seconds, &plain_ops, &plain_seconds);
+  double plain_seconds, plain_cpu, plain_rate = measure(plain, 0, 1, keys, seconds, &plain_ops, &plain_seconds, &plain_cpu);
   if (plain_rate < 0) return 1;
   rcache_client_stats(near, &stats);
 
@@ -208,10 +220,10 @@ int main(int argc, char **argv) {
   for (int near_get = 0; near_get < 2; near_get++) {
     for (int many = 0; many < 2; many++) {
       result("c-near", near_get ? "near-get" : "get", many ? threads : 1, done[near_get][many], took[near_get][many],
-             rate[near_get][many]);
+             rate[near_get][many], used[near_get][many]);
     }
   }
-  result("c-redis", "get", 1, plain_ops, plain_seconds, plain_rate);
+  result("c-redis", "get", 1, plain_ops, plain_seconds, plain_rate, plain_cpu);
 
   rcache_client_clear(plain, NULL, 0, NULL);
   rcache_client_free(near);

@@ -19,7 +19,8 @@ REDIS_URL is a plain redis:// URL without query parameters. K keys (default
   mode), from one thread and from T threads sharing it.
 
 Prints a table and one line per run for scripts:
-  RESULT label=py-near|py-redis|py-glide-csc op=get threads=N ops=N seconds=S ops_per_sec=R
+  RESULT label=py-near|py-redis|py-glide-csc op=get threads=N ops=N seconds=S ops_per_sec=R cpu_us_per_op=C
+(C: the process's CPU time per get, which a busy machine does not inflate as it does the wall time).
 Exit status 0, or 1 if a read missed or a run failed.
 """
 
@@ -53,7 +54,13 @@ def run(get, keys, seconds, first=0):
 
 
 def run_threads(get, keys, seconds, threads):
-    """(gets, elapsed seconds) of `threads` threads sharing `get`, started together."""
+    """(gets, elapsed seconds, process CPU seconds) of `threads` threads sharing `get`, started together."""
+    cpu = time.process_time()
+    done, elapsed = run_all(get, keys, seconds, threads)
+    return done, elapsed, time.process_time() - cpu
+
+
+def run_all(get, keys, seconds, threads):
     if threads == 1:
         return run(get, keys, seconds)
     results, failures = [], []
@@ -87,9 +94,11 @@ def warm(get, keys, near_hits):
     raise SystemExit("bench_near.py: the near cache did not warm up")
 
 
-def result(label, threads, ops, seconds):
+def result(label, threads, ops, seconds, cpu_seconds):
+    """Prints a RESULT line; the rate. cpu_us_per_op is the process's CPU time per get: on a
+    busy machine it shows the cost of a get where the rate also shows the waits for a CPU."""
     print(f"RESULT label={label} op=get threads={threads} ops={ops} seconds={seconds:.3f} "
-          f"ops_per_sec={ops / seconds:.0f}", flush=True)
+          f"ops_per_sec={ops / seconds:.0f} cpu_us_per_op={cpu_seconds * 1e6 / ops:.3f}", flush=True)
     return ops / seconds
 
 
@@ -103,7 +112,7 @@ def bench_rcache(args, keys, value):
     rates = {}
     for threads in (1, args.threads):
         rates[threads] = result("py-near", threads, *run_threads(near.get, keys, args.seconds, threads))
-    plain_rate = result("py-redis", 1, *run(plain.get, keys, args.seconds))
+    plain_rate = result("py-redis", 1, *run_threads(plain.get, keys, args.seconds, 1))
     stats = near.stats()
     print(f"rcache {rcache.__version__} (Python {sys.version.split()[0]}), {args.keys} keys of "
           f"{args.value_size} bytes, one Client")
