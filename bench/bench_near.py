@@ -11,15 +11,16 @@ REDIS_URL is a plain redis:// URL without query parameters. K keys (default
 (default 2) per run with get(), once every key is a near hit:
 
 - rcache (the default): a Client with "?near_cache=..." added, from one
-  thread and from T threads (default 8) sharing it; then a plain Client from
-  one thread. Then this script runs itself with --client valkey-glide in a
+  thread and from T threads (default 8) sharing it; the same through the
+  call that releases the interpreter lock (py-near-released, as every get
+  went before the fast path); then a plain Client from one thread. Then this script runs itself with --client valkey-glide in a
   process of its own (each client in its own process) and prints the ratios;
 - valkey-glide: valkey-glide-sync's GlideClient with
   ClientSideCache.create(..., server_assisted=True) (RESP3 tracking in BCAST
   mode), from one thread and from T threads sharing it.
 
 Prints a table and one line per run for scripts:
-  RESULT label=py-near|py-redis|py-glide-csc op=get threads=N ops=N seconds=S ops_per_sec=R cpu_us_per_op=C
+  RESULT label=py-near|py-near-released|py-redis|py-glide-csc op=get threads=N ops=N seconds=S ops_per_sec=R cpu_us_per_op=C
 (C: the process's CPU time per get, which a busy machine does not inflate as it does the wall time).
 Exit status 0, or 1 if a read missed or a run failed.
 """
@@ -112,6 +113,12 @@ def bench_rcache(args, keys, value):
     rates = {}
     for threads in (1, args.threads):
         rates[threads] = result("py-near", threads, *run_threads(near.get, keys, args.seconds, threads))
+    # The same hits through the usual call (rcache_client_get, which releases
+    # and retakes the interpreter lock), as every get went before the fast path.
+    near._near = False
+    released = {}
+    for threads in (1, args.threads):
+        released[threads] = result("py-near-released", threads, *run_threads(near.get, keys, args.seconds, threads))
     plain_rate = result("py-redis", 1, *run_threads(plain.get, keys, args.seconds, 1))
     stats = near.stats()
     print(f"rcache {rcache.__version__} (Python {sys.version.split()[0]}), {args.keys} keys of "
@@ -119,6 +126,9 @@ def bench_rcache(args, keys, value):
     print(f"  near-cache get, 1 thread        {rates[1]:12.0f} gets/s  {1e6 / rates[1]:8.3f} us/get")
     print(f"  near-cache get, {args.threads:2d} threads      {rates[args.threads]:12.0f} gets/s  "
           f"{rates[args.threads] / rates[1]:8.2f}x 1 thread")
+    for threads in (1, args.threads):
+        print(f"  same hits, interpreter lock released, {threads} thread{'s' if threads > 1 else ''}: "
+              f"{released[threads]:.0f} gets/s (fast path {rates[threads] / released[threads]:.2f}x)")
     print(f"  plain Redis get, 1 thread       {plain_rate:12.0f} gets/s  {1e6 / plain_rate:8.3f} us/get")
     print(f"  near-cache get vs plain get     {rates[1] / plain_rate:12.1f}x")
     print(f"  near cache: {stats['near_hits']} hits, {stats['near_misses']} misses, "

@@ -31,6 +31,7 @@ CLIENTS = {
     "web2py-old": ("old web2py module (redis-py + pickle, GET + TTL per hit)", 11),
     "web2py-rcache": ("rcache.web2py", 12),
     "web2py-rcache-near_cache-10000": ("rcache.web2py with ?near_cache=10000", 13),
+    "py-near-released": ("rcache from Python (bench_near.py), near-cache hits through the call that releases the GIL", 14),
     "py-glide-csc": ("valkey-glide-sync, ClientSideCache(server_assisted=True), hits (bench_near.py)", 14),
 }
 
