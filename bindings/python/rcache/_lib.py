@@ -214,7 +214,7 @@ _SIGNATURES = {
     "rcache_client_connect": (c_int, [c_char_p, POINTER(rcache_options), POINTER(client_p)]),
     "rcache_client_free": (None, [client_p]),
     "rcache_client_get": (c_int, [client_p, c_char_p, c_size_t, buffer_p]),
-    "rcache_client_near_get": (c_int, [client_p, c_char_p, c_size_t, c_void_p, c_size_t, POINTER(c_size_t)]),
+    "rcache_client_near_get": (c_int, [client_p, c_char_p, c_size_t, POINTER(ctypes.c_uint8), c_size_t, POINTER(c_size_t)]),
     "rcache_client_get_with_ttl": (c_int, [client_p, c_char_p, c_size_t, buffer_p, int64_p]),
     "rcache_client_set": (c_int, [client_p, c_char_p, c_size_t, c_char_p, c_size_t, c_int64]),
     "rcache_client_compare_and_set": (
