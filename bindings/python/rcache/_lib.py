@@ -20,7 +20,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-from typing import Iterator, Optional, Tuple
+from typing import Any, Iterator, Optional, Tuple
 from ctypes import POINTER, Structure, c_char_p, c_int, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 
 #: The ABI version (``RCACHE_ABI_VERSION`` in rcache.h) these bindings were written for.
@@ -386,9 +386,12 @@ _declare(lib, path)
 # converts the arguments in C instead of calling each type's from_param,
 # which halves the cost of the call. Callers pass every argument as an
 # object of its exact C type (the client pointer, the key as bytes,
-# c_size_t lengths, pointers to the buffers), never a bare int.
-near_get = ctypes.PyDLL(path).rcache_client_near_get
-near_get.restype = c_int
+# c_size_t lengths, pointers to the buffers), never a bare int. None where
+# ctypes has no PyDLL (PyPy): Clients there read near hits the usual way.
+near_get: Any = None
+if hasattr(ctypes, "PyDLL"):
+    near_get = ctypes.PyDLL(path).rcache_client_near_get
+    near_get.restype = c_int
 
 abi_version: int = lib.rcache_abi_version()
 if abi_version != ABI_VERSION:

@@ -302,7 +302,7 @@ class Client:
         if status != _OK:
             raise from_status(status)
         self._handle = handle
-        self._near = _asks_near_cache(url)
+        self._near = _near_get is not None and _asks_near_cache(url)
         self._pid = os.getpid()
         _live.add(self)
         if ttl_jitter:
