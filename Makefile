@@ -119,10 +119,10 @@ bench: prereqs build
 	cargo build --release --example bench_cluster
 	target/release/examples/bench_cluster
 
-## bench-near: near-cache hits against plain Redis gets, one C and one Python thread, on a private server (make bench runs them too, in bench/run.sh's rounds).
+## bench-near: near-cache hits against plain Redis gets, from 1 and 8 C and Python threads, and against valkey-glide-sync's client-side cache, on a private server (make bench runs them too, in bench/run.sh's rounds).
 bench-near: prereqs build
 	@mkdir -p $(BUILD)/bench
-	$(CC) -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude bench/bench_near.c \
+	$(CC) -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -pthread -Iinclude bench/bench_near.c \
 	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -lrcache -o $(BUILD)/bench/bench_near
 	tests/with-redis.sh bash -c '$(BUILD)/bench/bench_near $$RCACHE_TEST_REDIS_URL && python3 bench/bench_near.py $$RCACHE_TEST_REDIS_URL'
 

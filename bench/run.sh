@@ -10,7 +10,9 @@
 # redis-benchmark, rcache from C (bench.c) and from Python (bench.py),
 # redis-py + hiredis and valkey-glide-sync (bench.py, each client in its own
 # process), near-cache hits against plain gets from C and
-# from Python (bench_near.c, bench_near.py), and web2py's cache(key, f, 300)
+# from Python, from 1 and 8 threads on one handle, and valkey-glide-sync's
+# server-assisted client-side cache in a process of its own
+# (bench_near.c, bench_near.py), and web2py's cache(key, f, 300)
 # with the old module, rcache.web2py and rcache.web2py with a near cache
 # (bench_web2py.py). Then bench_wire.c: the server's time per read
 # (INFO commandstats) and the client's CPU per get and set, as multiples of
@@ -56,7 +58,7 @@ done
 # --- the C benchmark ---------------------------------------------------------
 ${CC:-cc} -O2 -Wall -Wextra -Werror -pthread -I "$root/include" "$root/bench/bench.c" -o "$out/bench" \
   -L "$root/target/release" -lrcache -Wl,-rpath,"$root/target/release"
-${CC:-cc} -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -I "$root/include" "$root/bench/bench_near.c" \
+${CC:-cc} -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -pthread -I "$root/include" "$root/bench/bench_near.c" \
   -o "$out/bench_near" -L "$root/target/release" -lrcache -Wl,-rpath,"$root/target/release"
 
 # --- hiredis (Debian's libhiredis-dev), the baseline of bench_wire.c -------------

@@ -31,12 +31,14 @@ CLIENTS = {
     "web2py-old": ("old web2py module (redis-py + pickle, GET + TTL per hit)", 11),
     "web2py-rcache": ("rcache.web2py", 12),
     "web2py-rcache-near_cache-10000": ("rcache.web2py with ?near_cache=10000", 13),
+    "py-near-released": ("rcache from Python (bench_near.py), near-cache hits through the call that releases the GIL", 14),
+    "py-glide-csc": ("valkey-glide-sync, ClientSideCache(server_assisted=True), hits (bench_near.py)", 14),
 }
 
 # The web2py benchmark's label for rcache.web2py with a near cache (bench_web2py.py --variant "?near_cache=10000").
 WEB2PY_NEAR = "web2py-rcache-near_cache-10000"
 
-OPS = {"get": "GET", "set": "SET", "cache-hit": "cache(key, f, 300) hit", "cache-miss": "cache(key, f, 300) miss"}
+OPS = {"get": "GET", "set": "SET", "near-get": "rcache_client_near_get", "cache-hit": "cache(key, f, 300) hit", "cache-miss": "cache(key, f, 300) miss"}
 
 
 def client_name(label):
@@ -235,6 +237,22 @@ def target_rows(runs, hiredis_label):
         controls=False,
     )
     rate_target("near-cache hits from one Python thread", ("py-near", "get", 1), 400_000)
+    rate_target("near-cache hits from one C thread, into the caller's buffer", ("c-near", "near-get", 1), 10_000_000)
+    rate_target("near-cache hits from one Python thread, the 1M target", ("py-near", "get", 1), 1_000_000)
+    ratio_target(
+        "near-cache hits, 8 Python threads on one Client vs 1 thread (bench_near.py)",
+        ("py-near", "get", 8),
+        ("py-near", "get", 1),
+        1,
+        controls=False,
+    )
+    ratio_target(
+        "near-cache hits, 1 Python thread vs valkey-glide-sync's client-side cache (bench_near.py)",
+        ("py-near", "get", 1),
+        ("py-glide-csc", "get", 1),
+        10,
+        controls=False,
+    )
     for label in ("web2py-rcache", WEB2PY_NEAR):
         for op, minimum in (("cache-hit", 5), ("cache-miss", 3)):
             ratio_target(
@@ -250,7 +268,7 @@ def target_rows(runs, hiredis_label):
 # The one-thread comparison: (heading, baseline label, other labels).
 ONE_THREAD_GROUPS = [
     ("From C", "redis-benchmark", ["redis", "c-redis", "c-near", "memory"]),
-    ("From Python", None, ["valkey-glide-sync", "rcache-py", "py-redis", "py-near", "rcache-py-memory"]),
+    ("From Python", None, ["valkey-glide-sync", "rcache-py", "py-redis", "py-near", "py-glide-csc", "rcache-py-memory"]),
     ("web2py's cache(key, f, 300), from Python", "web2py-old", ["web2py-rcache", WEB2PY_NEAR]),
 ]
 
@@ -301,7 +319,8 @@ def main():
         "p50/p99 from per-operation CLOCK_MONOTONIC / perf_counter_ns timings (redis-benchmark: its own histogram)",
         "- every round runs every client one after the other on the same server: redis-benchmark, bench.c and "
         "bench.py (rcache and redis-py), bench_near.c and bench_near.py (1,000 keys read round-robin through a "
-        "warmed near cache, then through a plain client), bench_web2py.py (one Python thread; hits read one cached "
+        "warmed near cache from 1 and 8 threads on one handle, then through a plain client; valkey-glide-sync's "
+        "server-assisted client-side cache in a process of its own), bench_web2py.py (one Python thread; hits read one cached "
         "key, misses use a new key per call; the value is a small dict with a 200-character string, pickled)",
         "",
         "## Targets",

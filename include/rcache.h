@@ -459,6 +459,28 @@ enum rcache_status rcache_client_get(const struct rcache_client *client,
                                      size_t key_len,
                                      struct rcache_buffer *value_out);
 
+// Answers `key` from the handle's near cache alone (see
+// `rcache_client_connect`): never sends anything to the server and never
+// waits for I/O, so it may be called where blocking is not allowed (a
+// Python caller may keep its interpreter lock around it).
+//
+// `RCACHE_STATUS_OK`: a live copy is held and its length is in
+// `*value_len_out`. If it is at most `value_buf_len`, its bytes are copied
+// to `value_buf` and the call counts as a near hit; if not, nothing is
+// copied or counted: call again with a buffer of `*value_len_out` bytes
+// (the copy may have changed meanwhile), or use `rcache_client_get`.
+// `RCACHE_STATUS_MISS`: no live copy is held, or the handle has no near
+// cache; `*value_len_out` is untouched and no miss is counted: read the key
+// with `rcache_client_get`, which counts it. The key is checked as in
+// `rcache_client_get`. `value_buf` may be NULL only when `value_buf_len`
+// is 0. Both buffers stay the caller's.
+enum rcache_status rcache_client_near_get(const struct rcache_client *client,
+                                          const uint8_t *key,
+                                          size_t key_len,
+                                          uint8_t *value_buf,
+                                          size_t value_buf_len,
+                                          size_t *value_len_out);
+
 // Stores `value` under `key`, replacing whatever it held. Keys are
 // binary-safe; keys starting with `__rcache_` are reserved for the library's
 // own tags and locks (`RCACHE_STATUS_INVALID_ARGUMENT`). `ttl_ms` > 0 is the

@@ -250,6 +250,15 @@ impl Cache {
         Ok(value)
     }
 
+    /// What `read` makes of the value of `key` when the near cache holds a
+    /// live copy, counted as a near hit when `Some`. Never sends anything and
+    /// never waits for I/O. `None` without a near cache or without a copy,
+    /// uncounted: `get` then reads the key and counts the miss.
+    pub fn get_held<T>(&self, key: &[u8], read: impl FnOnce(&[u8]) -> Option<T>) -> Result<Option<T>> {
+        self.check_key(key)?;
+        Ok(self.near.as_ref().and_then(|near| near.read_held(key, read)))
+    }
+
     /// The stored value and how much longer it lives, in one round trip;
     /// `None` on a miss. Counted as a hit or a miss like `get`.
     pub fn get_with_ttl(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Remaining)>> {

@@ -25,6 +25,10 @@
 //! A thread may also wait for a report about some keys (`watch`): a
 //! get-or-compute caller waiting for another process's value is woken by the
 //! report of that value's write instead of its next poll.
+//!
+//! No lock here is held across I/O, a callback of the caller's or a wait for
+//! anything but another of these locks: `read_held` answers from a thread
+//! that must not block (a Python caller keeping its interpreter lock).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -313,6 +317,18 @@ impl NearCache {
             let meta = entry.meta.as_ref()?;
             Some((entry.value.to_vec(), meta.as_deref().map(<[u8]>::to_vec), entry.remaining()))
         })
+    }
+
+    /// What `read` makes of the live copy of `key`, counted as a hit when
+    /// `Some`; `None` when no live copy is held, uncounted (the read sent
+    /// next counts it). Holds one shard lock while `read` runs and waits for
+    /// nothing else: it never waits for I/O.
+    pub fn read_held<T>(&self, key: &[u8], read: impl FnOnce(&[u8]) -> Option<T>) -> Option<T> {
+        let mut shard = self.shard(key);
+        let entry = shard.entries.get(key).filter(|entry| entry.live(Instant::now))?;
+        let found = read(&entry.value)?;
+        shard.hits += 1;
+        Some(found)
     }
 
     /// What `answer` makes of the live copy of `key`, counting a near hit or

@@ -178,6 +178,58 @@ pub unsafe extern "C" fn rcache_client_get(
     })
 }
 
+/// Answers `key` from the handle's near cache alone (see
+/// `rcache_client_connect`): never sends anything to the server and never
+/// waits for I/O, so it may be called where blocking is not allowed (a
+/// Python caller may keep its interpreter lock around it).
+///
+/// `RCACHE_STATUS_OK`: a live copy is held and its length is in
+/// `*value_len_out`. If it is at most `value_buf_len`, its bytes are copied
+/// to `value_buf` and the call counts as a near hit; if not, nothing is
+/// copied or counted: call again with a buffer of `*value_len_out` bytes
+/// (the copy may have changed meanwhile), or use `rcache_client_get`.
+/// `RCACHE_STATUS_MISS`: no live copy is held, or the handle has no near
+/// cache; `*value_len_out` is untouched and no miss is counted: read the key
+/// with `rcache_client_get`, which counts it. The key is checked as in
+/// `rcache_client_get`. `value_buf` may be NULL only when `value_buf_len`
+/// is 0. Both buffers stay the caller's.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcache_client_near_get(
+    client: *const rcache_client,
+    key: *const u8,
+    key_len: usize,
+    value_buf: *mut u8,
+    value_buf_len: usize,
+    value_len_out: *mut usize,
+) -> rcache_status {
+    guard(|| {
+        // SAFETY: pointer arguments as documented on the function.
+        let (cache, key, value_len_out) =
+            unsafe { (rcache_client::cache(client)?, bytes(key, key_len, "key")?, out_param(value_len_out, "value_len_out")?) };
+        if value_buf.is_null() && value_buf_len > 0 {
+            return Err(Failure::invalid(format!("value_buf is NULL but its length is {value_buf_len}")));
+        }
+        let mut too_long = None;
+        let copied = cache.get_held(key, |value| {
+            if value.len() > value_buf_len {
+                too_long = Some(value.len());
+                return None;
+            }
+            // SAFETY: value_buf has room for value_buf_len >= value.len() bytes (it is NULL only
+            // when 0 bytes are copied), and it is the caller's memory, not the near cache's.
+            unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), value_buf, value.len()) };
+            Some(value.len())
+        })?;
+        Ok(match copied.or(too_long) {
+            Some(len) => {
+                *value_len_out = len;
+                OK
+            }
+            None => MISS,
+        })
+    })
+}
+
 /// Stores `value` under `key`, replacing whatever it held. Keys are
 /// binary-safe; keys starting with `__rcache_` are reserved for the library's
 /// own tags and locks (`RCACHE_STATUS_INVALID_ARGUMENT`). `ttl_ms` > 0 is the

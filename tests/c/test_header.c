@@ -67,6 +67,8 @@ rcache_status (*const check_invalidate_tags)(const rcache_client *, const rcache
     rcache_client_invalidate_tags;
 rcache_status (*const check_clear)(const rcache_client *, const uint8_t *, size_t, uint64_t *) =
     rcache_client_clear;
+rcache_status (*const check_near_get)(const rcache_client *, const uint8_t *, size_t, uint8_t *, size_t,
+                                      size_t *) = rcache_client_near_get;
 rcache_status (*const check_get_with_ttl)(const rcache_client *, const uint8_t *, size_t,
                                           rcache_buffer *, int64_t *) = rcache_client_get_with_ttl;
 rcache_status (*const check_compare_and_set)(const rcache_client *, const uint8_t *, size_t,

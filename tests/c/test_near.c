@@ -1,6 +1,7 @@
 /*
  * The near cache through the C API: URL parameters, the rcache_stats fields
- * it fills, and changes made by another handle reaching it.
+ * it fills, changes made by another handle reaching it, and
+ * rcache_client_near_get (answers from the near cache alone).
  *
  *   test_near URL        e.g. test_near memory://   or   test_near redis://127.0.0.1:PORT/0
  *
@@ -72,6 +73,103 @@ static int eventually_near_hit(rcache_client *client, const uint8_t *key, size_t
     sleep_ms(1);
   }
   return 0;
+}
+
+/* Bad arguments of rcache_client_near_get: an error status and message, outputs untouched. */
+static void test_near_get_arguments(rcache_client *client) {
+  uint8_t buffer[8] = "ABCDEFG";
+  size_t length = 12345;
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_near_get(NULL, LIT("k"), buffer, sizeof buffer, &length));
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_near_get(client, NULL, 3, buffer, sizeof buffer, &length));
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_near_get(client, LIT(""), buffer, sizeof buffer, &length));
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT,
+               rcache_client_near_get(client, LIT("__rcache_tag:x"), buffer, sizeof buffer, &length));
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_near_get(client, LIT("k"), buffer, sizeof buffer, NULL));
+  EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_near_get(client, LIT("k"), NULL, 4, &length));
+  CHECK(strstr(rcache_last_error(), "value_buf") != NULL);
+  CHECK_EQ_INT(length, 12345);
+  CHECK_BYTES(buffer, 7, "ABCDEFG", 7);
+}
+
+/* A handle without a near cache holds nothing: every near get is a miss, counted nowhere. */
+static void test_near_get_without_near_cache(rcache_client *client) {
+  uint8_t buffer[8] = "ABCDEFG";
+  size_t length = 12345;
+  rcache_stats before, after;
+  EXPECT_OK(rcache_client_set(client, LIT("held?"), LIT("v"), 60000));
+  before = stats_of(client);
+  EXPECT_MISS(rcache_client_near_get(client, LIT("held?"), buffer, sizeof buffer, &length));
+  EXPECT_MISS(rcache_client_near_get(client, LIT("held?"), NULL, 0, &length));
+  after = stats_of(client);
+  CHECK_EQ_INT(length, 12345);
+  CHECK_BYTES(buffer, 7, "ABCDEFG", 7);
+  CHECK_EQ_INT(after.hits, before.hits);
+  CHECK_EQ_INT(after.misses, before.misses);
+  CHECK_STR(rcache_last_error(), "");
+}
+
+/* Near gets answer what a read filled, count hits but not misses, and stop at another handle's write. */
+static void test_near_get_on_redis(void) {
+  char url[512];
+  uint8_t buffer[16];
+  size_t length = 0;
+  rcache_client *near, *other;
+  rcache_stats before, after;
+  rcache_status status;
+
+  snprintf(url, sizeof url, "%s?near_cache=1000", g_url);
+  near = open_url(url);
+  other = open_url(g_url);
+  if (near == NULL || other == NULL) return;
+  test_near_get_arguments(near);
+  EXPECT_OK(rcache_client_set(other, LIT("ng"), LIT("first value"), 60000));
+
+  /* Not held before a read fills it; the miss is left for rcache_client_get to count. */
+  before = stats_of(near);
+  EXPECT_MISS(rcache_client_near_get(near, LIT("ng"), buffer, sizeof buffer, &length));
+  CHECK_EQ_INT(stats_of(near).near_misses, before.near_misses);
+  CHECK(eventually_near_hit(near, LIT("ng"), "first value"));
+
+  /* Held: copied into the caller's buffer and counted as one near hit. */
+  before = stats_of(near);
+  memset(buffer, 0, sizeof buffer);
+  if (EXPECT_OK(rcache_client_near_get(near, LIT("ng"), buffer, sizeof buffer, &length))) {
+    CHECK_BYTES(buffer, length, "first value", 11);
+  }
+  after = stats_of(near);
+  CHECK_EQ_INT(after.near_hits, before.near_hits + 1);
+  CHECK_EQ_INT(after.near_misses, before.near_misses);
+
+  /* A buffer too short (or none): the length only, nothing copied or counted. */
+  memset(buffer, '#', sizeof buffer);
+  length = 0;
+  EXPECT_OK(rcache_client_near_get(near, LIT("ng"), buffer, 4, &length));
+  CHECK_EQ_INT(length, 11);
+  CHECK_BYTES(buffer, 4, "####", 4);
+  length = 0;
+  EXPECT_OK(rcache_client_near_get(near, LIT("ng"), NULL, 0, &length));
+  CHECK_EQ_INT(length, 11);
+  CHECK_EQ_INT(stats_of(near).near_hits, after.near_hits);
+
+  /* Another handle's write: near gets give the old value until its report arrives, then nothing. */
+  EXPECT_OK(rcache_client_set(other, LIT("ng"), LIT("second"), 60000));
+  double deadline = now_ms() + DELIVERY_MS;
+  while ((status = rcache_client_near_get(near, LIT("ng"), buffer, sizeof buffer, &length)) == RCACHE_STATUS_OK &&
+         now_ms() < deadline) {
+    CHECK_BYTES(buffer, length, "first value", 11);
+    sleep_ms(1);
+  }
+  EXPECT_STATUS(RCACHE_STATUS_MISS, status);
+  CHECK(eventually_near_hit(near, LIT("ng"), "second"));
+  if (EXPECT_OK(rcache_client_near_get(near, LIT("ng"), buffer, sizeof buffer, &length))) {
+    CHECK_BYTES(buffer, length, "second", 6);
+  }
+
+  /* Its own delete: gone at once. */
+  EXPECT_OK(rcache_client_delete(near, LIT("ng")));
+  EXPECT_MISS(rcache_client_near_get(near, LIT("ng"), buffer, sizeof buffer, &length));
+  rcache_client_free(near);
+  rcache_client_free(other);
 }
 
 static void test_stats_layout(void) {
@@ -206,10 +304,14 @@ int main(int argc, char **argv) {
   if (redis) {
     test_near_cache_on_redis();
     test_bounds_on_redis();
-  } else {
-    client = open_url(g_url);
-    if (client != NULL) test_no_near_cache_means_zero_fields(client);
-    rcache_client_free(client);
+    test_near_get_on_redis();
   }
+  client = open_url(g_url);
+  if (client != NULL) {
+    if (!redis) test_no_near_cache_means_zero_fields(client);
+    test_near_get_arguments(client);
+    test_near_get_without_near_cache(client);
+  }
+  rcache_client_free(client);
   return check_summary();
 }

@@ -20,7 +20,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-from typing import Iterator, Optional, Tuple
+from typing import Any, Iterator, Optional, Tuple
 from ctypes import POINTER, Structure, c_char_p, c_int, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 
 #: The ABI version (``RCACHE_ABI_VERSION`` in rcache.h) these bindings were written for.
@@ -223,6 +223,7 @@ _SIGNATURES = {
     "rcache_client_connect": (c_int, [c_char_p, POINTER(rcache_options), POINTER(client_p)]),
     "rcache_client_free": (None, [client_p]),
     "rcache_client_get": (c_int, [client_p, c_char_p, c_size_t, buffer_p]),
+    "rcache_client_near_get": (c_int, [client_p, c_char_p, c_size_t, POINTER(ctypes.c_uint8), c_size_t, POINTER(c_size_t)]),
     "rcache_client_get_with_ttl": (c_int, [client_p, c_char_p, c_size_t, buffer_p, int64_p]),
     "rcache_client_set": (c_int, [client_p, c_char_p, c_size_t, c_char_p, c_size_t, c_int64]),
     "rcache_client_compare_and_set": (
@@ -393,6 +394,20 @@ def _declare(lib: ctypes.CDLL, path: str) -> None:
 
 lib, path = _load()
 _declare(lib, path)
+
+# rcache_client_near_get never waits for I/O, so it is also reached through a
+# ctypes.PyDLL handle, which keeps the interpreter lock during the call: a
+# near-cache hit then costs no release and retake of the lock, for which
+# threads would queue. Declared without argtypes on purpose: ctypes then
+# converts the arguments in C instead of calling each type's from_param,
+# which halves the cost of the call. Callers pass every argument as an
+# object of its exact C type (the client pointer, the key as bytes,
+# c_size_t lengths, pointers to the buffers), never a bare int. None where
+# ctypes has no PyDLL (PyPy): Clients there read near hits the usual way.
+near_get: Any = None
+if hasattr(ctypes, "PyDLL"):
+    near_get = ctypes.PyDLL(path).rcache_client_near_get
+    near_get.restype = c_int
 
 abi_version: int = lib.rcache_abi_version()
 if abi_version != ABI_VERSION:

@@ -65,6 +65,7 @@ _MISS = _lib.STATUS_MISS
 _connect = _c.rcache_client_connect
 _free = _c.rcache_client_free
 _get = _c.rcache_client_get
+_near_get = _lib.near_get
 _get_with_ttl = _c.rcache_client_get_with_ttl
 _set = _c.rcache_client_set
 _compare_and_set = _c.rcache_client_compare_and_set
@@ -102,6 +103,66 @@ _BufferArray = _lib.buffer_p
 _Bytes = _lib.rcache_bytes
 _STAT_NAMES = tuple(field[0] for field in _lib.rcache_stats._fields_)
 _FAILSAFE_STAT_NAMES = tuple(field[0] for field in _lib.rcache_failsafe_stats._fields_)
+
+
+# --- near-cache hits without leaving the interpreter lock ----------------------
+
+#: Bytes a near-cache hit is copied into; a longer value is read by rcache_client_get.
+_HELD_BYTES = 64 * 1024
+#: c_size_t of each short key length, made once: the untyped call takes no bare int.
+_KEY_LENGTHS = tuple(c_size_t(length) for length in range(256))
+
+
+class _HeldSlot(NamedTuple):
+    """A buffer rcache_client_near_get copies a value into, used by one call
+    at a time (taken from _held_slots and put back once read)."""
+
+    data: Any  # (c_char * _HELD_BYTES), sharing bytes with view
+    capacity: c_size_t
+    length: c_size_t
+    length_p: Any  # pointer(length)
+    view: memoryview
+
+
+def _held_slot() -> _HeldSlot:
+    storage = bytearray(_HELD_BYTES)
+    length = c_size_t()
+    data = (ctypes.c_char * _HELD_BYTES).from_buffer(storage)
+    return _HeldSlot(data, c_size_t(_HELD_BYTES), length, ctypes.pointer(length), memoryview(storage))
+
+
+# Free slots; list.pop and list.append are atomic, so threads share it without a lock.
+_held_slots: List[_HeldSlot] = []
+
+
+def _held(handle: Any, key: bytes) -> Optional[bytes]:
+    """key's value if the near cache holds it, else None (nothing sent to
+    the server: the caller reads it the usual way, which also reports a bad
+    key). Keeps the interpreter lock: the call never waits for I/O."""
+    try:
+        slot = _held_slots.pop()
+    except IndexError:
+        slot = _held_slot()
+    data, capacity, length, length_p, view = slot
+    size = len(key)
+    value = None
+    if _near_get(handle, key, _KEY_LENGTHS[size] if size < 256 else c_size_t(size), data, capacity, length_p) == _OK:
+        size = length.value
+        if size <= _HELD_BYTES:
+            value = view[:size].tobytes()
+    _held_slots.append(slot)
+    return value
+
+
+def _asks_near_cache(url: Optional[str]) -> bool:
+    """True when url's query gives near_cache a count above 0 (connect has
+    checked the syntax): get() then tries the near cache first."""
+    query = (url or "").partition("?")[2].partition("#")[0]
+    for parameter in query.split("&"):
+        name, _, value = parameter.partition("=")
+        if name == "near_cache":
+            return value.isdigit() and int(value) > 0
+    return False
 
 
 class Computed(NamedTuple):
@@ -205,7 +266,8 @@ class Client:
     never retries beyond that: while Redis is down calls fail fast with
     ConnectionError/TimeoutError and the same Client reconnects by itself.
 
-    One Client may be shared by any number of threads; calls release the GIL.
+    One Client may be shared by any number of threads; calls release the GIL,
+    except a near-cache hit of get(), which cannot block and keeps it.
     After :meth:`close` every call raises :class:`rcache.ClosedError`. In a
     child process after ``fork()`` an inherited Client raises
     :class:`rcache.ForkedError`; create a new one in the child.
@@ -296,6 +358,7 @@ class Client:
         if status != _OK:
             raise from_status(status)
         self._handle = handle
+        self._near = _near_get is not None and _asks_near_cache(url)
         self._pid = os.getpid()
         _live.add(self)
         if ttl_jitter:
@@ -391,10 +454,8 @@ class Client:
 
     def get(self, key: Key) -> Optional[bytes]:
         """The value stored under key (bytes), or None if it is missing."""
-        key = _key(key)
-        # A fresh out-buffer per call rather than a shared one: a signal
-        # handler or another thread could otherwise reuse it before it is read.
-        buffer = _Buffer()
+        if type(key) is not bytes:
+            key = _key(key)
         # _invoke inlined: get is the hot path and this saves a call per get.
         inflight = self._inflight
         inflight.append(None)
@@ -402,6 +463,13 @@ class Client:
             handle = self._handle
             if handle is None:
                 raise self._unusable()
+            if self._near:
+                value = _held(handle, key)
+                if value is not None:
+                    return value
+            # A fresh out-buffer per call rather than a shared one: a signal
+            # handler or another thread could otherwise reuse it before it is read.
+            buffer = _Buffer()
             status = _get(handle, key, len(key), buffer)
         finally:
             inflight.pop()
