@@ -89,7 +89,7 @@ impl Cache {
                 }
                 (Box::new(backend), BackendKind::Redis, near)
             }
-            Target::Sentinel { servers, service, db, sentinel_username, sentinel_password } => {
+            Target::Sentinel { servers, service, db, sentinel_username, sentinel_password, near } => {
                 let tls = servers.tls.then_some(match servers.insecure {
                     true => redis::TlsMode::Insecure,
                     false => redis::TlsMode::Secure,
@@ -106,7 +106,12 @@ impl Cache {
                     tls,
                     redis: redis_settings(&options, String::new()),
                 };
-                (Box::new(SentinelBackend::connect(settings)?), BackendKind::Sentinel, None)
+                let backend = SentinelBackend::connect(settings)?;
+                let near = near.map(|limits| Arc::new(NearCache::new(limits, &options.key_prefix)));
+                if let Some(near) = &near {
+                    backend.track(near.clone())?;
+                }
+                (Box::new(backend), BackendKind::Sentinel, near)
             }
             Target::Cluster { servers } => {
                 let settings = ClusterSettings {
