@@ -10,7 +10,7 @@ use crate::backend::{
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::glob;
-use crate::near::{Fill, NearCache};
+use crate::near::{Fill, NearCache, NearLimits};
 use crate::options::{DEFAULT_URL, MAX_TTL, Options, Servers, Target};
 use crate::stats::{Counters, Stats, bump};
 
@@ -83,10 +83,7 @@ impl Cache {
                     true => RedisBackend::connect(&settings)?,
                     false => RedisBackend::with_client(tls::client(&settings.url, &tls_files)?, &settings)?,
                 };
-                let near = near.map(|limits| Arc::new(NearCache::new(limits, &options.key_prefix)));
-                if let Some(near) = &near {
-                    backend.track(near.clone())?;
-                }
+                let near = track(&backend, near, &options)?;
                 (Box::new(backend), BackendKind::Redis, near)
             }
             Target::Sentinel { servers, service, db, sentinel_username, sentinel_password, near } => {
@@ -107,13 +104,10 @@ impl Cache {
                     redis: redis_settings(&options, String::new()),
                 };
                 let backend = SentinelBackend::connect(settings)?;
-                let near = near.map(|limits| Arc::new(NearCache::new(limits, &options.key_prefix)));
-                if let Some(near) = &near {
-                    backend.track(near.clone())?;
-                }
+                let near = track(&backend, near, &options)?;
                 (Box::new(backend), BackendKind::Sentinel, near)
             }
-            Target::Cluster { servers } => {
+            Target::Cluster { servers, near } => {
                 let settings = ClusterSettings {
                     nodes: node_urls(&servers),
                     certificates: tls::certificates(&servers.tls_files)?,
@@ -125,7 +119,9 @@ impl Cache {
                     breaker_cooldown: options.breaker_cooldown,
                     tag_space: [&options.key_prefix, TAG_SPACE].concat(),
                 };
-                (Box::new(ClusterBackend::connect(settings)?), BackendKind::Cluster, None)
+                let backend = ClusterBackend::connect(settings)?;
+                let near = track(&backend, near, &options)?;
+                (Box::new(backend), BackendKind::Cluster, near)
             }
         };
         Ok(Cache { backend, options, kind, counters: Counters::default(), near })
@@ -589,6 +585,14 @@ impl Cache {
             ttl => self.expiry(ttl).map(WriteExpiry::Set),
         }
     }
+}
+
+/// A near cache with these bounds, reported to by `backend`, when the URL asks for one.
+fn track(backend: &dyn Backend, limits: Option<NearLimits>, options: &Options) -> Result<Option<Arc<NearCache>>> {
+    let Some(limits) = limits else { return Ok(None) };
+    let near = Arc::new(NearCache::new(limits, &options.key_prefix));
+    backend.track(near.clone())?;
+    Ok(Some(near))
 }
 
 fn redis_settings(options: &Options, url: String) -> RedisSettings {

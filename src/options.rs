@@ -144,6 +144,7 @@ pub enum Target {
     /// A Redis Cluster: `hosts` are the nodes to discover it from.
     Cluster {
         servers: Servers,
+        near: Option<NearLimits>,
     },
 }
 
@@ -178,16 +179,14 @@ impl Target {
                 let (url, near) = take_near_parameters(url)?;
                 standalone(&url, &scheme, near)
             }
-            "redis+cluster" | "rediss+cluster" if rest.contains(NEAR_ENTRIES) => Err(Error::invalid(format!(
-                "invalid URL {url:?}: the near cache works on redis://, rediss://, unix:// and Sentinel URLs, \
-                 not yet on Cluster"
-            ))),
-            "redis+sentinel" | "rediss+sentinel" => {
+            "redis+sentinel" | "rediss+sentinel" | "redis+cluster" | "rediss+cluster" => {
                 let (url, near) = take_near_parameters(url)?;
                 let rest = url.split_once("://").map_or("", |(_, rest)| rest);
-                sentinel(&url, &scheme, rest, near)
+                match scheme.ends_with("sentinel") {
+                    true => sentinel(&url, &scheme, rest, near),
+                    false => cluster(&url, &scheme, rest, near),
+                }
             }
-            "redis+cluster" | "rediss+cluster" => cluster(url, &scheme, rest),
             _ => Err(Error::invalid(format!(
                 "unknown URL scheme {scheme:?}: use memory://, redis://, rediss://, unix://, \
                  redis+sentinel://, redis+cluster:// (or their rediss+ forms)"
@@ -346,7 +345,7 @@ fn sentinel(url: &str, scheme: &str, rest: &str, near: Option<NearLimits>) -> Re
 }
 
 /// `redis+cluster://[user:password@]host:port,host:port` (a Cluster has database 0 only).
-fn cluster(url: &str, scheme: &str, rest: &str) -> Result<Target> {
+fn cluster(url: &str, scheme: &str, rest: &str, near: Option<NearLimits>) -> Result<Target> {
     let invalid = |why: &str| Error::invalid(format!("invalid URL {url:?}: {why}"));
     let (servers, path, query) = servers(url, scheme, rest, 6379)?;
     if !matches!(path.as_str(), "" | "/" | "/0") {
@@ -355,7 +354,7 @@ fn cluster(url: &str, scheme: &str, rest: &str) -> Result<Target> {
     if let Some((name, _)) = query.first() {
         return Err(invalid(&format!("unknown parameter {name:?}")));
     }
-    Ok(Target::Cluster { servers })
+    Ok(Target::Cluster { servers, near })
 }
 
 /// Decodes `%XX` escapes (user names, passwords, paths may need them).
@@ -429,7 +428,7 @@ mod tests {
 
     fn servers_of(target: Target) -> Servers {
         match target {
-            Target::Sentinel { servers, .. } | Target::Cluster { servers } => servers,
+            Target::Sentinel { servers, .. } | Target::Cluster { servers, .. } => servers,
             other => panic!("{other:?}"),
         }
     }
@@ -480,6 +479,14 @@ mod tests {
     }
 
     #[test]
+    fn cluster_urls_take_a_near_cache() {
+        let Target::Cluster { servers, near } = Target::parse("redis+cluster://a:1,b:2?near_cache=5").unwrap() else { panic!() };
+        assert_eq!(near, Some(NearLimits { max_entries: 5, max_bytes: NEAR_DEFAULT_BYTES }));
+        assert_eq!(servers.hosts.len(), 2);
+        assert_eq!(Target::parse("redis+cluster://a:1?near_cache=5&x=1").unwrap_err().kind, ErrorKind::InvalidArgument);
+    }
+
+    #[test]
     fn cluster_urls() {
         let servers = servers_of(Target::parse("rediss+cluster://:secret@a:7000,b:7001?tls_cert=c.pem&tls_key=k.pem").unwrap());
         assert_eq!(servers.hosts, vec![("a".into(), 7000), ("b".into(), 7001)]);
@@ -508,7 +515,6 @@ mod tests {
         assert_eq!(url, "rediss://h:1/0#insecure");
         assert_eq!(tls_files.ca.as_deref(), Some(std::path::Path::new("/ca.pem")));
         assert_eq!(near.map(|near| near.max_entries), Some(9));
-        assert_eq!(Target::parse("redis+cluster://a:1?near_cache=5").unwrap_err().kind, ErrorKind::InvalidArgument);
         assert_eq!(Target::parse("redis://h/0?tls_ca=x").unwrap_err().kind, ErrorKind::InvalidArgument);
     }
 

@@ -1079,6 +1079,7 @@ macro_rules! suite {
         // for the whole suite; each case has a namespace of its own there.
         suite!(@shared cluster, super::RedisCluster::shared().url(); $($case),*; $($opening),*);
         suite!(@shared sentinel, super::SentinelGroup::shared().url(); $($case),*; $($opening),*);
+        suite!(@shared cluster_near, format!("{}?near_cache=1000", super::RedisCluster::shared().url()); $($case),*; $($opening),*);
         suite!(@shared sentinel_near, format!("{}?near_cache=1000", super::SentinelGroup::shared().url()); $($case),*; $($opening),*);
     };
 }

@@ -180,19 +180,9 @@ fn tracks_near(port: u16) -> bool {
     list.is_ok_and(|list| list.lines().any(|line| line.contains(" name=rcache-near ")))
 }
 
-/// N of a value "after-N" written by the writer below.
-fn round_of(value: &[u8]) -> Option<u32> {
-    std::str::from_utf8(value).ok()?.strip_prefix("after-")?.parse().ok()
-}
-
 /// A near-cache handle reads `k` without pause while `fail` makes the
-/// sentinels fail over and another handle writes. After the failover the
-/// writer stores new values on the new primary, rewriting each one until the
-/// reader has checked it: once the value is acknowledged (and the reader
-/// tracks on the new primary), every read the reader starts after its next
-/// invalidation or flush must return it (or a later one), and some of those must be near hits
-/// (tracking restarted on the new primary).
-fn a_near_reader_follows_the_failover(fail: impl FnOnce(&mut SentinelGroup)) {
+/// sentinels fail over and another handle writes (see `support::near`).
+fn a_near_reader_follows_the_failover(mut fail: impl FnMut(&mut SentinelGroup)) {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut group = SentinelGroup::start();
     let (old_primary, new_primary) = (group.primary.port, group.replica.port);
@@ -210,84 +200,36 @@ fn a_near_reader_follows_the_failover(fail: impl FnOnce(&mut SentinelGroup)) {
     assert!(wait_until(Duration::from_secs(5), near_hit), "the near cache serves k before the failover");
     assert!(tracks_near(old_primary));
 
-    // The value every read must return once the reader's invalidations and
-    // flushes pass the count: (count, value).
-    let expected = std::sync::Mutex::new(None::<(u64, Vec<u8>)>);
-    let (checked, checked_near) = (AtomicU64::new(0), AtomicU64::new(0));
-    let violations = std::sync::Mutex::new(Vec::<String>::new());
-    let stop = AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            while !stop.load(Ordering::SeqCst) {
-                let expectation = expected.lock().unwrap().clone();
-                let before = reader.stats();
-                let read = reader.get(b"k");
-                let near = reader.stats().near_hits > before.near_hits;
-                let passed = before.near_invalidations + before.near_flushes;
-                match (read, expectation) {
-                    (Ok(value), Some((count, expected))) if passed > count => {
-                        if value.as_deref().and_then(round_of) < round_of(&expected) {
-                            violations.lock().unwrap().push(format!(
-                                "read {:?} (near hit: {near}) after {:?} was acknowledged",
-                                value.map(|value| String::from_utf8_lossy(&value).into_owned()),
-                                String::from_utf8_lossy(&expected)
-                            ));
-                        }
-                        checked.fetch_add(1, Ordering::SeqCst);
-                        checked_near.fetch_add(u64::from(near), Ordering::SeqCst);
-                    }
-                    (Ok(_), _) => {}
-                    (Err(error), _) => {
-                        assert!(matches!(error.kind, ErrorKind::Connection | ErrorKind::Timeout), "{error}");
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                }
-            }
-        });
-        let steps = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            fail(&mut group);
-            assert!(
-                wait_until(Duration::from_secs(60), || group.primary_port() == Some(new_primary)),
-                "the replica was promoted"
-            );
-            for round in 1..=3 {
-                let value = format!("after-{round}").into_bytes();
-                let on_new_primary = || {
-                    let stored: redis::RedisResult<Option<Vec<u8>>> = query(new_primary, redis::cmd("GET").arg("app:k"));
-                    stored.is_ok_and(|stored| stored.as_ref() == Some(&value))
-                };
-                // Until the writer has followed the failover too.
-                let written =
-                    wait_until(Duration::from_secs(30), || writer.set(b"k", &value, MINUTE).is_ok() && on_new_primary());
-                assert!(written, "round {round}: the writer's value did not reach the new primary");
+    let sentinels: Vec<u16> = group.sentinels.iter().map(|sentinel| sentinel.port).collect();
+    let promoted = |sentinels: &[u16]| {
+        sentinels.iter().all(|&port| {
+            let address: redis::RedisResult<(String, u16)> =
+                query(port, redis::cmd("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(support::SERVICE));
+            address.is_ok_and(|(_, port)| port == new_primary)
+        })
+    };
+    let (checked, near) = support::near::read_through(
+        &reader,
+        &writer,
+        b"k",
+        support::near::Scenario {
+            fault: &mut || {
+                fail(&mut group);
                 assert!(
-                    wait_until(Duration::from_secs(30), || tracks_near(new_primary)),
-                    "tracking restarted on the new primary"
+                    wait_until(Duration::from_secs(60), || promoted(&sentinels)),
+                    "every sentinel names the promoted replica"
                 );
-                let stats = reader.stats();
-                *expected.lock().unwrap() = Some((stats.near_invalidations + stats.near_flushes, value.clone()));
-                let (checked_before, near_before) = (checked.load(Ordering::SeqCst), checked_near.load(Ordering::SeqCst));
-                // Rewritten meanwhile, so that the reader hears of it again.
-                let done = wait_until(Duration::from_secs(30), || {
-                    let _ = writer.set(b"k", &value, MINUTE);
-                    std::thread::sleep(Duration::from_millis(20));
-                    checked.load(Ordering::SeqCst) > checked_before + 100 && checked_near.load(Ordering::SeqCst) > near_before
-                });
-                assert!(done, "round {round}: the reader was not served near from the new primary");
-            }
-        }));
-        stop.store(true, Ordering::SeqCst);
-        if let Err(panic) = steps {
-            std::panic::resume_unwind(panic);
-        }
-    });
-    let violations = violations.into_inner().unwrap();
-    assert!(violations.is_empty(), "{} stale reads, first: {}", violations.len(), violations[0]);
+            },
+            landed: &|value| {
+                let stored: redis::RedisResult<Option<Vec<u8>>> = query(new_primary, redis::cmd("GET").arg("app:k"));
+                stored.is_ok_and(|stored| stored.as_deref() == Some(value))
+            },
+            tracking_back: &|| tracks_near(new_primary),
+        },
+    );
     let stats = reader.stats();
     eprintln!(
-        "near reader through a failover: {} reads checked, {} of them near hits; {} flushes",
-        checked.load(Ordering::SeqCst),
-        checked_near.load(Ordering::SeqCst),
+        "near reader through a failover: {checked} reads checked, {near} of them near hits; {} flushes",
         stats.near_flushes
     );
     assert!(stats.near_flushes >= 1, "{stats:?}");
