@@ -359,10 +359,9 @@ impl Shared {
             looked = Instant::now();
             self.stale.store(false, Ordering::Relaxed);
             if let Ok(ranges) = self.slot_map() {
-                // A tracker that cannot start (a node not up yet) is tried on the next look.
-                if self.follow(ranges).is_err() {
-                    self.stale.store(true, Ordering::Relaxed);
-                }
+                // A primary that refuses tracking is tried again on the next look;
+                // meanwhile its keys are read from the server.
+                let _ = self.follow(ranges);
             }
             // Fills may resume once any tracking connection is up: a read
             // goes only to a connection that is (see `Topology::connection`).
