@@ -429,15 +429,16 @@ struct rcache_options rcache_options_default(void);
 // connection at most the connect timeout. `*client_out` is written only on
 // `RCACHE_STATUS_OK`.
 //
-// A `redis://`, `rediss://` or `unix://` URL may add a near cache, e.g.
+// Any Redis URL (standalone, Sentinel or Cluster) may add a near cache, e.g.
 // `redis://host:6379/0?near_cache=100000&near_cache_bytes=67108864`:
 // `near_cache` is the most entries kept in process memory, `near_cache_bytes`
 // the most bytes (default 64 MiB). Reads are then answered from memory while
 // the server (Redis 6 or later, RESP3 and CLIENT TRACKING) has not reported a
 // change: a write or tag invalidation by any client is seen once its report
 // arrives, writes by this handle at once, and everything is dropped when the
-// connection carrying the reports breaks. `memory://`, Sentinel and Cluster
-// URLs take no near cache (`RCACHE_STATUS_INVALID_ARGUMENT`).
+// connection carrying the reports breaks, Sentinel names another primary or
+// a Cluster's slot map changes. `memory://` URLs take no near cache
+// (`RCACHE_STATUS_INVALID_ARGUMENT`).
 enum rcache_status rcache_client_connect(const char *url,
                                          const struct rcache_options *options,
                                          struct rcache_client **client_out);

@@ -13,7 +13,7 @@ use crate::backend::{
 use crate::error::{Error, Result};
 use crate::failsafe::StaleCopies;
 use crate::glob;
-use crate::near::{Fill, NearCache, Watch};
+use crate::near::{Fill, NearCache, NearLimits, Watch};
 use crate::options::{DEFAULT_URL, MAX_TTL, Options, Servers, Target, check_jitter};
 use crate::recovery::{Recovery, Removal};
 use crate::stats::{Counters, Stats, bump};
@@ -95,13 +95,10 @@ impl Cache {
                     true => RedisBackend::connect(&settings)?,
                     false => RedisBackend::with_client(tls::client(&settings.url, &tls_files)?, &settings)?,
                 };
-                let near = near.map(|limits| Arc::new(NearCache::new(limits, &options.key_prefix)));
-                if let Some(near) = &near {
-                    backend.track(near.clone())?;
-                }
+                let near = track(&backend, near, &options)?;
                 (Box::new(backend), BackendKind::Redis, near)
             }
-            Target::Sentinel { servers, service, db, sentinel_username, sentinel_password } => {
+            Target::Sentinel { servers, service, db, sentinel_username, sentinel_password, near } => {
                 let tls = servers.tls.then_some(match servers.insecure {
                     true => redis::TlsMode::Insecure,
                     false => redis::TlsMode::Secure,
@@ -118,9 +115,11 @@ impl Cache {
                     tls,
                     redis: redis_settings(&options, String::new()),
                 };
-                (Box::new(SentinelBackend::connect(settings)?), BackendKind::Sentinel, None)
+                let backend = SentinelBackend::connect(settings)?;
+                let near = track(&backend, near, &options)?;
+                (Box::new(backend), BackendKind::Sentinel, near)
             }
-            Target::Cluster { servers } => {
+            Target::Cluster { servers, near } => {
                 let settings = ClusterSettings {
                     nodes: node_urls(&servers),
                     certificates: tls::certificates(&servers.tls_files)?,
@@ -132,7 +131,9 @@ impl Cache {
                     breaker_cooldown: options.breaker_cooldown,
                     tag_space: [&options.key_prefix, TAG_SPACE].concat(),
                 };
-                (Box::new(ClusterBackend::connect(settings)?), BackendKind::Cluster, None)
+                let backend = ClusterBackend::connect(settings)?;
+                let near = track(&backend, near, &options)?;
+                (Box::new(backend), BackendKind::Cluster, near)
             }
         };
         let stale_copies = StaleCopies::new(options.stale_copies);
@@ -713,6 +714,14 @@ impl Cache {
         self.ttl_jitter.store(percent, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// A near cache with these bounds, reported to by `backend`, when the URL asks for one.
+fn track(backend: &dyn Backend, limits: Option<NearLimits>, options: &Options) -> Result<Option<Arc<NearCache>>> {
+    let Some(limits) = limits else { return Ok(None) };
+    let near = Arc::new(NearCache::new(limits, &options.key_prefix));
+    backend.track(near.clone())?;
+    Ok(Some(near))
 }
 
 fn redis_settings(options: &Options, url: String) -> RedisSettings {

@@ -198,10 +198,12 @@ pub enum Target {
         /// Credentials of the sentinels themselves, when they require any.
         sentinel_username: Option<String>,
         sentinel_password: Option<String>,
+        near: Option<NearLimits>,
     },
     /// A Redis Cluster: `hosts` are the nodes to discover it from.
     Cluster {
         servers: Servers,
+        near: Option<NearLimits>,
     },
 }
 
@@ -240,14 +242,14 @@ impl Target {
                 let (url, near) = take_near_parameters(url)?;
                 standalone(&url, &scheme, near)
             }
-            "redis+sentinel" | "rediss+sentinel" | "redis+cluster" | "rediss+cluster" if rest.contains(NEAR_ENTRIES) => {
-                Err(Error::invalid(format!(
-                    "invalid URL {url:?}: the near cache works on redis://, rediss:// and unix:// URLs only, \
-                     not yet on Sentinel or Cluster"
-                )))
+            "redis+sentinel" | "rediss+sentinel" | "redis+cluster" | "rediss+cluster" => {
+                let (url, near) = take_near_parameters(url)?;
+                let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+                match scheme.ends_with("sentinel") {
+                    true => sentinel(&url, &scheme, rest, near),
+                    false => cluster(&url, &scheme, rest, near),
+                }
             }
-            "redis+sentinel" | "rediss+sentinel" => sentinel(url, &scheme, rest),
-            "redis+cluster" | "rediss+cluster" => cluster(url, &scheme, rest),
             _ => Err(Error::invalid(format!(
                 "unknown URL scheme {scheme:?}: use memory://, redis://, rediss://, unix://, \
                  redis+sentinel://, redis+cluster:// (or their rediss+ forms)"
@@ -380,8 +382,9 @@ fn servers(url: &str, scheme: &str, rest: &str, default_port: u16) -> Result<(Se
 }
 
 /// `redis+sentinel://[user:password@]host:port,host:port/<service>[/<db>]`
-/// with optional `sentinel_username` and `sentinel_password` query parameters.
-fn sentinel(url: &str, scheme: &str, rest: &str) -> Result<Target> {
+/// with optional `sentinel_username` and `sentinel_password` query parameters
+/// (the near cache's were taken out already).
+fn sentinel(url: &str, scheme: &str, rest: &str, near: Option<NearLimits>) -> Result<Target> {
     let invalid = |why: &str| Error::invalid(format!("invalid URL {url:?}: {why}"));
     let (servers, path, query) = servers(url, scheme, rest, 26379)?;
     let mut parts = path.trim_start_matches('/').splitn(2, '/');
@@ -401,11 +404,11 @@ fn sentinel(url: &str, scheme: &str, rest: &str) -> Result<Target> {
             _ => return Err(invalid(&format!("unknown parameter {name:?}"))),
         }
     }
-    Ok(Target::Sentinel { servers, service, db, sentinel_username, sentinel_password })
+    Ok(Target::Sentinel { servers, service, db, sentinel_username, sentinel_password, near })
 }
 
 /// `redis+cluster://[user:password@]host:port,host:port` (a Cluster has database 0 only).
-fn cluster(url: &str, scheme: &str, rest: &str) -> Result<Target> {
+fn cluster(url: &str, scheme: &str, rest: &str, near: Option<NearLimits>) -> Result<Target> {
     let invalid = |why: &str| Error::invalid(format!("invalid URL {url:?}: {why}"));
     let (servers, path, query) = servers(url, scheme, rest, 6379)?;
     if !matches!(path.as_str(), "" | "/" | "/0") {
@@ -414,7 +417,7 @@ fn cluster(url: &str, scheme: &str, rest: &str) -> Result<Target> {
     if let Some((name, _)) = query.first() {
         return Err(invalid(&format!("unknown parameter {name:?}")));
     }
-    Ok(Target::Cluster { servers })
+    Ok(Target::Cluster { servers, near })
 }
 
 /// Decodes `%XX` escapes (user names, passwords, paths may need them).
@@ -521,7 +524,7 @@ mod tests {
 
     fn servers_of(target: Target) -> Servers {
         match target {
-            Target::Sentinel { servers, .. } | Target::Cluster { servers } => servers,
+            Target::Sentinel { servers, .. } | Target::Cluster { servers, .. } => servers,
             other => panic!("{other:?}"),
         }
     }
@@ -536,7 +539,8 @@ mod tests {
     #[test]
     fn sentinel_urls() {
         let target = Target::parse("redis+sentinel://app:p%40ss@h1:26380,[::1]:26381,h3/mymaster/2?sentinel_password=s").unwrap();
-        let Target::Sentinel { servers, service, db, sentinel_username, sentinel_password } = target else { panic!() };
+        let Target::Sentinel { servers, service, db, sentinel_username, sentinel_password, near } = target else { panic!() };
+        assert_eq!(near, None);
         assert_eq!(servers.hosts, vec![("h1".into(), 26380), ("::1".into(), 26381), ("h3".into(), 26379)]);
         assert_eq!((servers.username.as_deref(), servers.password.as_deref()), (Some("app"), Some("p@ss")));
         assert_eq!((service.as_str(), db), ("mymaster", 2));
@@ -556,6 +560,26 @@ mod tests {
         ] {
             assert_eq!(Target::parse(bad).unwrap_err().kind, ErrorKind::InvalidArgument, "{bad}");
         }
+    }
+
+    #[test]
+    fn sentinel_urls_take_a_near_cache() {
+        let parsed = Target::parse("rediss+sentinel://h:1/m/2?near_cache=9&sentinel_password=s&near_cache_bytes=99#insecure");
+        let Target::Sentinel { servers, service, db, sentinel_password, near, .. } = parsed.unwrap() else { panic!() };
+        assert_eq!(near, Some(NearLimits::new(9, 99)));
+        assert_eq!((service.as_str(), db, sentinel_password.as_deref()), ("m", 2, Some("s")));
+        assert!(servers.tls && servers.insecure);
+        for bad in ["redis+sentinel://h:1/m?near_cache=x", "redis+sentinel://h:1/m?near_cache_bytes=10"] {
+            assert_eq!(Target::parse(bad).unwrap_err().kind, ErrorKind::InvalidArgument, "{bad}");
+        }
+    }
+
+    #[test]
+    fn cluster_urls_take_a_near_cache() {
+        let Target::Cluster { servers, near } = Target::parse("redis+cluster://a:1,b:2?near_cache=5").unwrap() else { panic!() };
+        assert_eq!(near, Some(NearLimits::new(5, NEAR_DEFAULT_BYTES)));
+        assert_eq!(servers.hosts.len(), 2);
+        assert_eq!(Target::parse("redis+cluster://a:1?near_cache=5&x=1").unwrap_err().kind, ErrorKind::InvalidArgument);
     }
 
     #[test]
@@ -587,9 +611,6 @@ mod tests {
         assert_eq!(url, "rediss://h:1/0#insecure");
         assert_eq!(tls_files.ca.as_deref(), Some(std::path::Path::new("/ca.pem")));
         assert_eq!(near.map(|near| near.max_entries), Some(9));
-        for bad in ["redis+cluster://a:1?near_cache=5", "redis+sentinel://h:1/m?near_cache=5"] {
-            assert_eq!(Target::parse(bad).unwrap_err().kind, ErrorKind::InvalidArgument, "{bad}");
-        }
         assert_eq!(Target::parse("redis://h/0?tls_ca=x").unwrap_err().kind, ErrorKind::InvalidArgument);
     }
 

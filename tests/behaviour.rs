@@ -1347,7 +1347,7 @@ fn on_redis_opening(parameters: &str, case: fn(Opener)) {
 
 /// Each case runs on `memory://`, on a private Redis, on a private Redis
 /// through a near cache, as an ACL user confined to `suite:*`, on a Redis
-/// Cluster and on a primary found through Sentinel. The cases after
+/// Cluster and on a primary found through Sentinel, with and without a near cache. The cases after
 /// `opening:` get a function that opens a client with a given prefix (on
 /// Redis all on one server; each `memory://` client is its own store).
 macro_rules! suite {
@@ -1355,7 +1355,8 @@ macro_rules! suite {
         mod $module {
             $(#[test]
             fn $case() {
-                let prefix = concat!("suite:", stringify!($case), ":");
+                // Two modules share each server: a namespace per module and case.
+                let prefix = concat!("suite:", stringify!($module), ":", stringify!($case), ":");
                 let options = super::Options { key_prefix: prefix.as_bytes().to_vec(), ..super::small_limits() };
                 let cache = super::Cache::connect(Some(&$url), options).unwrap();
                 super::$case(&cache);
@@ -1364,7 +1365,8 @@ macro_rules! suite {
             fn $opening() {
                 let url = $url;
                 super::$opening(&|prefix: &[u8]| {
-                    let options = super::Options { key_prefix: prefix.to_vec(), ..super::small_limits() };
+                    let prefix = [concat!(stringify!($module), ":").as_bytes(), prefix].concat();
+                    let options = super::Options { key_prefix: prefix, ..super::small_limits() };
                     super::Cache::connect(Some(&url), options).unwrap()
                 });
             })*
@@ -1436,6 +1438,8 @@ macro_rules! suite {
         // for the whole suite; each case has a namespace of its own there.
         suite!(@shared cluster, super::RedisCluster::shared().url(); $($case),*; $($opening),*);
         suite!(@shared sentinel, super::SentinelGroup::shared().url(); $($case),*; $($opening),*);
+        suite!(@shared cluster_near, format!("{}?near_cache=1000", super::RedisCluster::shared().url()); $($case),*; $($opening),*);
+        suite!(@shared sentinel_near, format!("{}?near_cache=1000", super::SentinelGroup::shared().url()); $($case),*; $($opening),*);
     };
 }
 

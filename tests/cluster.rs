@@ -1,6 +1,7 @@
 //! Redis Cluster under change: a slot migrating between primaries while
 //! clients use it, and a primary killed and replaced by its replica. Each test
-//! has a cluster of its own (3 primaries, a replica each).
+//! has a cluster of its own (3 primaries, a replica each). A near-cache
+//! reader follows both, and tagged entries are served near.
 
 mod support;
 
@@ -204,4 +205,120 @@ fn a_killed_primary_is_replaced_by_its_replica_and_operations_resume() {
     assert!(listed, "listing scans the new primary: last attempt {last:?}");
     let computed = cache.get_or_compute(b"computed", &ComputeOptions::default(), || Ok::<_, ()>(b"v".to_vec())).unwrap();
     assert_eq!(computed, b"v");
+}
+
+/// Whether a node has a near-cache tracking connection (named `rcache-near`).
+fn tracks_near(port: u16) -> bool {
+    let list: redis::RedisResult<String> = query(port, redis::cmd("CLIENT").arg("LIST"));
+    list.is_ok_and(|list| list.lines().any(|line| line.contains(" name=rcache-near ")))
+}
+
+/// A near-cache handle and a plain one on a fresh cluster, `{hot}:k`
+/// written and served near, and the index of the primary serving it.
+fn near_reader(cluster: &RedisCluster) -> (Cache, Cache, usize) {
+    let options = Options { key_prefix: b"near:".to_vec(), ..Options::default() };
+    let reader = Cache::connect(Some(&format!("{}?near_cache=1000", cluster.url())), options).unwrap();
+    let writer = connect(cluster, "near:");
+    writer.set(b"{hot}:k", b"before", MINUTE).unwrap();
+    let near_hit = || {
+        let before = reader.stats().near_hits;
+        reader.get(b"{hot}:k").unwrap().is_some() && reader.stats().near_hits > before
+    };
+    assert!(wait_until(Duration::from_secs(5), near_hit), "the near cache serves the key");
+    let owner = cluster.owner(slot_of(cluster, "near:{hot}:k"), 0);
+    assert!(tracks_near(cluster.nodes[owner].port));
+    (reader, writer, owner)
+}
+
+#[test]
+fn a_near_reader_follows_a_slot_migration() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let cluster = RedisCluster::start();
+    let (reader, writer, source) = near_reader(&cluster);
+    let hot = slot_of(&cluster, "near:{hot}:k");
+    let target = *cluster.primaries().iter().find(|&&primary| primary != source).unwrap();
+    let (source_port, target_port) = (cluster.nodes[source].port, cluster.nodes[target].port);
+    let (checked, near) = support::near::read_through(
+        &reader,
+        &writer,
+        b"{hot}:k",
+        support::near::Scenario {
+            fault: &mut || {
+                let (source_id, target_id) = (cluster.node_id(source), cluster.node_id(target));
+                let setslot = |port: u16, args: &[&str]| {
+                    let () = query(port, redis::cmd("CLUSTER").arg("SETSLOT").arg(hot).arg(args)).unwrap();
+                };
+                setslot(target_port, &["IMPORTING", &source_id]);
+                setslot(source_port, &["MIGRATING", &target_id]);
+                loop {
+                    let keys: Vec<Vec<u8>> =
+                        query(source_port, redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(hot).arg(5)).unwrap();
+                    if keys.is_empty() {
+                        break;
+                    }
+                    let mut migrate = redis::cmd("MIGRATE");
+                    migrate.arg("127.0.0.1").arg(target_port).arg("").arg(0).arg(5000).arg("REPLACE").arg("KEYS").arg(&keys);
+                    let _: String = query(source_port, &migrate).unwrap();
+                }
+                for index in cluster.primaries() {
+                    setslot(cluster.nodes[index].port, &["NODE", &target_id]);
+                }
+            },
+            landed: &|_| true,
+            tracking_back: &|| true,
+        },
+    );
+    assert_eq!(cluster.owner(hot, source), target, "the slot moved");
+    eprintln!("near reader through a slot migration: {checked} reads of the last value, {near} of them near hits");
+}
+
+#[test]
+fn a_near_reader_follows_a_killed_primary() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut cluster = RedisCluster::start();
+    let (reader, writer, victim) = near_reader(&cluster);
+    let replica = cluster.replica_of(victim);
+    std::thread::sleep(Duration::from_millis(500));
+    let flushes = reader.stats().near_flushes;
+    let replica_port = cluster.nodes[replica].port;
+    let (checked, near) = support::near::read_through(
+        &reader,
+        &writer,
+        b"{hot}:k",
+        support::near::Scenario {
+            fault: &mut || cluster.nodes[victim].kill(),
+            landed: &|_| true,
+            tracking_back: &|| tracks_near(replica_port),
+        },
+    );
+    assert_eq!(cluster.role(replica), "master", "the replica was promoted");
+    assert!(reader.stats().near_flushes > flushes, "losing the primary emptied the near cache");
+    eprintln!("near reader through a killed primary: {checked} reads of the last value, {near} of them near hits");
+}
+
+#[test]
+fn tagged_entries_are_served_near_and_dropped_by_a_tag_invalidated_elsewhere() {
+    let cluster = RedisCluster::shared();
+    let options = Options { key_prefix: b"neartags:".to_vec(), ..Options::default() };
+    let reader = Cache::connect(Some(&format!("{}?near_cache=1000", cluster.url())), options).unwrap();
+    let writer = connect(cluster, "neartags:");
+    // Tags whose keys live in other slots than the entries, on other nodes.
+    let tags: [&[u8]; 3] = [b"a", b"b", b"c"];
+    for index in 0..20 {
+        writer.set_with_tags(format!("e{index}").as_bytes(), b"v", MINUTE, &tags).unwrap();
+    }
+    let all_near = || {
+        let before = reader.stats().near_hits;
+        (0..20).all(|index| reader.get(format!("e{index}").as_bytes()).unwrap().as_deref() == Some(&b"v"[..]))
+            && reader.stats().near_hits == before + 20
+    };
+    assert!(wait_until(Duration::from_secs(5), all_near), "tagged entries are served near");
+    writer.invalidate_tags(&[b"b"]).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || (0..20).all(|index| reader.get(format!("e{index}").as_bytes()).unwrap().is_none()))
+    );
+    writer.set_with_tags(b"e0", b"w", MINUTE, &[b"c"]).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || reader.get(b"e0").unwrap().as_deref() == Some(&b"w"[..])));
+    writer.invalidate_tags(&[b"c"]).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || reader.get(b"e0").unwrap().is_none()), "a tag of its own node's keys");
 }

@@ -3,14 +3,15 @@
 //! sentinels while the old primary stays up. Each test has its own group:
 //! one primary, one replica, three sentinels. Then sentinels that lie: a
 //! stale one listed first naming a former primary that still takes writes,
-//! one naming a replica, and a lost reply that must not be resent.
+//! one naming a replica, and a lost reply that must not be resent. A near
+//! cache follows both kinds of failover.
 
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rcache::{Cache, ErrorKind, Options, Ttl};
@@ -173,6 +174,79 @@ fn a_failover_asked_of_the_sentinels_moves_writes_to_the_new_primary() {
     assert!(wait_until(Duration::from_secs(2), || other_clients(old_primary).is_empty()), "{:?}", other_clients(old_primary));
 }
 
+/// Whether a server has a near-cache tracking connection (named `rcache-near`).
+fn tracks_near(port: u16) -> bool {
+    let list: redis::RedisResult<String> = query(port, redis::cmd("CLIENT").arg("LIST"));
+    list.is_ok_and(|list| list.lines().any(|line| line.contains(" name=rcache-near ")))
+}
+
+/// A near-cache handle reads `k` without pause while `fail` makes the
+/// sentinels fail over and another handle writes (see `support::near`).
+fn a_near_reader_follows_the_failover(mut fail: impl FnMut(&mut SentinelGroup)) {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut group = SentinelGroup::start();
+    let (old_primary, new_primary) = (group.primary.port, group.replica.port);
+    let options = Options { key_prefix: b"app:".to_vec(), ..Options::default() };
+    let reader = Cache::connect(Some(&format!("{}?near_cache=1000", group.url())), options).unwrap();
+    let writer = connect(&group);
+    writer.set(b"k", b"before", MINUTE).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || {
+        info(new_primary, "replication").get("master_repl_offset") == info(old_primary, "replication").get("master_repl_offset")
+    }));
+    let near_hit = || {
+        let before = reader.stats().near_hits;
+        reader.get(b"k").unwrap().is_some() && reader.stats().near_hits > before
+    };
+    assert!(wait_until(Duration::from_secs(5), near_hit), "the near cache serves k before the failover");
+    assert!(tracks_near(old_primary));
+
+    let sentinels: Vec<u16> = group.sentinels.iter().map(|sentinel| sentinel.port).collect();
+    let promoted = |sentinels: &[u16]| {
+        sentinels.iter().all(|&port| {
+            let address: redis::RedisResult<(String, u16)> =
+                query(port, redis::cmd("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(support::SERVICE));
+            address.is_ok_and(|(_, port)| port == new_primary)
+        })
+    };
+    let (checked, near) = support::near::read_through(
+        &reader,
+        &writer,
+        b"k",
+        support::near::Scenario {
+            fault: &mut || {
+                fail(&mut group);
+                assert!(
+                    wait_until(Duration::from_secs(60), || promoted(&sentinels)),
+                    "every sentinel names the promoted replica"
+                );
+            },
+            landed: &|value| {
+                let stored: redis::RedisResult<Option<Vec<u8>>> = query(new_primary, redis::cmd("GET").arg("app:k"));
+                stored.is_ok_and(|stored| stored.as_deref() == Some(value))
+            },
+            tracking_back: &|| tracks_near(new_primary),
+        },
+    );
+    let stats = reader.stats();
+    eprintln!(
+        "near reader through a failover: {checked} reads checked, {near} of them near hits; {} flushes",
+        stats.near_flushes
+    );
+    assert!(stats.near_flushes >= 1, "{stats:?}");
+}
+
+#[test]
+fn a_near_reader_follows_a_killed_primary() {
+    a_near_reader_follows_the_failover(|group| group.primary.kill());
+}
+
+#[test]
+fn a_near_reader_follows_a_failover_asked_of_the_sentinels() {
+    a_near_reader_follows_the_failover(|group| {
+        let () = query(group.sentinels[0].port, redis::cmd("SENTINEL").arg("FAILOVER").arg(support::SERVICE)).unwrap();
+    });
+}
+
 /// A fake sentinel on a loopback port: it speaks enough RESP to name
 /// `127.0.0.1:<primary>` as the primary of `support::SERVICE` with the given
 /// config epoch, to the discovery commands of rcache and of the `redis`
@@ -183,6 +257,9 @@ struct FakeSentinel {
     /// Connections accepted so far (a lookup that has its majority from the
     /// other sentinels may drop its question to this one unanswered).
     connections: Arc<AtomicUsize>,
+    primary: Arc<AtomicU16>,
+    /// Connections subscribed to `+switch-master`.
+    subscribers: Arc<std::sync::Mutex<Vec<TcpStream>>>,
 }
 
 impl FakeSentinel {
@@ -190,19 +267,36 @@ impl FakeSentinel {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let connections = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&connections);
+        let primary = Arc::new(AtomicU16::new(primary));
+        let subscribers = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (counter, named, subscribed) = (Arc::clone(&connections), Arc::clone(&primary), Arc::clone(&subscribers));
         // Lives until the test process ends.
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 counter.fetch_add(1, Ordering::Relaxed);
-                std::thread::spawn(move || serve(stream, primary, config_epoch));
+                let (named, subscribed) = (Arc::clone(&named), Arc::clone(&subscribed));
+                std::thread::spawn(move || serve(stream, &named, config_epoch, &subscribed));
             }
         });
-        FakeSentinel { port, connections }
+        FakeSentinel { port, connections, primary, subscribers }
     }
 
     fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
+    }
+
+    fn subscribed(&self) -> bool {
+        !self.subscribers.lock().unwrap().is_empty()
+    }
+
+    /// Names `primary` from now on and announces it with `+switch-master`.
+    fn switch_to(&self, primary: u16) {
+        let old = self.primary.swap(primary, Ordering::SeqCst);
+        let payload = format!("{} 127.0.0.1 {old} 127.0.0.1 {primary}", support::SERVICE);
+        let message = array(&[bulk("message"), bulk("+switch-master"), bulk(&payload)]);
+        for subscriber in self.subscribers.lock().unwrap().iter_mut() {
+            let _ = subscriber.write_all(message.as_bytes());
+        }
     }
 }
 
@@ -215,10 +309,11 @@ fn array(items: &[String]) -> String {
 }
 
 /// Answers one client's commands until it hangs up.
-fn serve(stream: TcpStream, primary: u16, config_epoch: Option<u64>) {
+fn serve(stream: TcpStream, primary: &AtomicU16, config_epoch: Option<u64>, subscribers: &std::sync::Mutex<Vec<TcpStream>>) {
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     let master = || {
+        let primary = primary.load(Ordering::SeqCst);
         let fields = [
             ("name", support::SERVICE.to_string()),
             ("ip", "127.0.0.1".to_string()),
@@ -238,7 +333,13 @@ fn serve(stream: TcpStream, primary: u16, config_epoch: Option<u64>) {
             ["PING", ..] => "+PONG\r\n".to_string(),
             ["CLIENT", ..] => "+OK\r\n".to_string(),
             ["ROLE"] => array(&[bulk("sentinel"), array(&[bulk(support::SERVICE)])]),
-            ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", _] => array(&[bulk("127.0.0.1"), bulk(&primary.to_string())]),
+            ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", _] => {
+                array(&[bulk("127.0.0.1"), bulk(&primary.load(Ordering::SeqCst).to_string())])
+            }
+            ["SUBSCRIBE", "+SWITCH-MASTER"] => {
+                subscribers.lock().unwrap().push(writer.try_clone().unwrap());
+                array(&[bulk("subscribe"), bulk("+switch-master"), ":1\r\n".to_string()])
+            }
             ["SENTINEL", "MASTER", _] if config_epoch.is_none() => "-NOPERM this user has no permissions\r\n".to_string(),
             ["SENTINEL", "MASTER", _] => master(),
             ["SENTINEL", "MASTERS"] => array(&[master()]),
@@ -368,4 +469,34 @@ fn a_call_whose_reply_is_lost_is_not_sent_again() {
     let count: String = query(primary.port, redis::cmd("GET").arg("count")).unwrap();
     assert_eq!(count, "2", "the lost increment ran once, not twice");
     assert_eq!(cache.increment(b"count", 1, MINUTE).unwrap(), 3);
+}
+
+#[test]
+fn a_switch_the_sentinels_announce_ends_the_old_primarys_near_copies() {
+    // Two unrelated primaries: the old one stays up, writable and silent
+    // about the key, so only the switch can end the near copy read from it.
+    let (old, new) = (RedisServer::start(), RedisServer::start());
+    let () = query(old.port, redis::cmd("SET").arg("k").arg("old")).unwrap();
+    let () = query(new.port, redis::cmd("SET").arg("k").arg("new")).unwrap();
+    let sentinel = FakeSentinel::start(old.port, Some(1));
+    let url = format!("{}?near_cache=100", sentinel_url(&[sentinel.port]));
+    let reader = Cache::connect(Some(&url), Options::default()).unwrap();
+    let near_hit = || {
+        let before = reader.stats().near_hits;
+        let value = reader.get(b"k").unwrap();
+        (reader.stats().near_hits > before).then_some(value).flatten()
+    };
+    assert!(wait_until(Duration::from_secs(5), || near_hit().as_deref() == Some(&b"old"[..])));
+    assert!(wait_until(Duration::from_secs(5), || sentinel.subscribed()), "the watcher subscribed");
+
+    sentinel.switch_to(new.port);
+    assert!(wait_until(Duration::from_secs(10), || reader.get(b"k").unwrap().as_deref() == Some(&b"new"[..])));
+    assert!(wait_until(Duration::from_secs(5), || near_hit().as_deref() == Some(&b"new"[..])), "tracking on the new primary");
+    for _ in 0..100 {
+        assert_eq!(reader.get(b"k").unwrap().as_deref(), Some(&b"new"[..]), "a copy from the old primary came back");
+    }
+    // The new primary's reports reach the near cache.
+    let () = query(new.port, redis::cmd("SET").arg("k").arg("newer")).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || reader.get(b"k").unwrap().as_deref() == Some(&b"newer"[..])));
+    assert!(wait_until(Duration::from_secs(5), || !tracks_near(old.port)), "the old primary's tracking connection was closed");
 }

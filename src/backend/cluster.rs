@@ -34,8 +34,8 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::future::try_join_all;
@@ -44,6 +44,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, FromRedisValue, RedisError, RedisResult, TlsCertificates};
 
+use super::cluster_near::{ClusterNear, Node, NodeAccess, slot_ranges};
 use super::conn;
 use super::conn::breaker::Breaker;
 use super::conn::envelope::{Envelope, Stored, TOKEN_LEN, corrupt};
@@ -56,7 +57,8 @@ use super::conn::wire::{
 };
 use super::slots::slot;
 use super::{
-    Backend, Expiry, ForRefresh, HashFields, MAX_TAGS, Remaining, SaveOutcome, SessionRecord, WriteCondition, WriteExpiry,
+    Backend, Expiry, ForRefresh, HashFields, InvalidationSink, MAX_TAGS, Remaining, SaveOutcome, SessionRecord, TrackedRead,
+    TrackedReads, WriteCondition, WriteExpiry,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -114,6 +116,10 @@ pub struct ClusterBackend {
     target: String,
     scripts: Scripts,
     tag_space: Vec<u8>,
+    /// How the near cache reaches each node.
+    access: NodeAccess,
+    /// The near cache's tracking connections, once `track` started them.
+    near: OnceLock<ClusterNear>,
 }
 
 /// A script and its SHA1, sent as EVALSHA, and as EVAL when a node lacks it
@@ -181,9 +187,6 @@ impl Scripts {
         }
     }
 }
-
-/// A primary, as `CLUSTER SLOTS` names it.
-type Node = (String, u16);
 
 /// A hash as HGETALL returns it: names and values in turn.
 type Flat = Vec<Vec<u8>>;
@@ -392,19 +395,9 @@ impl Link<'_> {
         // may be the dead former primary, which only fails.
         let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary);
         let reply = self.resend.clone().route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), route).await?;
-        let ranges = Vec::<Vec<redis::Value>>::from_redis_value(reply.extract_error()?)?;
-        let mut nodes: Vec<Node> = Vec::new();
-        for range in ranges {
-            // [start, end, [host, port, id, …], replicas…]
-            let Some(primary) = range.into_iter().nth(2) else { continue };
-            let mut fields = Vec::<redis::Value>::from_redis_value(primary)?.into_iter();
-            let (Some(host), Some(port)) = (fields.next(), fields.next()) else { continue };
-            let node = (String::from_redis_value(host)?, u16::from_redis_value(port)?);
-            if !nodes.contains(&node) {
-                nodes.push(node);
-            }
-        }
+        let mut nodes: Vec<Node> = slot_ranges(reply.extract_error()?)?.into_iter().map(|(_, _, node)| node).collect();
         nodes.sort();
+        nodes.dedup();
         Ok(nodes)
     }
 
@@ -498,6 +491,15 @@ impl ClusterBackend {
             target,
             scripts: Scripts::new(),
             tag_space: settings.tag_space,
+            access: NodeAccess {
+                seeds: settings.nodes,
+                username: settings.username,
+                password: settings.password,
+                certificates: settings.certificates,
+                connect_timeout: settings.connect_timeout,
+                response_timeout: settings.response_timeout,
+            },
+            near: OnceLock::new(),
         })
     }
 
@@ -560,6 +562,19 @@ impl ClusterBackend {
 impl Backend for ClusterBackend {
     fn breaker_counts(&self) -> (u64, u64) {
         (self.breaker.trips.load(Ordering::Relaxed), self.breaker.skipped.load(Ordering::Relaxed))
+    }
+
+    fn track(&self, sink: Arc<dyn InvalidationSink>) -> Result<()> {
+        let near = ClusterNear::start(self.access.clone(), &self.target, sink)?;
+        self.near.set(near).map_err(|_| Error::invalid("changes are reported already"))
+    }
+
+    fn read_tracked(&self, keys: &[Vec<u8>], read: TrackedRead<'_>) -> Result<Option<TrackedReads>> {
+        let Some(near) = self.near.get() else { return Ok(None) };
+        self.breaker.admit(&self.target)?;
+        let result = near.read(keys, read, &self.tag_space, self.call_deadline);
+        self.breaker.record(&result);
+        result
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {

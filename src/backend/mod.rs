@@ -4,6 +4,7 @@
 //! checked against the configured limits.
 
 mod cluster;
+mod cluster_near;
 pub(crate) mod conn;
 mod memory;
 mod redis;

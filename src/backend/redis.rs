@@ -3,8 +3,8 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::sync::OnceLock;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -20,7 +20,7 @@ use super::conn::wire::{
     CLEAR_BATCH, TAG_MARKER, connection_dropped, convert_error, fresh_token, install_tls_provider, new_runtime, remaining_of,
     session_record, stored_form, ttl_arg, with_expiry, write_ttl_arg,
 };
-use super::tracking::Tracker;
+use super::tracking::{Tracker, TrackerSettings};
 use super::{
     Backend, Expiry, ForRefresh, HashFields, InvalidationSink, MAX_TAGS, Remaining, SaveOutcome, SessionRecord, TrackedRead,
     TrackedReads, TrackedValue, WriteCondition, WriteExpiry,
@@ -303,6 +303,20 @@ impl RedisBackend {
 }
 
 impl RedisBackend {
+    /// `Backend::track`; with `primary_only`, only while the server is a
+    /// primary (see `TrackerSettings::primary_only`).
+    pub(super) fn track_with(&self, sink: Arc<dyn InvalidationSink>, primary_only: Option<Arc<AtomicBool>>) -> Result<()> {
+        let settings = TrackerSettings {
+            client: &self.client,
+            connect_timeout: self.connect_timeout,
+            response_timeout: self.response_timeout,
+            target: &self.target,
+            primary_only,
+        };
+        let tracker = Tracker::start(settings, sink)?;
+        self.tracker.set(tracker).map_err(|_| Error::invalid("changes are reported already"))
+    }
+
     /// The read script's `near` mode on the tracking connection: the tag
     /// keys of the values read are declared (`conn::script`), so the server
     /// tracks them with the values.
@@ -370,9 +384,8 @@ impl Backend for RedisBackend {
         (self.breaker.trips.load(Ordering::Relaxed), self.breaker.skipped.load(Ordering::Relaxed))
     }
 
-    fn track(&self, sink: std::sync::Arc<dyn InvalidationSink>) -> Result<()> {
-        let tracker = Tracker::start(&self.client, self.connect_timeout, self.response_timeout, &self.target, sink)?;
-        self.tracker.set(tracker).map_err(|_| Error::invalid("changes are reported already"))
+    fn track(&self, sink: Arc<dyn InvalidationSink>) -> Result<()> {
+        self.track_with(sink, None)
     }
 
     fn read_tracked(&self, keys: &[Vec<u8>], read: TrackedRead<'_>) -> Result<Option<TrackedReads>> {

@@ -25,10 +25,23 @@
 //!   sent again: it fails with `ErrorKind::UnknownOutcome` (a timeout or a
 //!   dropped connection) — it may have run there once. One that surely never
 //!   left (connection refused, circuit breaker open) may go to the new primary.
+//!
+//! **The near cache.** The tracking connection (`tracking`) is the primary's:
+//! each primary's backend tracks through a `Gate` of its own. A switch closes
+//! the old primary's gate, then flushes the near cache (it stops filling),
+//! then publishes the new primary, then starts tracking on it, which lets the
+//! near cache fill again once its connection has tracking on. A tracked read
+//! goes only to a primary whose gate is open, so every fill comes from the
+//! server whose reports reach the near cache, as on one server. A tracking
+//! connection only tracks a node that answers `ROLE` as a primary; finding a
+//! replica there makes the next call look the primary up again. Since near
+//! hits never reach the backend, the watcher empties the near cache on
+//! `+switch-master`: the next read misses, looks the primary up and switches;
+//! nothing is filled while an announced switch is not looked up yet.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -42,9 +55,10 @@ use tokio::runtime::Runtime;
 
 use super::conn::retry::Call;
 use super::conn::wire::{convert_error, install_tls_provider, new_runtime};
+use super::tracking::Gate;
 use super::{
-    Backend, Expiry, ForRefresh, HashFields, RedisBackend, RedisSettings, Remaining, SaveOutcome, SessionRecord, WriteCondition,
-    WriteExpiry,
+    Backend, Expiry, ForRefresh, HashFields, InvalidationSink, RedisBackend, RedisSettings, Remaining, SaveOutcome,
+    SessionRecord, TrackedRead, TrackedReads, WriteCondition, WriteExpiry,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -77,6 +91,16 @@ struct Primary {
     address: String,
     /// Bumped at every switch, so concurrent callers switch once.
     generation: u64,
+    /// In front of the near cache for this primary's tracking connection,
+    /// once tracking started; closed when another primary replaces it.
+    gate: OnceLock<Arc<Gate>>,
+}
+
+impl Primary {
+    /// True while this primary's reports reach the near cache.
+    fn tracked(&self) -> bool {
+        self.gate.get().is_some_and(|gate| gate.is_open())
+    }
 }
 
 /// How to reach the sentinels and the nodes they name.
@@ -235,8 +259,11 @@ pub struct SentinelBackend {
     current: RwLock<Arc<Primary>>,
     resolver: Mutex<Resolver>,
     settings: RedisSettings,
-    /// Set by the watcher on `+switch-master`; cleared by the next lookup.
+    /// Set by the watcher on `+switch-master`, and by a tracking connection
+    /// that found a replica; cleared by the next lookup.
     switched: Arc<AtomicBool>,
+    /// The near cache, once `track` was called; the watcher empties it on `+switch-master`.
+    sink: Arc<OnceLock<Arc<dyn InvalidationSink>>>,
     /// Tells the watcher to end.
     stop: Arc<AtomicBool>,
     /// Breaker counts of the backends replaced so far.
@@ -298,17 +325,19 @@ impl SentinelBackend {
 
         let switched = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
-        let watcher = Watcher { directory, switched: Arc::clone(&switched), stop: Arc::clone(&stop) };
+        let sink = Arc::new(OnceLock::new());
+        let watcher = Watcher { directory, switched: Arc::clone(&switched), sink: Arc::clone(&sink), stop: Arc::clone(&stop) };
         std::thread::Builder::new()
             .name("rcache-sentinel".into())
             .spawn(move || watcher.run())
             .map_err(|e| Error::new(ErrorKind::Connection, format!("{target}: cannot start the watcher thread: {e}")))?;
 
         Ok(SentinelBackend {
-            current: RwLock::new(Arc::new(Primary { backend, address, generation: 0 })),
+            current: RwLock::new(Arc::new(Primary { backend, address, generation: 0, gate: OnceLock::new() })),
             resolver: Mutex::new(resolver),
             settings: settings.redis,
             switched,
+            sink,
             stop,
             retired: Default::default(),
             target,
@@ -341,12 +370,33 @@ impl SentinelBackend {
             return None;
         }
         let backend = RedisBackend::with_client(client, &self.settings).ok()?;
-        let fresh = Arc::new(Primary { backend, address, generation: current.generation + 1 });
+        let fresh = Arc::new(Primary { backend, address, generation: current.generation + 1, gate: OnceLock::new() });
         let (trips, skips) = current.backend.breaker_counts();
         self.retired.0.fetch_add(trips, Ordering::Relaxed);
         self.retired.1.fetch_add(skips, Ordering::Relaxed);
+        // In this order (see the module documentation): nothing the old
+        // primary reports reaches the near cache once it is flushed.
+        if let Some(gate) = current.gate.get() {
+            gate.close();
+        }
+        if let Some(sink) = self.sink.get() {
+            sink.disconnected();
+        }
         *self.current.write() = Arc::clone(&fresh);
+        if let Some(sink) = self.sink.get() {
+            // Failing here (the new primary refuses tracking) leaves the near
+            // cache empty and unfilled; calls go on.
+            let _ = self.track_on(&fresh, sink);
+        }
         Some(fresh)
+    }
+
+    /// Starts tracking on `primary` behind a gate of its own.
+    fn track_on(&self, primary: &Primary, sink: &Arc<dyn InvalidationSink>) -> Result<()> {
+        let gate = Gate::new(Arc::clone(sink));
+        primary.backend.track_with(gate.clone(), Some(Arc::clone(&self.switched)))?;
+        let _ = primary.gate.set(gate);
+        Ok(())
     }
 
     /// Runs `operation` on the primary, following a failover as the module says.
@@ -408,6 +458,7 @@ impl Drop for SentinelBackend {
 struct Watcher {
     directory: Arc<Directory>,
     switched: Arc<AtomicBool>,
+    sink: Arc<OnceLock<Arc<dyn InvalidationSink>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -439,6 +490,10 @@ impl Watcher {
                     let payload: String = message.get_payload().unwrap_or_default();
                     if payload.split(' ').next() == Some(self.directory.service.as_str()) {
                         self.switched.store(true, Ordering::Relaxed);
+                        // Near hits never reach the backend: the next read misses and switches.
+                        if let Some(sink) = self.sink.get() {
+                            sink.invalidate_all();
+                        }
                     }
                 }
                 Err(e) if e.is_timeout() => {}
@@ -452,6 +507,36 @@ impl Backend for SentinelBackend {
     fn breaker_counts(&self) -> (u64, u64) {
         let (trips, skips) = self.primary().backend.breaker_counts();
         (trips + self.retired.0.load(Ordering::Relaxed), skips + self.retired.1.load(Ordering::Relaxed))
+    }
+
+    fn track(&self, sink: Arc<dyn InvalidationSink>) -> Result<()> {
+        // No switch while tracking starts on the current primary.
+        let _resolver = self.resolver.lock();
+        if self.sink.set(Arc::clone(&sink)).is_err() {
+            return Err(Error::invalid("changes are reported already"));
+        }
+        self.track_on(&self.primary(), &sink)
+    }
+
+    /// On the current primary's tracking connection while its reports reach
+    /// the near cache; `None` otherwise: while a switch announced is not
+    /// looked up yet, and when the primary cannot be reached (the caller's
+    /// untracked read then follows the failover).
+    fn read_tracked(&self, keys: &[Vec<u8>], read: TrackedRead<'_>) -> Result<Option<TrackedReads>> {
+        if self.switched.load(Ordering::Relaxed) {
+            self.refresh(None);
+        }
+        let primary = self.primary();
+        if !primary.tracked() || self.switched.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        match primary.backend.read_tracked(keys, read) {
+            Err(error) if failed_over(&error) => {
+                self.refresh(Some(primary.generation));
+                Ok(None)
+            }
+            result => result,
+        }
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {

@@ -18,15 +18,21 @@
 //!
 //! A sink that asks for broadcast reports gets `CLIENT TRACKING ON BCAST
 //! PREFIX <prefix>`: every change under the prefix is reported, read or not.
+//!
+//! Backends that replace the server they track (Sentinel after a failover)
+//! give each tracker a `Gate` in front of the near cache: closing it before
+//! the near cache is flushed guarantees that nothing the old server reports
+//! (including "connected" after a reconnect) reaches the near cache afterwards.
 
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -59,6 +65,20 @@ pub(super) struct Tracker {
     sink: Arc<dyn InvalidationSink>,
 }
 
+/// How the tracking connection is made.
+pub(super) struct TrackerSettings<'a> {
+    /// The server, as for the backend's other connections (RESP3 is added).
+    pub client: &'a Client,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    /// The server, for error messages.
+    pub target: &'a str,
+    /// When set, only a primary is tracked: a server answering `ROLE` as
+    /// anything else is treated as unreachable, and this flag is raised so
+    /// that the owner looks for the primary again.
+    pub primary_only: Option<Arc<AtomicBool>>,
+}
+
 struct Settings {
     client: Client,
     connect_timeout: Duration,
@@ -69,19 +89,15 @@ struct Settings {
     ping_timeout: Duration,
     /// `BCAST PREFIX` this, when the sink asks for broadcast reports.
     broadcast: Option<Vec<u8>>,
+    primary_only: Option<Arc<AtomicBool>>,
 }
 
 impl Tracker {
     /// Starts the thread and waits for its first connection. Fails when the
     /// server refuses RESP3 or tracking; when it cannot be reached, keeps
     /// trying in the background (near reads wait for it, plain reads go on).
-    pub fn start(
-        client: &Client,
-        connect_timeout: Duration,
-        response_timeout: Duration,
-        target: &str,
-        sink: Arc<dyn InvalidationSink>,
-    ) -> Result<Tracker> {
+    pub fn start(tracker: TrackerSettings<'_>, sink: Arc<dyn InvalidationSink>) -> Result<Tracker> {
+        let TrackerSettings { client, connect_timeout, response_timeout, target, primary_only } = tracker;
         let info = client.get_connection_info().clone();
         let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
         let client =
@@ -100,6 +116,7 @@ impl Tracker {
             heartbeat,
             ping_timeout,
             broadcast,
+            primary_only,
         };
         let runtime = new_runtime()?;
         let handle = runtime.handle().clone();
@@ -233,6 +250,14 @@ async fn connect(
         });
     let connecting = async {
         let mut connection = settings.client.get_multiplexed_async_connection_with_config(&config).await?;
+        if let Some(primary_only) = &settings.primary_only {
+            // A demoted primary's clients are closed as it is demoted (Sentinel
+            // does so): a connection that finds a primary here stays on one.
+            if !matches!(redis::cmd("ROLE").query_async::<redis::Role>(&mut connection).await?, redis::Role::Primary { .. }) {
+                primary_only.store(true, Ordering::Relaxed);
+                return Ok(None);
+            }
+        }
         let mut tracking = redis::cmd("CLIENT");
         tracking.arg("TRACKING").arg("ON");
         match settings.broadcast.as_deref() {
@@ -243,12 +268,13 @@ async fn connect(
         tracking.query_async::<()>(&mut connection).await?;
         // Only to recognise the connection in CLIENT LIST; not worth failing for.
         let _ = redis::cmd("CLIENT").arg("SETNAME").arg(TRACKING_NAME).query_async::<()>(&mut connection).await;
-        Ok(connection)
+        Ok(Some(connection))
     };
     tokio::time::timeout(settings.connect_timeout + settings.response_timeout, connecting)
         .await
         .map_err(|_| Error::new(ErrorKind::Timeout, format!("{}: no tracking connection in time", settings.target)))?
-        .map_err(|e| convert_error(&settings.target, e))
+        .map_err(|e| convert_error(&settings.target, e))?
+        .ok_or_else(|| Error::new(ErrorKind::Connection, format!("{}: not a primary; not tracked", settings.target)))
 }
 
 /// Hands a push message to the sink; runs on the connection's reader.
@@ -298,6 +324,52 @@ async fn watch(
     }
 }
 
+/// Passes reports on to the near cache until closed; see the module documentation.
+pub(super) struct Gate {
+    sink: Arc<dyn InvalidationSink>,
+    open: RwLock<bool>,
+}
+
+impl Gate {
+    pub fn new(sink: Arc<dyn InvalidationSink>) -> Arc<Gate> {
+        Arc::new(Gate { sink, open: RwLock::new(true) })
+    }
+
+    pub fn is_open(&self) -> bool {
+        *self.open.read()
+    }
+
+    /// Nothing passes from now on; returns once no report is being passed on.
+    pub fn close(&self) {
+        *self.open.write() = false;
+    }
+
+    fn pass(&self, report: impl FnOnce(&dyn InvalidationSink)) {
+        let open = self.open.read();
+        if *open {
+            report(&*self.sink);
+        }
+    }
+}
+
+impl InvalidationSink for Gate {
+    fn connected(&self) {
+        self.pass(|sink| sink.connected());
+    }
+
+    fn disconnected(&self) {
+        self.pass(|sink| sink.disconnected());
+    }
+
+    fn invalidate(&self, keys: &[&[u8]]) {
+        self.pass(|sink| sink.invalidate(keys));
+    }
+
+    fn invalidate_all(&self) {
+        self.pass(|sink| sink.invalidate_all());
+    }
+}
+
 /// Runs `work` unless an event arrives first (`Err`; `None` once every sender is gone).
 async fn until_event<T>(
     receiver: &mut UnboundedReceiver<Event>,
@@ -311,4 +383,46 @@ async fn until_event<T>(
         work.as_mut().poll(context).map(Ok)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Counts what reaches it.
+    #[derive(Default)]
+    struct Counted(AtomicUsize);
+
+    impl InvalidationSink for Counted {
+        fn connected(&self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+        fn disconnected(&self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+        fn invalidate(&self, _keys: &[&[u8]]) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+        fn invalidate_all(&self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_closed_gate_passes_nothing_on() {
+        let sink = Arc::new(Counted::default());
+        let gate = Gate::new(sink.clone());
+        gate.connected();
+        gate.invalidate(&[b"k"]);
+        assert_eq!(sink.0.load(Ordering::Relaxed), 2);
+        assert!(gate.is_open());
+        gate.close();
+        assert!(!gate.is_open());
+        gate.connected();
+        gate.disconnected();
+        gate.invalidate(&[b"k"]);
+        gate.invalidate_all();
+        assert_eq!(sink.0.load(Ordering::Relaxed), 2, "nothing passes once closed");
+    }
 }

@@ -189,6 +189,8 @@ static void test_refused_urls(void) {
       "redis://127.0.0.1:1/0?near_cache_staleness_ms=100",
       "redis://127.0.0.1:1/0?near_cache=10&near_cache_staleness_ms=5",
       "redis://127.0.0.1:1/0?near_cache=10&near_cache_mode=sometimes",
+      "redis+sentinel://127.0.0.1:1/mymaster?near_cache=lots",
+      "redis+cluster://127.0.0.1:1?near_cache_bytes=1000",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     rcache_client *client = (rcache_client *)&g_url; /* must stay untouched */

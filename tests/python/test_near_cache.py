@@ -67,6 +67,10 @@ def test_bad_near_parameters_are_refused(redis_server):
     for query in ("near_cache=many", "near_cache_bytes=100", "near_cache=10&near_cache_bytes=0"):
         with pytest.raises(rcache.InvalidArgumentError):
             rcache.Client(f"{redis_server.url}?{query}")
+        # Checked before any server is asked, on every kind of Redis URL.
+        for url in ("redis+sentinel://127.0.0.1:1/mymaster", "redis+cluster://127.0.0.1:1"):
+            with pytest.raises(rcache.InvalidArgumentError, match="near_cache"):
+                rcache.Client(f"{url}?{query}")
 
 
 def test_bad_staleness_and_mode_are_refused_by_name(redis_server):

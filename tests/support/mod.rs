@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod near;
 pub mod proxy;
 
 use std::io::{Read, Write};
