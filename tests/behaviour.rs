@@ -370,15 +370,17 @@ fn a_failed_computation_stores_nothing_and_frees_the_lock(cache: &Cache) {
 fn concurrent_misses_compute_once(cache: &Cache) {
     use std::sync::atomic::{AtomicU32, Ordering};
     let computations = AtomicU32::new(0);
-    // A lease much shorter than the computation: renewal must keep the lock.
-    let options = ComputeOptions { ttl: ttl_secs(60), lock_lease: Duration::from_millis(60), ..ComputeOptions::default() };
+    // A lease much shorter than the computation: renewal (every third of the
+    // lease) must keep the lock. Not so short that a loaded machine starves
+    // the renewing thread for a whole lease.
+    let options = ComputeOptions { ttl: ttl_secs(60), lock_lease: Duration::from_millis(300), ..ComputeOptions::default() };
     std::thread::scope(|scope| {
         for _ in 0..16 {
             scope.spawn(|| {
                 let value = cache
                     .get_or_compute(b"slow", &options, || {
                         computations.fetch_add(1, Ordering::SeqCst);
-                        std::thread::sleep(Duration::from_millis(250));
+                        std::thread::sleep(Duration::from_millis(1200));
                         Ok::<_, ()>(b"expensive".to_vec())
                     })
                     .unwrap();
