@@ -196,7 +196,7 @@ fn a_killed_primary_is_replaced_by_its_replica_and_operations_resume() {
     // Listing asks a node for the primaries; until gossip has told every node
     // of the promotion it may still name the dead one, and the call fails.
     let mut last = None;
-    let listed = support::wait_until(Duration::from_secs(10), || {
+    let listed = support::wait_until(Duration::from_secs(30), || {
         let listing = cache.keys(Some(b"before:*"));
         let done = listing.as_ref().is_ok_and(|keys| keys.len() == 300);
         last = Some(listing.map(|keys| keys.len()));
