@@ -218,6 +218,20 @@ def prefix():
 
 
 @pytest.fixture
+def near_client(redis_server, prefix):
+    """A Client with a near cache of 1,000 entries on the private server, under the test's prefix."""
+    with rcache.Client(f"{redis_server.url}?near_cache=1000", prefix=prefix) as client:
+        yield client
+
+
+@pytest.fixture
+def other_client(redis_server, prefix):
+    """A Client without a near cache on the same server and prefix: another process's writes."""
+    with rcache.Client(redis_server.url, prefix=prefix) as client:
+        yield client
+
+
+@pytest.fixture
 def make_client(url, prefix):
     """Factory of Clients on the test's backend, with its prefix; closed at teardown."""
     clients = []

@@ -19,18 +19,6 @@ NEAR_FIELDS = ("near_hits", "near_misses", "near_invalidations", "near_evictions
                "near_entries", "near_bytes")
 
 
-@pytest.fixture
-def near_client(redis_server, prefix):
-    with rcache.Client(f"{redis_server.url}?near_cache=1000", prefix=prefix) as client:
-        yield client
-
-
-@pytest.fixture
-def other_client(redis_server, prefix):
-    with rcache.Client(redis_server.url, prefix=prefix) as client:
-        yield client
-
-
 def near_hit(client, key):
     """Reads key once; True when the near cache answered."""
     before = client.stats()["near_hits"]

@@ -19,18 +19,6 @@ from conftest import wait_until
 DELIVERY = 2.0
 
 
-@pytest.fixture
-def near_client(redis_server, prefix):
-    with rcache.Client(f"{redis_server.url}?near_cache=1000", prefix=prefix) as client:
-        yield client
-
-
-@pytest.fixture
-def other_client(redis_server, prefix):
-    with rcache.Client(redis_server.url, prefix=prefix) as client:
-        yield client
-
-
 def held(client, key):
     """What the fast path alone answers for key (bytes): the value, or None when not held."""
     return client_module._held(client._handle, key)
