@@ -340,3 +340,69 @@ fn a_set_that_times_out_after_reaching_the_server_says_it_may_have_been_stored()
     // The request reached the server whole: it ran once the server resumed, as the message warned.
     assert!(wait_until(Duration::from_secs(10), || cache.get(b"k").ok().flatten().as_deref() == Some(&b"after"[..])));
 }
+
+/// Connections one handle opens to one server (see docs/wire.md).
+const MAX_CONNECTIONS: usize = 16;
+
+#[test]
+fn many_threads_share_a_bounded_set_of_connections_and_each_gets_its_own_replies() {
+    let server = RedisServer::start();
+    let cache = Cache::connect(Some(&server.url()), Options::default()).unwrap();
+    let done = AtomicBool::new(false);
+    let most_clients = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                let clients: u64 = support::info(server.port, "clients")["connected_clients"].parse().unwrap();
+                most_clients.fetch_max(clients, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let callers: Vec<_> = (0..40)
+            .map(|thread| {
+                let cache = &cache;
+                scope.spawn(move || {
+                    let key = format!("caller{thread}");
+                    for round in 0..200 {
+                        let value = format!("{thread}:{round}");
+                        cache.set(key.as_bytes(), value.as_bytes(), MINUTE).unwrap();
+                        assert_eq!(cache.get(key.as_bytes()).unwrap().as_deref(), Some(value.as_bytes()));
+                    }
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.join().unwrap();
+        }
+        done.store(true, Ordering::Relaxed);
+        watcher.join().unwrap();
+    });
+    // The watcher's own connection is one of the clients the server counts.
+    let most = most_clients.load(Ordering::Relaxed) as usize;
+    assert!(most <= MAX_CONNECTIONS + 1, "at most {MAX_CONNECTIONS} connections, saw {most} clients");
+    assert!(most > 2, "concurrent callers use connections of their own, saw {most} clients");
+}
+
+#[test]
+fn callers_waiting_for_a_connection_give_up_at_their_deadline_and_recover() {
+    let server = RedisServer::start();
+    let cache = Cache::connect(Some(&server.url()), quick_timeouts()).unwrap();
+    cache.set(b"k", b"v", MINUTE).unwrap();
+    server.pause();
+    // More callers than connections: those that find none free wait for one
+    // until their deadline; every call ends with a timeout, none hangs.
+    std::thread::scope(|scope| {
+        let callers: Vec<_> = (0..MAX_CONNECTIONS + 8).map(|_| scope.spawn(|| cache.get(b"k"))).collect();
+        for caller in callers {
+            let error = caller.join().unwrap().unwrap_err();
+            assert_eq!(error.kind, ErrorKind::Timeout, "{error}");
+        }
+    });
+    server.resume();
+    assert!(wait_until(Duration::from_secs(10), || cache.get(b"k").ok().flatten().is_some()));
+    std::thread::scope(|scope| {
+        for _ in 0..MAX_CONNECTIONS + 8 {
+            scope.spawn(|| assert_eq!(cache.get(b"k").unwrap().as_deref(), Some(&b"v"[..])));
+        }
+    });
+}

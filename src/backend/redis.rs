@@ -1,24 +1,20 @@
-//! The Redis backend: lanes (`conn::lanes`) of multiplexed, automatically
-//! reconnecting connections to one server.
+//! The Redis backend: blocking connections to one server (`conn::pool`),
+//! each call sent and answered on the caller's own thread.
 
-use std::cell::Cell;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError, RedisResult, Script, ScriptInvocation, Value};
+use redis::{Client, Cmd, Connection, FromRedisValue, Pipeline, RedisError, RedisResult, Script, ScriptInvocation, Value};
 
-use super::conn;
 use super::conn::breaker::Breaker;
 use super::conn::envelope::Stored;
-use super::conn::lanes::Lanes;
+use super::conn::pool::Pool;
 use super::conn::retry::Call;
 use super::conn::script::{Args, ScriptTags};
 use super::conn::wire::{
-    CLEAR_BATCH, TAG_MARKER, connection_dropped, convert_error, fresh_token, install_tls_provider, new_runtime, remaining_of,
-    session_record, stored_form, ttl_arg, with_expiry, write_ttl_arg,
+    CLEAR_BATCH, TAG_MARKER, connection_dropped, convert_error, fresh_token, install_tls_provider, remaining_of, session_record,
+    stored_form, ttl_arg, with_expiry, write_ttl_arg,
 };
 use super::tracking::{Tracker, TrackerSettings};
 use super::{
@@ -41,13 +37,10 @@ pub struct RedisSettings {
     pub tag_space: Vec<u8>,
 }
 
-/// A lane: one multiplexed connection that reconnects by itself.
-type Lane = conn::lanes::Lane<ConnectionManager>;
-
 pub struct RedisBackend {
-    lanes: Lanes<Lane>,
+    pool: Pool,
+    /// For the near cache's tracking connection.
     client: Client,
-    config: ConnectionManagerConfig,
     /// The most one call may take, its retry included.
     call_deadline: Duration,
     connect_timeout: Duration,
@@ -130,19 +123,10 @@ impl RedisBackend {
     pub fn with_client(client: Client, settings: &RedisSettings) -> Result<Self> {
         install_tls_provider();
         let target = client.get_connection_info().addr().to_string();
-        // Failures surface at once and the next call reconnects, so a call never
-        // waits through a backoff schedule while the server is down.
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(0)
-            .set_connection_timeout(Some(settings.connect_timeout))
-            .set_response_timeout(Some(settings.response_timeout));
-        let first = Lane::connect(&target, settings.connect_timeout, || {
-            ConnectionManager::new_with_config(client.clone(), config.clone())
-        })?;
+        let pool = Pool::connect(client.clone(), target.clone(), settings.connect_timeout, settings.response_timeout)?;
         Ok(RedisBackend {
-            lanes: Lanes::new(first),
+            pool,
             client,
-            config,
             call_deadline: settings.connect_timeout + settings.response_timeout,
             connect_timeout: settings.connect_timeout,
             response_timeout: settings.response_timeout,
@@ -167,7 +151,7 @@ impl RedisBackend {
     }
 
     fn execute<T: FromRedisValue>(&self, request: Request<'_>, call: Call, started: Instant) -> Result<T> {
-        self.run(call, started, |mut connection| async move { send(&mut connection, request, call).await })
+        self.run(call, started, |connection| send_once(connection, request))
     }
 
     /// Runs a script that checks tagged entries (`conn::script`): the tag
@@ -182,12 +166,12 @@ impl RedisBackend {
         call: Call,
         started: Instant,
     ) -> Result<(T, Vec<Vec<u8>>)> {
-        self.run(call, started, |mut connection| async move {
+        self.run(call, started, |connection| {
             let mut tags = ScriptTags::default();
             loop {
                 let mut invocation = script.prepare_invoke();
                 invocation.key(keys).key(&tags.keys).arg(&args.0).arg(&tags.declared_tail()[..]);
-                match send::<T>(&mut connection, Request::Script(&invocation), call).await {
+                match invocation.invoke::<T>(connection) {
                     Err(e) => {
                         if !tags.asked(&e, &self.tag_space)? {
                             return Err(e);
@@ -199,66 +183,61 @@ impl RedisBackend {
         })
     }
 
-    /// Runs `work` on a lane's connection until the call deadline counted
-    /// from `started` (before the request was encoded, for calls that carry
-    /// a value). A lane whose call ran out of time is dropped: closing its
-    /// connection makes the server discard a request it received only in
-    /// part, and no later call waits behind the rest of it.
-    fn run<T, F, Fut>(&self, call: Call, started: Instant, work: F) -> Result<T>
-    where
-        F: FnOnce(ConnectionManager) -> Fut,
-        Fut: Future<Output = RedisResult<T>>,
-    {
+    /// Runs `work` on a connection of the pool, on this thread, until the
+    /// call deadline counted from `started` (before the request was encoded,
+    /// for calls that carry a value). After a dropped connection `work` runs
+    /// once more on a new connection when the retry table allows; never after
+    /// a timeout, which may leave the request running on the server. A
+    /// connection whose call did not end cleanly is closed (`conn::pool`).
+    fn run<T>(&self, call: Call, started: Instant, mut work: impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T> {
         self.breaker.admit(&self.target)?;
-        let cut_off = Cell::new(false);
-        let result = self.lanes.with_lane_dropped_if(
-            || self.open_lane(),
-            |lane| {
-                let deadline = started + self.call_deadline;
-                if Instant::now() >= deadline {
-                    return Err(call.expired_before_sending(&self.target, self.call_deadline));
-                }
-                let reply = lane
-                    .runtime
-                    .block_on(async { tokio::time::timeout_at(deadline.into(), work(lane.connection.clone())).await });
-                cut_off.set(reply.as_ref().map_or(true, |result| result.as_ref().is_err_and(RedisError::is_timeout)));
-                reply.map_err(|_| call.timed_out(&self.target, self.call_deadline))?.map_err(|e| call.failed(&self.target, e))
-            },
-            |_| cut_off.get(),
-        );
+        let result = self.attempt(call, started + self.call_deadline, &mut work);
         self.breaker.record(&result);
         result
     }
-}
 
-/// Sends `request`, and once more after a dropped connection when the retry
-/// table allows. A timed-out command may still run on the server: only a
-/// dropped connection is worth a second attempt (see `retry`).
-async fn send<T: FromRedisValue>(connection: &mut ConnectionManager, request: Request<'_>, call: Call) -> RedisResult<T> {
-    match send_once(connection, request).await {
-        Err(e) if call.resendable() && connection_dropped(&e) => send_once(connection, request).await,
-        result => result,
+    fn attempt<T>(&self, call: Call, deadline: Instant, work: &mut impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T> {
+        let mut resent = false;
+        loop {
+            let mut checkout = self.pool.checkout(deadline)?;
+            match checkout.arm(deadline) {
+                Ok(true) => {}
+                Ok(false) => {
+                    checkout.give_back();
+                    return Err(call.expired_before_sending(&self.target, self.call_deadline));
+                }
+                Err(e) => return Err(convert_error(&self.target, e)),
+            }
+            match work(checkout.connection()) {
+                Ok(reply) => {
+                    checkout.give_back();
+                    return Ok(reply);
+                }
+                Err(e) if e.is_timeout() => return Err(call.timed_out(&self.target, checkout.wait())),
+                Err(e) if connection_dropped(&e) => {
+                    drop(checkout);
+                    self.pool.close_idle();
+                    if call.resendable() && !resent {
+                        resent = true;
+                        continue;
+                    }
+                    return Err(call.failed(&self.target, e));
+                }
+                // The server answered: the connection is ready for the next call.
+                Err(e) => {
+                    checkout.give_back();
+                    return Err(call.failed(&self.target, e));
+                }
+            }
+        }
     }
 }
 
-async fn send_once<T: FromRedisValue>(connection: &mut ConnectionManager, request: Request<'_>) -> RedisResult<T> {
+fn send_once<T: FromRedisValue>(connection: &mut Connection, request: Request<'_>) -> RedisResult<T> {
     match request {
-        Request::Command(cmd) => cmd.query_async(connection).await,
-        Request::Pipeline(pipeline) => pipeline.query_async(connection).await,
-        Request::Script(invocation) => invocation.invoke_async(connection).await,
-    }
-}
-
-impl RedisBackend {
-    /// A lane whose connection is made on first use.
-    fn open_lane(&self) -> Result<Lane> {
-        let runtime = new_runtime()?;
-        let connection = {
-            let _context = runtime.enter();
-            ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
-                .map_err(|e| convert_error(&self.target, e))?
-        };
-        Ok(Lane { connection, runtime })
+        Request::Command(cmd) => cmd.query(connection),
+        Request::Pipeline(pipeline) => pipeline.query(connection),
+        Request::Script(invocation) => invocation.invoke(connection),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The Redis side of the near cache: one connection per client, kept by a
 //! thread of its own, speaking RESP3 with `CLIENT TRACKING ON`.
 //!
-//! Near-cache reads are sent over this connection (never over the lanes), so
+//! Near-cache reads are sent over this connection (never over the pooled connections), so
 //! the server tracks exactly the keys they read and reports their changes as
 //! push messages on the same connection, in order with the replies. For a
 //! script, Redis 7.0 tracks the keys it declares in KEYS (once it runs a read

@@ -1,5 +1,7 @@
-//! The connection pool every Redis topology uses: a few "lanes", each one
-//! connection (of any kind) on its own current-thread tokio runtime.
+//! The connection pool of the Cluster backend: a few "lanes", each one
+//! connection (of any kind) on its own current-thread tokio runtime. (One
+//! server, standalone or a Sentinel's primary, uses blocking connections
+//! instead: `conn::pool`.)
 //!
 //! A runtime has no thread of its own: the calling thread inside `block_on`
 //! drives its lane's socket, so a lone caller does its own I/O with no hand-off
