@@ -44,6 +44,7 @@ a run failed.
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import selectors
@@ -149,13 +150,17 @@ class LagProbe:
     Each run also reads the loop thread's total run-queue wait (time spent
     runnable but waiting for a CPU, /proc/thread-self/schedstat), so that
     lag_figures can tell lateness the machine caused from lateness caused by
-    work on the loop. Recording windows also collect the loop thread's CPU time.
+    work on the loop. Recording windows also collect the loop thread's CPU
+    time and the time spent in Python's garbage collector.
     """
 
     def __init__(self, period):
         self.loop = asyncio.get_running_loop()
         self.period = period
         self.samples = None
+        self._collecting = 0.0
+        self._collected = 0.0
+        gc.callbacks.append(self._gc)
         try:
             self._schedstat = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
         except OSError:
@@ -168,6 +173,12 @@ class LagProbe:
             return 0.0
         return int(os.pread(self._schedstat, 64, 0).split()[1]) / 1e9
 
+    def _gc(self, phase, _info):
+        if phase == "start":
+            self._collecting = time.perf_counter()
+        else:
+            self._collected += time.perf_counter() - self._collecting
+
     def _tick(self, due):
         ran = self.loop.time()
         if self.samples is not None:
@@ -179,6 +190,7 @@ class LagProbe:
         """Samples over `seconds`, or until the future `until` is done."""
         self.samples = []
         cpu = time.thread_time()
+        collected = self._collected
         started = self.loop.time()
         if until is None:
             await asyncio.sleep(seconds)
@@ -186,10 +198,11 @@ class LagProbe:
             await until
         elapsed = self.loop.time() - started
         samples, self.samples = self.samples, None
-        return {"samples": samples, "cpu": time.thread_time() - cpu, "seconds": elapsed}
+        return {"samples": samples, "cpu": time.thread_time() - cpu, "gc": self._collected - collected, "seconds": elapsed}
 
     def stop(self):
         self._handle.cancel()
+        gc.callbacks.remove(self._gc)
         if self._schedstat is not None:
             os.close(self._schedstat)
 
@@ -221,6 +234,7 @@ def lag_figures(windows, prefix):
         f"{prefix}_own_p99_us": percentile(own, 0.99),
         f"{prefix}_own_max_us": own[-1] if own else float("nan"),
         f"{prefix}_cpu_pct": 100 * sum(window["cpu"] for window in windows) / seconds if seconds else float("nan"),
+        f"{prefix}_gc_pct": 100 * sum(window["gc"] for window in windows) / seconds if seconds else float("nan"),
         f"{prefix}_samples": len(late),
     }
 
@@ -359,11 +373,13 @@ def report(args, runs):
     print(f"Loop lag: a probe every {args.lag_period:g} ms (loop.call_at on a fixed grid) records how late it runs, "
           f"on a {args.selector} selector loop; {args.lag_windows} idle and {args.lag_windows} paused windows of "
           f"{args.lag_seconds:g} s alternate per run, the first {args.lag_warmup:g} s after each switch not recorded. "
-          "Paused: the server is SIGSTOPped and holds one GET from each coroutine. \"less CPU wait\": each sample "
-          "minus the time the loop's thread waited for a CPU since the previous sample. Loop CPU: the loop thread's "
-          "CPU time over the window. Completing: from SIGCONT until every held call has returned. µs.\n")
+          "Paused: the server is SIGSTOPped and holds one GET from each coroutine. \"less CPU wait\": each sample's "
+          "lateness minus the time the loop's thread waited for a CPU (run-queue wait) between the last probe run "
+          "before its due time and its own run. Loop CPU: the loop thread's CPU time over the window, and the share "
+          "of the window spent in the garbage collector. Completing: from SIGCONT until every held call has "
+          "returned. µs.\n")
     print("| client | idle p50 / p99 / max | paused p50 / p99 / max | paused − idle, p99 "
-          "| less CPU wait: p99 idle / p99 paused / max paused | loop CPU idle / paused | completing p99 / max | calls held |")
+          "| less CPU wait: p99 idle / p99 paused / max paused | loop CPU idle / paused (of it GC) | completing p99 / max | calls held |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for kind, figures in results.items():
         print(f"| {CLIENTS[kind][0]} "
@@ -371,7 +387,7 @@ def report(args, runs):
               f"| {figures['paused_p50_us']:,.0f} / {figures['paused_p99_us']:,.0f} / {figures['paused_max_us']:,.0f} "
               f"| {figures['paused_p99_us'] - figures['idle_p99_us']:+,.0f} "
               f"| {figures['idle_own_p99_us']:,.0f} / {figures['paused_own_p99_us']:,.0f} / {figures['paused_own_max_us']:,.0f} "
-              f"| {figures['idle_cpu_pct']:.1f}% / {figures['paused_cpu_pct']:.1f}% "
+              f"| {figures['idle_cpu_pct']:.1f}% / {figures['paused_cpu_pct']:.1f}% ({figures['idle_gc_pct']:.2f}% / {figures['paused_gc_pct']:.2f}%) "
               f"| {figures['resumed_p99_us']:,.0f} / {figures['resumed_max_us']:,.0f} "
               f"| {figures['held']:.0f} of {args.coroutines} |")
     print()
