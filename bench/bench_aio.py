@@ -4,7 +4,7 @@ valkey-glide's asyncio client, each in its own process, on one private
 redis-server started for the run.
 
     bench_aio.py [--seconds S] [--rounds R] [--coroutines N] [--value-size B] [--workers W]
-                 [--clients rcache,redis-py,glide] [--selector select|epoll]
+                 [--clients rcache,redis-py,glide] [--selector select|epoll] [--realtime]
                  [--lag-period MS] [--lag-seconds S] [--lag-windows W] [--lag-warmup S]
 
 For each client:
@@ -28,6 +28,10 @@ For each client:
     minus the run-queue wait since the last run before its due time, which
     leaves the lateness caused by work on the loop (and the timer's own
     slack). The loop thread's CPU time per window is reported too.
+
+    With --realtime (root or CAP_SYS_NICE) the loop's thread runs under
+    SCHED_FIFO during the lag windows: it then runs as soon as it wakes,
+    and the lateness left is the loop's own.
 
     The loop uses a select() selector by default, whose waits have
     microsecond resolution; with --selector epoll (asyncio's default on
@@ -242,6 +246,12 @@ def lag_figures(windows, prefix):
 async def loop_lag(get, server_pid, coroutines, value, args):
     """Idle windows and paused-server windows, alternated, on one probe;
     then the windows in which the held calls complete after SIGCONT."""
+    if args.realtime:
+        # The loop's thread only, for the lag windows: SCHED_FIFO at the
+        # lowest priority runs it as soon as it wakes, ahead of every
+        # ordinary thread on the machine (the kernel keeps 5% of each CPU
+        # for them), so its lateness no longer includes waiting for a CPU.
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
     probe = LagProbe(args.lag_period / 1000)
     idle, paused, resumed = [], [], []
     still_held, errors = [], 0
@@ -262,6 +272,8 @@ async def loop_lag(get, server_pid, coroutines, value, args):
             errors += sum(result != value for result in every.result())
     finally:
         probe.stop()
+        if args.realtime:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     figures = {**lag_figures(idle, "idle"), **lag_figures(paused, "paused"), **lag_figures(resumed, "resumed")}
     figures["held"] = min(still_held)
     figures["held_errors"] = errors
@@ -332,7 +344,7 @@ def drive(args):
                        "--coroutines", str(args.coroutines), "--value-size", str(args.value_size)]
             command += ["--lag-period", str(args.lag_period), "--lag-seconds", str(args.lag_seconds),
                         "--lag-windows", str(args.lag_windows), "--lag-warmup", str(args.lag_warmup),
-                        "--selector", args.selector]
+                        "--selector", args.selector] + (["--realtime"] if args.realtime else [])
             if args.workers:
                 command += ["--workers", str(args.workers)]
             done = subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -371,7 +383,7 @@ def report(args, runs):
                   f"| {figures['p50_us']:,.0f} | {figures['p99_us']:,.0f} |")
         print()
     print(f"Loop lag: a probe every {args.lag_period:g} ms (loop.call_at on a fixed grid) records how late it runs, "
-          f"on a {args.selector} selector loop; {args.lag_windows} idle and {args.lag_windows} paused windows of "
+          f"on a {args.selector} selector loop{' whose thread runs under SCHED_FIFO' if args.realtime else ''}; {args.lag_windows} idle and {args.lag_windows} paused windows of "
           f"{args.lag_seconds:g} s alternate per run, the first {args.lag_warmup:g} s after each switch not recorded. "
           "Paused: the server is SIGSTOPped and holds one GET from each coroutine. \"less CPU wait\": each sample's "
           "lateness minus the time the loop's thread waited for a CPU (run-queue wait) between the last probe run "
@@ -415,6 +427,9 @@ def main():
     parser.add_argument("--lag-seconds", type=float, default=2.0, help="length of each recorded window")
     parser.add_argument("--lag-windows", type=int, default=3, help="idle/paused window pairs per run")
     parser.add_argument("--lag-warmup", type=float, default=0.2, help="seconds not recorded after each switch")
+    parser.add_argument("--realtime", action="store_true",
+                        help="run the loop's thread under SCHED_FIFO during the lag windows (needs root or "
+                             "CAP_SYS_NICE): a control that takes CPU contention out of the lag")
     parser.add_argument("--selector", choices=("select", "epoll"), default="select",
                         help="the loop's selector: select waits with µs resolution, epoll (asyncio's default on "
                              "Linux) rounds every wait up to a whole ms")
