@@ -852,8 +852,11 @@ enum rcache_status rcache_queue_new(const struct rcache_client *client,
                                     struct rcache_queue **queue_out);
 
 // The descriptor to watch for readability: readable while finished calls
-// wait for `rcache_queue_poll`. Owned by the queue: never read, write or
-// close it. -1 for NULL, and for a queue inherited through fork().
+// wait for `rcache_queue_poll`. A caller that polls again without waiting
+// for readability (as an edge-triggered loop does) may see it readable
+// once more with nothing to collect: that poll gives 0 and clears it.
+// Owned by the queue: never read, write or close it. -1 for NULL, and for
+// a queue inherited through fork().
 int rcache_queue_fd(const struct rcache_queue *queue);
 
 // Moves up to `capacity` finished calls, oldest first, into

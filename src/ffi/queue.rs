@@ -6,9 +6,11 @@
 //! The pool is fixed so that a thousand pending calls cost a thousand queued
 //! jobs, not a thousand threads: a worker runs one call at a time, and calls
 //! beyond the pool wait their turn in submission order. The descriptor is an
-//! eventfd on Linux and a pipe elsewhere; it is readable exactly while
-//! finished calls wait to be collected, so level- and edge-triggered
-//! watchers both work.
+//! eventfd on Linux and a pipe elsewhere; it is readable while finished
+//! calls wait to be collected, so level- and edge-triggered watchers both
+//! work. The lock between workers and the caller of `rcache_queue_poll`
+//! guards a queue push or drain only: no worker makes a system call while
+//! holding it.
 #![allow(clippy::missing_safety_doc)]
 
 use std::collections::VecDeque;
@@ -226,13 +228,24 @@ impl Finished {
 }
 
 impl Shared {
+    /// Queues a finished call and raises the signal if the queue was empty.
+    /// The signal is raised after the lock is released: raising wakes the
+    /// event loop, whose `rcache_queue_poll` takes the same lock, and a
+    /// worker preempted while holding it would make the loop wait.
     fn finish(&self, finished: Finished) {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
-        let mut queue = self.finished.lock();
-        queue.push_back(finished);
-        if queue.len() == 1 {
+        let was_empty = {
+            let mut queue = self.finished.lock();
+            queue.push_back(finished);
+            queue.len() == 1
+        };
+        // A raise that lands after `take` emptied the queue and cleared the
+        // signal only makes the descriptor readable with nothing to collect:
+        // the next poll gives 0 and clears it. A clear never follows a push
+        // without the push's own raise after it, so no finished call is missed.
+        if was_empty {
             self.signal.raise();
         }
     }
@@ -399,8 +412,11 @@ pub unsafe extern "C" fn rcache_queue_new(
 }
 
 /// The descriptor to watch for readability: readable while finished calls
-/// wait for `rcache_queue_poll`. Owned by the queue: never read, write or
-/// close it. -1 for NULL, and for a queue inherited through fork().
+/// wait for `rcache_queue_poll`. A caller that polls again without waiting
+/// for readability (as an edge-triggered loop does) may see it readable
+/// once more with nothing to collect: that poll gives 0 and clears it.
+/// Owned by the queue: never read, write or close it. -1 for NULL, and for
+/// a queue inherited through fork().
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rcache_queue_fd(queue: *const rcache_queue) -> c_int {
     // SAFETY: a non-NULL queue comes from rcache_queue_new and is not freed.

@@ -4,6 +4,7 @@ import asyncio
 import os
 import select
 import signal
+import time
 
 import pytest
 
@@ -136,7 +137,7 @@ def test_closing_fails_pending_calls_and_later_ones(private_redis):
 def test_a_paused_server_does_not_block_the_loop(private_redis):
     """Every call is held by a SIGSTOPped server while another coroutine keeps
     running; once the server resumes, the held calls complete correctly."""
-    client = rcache.aio.Client(private_redis.url, response_timeout=30, connect_timeout=30)
+    client = rcache.aio.Client(private_redis.url, response_timeout=600, connect_timeout=600)
 
     async def main():
         for index in range(50):
@@ -144,9 +145,9 @@ def test_a_paused_server_does_not_block_the_loop(private_redis):
         os.kill(private_redis.process.pid, signal.SIGSTOP)
         threads_before = len(os.listdir("/proc/self/task"))
         try:
-            held = [asyncio.ensure_future(client.get(f"k:{index % 50}")) for index in range(500)]
+            held = [asyncio.ensure_future(client.get(f"k:{index % 50}")) for index in range(1000)]
             await asyncio.sleep(0)
-            # 500 calls held, and no thread was made for them: the pool was made with the client.
+            # 1,000 calls held, and no thread was made for them: the pool was made with the client.
             assert len(os.listdir("/proc/self/task")) - threads_before < 10
             ticks = 0
             while ticks < 100:
@@ -156,12 +157,73 @@ def test_a_paused_server_does_not_block_the_loop(private_redis):
         finally:
             os.kill(private_redis.process.pid, signal.SIGCONT)
         values = await asyncio.gather(*held)
-        assert values == [str(index % 50).encode() for index in range(500)]
+        assert values == [str(index % 50).encode() for index in range(1000)]
         # Everything collected: the descriptor is quiet until the next call finishes.
         assert select.select([client._fd], [], [], 0)[0] == []
 
     asyncio.run(main())
     client._close()
+
+
+def test_finished_calls_are_collected_a_batch_per_turn_of_the_loop():
+    """However many calls finish at once, the loop runs other callbacks
+    between batches of them: collecting does not hold the loop in one go."""
+    client = rcache.aio.Client("memory://", workers=1)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        calls = [asyncio.ensure_future(client.get(f"k:{index}")) for index in range(1000)]
+        last = asyncio.ensure_future(client.set("last", b"1"))
+        await asyncio.sleep(0)  # every call submitted
+        # One worker runs the calls in submission order: once "last" is
+        # stored, all 1,000 gets have finished and wait to be collected.
+        # The loop is held here on purpose so that none is collected yet.
+        while client.sync.get("last") is None:
+            time.sleep(0.001)
+        seen = []
+
+        def observe():
+            seen.append(sum(call.done() for call in calls))
+            if seen[-1] < len(calls):
+                loop.call_soon(observe)
+
+        loop.call_soon(observe)
+        assert await asyncio.gather(*calls) == [None] * 1000
+        await last
+        assert any(0 < done < len(calls) for done in seen), seen
+
+    asyncio.run(main())
+    client._close()
+
+
+def test_closing_does_not_block_the_loop_while_an_executor_call_is_held(private_redis):
+    """close() waits for executor calls still running without holding the
+    loop: other coroutines keep running until the server answers."""
+    client = rcache.aio.Client(private_redis.url, response_timeout=20, breaker_threshold=1000)
+
+    async def main():
+        await client.set("k", b"v")
+        os.kill(private_redis.process.pid, signal.SIGSTOP)
+        try:
+            held = asyncio.ensure_future(client.incr("n"))
+            while not client.sync._inflight:  # the executor's thread is inside the library
+                await asyncio.sleep(0.001)
+            closing = asyncio.ensure_future(client.close())
+            ticks = 0
+            while ticks < 100:
+                await asyncio.sleep(0.001)
+                ticks += 1
+            assert not closing.done(), "close() returned while an executor call was held"
+            assert not held.done()
+        finally:
+            os.kill(private_redis.process.pid, signal.SIGCONT)
+        await closing
+        assert await held == 1
+        assert client.closed and client.sync.closed
+        with pytest.raises(rcache.ClosedError):
+            await client.get("k")
+
+    asyncio.run(main())
 
 
 def test_a_paused_server_times_calls_out_as_timeout_errors(private_redis):

@@ -35,8 +35,9 @@ __all__ = ["Client", "SessionStore"]
 _OK = _lib.STATUS_OK
 _MISS = _lib.STATUS_MISS
 _Completion = _lib.rcache_completion
-# Completions moved out of the library per rcache_queue_poll call.
-_BATCH = 256
+# Completions collected per turn of the loop: the descriptor stays readable
+# while more wait, so the loop runs other callbacks between batches.
+_BATCH = 64
 
 _poll = _c.rcache_queue_poll
 _completion_free = _c.rcache_completion_free
@@ -164,11 +165,20 @@ class Client:
     async def close(self) -> None:
         """Stops watching the descriptor, frees the queue (calls running
         finish in the background and their results are dropped), fails the
-        calls still pending with ClosedError and closes the synchronous
-        client, which waits for its executor calls. Idempotent."""
-        self._close()
+        calls still pending with ClosedError, then closes the synchronous
+        client in the loop's default executor: that waits for the executor
+        calls still running, and the loop keeps running meanwhile. Idempotent."""
+        self._close_queue()
+        if not self.sync.closed:
+            await asyncio.get_running_loop().run_in_executor(None, self.sync.close)
 
     def _close(self) -> None:
+        """close() without a loop (for __del__): the synchronous client's
+        close waits here for its executor calls."""
+        self._close_queue()
+        self.sync.close()
+
+    def _close_queue(self) -> None:
         queue = self._queue
         if queue is not None:
             self._queue = None
@@ -180,7 +190,6 @@ class Client:
             for future, _ in pending.values():
                 if not future.done() and not future.get_loop().is_closed():
                     future.set_exception(ClosedError("this Client was closed while the call was pending"))
-        self.sync.close()
 
     def _watch(self) -> asyncio.AbstractEventLoop:
         """The running loop, watching the queue's descriptor."""
@@ -210,41 +219,44 @@ class Client:
         return future
 
     def _drain(self) -> None:
-        """The loop's reader callback: resolves the futures of finished calls."""
+        """The loop's reader callback: resolves the futures of up to _BATCH
+        finished calls. The descriptor stays readable while more are
+        finished, so the loop calls it again on its next turn, after the
+        other ready callbacks: the work per turn does not grow with the
+        number of calls finishing at once."""
+        queue = self._queue
+        if queue is None:
+            return
         batch, count = self._batch, self._count
-        while self._queue is not None:
-            status = _poll(self._queue, batch, _BATCH, byref(count))
-            if status != _OK:
-                error = from_status(status)
-                pending, self._pending = self._pending, {}
-                for future, _ in pending.values():
-                    if not future.done():
+        status = _poll(queue, batch, _BATCH, byref(count))
+        if status != _OK:
+            error = from_status(status)
+            pending, self._pending = self._pending, {}
+            for future, _ in pending.values():
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for index in range(count.value):
+            completion = batch[index]
+            try:
+                entry = self._pending.pop(completion.token, None)
+                if entry is None or entry[0].done():
+                    continue
+                future, convert = entry
+                status = completion.status
+                if status == _OK or status == _MISS:
+                    try:
+                        result = convert(completion)
+                    except Exception as error:  # e.g. a session field name that is not UTF-8
                         future.set_exception(error)
-                return
-            finished = count.value
-            for index in range(finished):
-                completion = batch[index]
-                try:
-                    entry = self._pending.pop(completion.token, None)
-                    if entry is None or entry[0].done():
-                        continue
-                    future, convert = entry
-                    status = completion.status
-                    if status == _OK or status == _MISS:
-                        try:
-                            result = convert(completion)
-                        except Exception as error:  # e.g. a session field name that is not UTF-8
-                            future.set_exception(error)
-                        else:
-                            future.set_result(result)
                     else:
-                        message = completion.message
-                        future.set_exception(with_message(status, message.decode("utf-8", "replace") if message else ""))
-                finally:
-                    if completion.value.data or completion.record or completion.message:
-                        _completion_free(byref(completion))
-            if finished < _BATCH:
-                return
+                        future.set_result(result)
+                else:
+                    message = completion.message
+                    future.set_exception(with_message(status, message.decode("utf-8", "replace") if message else ""))
+            finally:
+                if completion.value.data or completion.record or completion.message:
+                    _completion_free(byref(completion))
 
     async def _in_executor(self, function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         loop = asyncio.get_running_loop()
