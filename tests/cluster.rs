@@ -205,3 +205,34 @@ fn a_killed_primary_is_replaced_by_its_replica_and_operations_resume() {
     let computed = cache.get_or_compute(b"computed", &ComputeOptions::default(), || Ok::<_, ()>(b"v".to_vec())).unwrap();
     assert_eq!(computed, b"v");
 }
+
+#[test]
+fn a_large_set_cut_off_by_the_deadline_is_not_stored_and_holds_up_no_later_call() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    // No replicas: a node paused for a moment is not failed over.
+    let cluster = RedisCluster::start_with_replicas(0);
+    let options = Options {
+        key_prefix: b"cut:".to_vec(),
+        connect_timeout: Duration::from_millis(300),
+        response_timeout: Duration::from_millis(300),
+        max_value_bytes: 64 * 1024 * 1024,
+        ..Options::default()
+    };
+    let cache = Cache::connect(Some(&cluster.url()), options).unwrap();
+    // Both keys on the node that is paused.
+    cache.set(b"{big}small", b"v", MINUTE).unwrap();
+    let owner = cluster.owner(slot_of(&cluster, "cut:{big}large"), 0);
+    // Far more than the socket buffers hold: a paused node leaves most of it unsent.
+    let large = vec![b'x'; 48 * 1024 * 1024];
+    cluster.nodes[owner].pause();
+    let error = cache.set(b"{big}large", &large, MINUTE).unwrap_err();
+    cluster.nodes[owner].resume();
+    assert_eq!(error.kind, rcache::ErrorKind::Timeout, "{error}");
+    assert!(error.message.contains("may have been applied"), "the message says the write may have happened: {error}");
+    // Its connections were closed: the node discarded the partial request,
+    // and the next call does not wait behind the rest of it.
+    assert_eq!(cache.get(b"{big}small").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(cache.get(b"{big}large").unwrap().map(|value| value.len()), None);
+    let stored: u64 = query(cluster.nodes[owner].port, redis::cmd("EXISTS").arg("cut:{big}large")).unwrap();
+    assert_eq!(stored, 0, "the value cut off mid-send was not stored");
+}

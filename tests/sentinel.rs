@@ -369,3 +369,30 @@ fn a_call_whose_reply_is_lost_is_not_sent_again() {
     assert_eq!(count, "2", "the lost increment ran once, not twice");
     assert_eq!(cache.increment(b"count", 1, MINUTE).unwrap(), 3);
 }
+
+#[test]
+fn a_large_set_cut_off_by_the_deadline_is_not_stored_and_holds_up_no_later_call() {
+    let primary = RedisServer::start();
+    let sentinel = FakeSentinel::start(primary.port, Some(1));
+    let options = Options {
+        connect_timeout: Duration::from_millis(300),
+        response_timeout: Duration::from_millis(300),
+        max_value_bytes: 64 * 1024 * 1024,
+        ..Options::default()
+    };
+    let cache = Cache::connect(Some(&sentinel_url(&[sentinel.port])), options).unwrap();
+    cache.set(b"small", b"v", MINUTE).unwrap();
+    // Far more than the socket buffers hold: a paused primary leaves most of it unsent.
+    let large = vec![b'x'; 48 * 1024 * 1024];
+    primary.pause();
+    let error = cache.set(b"large", &large, MINUTE).unwrap_err();
+    primary.resume();
+    assert_eq!(error.kind, ErrorKind::Timeout, "{error}");
+    assert!(error.message.contains("may have been applied"), "the message says the write may have happened: {error}");
+    // Its connection was closed: the primary discarded the partial request,
+    // and the next call does not wait behind the rest of it.
+    assert_eq!(cache.get(b"small").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(cache.get(b"large").unwrap().map(|value| value.len()), None);
+    let stored: u64 = query(primary.port, redis::cmd("EXISTS").arg("large")).unwrap();
+    assert_eq!(stored, 0, "the value cut off mid-send was not stored");
+}
