@@ -3,8 +3,8 @@
 //!
 //! Connections are lanes (`conn::lanes`) as in the standalone backend: each
 //! lane is a pair of cluster connections (a socket per node each). A lane
-//! whose call ran out of time is dropped with all its sockets, and the next
-//! call discovers the Cluster again on a new one.
+//! whose call ran out of time while sending a large value is dropped with all
+//! its sockets, and the next call discovers the Cluster again on a new one.
 //!
 //! What changes from one server, because a Cluster runs a script or a
 //! transaction only on keys of one hash slot:
@@ -207,6 +207,10 @@ struct Link<'s> {
 
 /// Longest wait between two attempts after a reply saying the request did not run.
 const MAX_RETRY_WAIT: Duration = Duration::from_millis(250);
+
+/// Values this large may be left half-sent by a call that runs out of time
+/// (more than socket buffers take at once): see `ClusterBackend::run_sending`.
+const LARGE_REQUEST: usize = 64 * 1024;
 
 impl Link<'_> {
     /// Sends `cmd` as the retry table allows for this call.
@@ -511,15 +515,18 @@ impl ClusterBackend {
         F: FnOnce(Link<'s>) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        self.run_since(call, Instant::now(), work)
+        self.run_sending(call, Instant::now(), 0, work)
     }
 
-    /// `run`, with the call deadline counted from `started` (before the
-    /// request was encoded, for calls that carry a value). A lane whose call
-    /// ran out of time is dropped with its connections to every node: closing
-    /// them makes a node discard a request it received only in part, and no
-    /// later call waits behind the rest of it.
-    fn run_since<'s, T, F, Fut>(&'s self, call: Call, started: Instant, work: F) -> Result<T>
+    /// `run` for a call that sends `value_bytes` of values, with the call
+    /// deadline counted from `started` (before they were encoded). When such
+    /// a call of at least `LARGE_REQUEST` bytes runs out of time, its lane is
+    /// dropped with its connections to every node: closing them makes a node
+    /// discard a request it received only in part, and no later call waits
+    /// behind the rest of it. Other calls that run out of time keep their
+    /// lane: a new one connects to every node, which waits out a node that
+    /// stalls, and a smaller request leaves little or nothing unsent.
+    fn run_sending<'s, T, F, Fut>(&'s self, call: Call, started: Instant, value_bytes: usize, work: F) -> Result<T>
     where
         F: FnOnce(Link<'s>) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
@@ -544,7 +551,8 @@ impl ClusterBackend {
                     tag_space: &self.tag_space,
                 };
                 let reply = lane.runtime.block_on(async { tokio::time::timeout_at(deadline.into(), work(link)).await });
-                cut_off.set(reply.as_ref().map_or(true, |result| result.as_ref().is_err_and(RedisError::is_timeout)));
+                let timed_out = reply.as_ref().map_or(true, |result| result.as_ref().is_err_and(RedisError::is_timeout));
+                cut_off.set(timed_out && value_bytes >= LARGE_REQUEST);
                 reply
                     .map_err(|_| match call.resendable() || in_flight.load(Ordering::Relaxed) {
                         true => call.timed_out(&self.target, self.call_deadline),
@@ -620,11 +628,11 @@ impl Backend for ClusterBackend {
                 cmd.arg(key).arg(&*stored_form(value));
                 with_expiry(&mut cmd, expiry);
                 let cmd = &cmd;
-                self.run_since(Call::Set, started, |link| async move { link.query(cmd).await })
+                self.run_sending(Call::Set, started, value.len(), |link| async move { link.query(cmd).await })
             }
             WriteExpiry::Keep => {
                 let args = &Args::default().with("set").with(&*stored_form(value)).with(-1);
-                self.run_since(Call::Set, started, |link| async move {
+                self.run_sending(Call::Set, started, value.len(), |link| async move {
                     link.eval_checked::<i64>(&link.scripts.write, &[key], args).await.map(drop)
                 })
             }
@@ -634,7 +642,7 @@ impl Backend for ClusterBackend {
     fn compare_and_set(&self, key: &[u8], expected: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<bool> {
         let started = Instant::now();
         let args = &Args::default().with("cas").with(&*stored_form(value)).with(write_ttl_arg(expiry)).with(expected);
-        self.run_since(Call::CompareAndSet, started, |link| async move {
+        self.run_sending(Call::CompareAndSet, started, value.len(), |link| async move {
             let (stored, _) = link.eval_checked::<i64>(&link.scripts.write, &[key], args).await?;
             Ok(stored > 0)
         })
@@ -657,7 +665,8 @@ impl Backend for ClusterBackend {
             })
             .collect();
         let slots = &slots;
-        self.run_since(Call::SetMany, started, |link| async move {
+        let value_bytes = entries.iter().map(|(_, value)| value.len()).sum();
+        self.run_sending(Call::SetMany, started, value_bytes, |link| async move {
             let link = &link;
             let writes = slots.iter().map(|(group, args)| link.eval::<i64>(&link.scripts.set_many, group, &args.0));
             try_join_all(writes).await.map(drop)
@@ -665,7 +674,7 @@ impl Backend for ClusterBackend {
     }
 
     fn set_tagged(&self, key: &[u8], value: &[u8], expiry: Expiry, tags: &[Vec<u8>]) -> Result<()> {
-        self.run(Call::SetTagged, |link| async move {
+        self.run_sending(Call::SetTagged, Instant::now(), value.len(), |link| async move {
             let tokens = link.ensure_tags(tags, ttl_arg(expiry)).await?;
             let records: Vec<(&[u8], &[u8])> = tags.iter().map(Vec::as_slice).zip(tokens.iter().map(Vec::as_slice)).collect();
             let mut cmd = redis::cmd("SET");
@@ -765,7 +774,8 @@ impl Backend for ClusterBackend {
     fn hash_set(&self, key: &[u8], fields: &[(&[u8], &[u8])], expiry: WriteExpiry, condition: WriteCondition) -> Result<bool> {
         let call = Call::hash_set(condition);
         let condition = condition.script_arg();
-        self.run(call, |link| async move {
+        let value_bytes = fields.iter().map(|(_, value)| value.len()).sum();
+        self.run_sending(call, Instant::now(), value_bytes, |link| async move {
             let mut args = Args::default().with("set").with(condition).with(write_ttl_arg(expiry));
             for (name, value) in fields {
                 args = args.with(*name).with(*value);
