@@ -99,7 +99,7 @@ check-header:
 	@echo "include/rcache.h matches the sources"
 
 ## bench: every client on one private server in one run (report and chart copied to docs/), then the tags,
-## compute and session benchmarks, then Cluster and Sentinel throughput and failover times on private servers.
+## compute, fail-safe and session benchmarks, then Cluster and Sentinel throughput and failover times on private servers.
 bench: prereqs build
 	bash bench/run.sh
 	@mkdir -p docs

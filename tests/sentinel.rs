@@ -500,3 +500,30 @@ fn a_switch_the_sentinels_announce_ends_the_old_primarys_near_copies() {
     assert!(wait_until(Duration::from_secs(5), || reader.get(b"k").unwrap().as_deref() == Some(&b"newer"[..])));
     assert!(wait_until(Duration::from_secs(5), || !tracks_near(old.port)), "the old primary's tracking connection was closed");
 }
+
+#[test]
+fn a_large_set_cut_off_by_the_deadline_is_not_stored_and_holds_up_no_later_call() {
+    let primary = RedisServer::start();
+    let sentinel = FakeSentinel::start(primary.port, Some(1));
+    let options = Options {
+        connect_timeout: Duration::from_millis(300),
+        response_timeout: Duration::from_millis(300),
+        max_value_bytes: 64 * 1024 * 1024,
+        ..Options::default()
+    };
+    let cache = Cache::connect(Some(&sentinel_url(&[sentinel.port])), options).unwrap();
+    cache.set(b"small", b"v", MINUTE).unwrap();
+    // Far more than the socket buffers hold: a paused primary leaves most of it unsent.
+    let large = vec![b'x'; 48 * 1024 * 1024];
+    primary.pause();
+    let error = cache.set(b"large", &large, MINUTE).unwrap_err();
+    primary.resume();
+    assert_eq!(error.kind, ErrorKind::Timeout, "{error}");
+    assert!(error.message.contains("may have been applied"), "the message says the write may have happened: {error}");
+    // Its connection was closed: the primary discarded the partial request,
+    // and the next call does not wait behind the rest of it.
+    assert_eq!(cache.get(b"small").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(cache.get(b"large").unwrap().map(|value| value.len()), None);
+    let stored: u64 = query(primary.port, redis::cmd("EXISTS").arg("large")).unwrap();
+    assert_eq!(stored, 0, "the value cut off mid-send was not stored");
+}

@@ -2,7 +2,9 @@
 //! (slot routing, MOVED/ASK redirects, topology refresh, reconnects).
 //!
 //! Connections are lanes (`conn::lanes`) as in the standalone backend: each
-//! lane is a pair of cluster connections (a socket per node each).
+//! lane is a pair of cluster connections (a socket per node each). A lane
+//! whose call ran out of time while sending a large value is dropped with all
+//! its sockets, and the next call discovers the Cluster again on a new one.
 //!
 //! What changes from one server, because a Cluster runs a script or a
 //! transaction only on keys of one hash slot:
@@ -32,11 +34,12 @@
 //! lost reply ends the call with an unknown outcome. The reads such a call
 //! makes (tag tokens) go through the first connection.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
@@ -207,6 +210,10 @@ struct Link<'s> {
 
 /// Longest wait between two attempts after a reply saying the request did not run.
 const MAX_RETRY_WAIT: Duration = Duration::from_millis(250);
+
+/// Values this large may be left half-sent by a call that runs out of time
+/// (more than socket buffers take at once): see `ClusterBackend::run_sending`.
+const LARGE_REQUEST: usize = 64 * 1024;
 
 impl Link<'_> {
     /// Sends `cmd` as the retry table allows for this call.
@@ -510,29 +517,57 @@ impl ClusterBackend {
         F: FnOnce(Link<'s>) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
+        self.run_sending(call, Instant::now(), 0, work)
+    }
+
+    /// `run` for a call that sends `value_bytes` of values, with the call
+    /// deadline counted from `started` (before they were encoded). When such
+    /// a call of at least `LARGE_REQUEST` bytes runs out of time, its lane is
+    /// dropped with its connections to every node: closing them makes a node
+    /// discard a request it received only in part, and no later call waits
+    /// behind the rest of it. Other calls that run out of time keep their
+    /// lane: a new one connects to every node, which waits out a node that
+    /// stalls, and a smaller request leaves little or nothing unsent.
+    fn run_sending<'s, T, F, Fut>(&'s self, call: Call, started: Instant, value_bytes: usize, work: F) -> Result<T>
+    where
+        F: FnOnce(Link<'s>) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
         self.breaker.admit(&self.target)?;
         let in_flight = Arc::new(AtomicBool::new(false));
+        let cut_off = Cell::new(false);
         let open = || self.clients.connect(self.connect_timeout, &self.target);
-        let result = self.lanes.with_lane(open, |lane| {
-            let link = Link {
-                resend: lane.connection.resend.clone(),
-                once: lane.connection.once.clone(),
-                call,
-                in_flight: in_flight.clone(),
-                scripts: &self.scripts,
-                tag_space: &self.tag_space,
-            };
-            lane.runtime
-                .block_on(async { tokio::time::timeout(self.call_deadline, work(link)).await })
-                .map_err(|_| match in_flight.load(Ordering::Relaxed) {
-                    true => call.timed_out(&self.target, self.call_deadline),
-                    false => Error::new(
-                        ErrorKind::Timeout,
-                        format!("{}: no reply within {} ms", self.target, self.call_deadline.as_millis()),
-                    ),
-                })?
-                .map_err(|e| call.failed(&self.target, e))
-        });
+        let result = self.lanes.with_lane_dropped_if(
+            open,
+            |lane| {
+                let deadline = started + self.call_deadline;
+                if Instant::now() >= deadline {
+                    return Err(call.expired_before_sending(&self.target, self.call_deadline));
+                }
+                let link = Link {
+                    resend: lane.connection.resend.clone(),
+                    once: lane.connection.once.clone(),
+                    call,
+                    in_flight: in_flight.clone(),
+                    scripts: &self.scripts,
+                    tag_space: &self.tag_space,
+                };
+                let reply = lane.runtime.block_on(async { tokio::time::timeout_at(deadline.into(), work(link)).await });
+                let timed_out = reply.as_ref().map_or(true, |result| result.as_ref().is_err_and(RedisError::is_timeout));
+                cut_off.set(timed_out && value_bytes >= LARGE_REQUEST);
+                reply
+                    .map_err(|_| match call.resendable() || in_flight.load(Ordering::Relaxed) {
+                        true => call.timed_out(&self.target, self.call_deadline),
+                        // A call never sent again whose own request had not left: nothing it was to change ran.
+                        false => Error::new(
+                            ErrorKind::Timeout,
+                            format!("{}: no reply within {} ms", self.target, self.call_deadline.as_millis()),
+                        ),
+                    })?
+                    .map_err(|e| call.failed(&self.target, e))
+            },
+            |_| cut_off.get(),
+        );
         self.breaker.record(&result);
         result
     }
@@ -601,26 +636,29 @@ impl Backend for ClusterBackend {
     }
 
     fn set(&self, key: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<()> {
-        self.run(Call::Set, |link| async move {
-            match expiry {
-                WriteExpiry::Set(expiry) => {
-                    let mut cmd = redis::cmd("SET");
-                    cmd.arg(key).arg(&*stored_form(value));
-                    with_expiry(&mut cmd, expiry);
-                    link.query(&cmd).await
-                }
-                WriteExpiry::Keep => {
-                    let args = Args::default().with("set").with(&*stored_form(value)).with(-1);
-                    link.eval_checked::<i64>(&link.scripts.write, &[key], &args).await.map(drop)
-                }
+        let started = Instant::now();
+        match expiry {
+            WriteExpiry::Set(expiry) => {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(key).arg(&*stored_form(value));
+                with_expiry(&mut cmd, expiry);
+                let cmd = &cmd;
+                self.run_sending(Call::Set, started, value.len(), |link| async move { link.query(cmd).await })
             }
-        })
+            WriteExpiry::Keep => {
+                let args = &Args::default().with("set").with(&*stored_form(value)).with(-1);
+                self.run_sending(Call::Set, started, value.len(), |link| async move {
+                    link.eval_checked::<i64>(&link.scripts.write, &[key], args).await.map(drop)
+                })
+            }
+        }
     }
 
     fn compare_and_set(&self, key: &[u8], expected: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<bool> {
-        self.run(Call::CompareAndSet, |link| async move {
-            let args = Args::default().with("cas").with(&*stored_form(value)).with(write_ttl_arg(expiry)).with(expected);
-            let (stored, _) = link.eval_checked::<i64>(&link.scripts.write, &[key], &args).await?;
+        let started = Instant::now();
+        let args = &Args::default().with("cas").with(&*stored_form(value)).with(write_ttl_arg(expiry)).with(expected);
+        self.run_sending(Call::CompareAndSet, started, value.len(), |link| async move {
+            let (stored, _) = link.eval_checked::<i64>(&link.scripts.write, &[key], args).await?;
             Ok(stored > 0)
         })
     }
@@ -631,24 +669,27 @@ impl Backend for ClusterBackend {
         if entries.is_empty() {
             return Ok(());
         }
+        let started = Instant::now();
         let values: HashMap<&[u8], &[u8]> = entries.iter().map(|(key, value)| (key.as_slice(), *value)).collect();
-        let keys: Vec<Vec<u8>> = entries.iter().map(|(key, _)| key.clone()).collect();
-        self.run(Call::SetMany, |link| async move {
-            let (link, values) = (&link, &values);
-            link.per_slot(&keys, move |group| async move {
-                let mut args = Args::default().with(ttl_arg(expiry));
-                for key in &group {
-                    args = args.with(&*stored_form(values[key]));
-                }
-                link.eval::<i64>(&link.scripts.set_many, &group, &args.0).await
+        let slots: Vec<(Vec<&[u8]>, Args)> = by_slot(entries.iter().map(|(key, _)| key.as_slice()))
+            .into_iter()
+            .map(|group| {
+                let args =
+                    group.iter().fold(Args::default().with(ttl_arg(expiry)), |args, key| args.with(&*stored_form(values[key])));
+                (group, args)
             })
-            .await
-            .map(drop)
+            .collect();
+        let slots = &slots;
+        let value_bytes = entries.iter().map(|(_, value)| value.len()).sum();
+        self.run_sending(Call::SetMany, started, value_bytes, |link| async move {
+            let link = &link;
+            let writes = slots.iter().map(|(group, args)| link.eval::<i64>(&link.scripts.set_many, group, &args.0));
+            try_join_all(writes).await.map(drop)
         })
     }
 
     fn set_tagged(&self, key: &[u8], value: &[u8], expiry: Expiry, tags: &[Vec<u8>]) -> Result<()> {
-        self.run(Call::SetTagged, |link| async move {
+        self.run_sending(Call::SetTagged, Instant::now(), value.len(), |link| async move {
             let tokens = link.ensure_tags(tags, ttl_arg(expiry)).await?;
             let records: Vec<(&[u8], &[u8])> = tags.iter().map(Vec::as_slice).zip(tokens.iter().map(Vec::as_slice)).collect();
             let mut cmd = redis::cmd("SET");
@@ -748,7 +789,8 @@ impl Backend for ClusterBackend {
     fn hash_set(&self, key: &[u8], fields: &[(&[u8], &[u8])], expiry: WriteExpiry, condition: WriteCondition) -> Result<bool> {
         let call = Call::hash_set(condition);
         let condition = condition.script_arg();
-        self.run(call, |link| async move {
+        let value_bytes = fields.iter().map(|(_, value)| value.len()).sum();
+        self.run_sending(call, Instant::now(), value_bytes, |link| async move {
             let mut args = Args::default().with("set").with(condition).with(write_ttl_arg(expiry));
             for (name, value) in fields {
                 args = args.with(*name).with(*value);

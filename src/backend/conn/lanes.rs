@@ -72,12 +72,8 @@ impl<L> Lanes<L> {
         Lanes { lanes, idle: Mutex::new(vec![0]), opened: AtomicUsize::new(1), next_shared: AtomicUsize::new(0) }
     }
 
-    /// Runs `work` on an idle lane, opening one with `open` if allowed, else on a shared one.
-    pub(crate) fn with_lane<T>(&self, open: impl FnOnce() -> Result<L>, work: impl FnOnce(&L) -> Result<T>) -> Result<T> {
-        self.with_lane_dropped_if(open, work, |_| false)
-    }
-
-    /// `with_lane`, then drops the lane when `spoiled` says so of the result
+    /// Runs `work` on an idle lane, opening one with `open` if allowed, else
+    /// on a shared one; then drops the lane when `spoiled` says so of the result
     /// (its connection may be in the middle of a request or a reply): it
     /// closes once no other caller shares it, and a later call opens a new one.
     pub(crate) fn with_lane_dropped_if<T>(
