@@ -12,14 +12,16 @@
 //! in both processes. Two waiters take turns in the same run: one with a
 //! near cache (woken by the report of the write) and one without (polling
 //! each. The three deployments take turns too, key by key, each with its
-//! own process A.
+//! own process A; before each key, B times one plain get (a miss) and one
+//! set on that deployment: a woken waiter's time is A's store, the report's
+//! travel and B's read.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rcache::{Cache, ComputeOptions, Options, Ttl};
 use support::{RedisCluster, RedisServer, SentinelGroup};
@@ -130,10 +132,19 @@ fn main() {
     let compute_options = ComputeOptions { ttl: MINUTE, ..ComputeOptions::default() };
     // [topology][waiter]: the samples.
     let mut latencies: Vec<[Vec<Duration>; 2]> = topologies.iter().map(|_| [Vec::new(), Vec::new()]).collect();
+    // [topology]: a plain get's and a plain set's round trips, what a woken waiter pays besides the wake-up.
+    let mut round_trips: Vec<[Vec<Duration>; 2]> = topologies.iter().map(|_| [Vec::new(), Vec::new()]).collect();
     for sample in 0..samples {
         // Spread the computation's length so that polling is caught at every phase.
         let millis = 5 + sample * 7 % 20;
-        for (topology, latencies) in topologies.iter_mut().zip(&mut latencies) {
+        for ((topology, latencies), round_trips) in topologies.iter_mut().zip(&mut latencies).zip(&mut round_trips) {
+            let plain = &topology.waiters[1].1;
+            let asked = Instant::now();
+            assert!(plain.get(format!("1:{sample}").as_bytes()).unwrap().is_none());
+            round_trips[0].push(asked.elapsed());
+            let asked = Instant::now();
+            plain.set(format!("round-trip:{sample}").as_bytes(), b"x", MINUTE).unwrap();
+            round_trips[1].push(asked.elapsed());
             for (index, (_, waiter)) in topology.waiters.iter().enumerate() {
                 let key = format!("{index}:{sample}");
                 topology.computer.send(&key, millis);
@@ -157,9 +168,21 @@ fn main() {
          turns key by key (load average {}):\n",
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().next().unwrap_or("?")
     );
-    let mut standalone_p50 = [Duration::ZERO; 2];
-    for (topology, latencies) in topologies.iter_mut().zip(&mut latencies) {
+    let mut standalone_p50 = [Duration::ZERO; 4];
+    for ((topology, latencies), round_trips) in topologies.iter_mut().zip(&mut latencies).zip(&mut round_trips) {
         println!("{} ({}):", topology.name, topology.url);
+        for (index, (call, round_trips)) in ["get", "set"].iter().zip(round_trips.iter_mut()).enumerate() {
+            round_trips.sort();
+            let round_trip = percentile(round_trips, 0.5);
+            let against = if topology.name == "standalone" {
+                standalone_p50[2 + index] = round_trip;
+                String::new()
+            } else {
+                let more = round_trip.as_secs_f64() - standalone_p50[2 + index].as_secs_f64();
+                format!(" ({:+.0} µs against standalone's)", more * 1e6)
+            };
+            println!("- a plain {call}'s round trip (no near cache): p50 {:.0} µs{against}", round_trip.as_secs_f64() * 1e6);
+        }
         let mut medians = [Duration::ZERO; 2];
         for (index, ((name, _), latencies)) in topology.waiters.iter().zip(latencies.iter_mut()).enumerate() {
             latencies.sort();
@@ -169,7 +192,11 @@ fn main() {
                 standalone_p50[index] = p50;
                 String::new()
             } else {
-                format!(" (p50 {:.2}× standalone's)", p50.as_secs_f64() / standalone_p50[index].as_secs_f64().max(1e-9))
+                format!(
+                    " (p50 {:.2}× standalone's, {:+.0} µs)",
+                    p50.as_secs_f64() / standalone_p50[index].as_secs_f64().max(1e-9),
+                    (p50.as_secs_f64() - standalone_p50[index].as_secs_f64()) * 1e6
+                )
             };
             println!("- {name}: p50 {:.2} ms, p99 {:.2} ms{against}", p50.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3);
         }
