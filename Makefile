@@ -101,6 +101,7 @@ check-header:
 ## bench: every client on one private server in one run (report and chart copied to docs/), then the tags,
 ## compute, fail-safe and session benchmarks, then Cluster and Sentinel throughput and failover times on private servers.
 bench: prereqs build
+	cargo build --release --example bench_topologies
 	bash bench/run.sh
 	@mkdir -p docs
 	cp $(BUILD)/bench/report.md docs/benchmark.md
@@ -119,12 +120,13 @@ bench: prereqs build
 	cargo build --release --example bench_cluster
 	target/release/examples/bench_cluster
 
-## bench-near: near-cache hits against plain Redis gets, from 1 and 8 C and Python threads, and against valkey-glide-sync's client-side cache, on a private server (make bench runs them too, in bench/run.sh's rounds).
+## bench-near: near-cache hits against plain Redis gets, from 1 and 8 C and Python threads, and against valkey-glide-sync's client-side cache, on a private standalone server, Sentinel group and Cluster in interleaved rounds, with each figure's ratio to standalone (make bench runs them too, in bench/run.sh).
 bench-near: prereqs build
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O2 -std=c11 -Wall -Wextra -Wpedantic -Werror -pthread -Iinclude bench/bench_near.c \
 	  -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -lrcache -o $(BUILD)/bench/bench_near
-	tests/with-redis.sh bash -c '$(BUILD)/bench/bench_near $$RCACHE_TEST_REDIS_URL && python3 bench/bench_near.py $$RCACHE_TEST_REDIS_URL'
+	cargo build --release --example bench_topologies
+	target/release/examples/bench_topologies python3 bench/bench_near_topologies.py --bench-near $(BUILD)/bench/bench_near
 
 ## bench-runtimes: get/set ops/s from one Node.js, PyPy and LuaJIT thread, rcache beside each runtime's usual
 ## Redis client (ioredis, redis-py, redis-lua), on one private server in one run; report in build/bench/runtimes.md.

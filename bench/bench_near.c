@@ -4,8 +4,8 @@
  *
  *   bench_near REDIS_URL [--seconds S] [--keys K] [--value-size B] [--threads T]
  *
- * REDIS_URL is a plain redis:// URL without query parameters, e.g.
- * redis://127.0.0.1:PORT/0. Two handles are opened on it: one plain, one
+ * REDIS_URL is a redis://, redis+sentinel:// or redis+cluster:// URL without
+ * query parameters, e.g. redis://127.0.0.1:PORT/0. Two handles are opened on it: one plain, one
  * with "?near_cache=..." added. K keys (default 1000) of B bytes (default
  * 100) are written, the near cache is warmed until every key is a near hit,
  * then the keys are read in turn for S seconds (default 2) per run: through

@@ -6,7 +6,8 @@ server-assisted client-side cache, in the same run.
     bench_near.py REDIS_URL [--seconds S] [--keys K] [--value-size B] [--threads T]
                             [--client rcache|valkey-glide]
 
-REDIS_URL is a plain redis:// URL without query parameters. K keys (default
+REDIS_URL is a redis://, redis+sentinel:// or redis+cluster:// URL without
+query parameters. K keys (default
 1000) of B bytes (default 100) are written, then read in turn for S seconds
 (default 2) per run with get(), once every key is a near hit:
 
@@ -15,7 +16,9 @@ REDIS_URL is a plain redis:// URL without query parameters. K keys (default
   call that releases the interpreter lock (py-near-released, as every get
   went before the fast path); then a plain Client from one thread. Then this script runs itself with --client valkey-glide in a
   process of its own (each client in its own process) and prints the ratios;
-- valkey-glide: valkey-glide-sync's GlideClient with
+- valkey-glide: valkey-glide-sync's GlideClient (GlideClusterClient on a
+  Cluster URL; on a Sentinel URL, a GlideClient on the primary the sentinels
+  name, as glide has no Sentinel support) with
   ClientSideCache.create(..., server_assisted=True) (RESP3 tracking in BCAST
   mode), from one thread and from T threads sharing it.
 
@@ -27,6 +30,7 @@ Exit status 0, or 1 if a read missed or a run failed.
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -142,14 +146,32 @@ def bench_rcache(args, keys, value):
 def bench_glide(args, keys, value):
     from importlib.metadata import version
 
-    from glide_sync import ClientSideCache, GlideClient, GlideClientConfiguration, NodeAddress
+    from glide_sync import (ClientSideCache, GlideClient, GlideClientConfiguration, GlideClusterClient,
+                            GlideClusterClientConfiguration, NodeAddress)
 
-    host, port = args.url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
-    database = int(args.url.rsplit("/", 1)[1] or 0) if args.url.count("/") > 2 else 0
     cache = ClientSideCache.create(max_cache_kb=max(1024, args.keys * (args.value_size + 200) // 512),
                                    entry_ttl_ms=0, enable_metrics=True, server_assisted=True)
-    config = GlideClientConfiguration([NodeAddress(host, int(port))], database_id=database, client_side_cache=cache)
-    client = GlideClient.create(config)
+    scheme, rest = args.url.split("://", 1)
+    hosts, _, path = rest.partition("/")
+    addresses = [address.rsplit(":", 1) for address in hosts.split(",")]
+    if scheme == "redis+cluster":
+        config = GlideClusterClientConfiguration([NodeAddress(host, int(port)) for host, port in addresses],
+                                                 client_side_cache=cache)
+        client = GlideClusterClient.create(config)
+        where = "GlideClusterClient"
+    else:
+        if scheme == "redis+sentinel":
+            # glide has no Sentinel support: it connects to the primary the sentinels name.
+            service, _, path = path.partition("/")
+            addresses = [sentinel_primary(addresses, service)]
+            where = "GlideClient on the primary the sentinels name"
+        else:
+            where = "GlideClient"
+        host, port = addresses[0]
+        database = int(path or 0)
+        config = GlideClientConfiguration([NodeAddress(host, int(port))], database_id=database,
+                                          client_side_cache=cache)
+        client = GlideClient.create(config)
     prefixed = [PREFIX.encode() + key for key in keys]
     client.mset({key: value for key in prefixed})
     # Each key read once fills the cache; glide exposes no per-read hit flag, so
@@ -160,7 +182,7 @@ def bench_glide(args, keys, value):
     rates = {}
     for threads in (1, args.threads):
         rates[threads] = result("py-glide-csc", threads, *run_threads(client.get, prefixed, args.seconds, threads))
-    print(f"valkey-glide-sync {version('valkey-glide-sync')} ClientSideCache(server_assisted=True), "
+    print(f"valkey-glide-sync {version('valkey-glide-sync')} {where}, ClientSideCache(server_assisted=True), "
           f"{args.keys} keys of {args.value_size} bytes, one client")
     print(f"  client-side-cache get, 1 thread {rates[1]:12.0f} gets/s  {1e6 / rates[1]:8.3f} us/get")
     print(f"  client-side-cache get, {args.threads:2d} thr.  {rates[args.threads]:12.0f} gets/s  "
@@ -170,6 +192,21 @@ def bench_glide(args, keys, value):
     client.delete(prefixed)
     client.close()
     return rates
+
+
+def sentinel_primary(sentinels, service):
+    """(host, port) of the primary the first answering sentinel names for `service`."""
+    request = f"*3\r\n$8\r\nSENTINEL\r\n$23\r\nGET-MASTER-ADDR-BY-NAME\r\n${len(service)}\r\n{service}\r\n"
+    for host, port in sentinels:
+        try:
+            with socket.create_connection((host, int(port)), timeout=2) as connection:
+                connection.sendall(request.encode())
+                reply = connection.recv(4096).decode().split("\r\n")
+        except OSError:
+            continue
+        if reply[0] == "*2":  # *2, $len, host, $len, port
+            return reply[2], reply[4]
+    raise SystemExit(f"bench_near.py: no sentinel named a primary for {service}")
 
 
 def glide_in_its_own_process(args):

@@ -20,13 +20,17 @@
 # clients (rcache.aio, redis.asyncio, valkey-glide) with 1,000 coroutines
 # each, and the event loop's lag while a paused server holds every call; it
 # starts a server of its own, since it stops it with SIGSTOP
-# (BENCH_AIO_SECONDS, default 3, per run).
+# (BENCH_AIO_SECONDS, default 3, per run). Then, when
+# target/release/examples/bench_topologies is built (make bench builds it),
+# bench_near_topologies.py: the near-cache figures on a standalone server, a
+# Sentinel group and a 3-primary Cluster of their own, in interleaved rounds
+# (BENCH_TOPOLOGY_ROUNDS, default 3), each with its ratio to standalone.
 #
 # Environment: BENCH_ROUNDS (default 5) repetitions of every Redis figure
 # without CPU pinning, of which the median decides the targets; BENCH_SECONDS
 # (default 1) wall-time bound of each run; CC (default cc). Then one pass of
 # each pinned control (client and server on one CPU; on two CPUs) over the
-# get/set figures. The whole run takes about 3½ minutes.
+# get/set figures. The whole run takes about 5½ minutes.
 #
 # It never touches another Redis server: it starts its own on a free loopback
 # port in a temporary directory and stops it on exit.
@@ -263,6 +267,20 @@ if ! timeout -k 5 600 python3 "$root/bench/bench_aio.py" --seconds "${BENCH_AIO_
   say "FAILED: bench_aio.py (see $log)"
   failures=$((failures + 1))
 fi
+topologies=$out/near_topologies.md
+: >"$topologies"
+if [ -x "$root/target/release/examples/bench_topologies" ]; then
+  say "near-cache hits on standalone, Sentinel and Cluster (bench_near_topologies.py, servers of their own)"
+  echo "\$ target/release/examples/bench_topologies python3 bench/bench_near_topologies.py" >>"$log"
+  if ! timeout -k 5 900 "$root/target/release/examples/bench_topologies" python3 "$root/bench/bench_near_topologies.py" \
+    --rounds "${BENCH_TOPOLOGY_ROUNDS:-3}" --seconds "$seconds" --bench-near "$out/bench_near" \
+    --markdown "$topologies" >>"$log" 2>&1; then
+    say "FAILED: bench_near_topologies.py (see $log)"
+    failures=$((failures + 1))
+  fi
+else
+  note "target/release/examples/bench_topologies is not built (cargo build --release --example bench_topologies): no Sentinel and Cluster near-cache figures"
+fi
 say "done in $(($(date +%s) - started)) s"
 
 echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$meta"
@@ -278,6 +296,10 @@ note "client CPU µs/op is the benchmark process's getrusage/process_time delta 
   if [ -s "$out/aio.md" ]; then
     echo
     cat "$out/aio.md"
+  fi
+  if [ -s "$topologies" ]; then
+    printf '\n## Near-cache hits on standalone, Sentinel and Cluster\n\n'
+    cat "$topologies"
   fi
 } | tee "$out/report.md"
 echo
