@@ -229,19 +229,97 @@ fn calls(server: &RedisServer, command: &str) -> u64 {
 }
 
 #[test]
-fn an_untagged_read_is_one_get_and_a_tagged_one_adds_one_mget() {
+fn an_untagged_read_is_one_get_and_a_tagged_one_is_one_mget_once_its_tags_are_known() {
     let server = RedisServer::start();
     let cache = connect(&server, "cost:");
-    cache.set(b"plain", b"v", Ttl::After(Duration::from_secs(60))).unwrap();
-    cache.set_with_tags(b"tagged", b"v", Ttl::After(Duration::from_secs(60)), &[b"t"]).unwrap();
+    let minute = Ttl::After(Duration::from_secs(60));
+    cache.set(b"plain", b"v", minute).unwrap();
+    cache.set_with_tags(b"tagged", b"v", minute, &[b"t", b"u"]).unwrap();
     query::<()>(server.port, redis::cmd("CONFIG").arg("RESETSTAT")).unwrap();
     let calls = |command: &str| calls(&server, command);
     for _ in 0..10 {
         assert_eq!(cache.get(b"plain").unwrap().as_deref(), Some(&b"v"[..]));
     }
     assert_eq!((calls("get"), calls("mget"), calls("evalsha")), (10, 0, 0));
+    // Written by this handle: its tag keys are known, each read is one MGET.
     for _ in 0..10 {
         assert_eq!(cache.get(b"tagged").unwrap().as_deref(), Some(&b"v"[..]));
     }
-    assert_eq!((calls("get"), calls("mget"), calls("evalsha")), (20, 10, 0));
+    assert_eq!((calls("get"), calls("mget"), calls("evalsha")), (10, 10, 0));
+    // Another handle learns them at its first read: GET, then MGET of the tokens.
+    let other = connect(&server, "cost:");
+    for _ in 0..10 {
+        assert_eq!(other.get(b"tagged").unwrap().as_deref(), Some(&b"v"[..]));
+    }
+    assert_eq!((calls("get"), calls("mget"), calls("evalsha")), (11, 20, 0));
+    assert_eq!(other.get_with_ttl(b"tagged").unwrap().unwrap().0, b"v");
+    assert_eq!(other.get_many(&[b"tagged", b"plain"]).unwrap(), vec![Some(b"v".to_vec()), Some(b"v".to_vec())]);
+    assert_eq!((calls("get"), calls("mget"), calls("pttl"), calls("evalsha")), (11, 22, 1, 0));
+}
+
+/// Every read of `key`, as `cache` answers it, errors as their kinds.
+fn reads(cache: &Cache, key: &[u8]) -> [Result<Option<Vec<u8>>, ErrorKind>; 3] {
+    [
+        cache.get(key).map_err(|e| e.kind),
+        cache.get_with_ttl(key).map(|found| found.map(|(value, _)| value)).map_err(|e| e.kind),
+        cache.get_many(&[key]).map(|mut values| values.pop().flatten()).map_err(|e| e.kind),
+    ]
+}
+
+#[test]
+fn known_tag_keys_are_only_a_hint_the_stored_entry_decides_which_tags_are_checked() {
+    let server = RedisServer::start();
+    let minute = Ttl::After(Duration::from_secs(60));
+    // `reader` learns the tags of k at its first read; `writer` is another
+    // process changing k and its tags behind its back.
+    let reader = connect(&server, "hint:");
+    let writer = connect(&server, "hint:");
+    let hit = |value: &[u8]| [Ok(Some(value.to_vec())), Ok(Some(value.to_vec())), Ok(Some(value.to_vec()))];
+    let miss = [Ok(None), Ok(None), Ok(None)];
+    writer.set_with_tags(b"k", b"one", minute, &[b"a", b"b"]).unwrap();
+    assert_eq!(reads(&reader, b"k"), hit(b"one"));
+
+    // Invalidated elsewhere: the tokens read with the entry are the new ones.
+    writer.invalidate_tags(&[b"b"]).unwrap();
+    assert_eq!(reads(&reader, b"k"), miss);
+
+    // Written again with other tags: those the reader did not know are read after the entry.
+    writer.set_with_tags(b"k", b"two", minute, &[b"a", b"c"]).unwrap();
+    assert_eq!(reads(&reader, b"k"), hit(b"two"));
+    writer.set_with_tags(b"k", b"three", minute, &[b"d"]).unwrap();
+    assert_eq!(reads(&reader, b"k"), hit(b"three"));
+    writer.invalidate_tags(&[b"d"]).unwrap();
+    assert_eq!(reads(&reader, b"k"), miss);
+    writer.set_with_tags(b"k", b"four", minute, &[b"a", b"e"]).unwrap();
+    assert_eq!(reads(&reader, b"k"), hit(b"four"));
+    writer.invalidate_tags(&[b"e"]).unwrap();
+    assert_eq!(reads(&reader, b"k"), miss);
+
+    // A plain value, no value, a value of another type: as a handle that knew nothing reads them.
+    writer.set_with_tags(b"k", b"five", minute, &[b"a"]).unwrap();
+    assert_eq!(reads(&reader, b"k"), hit(b"five"));
+    writer.set(b"k", b"plain", minute).unwrap();
+    assert_eq!(reads(&reader, b"k"), hit(b"plain"));
+    writer.set_with_tags(b"k", b"six", minute, &[b"a"]).unwrap();
+    assert_eq!(reads(&reader, b"k"), hit(b"six"));
+    writer.delete(b"k").unwrap();
+    assert_eq!(reads(&reader, b"k"), miss);
+    writer.set_with_tags(b"k", b"seven", minute, &[b"a"]).unwrap();
+    assert_eq!(reads(&reader, b"k"), hit(b"seven"));
+    query::<()>(server.port, redis::cmd("DEL").arg("hint:k")).unwrap();
+    query::<()>(server.port, redis::cmd("HSET").arg("hint:k").arg("f").arg("v")).unwrap();
+    assert_eq!(reads(&reader, b"k"), reads(&connect(&server, "hint:"), b"k"));
+    assert!(reader.get(b"k").is_err(), "GET of a hash is an error");
+
+    // An entry naming a tag key outside the tag space stays corrupt for a reader that knew its old tags.
+    writer.set_with_tags(b"j", b"eight", minute, &[b"a"]).unwrap();
+    assert_eq!(reads(&reader, b"j"), hit(b"eight"));
+    let token = b"0123456789abcdef";
+    let foreign = b"other:secret";
+    let stored =
+        [&b"\0rcache-tags\0"[..], b"1:", foreign.len().to_string().as_bytes(), b":", foreign, token, b"payload"].concat();
+    query::<()>(server.port, redis::cmd("SET").arg("hint:j").arg(stored)).unwrap();
+    query::<()>(server.port, redis::cmd("SET").arg(foreign).arg(token)).unwrap();
+    let corrupt = Err(ErrorKind::Corrupt);
+    assert_eq!(reads(&reader, b"j"), [corrupt.clone(), corrupt.clone(), corrupt]);
 }
