@@ -599,14 +599,19 @@ impl Backend for RedisBackend {
     }
 
     /// `GET`, `PTTL` and the metadata (`MGET`, so another type reads as none)
-    /// in one round trip; a tagged entry adds one `MGET` of its tokens.
+    /// in one round trip; a tagged entry adds one `MGET` of its tokens, unless
+    /// its tag keys are known: then that `MGET` reads them with the metadata.
     fn get_for_refresh(&self, key: &[u8], meta_key: &[u8]) -> Result<Option<ForRefresh>> {
+        // The tokens of the tag keys known for the entry come with the hint,
+        // read after the entry.
+        let tag_keys = self.known_tags.of(&[key]);
         let mut pipeline = redis::pipe();
-        pipeline.cmd("GET").arg(key).cmd("PTTL").arg(key).cmd("MGET").arg(meta_key);
+        pipeline.cmd("GET").arg(key).cmd("PTTL").arg(key).cmd("MGET").arg(meta_key).arg(&tag_keys);
         type Reply = (Option<Vec<u8>>, i64, Vec<Option<Vec<u8>>>);
         let (stored, millis, mut meta): Reply = self.query_pipeline(&pipeline, Call::GetForRefresh)?;
+        let tokens = meta.split_off(1);
         let stored = stored.filter(|_| millis != -2);
-        let payload = self.payload(key, stored, Tokens::default(), Call::GetForRefresh)?;
+        let payload = self.payload(key, stored, Tokens::new(tag_keys, tokens), Call::GetForRefresh)?;
         Ok(payload.map(|payload| (payload, meta.pop().flatten(), remaining_of(millis))))
     }
 

@@ -117,29 +117,25 @@ impl<'v> Stored<'v> {
         Ok(Stored { envelopes, tag_keys })
     }
 
-    /// The tag keys whose tokens `payloads` needs; empty when nothing read is tagged.
-    pub(crate) fn tag_keys(&self) -> &[Vec<u8>] {
-        &self.tag_keys
-    }
-
-    /// The payloads, given the current `tokens` of `tag_keys()` in order: a
-    /// tagged entry whose tag holds another token, or none, is a miss.
-    pub(crate) fn payloads(&self, tokens: &[Option<Vec<u8>>]) -> Vec<Option<Vec<u8>>> {
-        let current: HashMap<&[u8], Option<&[u8]>> =
-            self.tag_keys.iter().map(Vec::as_slice).zip(tokens.iter().map(Option::as_deref)).collect();
-        self.payloads_in(&current)
-    }
-
-    /// The tag keys of `tag_keys()` whose tokens `read` lacks.
+    /// The tag keys of the entries read whose tokens `read` lacks.
     pub(crate) fn missing(&self, read: &Tokens) -> Vec<Vec<u8>> {
         self.tag_keys.iter().filter(|tag_key| !read.keys.contains(tag_key)).cloned().collect()
     }
 
-    /// `payloads`, with the tokens of every one of `tag_keys()` in `read`.
+    /// The payloads, given in `read` the current tokens of every tag of the
+    /// entries read: a tagged entry whose tag holds another token, or none,
+    /// is a miss.
     pub(crate) fn payloads_from(&self, read: &Tokens) -> Vec<Option<Vec<u8>>> {
         let current: HashMap<&[u8], Option<&[u8]>> =
             read.keys.iter().map(Vec::as_slice).zip(read.values.iter().map(Option::as_deref)).collect();
-        self.payloads_in(&current)
+        self.envelopes
+            .iter()
+            .map(|envelope| {
+                let envelope = envelope.as_ref()?;
+                let valid = envelope.tags.iter().all(|(tag_key, token)| current.get(tag_key).copied().flatten() == Some(*token));
+                valid.then(|| envelope.payload.to_vec())
+            })
+            .collect()
     }
 
     /// Records in `known` the tag keys of each entry read, `keys` in the
@@ -153,17 +149,6 @@ impl<'v> Stored<'v> {
                 _ => known.forget(key),
             }
         }
-    }
-
-    fn payloads_in(&self, current: &HashMap<&[u8], Option<&[u8]>>) -> Vec<Option<Vec<u8>>> {
-        self.envelopes
-            .iter()
-            .map(|envelope| {
-                let envelope = envelope.as_ref()?;
-                let valid = envelope.tags.iter().all(|(tag_key, token)| current.get(tag_key).copied().flatten() == Some(*token));
-                valid.then(|| envelope.payload.to_vec())
-            })
-            .collect()
     }
 }
 
@@ -286,7 +271,12 @@ mod tests {
         let values = [Some(stored), Some(b"plain".to_vec()), None];
         assert!(Stored::parse(&values, b"q:__rcache_tag:").is_err());
         let parsed = Stored::parse(&values, b"p:__rcache_tag:").unwrap();
-        assert_eq!(parsed.tag_keys(), &[b"p:__rcache_tag:a".to_vec()]);
-        assert_eq!(parsed.payloads(&[Some(token.to_vec())]), vec![Some(b"x".to_vec()), Some(b"plain".to_vec()), None]);
+        assert_eq!(parsed.missing(&Tokens::default()), vec![b"p:__rcache_tag:a".to_vec()]);
+        let read = Tokens::new(vec![b"p:__rcache_tag:a".to_vec()], vec![Some(token.to_vec())]);
+        assert!(parsed.missing(&read).is_empty());
+        assert_eq!(parsed.payloads_from(&read), vec![Some(b"x".to_vec()), Some(b"plain".to_vec()), None]);
+        let invalidated = Tokens::new(vec![b"p:__rcache_tag:a".to_vec()], vec![Some(b"fedcba9876543210".to_vec())]);
+        assert_eq!(parsed.payloads_from(&invalidated), vec![None, Some(b"plain".to_vec()), None]);
+        assert_eq!(parsed.payloads_from(&Tokens::default()), vec![None, Some(b"plain".to_vec()), None]);
     }
 }
