@@ -445,19 +445,22 @@ int main(int argc, char **argv) {
            "as a multiple of a bare `GET` of the same values replayed the same way; medians of %d interleaved rounds. "
            "*Commands*: INFO commandstats time, replayed pipelined (a bare `GET`: %.3f µs). *CPU*: the server main "
            "thread's CPU, replayed pipelined (`GET`: %.3f µs) and one request at a time as rcache sends them "
-           "(`GET`: %.3f µs). The target applies to the commands' time.\n\n",
+           "(`GET`: %.3f µs).\n\n",
            reads, rounds, base[0], base[1], base[2]);
-    printf("| read | commands per read | requests per read | commands µs | × GET | CPU pipelined × GET | CPU one "
-           "request at a time × GET | target | met |\n");
+    printf("| read | commands per read | requests per read | commands µs | commands × GET | CPU pipelined × GET | "
+           "CPU one request at a time × GET | target | met: commands, CPU pipelined |\n");
     printf("|---|---|---:|---:|---:|---:|---:|---:|---|\n");
     for (int k = 0; k < KINDS; k++) {
         double us = median(ours[k][0], rounds), ratio = median(ratios[k][0], rounds);
         double cpu_ratio = median(ratios[k][1], rounds), rt_ratio = median(ratios[k][2], rounds);
-        char target[32] = "none";
-        if (kinds[k].target > 0) snprintf(target, sizeof target, "≤ %.2f×", kinds[k].target);
+        char target[32] = "none", met[32] = "";
+        if (kinds[k].target > 0) {
+            snprintf(target, sizeof target, "≤ %.2f×", kinds[k].target);
+            snprintf(met, sizeof met, "%s, %s", ratio <= kinds[k].target ? "yes" : "**no**",
+                     cpu_ratio <= kinds[k].target ? "yes" : "**no**");
+        }
         printf("| %s | %s | %.2f | %.3f | %.2f× | %.2f× | %.2f× | %s | %s |\n", kinds[k].name, described[k],
-               captures[k].requests_per_read, us, ratio, cpu_ratio, rt_ratio, target,
-               kinds[k].target == 0 ? "" : ratio <= kinds[k].target ? "yes" : "**no**");
+               captures[k].requests_per_read, us, ratio, cpu_ratio, rt_ratio, target, met);
         fprintf(stderr,
                 "RESULT label=wire-server op=%s server_us_per_op=%.4f baseline_us_per_op=%.4f ratio=%.3f cpu_ratio=%.3f "
                 "rt_cpu_ratio=%.3f requests_per_op=%.2f\n",
