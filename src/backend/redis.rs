@@ -297,10 +297,23 @@ impl RedisBackend {
         Ok(self.payloads(&[key], vec![stored], read, call)?.pop().flatten())
     }
 
-    /// `MGET` of `keys` and the tag keys known for them: the stored strings
-    /// and those tags' tokens, read at one instant.
-    fn read_with_known_tags(&self, keys: &[&[u8]], call: Call) -> Result<(Vec<Option<Vec<u8>>>, Tokens)> {
-        let tag_keys = self.known_tags.of(keys);
+    /// `get_with_ttl`'s answer from the stored string and its `PTTL`.
+    fn with_remaining(
+        &self,
+        key: &[u8],
+        stored: Option<Vec<u8>>,
+        millis: i64,
+        read: Tokens,
+    ) -> Result<Option<(Vec<u8>, Remaining)>> {
+        // -2: the key expired between the two commands.
+        let stored = stored.filter(|_| millis != -2);
+        let payload = self.payload(key, stored, read, Call::GetWithTtl)?;
+        Ok(payload.map(|payload| (payload, remaining_of(millis))))
+    }
+
+    /// `MGET` of `keys` and `tag_keys`: the stored strings and those tags'
+    /// tokens, read at one instant.
+    fn read_with_tags(&self, keys: &[&[u8]], tag_keys: Vec<Vec<u8>>, call: Call) -> Result<(Vec<Option<Vec<u8>>>, Tokens)> {
         let mut stored: Vec<Option<Vec<u8>>> = self.query(redis::cmd("MGET").arg(keys).arg(&tag_keys), call)?;
         let tokens = stored.split_off(keys.len());
         Ok((stored, Tokens::new(tag_keys, tokens)))
@@ -422,45 +435,37 @@ impl Backend for RedisBackend {
     /// tag keys are known from an earlier read or write, is one `MGET` of the
     /// entry and its tokens.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if self.known_tags.of(&[key]).is_empty() {
-            let stored: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key), Call::Get)?;
-            return self.payload(key, stored, Tokens::default(), Call::Get);
-        }
-        let (mut stored, read) = self.read_with_known_tags(&[key], Call::Get)?;
-        match stored.pop().flatten() {
-            // Absent, or of another type, which GET reports as an error.
-            None => {
-                self.known_tags.forget(key);
-                self.get(key)
+        let tag_keys = self.known_tags.of(&[key]);
+        if !tag_keys.is_empty() {
+            let (mut stored, read) = self.read_with_tags(&[key], tag_keys, Call::Get)?;
+            if let Some(stored) = stored.pop().flatten() {
+                return self.payload(key, Some(stored), read, Call::Get);
             }
-            stored => self.payload(key, stored, read, Call::Get),
+            // Absent, or of another type, which GET reports as an error.
+            self.known_tags.forget(key);
         }
+        let stored: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key), Call::Get)?;
+        self.payload(key, stored, Tokens::default(), Call::Get)
     }
 
     /// `GET` and `PTTL` in one round trip; a tagged entry adds one `MGET` of
     /// its tokens, or, when its tag keys are known, reads them with the entry.
     fn get_with_ttl(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Remaining)>> {
         let tag_keys = self.known_tags.of(&[key]);
-        let (stored, read, millis) = if tag_keys.is_empty() {
-            let (stored, millis): (Option<Vec<u8>>, i64) =
-                self.query_pipeline(redis::pipe().cmd("GET").arg(key).cmd("PTTL").arg(key), Call::GetWithTtl)?;
-            (stored, Tokens::default(), millis)
-        } else {
+        if !tag_keys.is_empty() {
             let mut pipeline = redis::pipe();
             pipeline.cmd("MGET").arg(key).arg(&tag_keys).cmd("PTTL").arg(key);
             let (mut stored, millis): (Vec<Option<Vec<u8>>>, i64) = self.query_pipeline(&pipeline, Call::GetWithTtl)?;
             let tokens = stored.split_off(1);
-            let Some(stored) = stored.pop().flatten() else {
-                // Absent, or of another type, which GET reports as an error.
-                self.known_tags.forget(key);
-                return self.get_with_ttl(key);
-            };
-            (Some(stored), Tokens::new(tag_keys, tokens), millis)
-        };
-        // -2: the key expired between the two commands.
-        let stored = stored.filter(|_| millis != -2);
-        let payload = self.payload(key, stored, read, Call::GetWithTtl)?;
-        Ok(payload.map(|payload| (payload, remaining_of(millis))))
+            if let Some(stored) = stored.pop().flatten() {
+                return self.with_remaining(key, Some(stored), millis, Tokens::new(tag_keys, tokens));
+            }
+            // Absent, or of another type, which GET reports as an error.
+            self.known_tags.forget(key);
+        }
+        let (stored, millis): (Option<Vec<u8>>, i64) =
+            self.query_pipeline(redis::pipe().cmd("GET").arg(key).cmd("PTTL").arg(key), Call::GetWithTtl)?;
+        self.with_remaining(key, stored, millis, Tokens::default())
     }
 
     /// One `MGET`, naming the tag keys known for the keys read; tagged
@@ -470,7 +475,7 @@ impl Backend for RedisBackend {
             return Ok(Vec::new());
         }
         let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-        let (stored, read) = self.read_with_known_tags(&keys, Call::GetMany)?;
+        let (stored, read) = self.read_with_tags(&keys, self.known_tags.of(&keys), Call::GetMany)?;
         self.payloads(&keys, stored, read, Call::GetMany)
     }
 
