@@ -15,8 +15,9 @@
 # (bench_near.c, bench_near.py), and web2py's cache(key, f, 300)
 # with the old module, rcache.web2py and rcache.web2py with a near cache
 # (bench_web2py.py). Then bench_wire.c: the server's time per read
-# (INFO commandstats) and the client's CPU per get and set, as multiples of
-# hiredis's synchronous API in the same program. Last, bench_aio.py: asyncio
+# (the commands of each read captured and replayed) and the client's CPU
+# per get and set, as multiples of hiredis's synchronous API in the same
+# program. Last, bench_aio.py: asyncio
 # clients (rcache.aio, redis.asyncio, valkey-glide) with 1,000 coroutines
 # each, and the event loop's lag while a paused server holds every call; it
 # starts a server of its own, since it stops it with SIGSTOP
@@ -254,7 +255,7 @@ fi
 wire=$out/wire.md
 : >"$wire"
 if [ "$have_hiredis" = yes ]; then
-  say "server time per read (INFO commandstats) and client CPU per call against hiredis (bench_wire.c)"
+  say "server time per read (captured commands, replayed) and client CPU per call against hiredis (bench_wire.c)"
   echo "\$ $out/bench_wire --port $port" >>"$log"
   if ! timeout -k 5 300 "$out/bench_wire" --port "$port" >"$wire" 2>>"$log"; then
     say "FAILED: bench_wire (see $log)"

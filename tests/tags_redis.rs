@@ -5,8 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use rcache::{Cache, ErrorKind, Options, Ttl};
-use support::{RedisServer, query, wait_until};
+use rcache::{Cache, ComputeOptions, ErrorKind, Options, Ttl};
+use support::{RedisCluster, RedisServer, query, wait_until};
 
 fn connect(server: &RedisServer, prefix: &str) -> Cache {
     Cache::connect(Some(&server.url()), Options { key_prefix: prefix.as_bytes().to_vec(), ..Options::default() }).unwrap()
@@ -229,19 +229,129 @@ fn calls(server: &RedisServer, command: &str) -> u64 {
 }
 
 #[test]
-fn an_untagged_read_is_one_get_and_a_tagged_one_adds_one_mget() {
+fn an_untagged_read_is_one_get_and_a_tagged_one_is_one_mget_once_its_tags_are_known() {
     let server = RedisServer::start();
     let cache = connect(&server, "cost:");
-    cache.set(b"plain", b"v", Ttl::After(Duration::from_secs(60))).unwrap();
-    cache.set_with_tags(b"tagged", b"v", Ttl::After(Duration::from_secs(60)), &[b"t"]).unwrap();
+    let minute = Ttl::After(Duration::from_secs(60));
+    cache.set(b"plain", b"v", minute).unwrap();
+    cache.set_with_tags(b"tagged", b"v", minute, &[b"t", b"u"]).unwrap();
     query::<()>(server.port, redis::cmd("CONFIG").arg("RESETSTAT")).unwrap();
     let calls = |command: &str| calls(&server, command);
     for _ in 0..10 {
         assert_eq!(cache.get(b"plain").unwrap().as_deref(), Some(&b"v"[..]));
     }
     assert_eq!((calls("get"), calls("mget"), calls("evalsha")), (10, 0, 0));
+    // Written by this handle: its tag keys are known, each read is one MGET.
     for _ in 0..10 {
         assert_eq!(cache.get(b"tagged").unwrap().as_deref(), Some(&b"v"[..]));
     }
-    assert_eq!((calls("get"), calls("mget"), calls("evalsha")), (20, 10, 0));
+    assert_eq!((calls("get"), calls("mget"), calls("evalsha")), (10, 10, 0));
+    // Another handle learns them at its first read: GET, then MGET of the tokens.
+    let other = connect(&server, "cost:");
+    for _ in 0..10 {
+        assert_eq!(other.get(b"tagged").unwrap().as_deref(), Some(&b"v"[..]));
+    }
+    assert_eq!((calls("get"), calls("mget"), calls("evalsha")), (11, 20, 0));
+    assert_eq!(other.get_with_ttl(b"tagged").unwrap().unwrap().0, b"v");
+    assert_eq!(other.get_many(&[b"tagged", b"plain"]).unwrap(), vec![Some(b"v".to_vec()), Some(b"v".to_vec())]);
+    assert_eq!((calls("get"), calls("mget"), calls("pttl"), calls("evalsha")), (11, 22, 1, 0));
+    // Early refresh reads the entry, its lifetime, and the hint with the known tags' tokens: one request.
+    let options = ComputeOptions { ttl: minute, tags: &[b"t", b"u"], early_refresh_beta: 1.0, ..ComputeOptions::default() };
+    let value = other.get_or_compute(b"tagged", &options, || Ok::<_, ()>(b"computed".to_vec())).unwrap();
+    assert_eq!(value, b"v");
+    assert_eq!((calls("get"), calls("mget"), calls("pttl"), calls("evalsha")), (12, 23, 2, 0));
+}
+
+/// Every read of `key`, as `cache` answers it, errors as their kinds.
+fn reads(cache: &Cache, key: &[u8]) -> [Result<Option<Vec<u8>>, ErrorKind>; 3] {
+    [
+        cache.get(key).map_err(|e| e.kind),
+        cache.get_with_ttl(key).map(|found| found.map(|(value, _)| value)).map_err(|e| e.kind),
+        cache.get_many(&[key]).map(|mut values| values.pop().flatten()).map_err(|e| e.kind),
+    ]
+}
+
+fn hit(value: &[u8]) -> [Result<Option<Vec<u8>>, ErrorKind>; 3] {
+    [Ok(Some(value.to_vec())), Ok(Some(value.to_vec())), Ok(Some(value.to_vec()))]
+}
+
+const MISS: [Result<Option<Vec<u8>>, ErrorKind>; 3] = [Ok(None), Ok(None), Ok(None)];
+
+/// `reader` learns the tags of k at its first read; `writer`, another
+/// process, changes k and its tags behind its back: every read answers as a
+/// handle that knew nothing would.
+fn known_tag_keys_are_only_a_hint(reader: &Cache, writer: &Cache) {
+    let minute = Ttl::After(Duration::from_secs(60));
+    writer.set_with_tags(b"k", b"one", minute, &[b"a", b"b"]).unwrap();
+    assert_eq!(reads(reader, b"k"), hit(b"one"));
+
+    // Invalidated elsewhere: the tokens read with the entry are the new ones.
+    writer.invalidate_tags(&[b"b"]).unwrap();
+    assert_eq!(reads(reader, b"k"), MISS);
+
+    // Written again with other tags: those the reader did not know are read after the entry.
+    writer.set_with_tags(b"k", b"two", minute, &[b"a", b"c"]).unwrap();
+    assert_eq!(reads(reader, b"k"), hit(b"two"));
+    writer.set_with_tags(b"k", b"three", minute, &[b"d"]).unwrap();
+    assert_eq!(reads(reader, b"k"), hit(b"three"));
+    writer.invalidate_tags(&[b"d"]).unwrap();
+    assert_eq!(reads(reader, b"k"), MISS);
+    writer.set_with_tags(b"k", b"four", minute, &[b"a", b"e"]).unwrap();
+    assert_eq!(reads(reader, b"k"), hit(b"four"));
+    writer.invalidate_tags(&[b"e"]).unwrap();
+    assert_eq!(reads(reader, b"k"), MISS);
+
+    // A plain value, no value.
+    writer.set_with_tags(b"k", b"five", minute, &[b"a"]).unwrap();
+    assert_eq!(reads(reader, b"k"), hit(b"five"));
+    writer.set(b"k", b"plain", minute).unwrap();
+    assert_eq!(reads(reader, b"k"), hit(b"plain"));
+    writer.set_with_tags(b"k", b"six", minute, &[b"a"]).unwrap();
+    assert_eq!(reads(reader, b"k"), hit(b"six"));
+    writer.delete(b"k").unwrap();
+    assert_eq!(reads(reader, b"k"), MISS);
+    writer.set_with_tags(b"k", b"seven", minute, &[b"a"]).unwrap();
+    assert_eq!(reads(reader, b"k"), hit(b"seven"));
+    // Entries this handle wrote itself, invalidated by the other.
+    reader.set_with_tags(b"mine", b"eight", minute, &[b"f", b"a"]).unwrap();
+    assert_eq!(reads(reader, b"mine"), hit(b"eight"));
+    writer.invalidate_tags(&[b"f"]).unwrap();
+    assert_eq!(reads(reader, b"mine"), MISS);
+}
+
+#[test]
+fn known_tag_keys_are_only_a_hint_the_stored_entry_decides_which_tags_are_checked() {
+    let server = RedisServer::start();
+    let minute = Ttl::After(Duration::from_secs(60));
+    let reader = connect(&server, "hint:");
+    known_tag_keys_are_only_a_hint(&reader, &connect(&server, "hint:"));
+
+    // A value of another type: as a handle that knew nothing reads it.
+    assert_eq!(reads(&reader, b"k"), hit(b"seven"));
+    query::<()>(server.port, redis::cmd("DEL").arg("hint:k")).unwrap();
+    query::<()>(server.port, redis::cmd("HSET").arg("hint:k").arg("f").arg("v")).unwrap();
+    assert_eq!(reads(&reader, b"k"), reads(&connect(&server, "hint:"), b"k"));
+    assert!(reader.get(b"k").is_err(), "GET of a hash is an error");
+
+    // An entry naming a tag key outside the tag space stays corrupt for a reader that knew its old tags.
+    reader.set_with_tags(b"j", b"eight", minute, &[b"a"]).unwrap();
+    assert_eq!(reads(&reader, b"j"), hit(b"eight"));
+    let token = b"0123456789abcdef";
+    let foreign = b"other:secret";
+    let stored =
+        [&b"\0rcache-tags\0"[..], b"1:", foreign.len().to_string().as_bytes(), b":", foreign, token, b"payload"].concat();
+    query::<()>(server.port, redis::cmd("SET").arg("hint:j").arg(stored)).unwrap();
+    query::<()>(server.port, redis::cmd("SET").arg(foreign).arg(token)).unwrap();
+    let corrupt = Err(ErrorKind::Corrupt);
+    assert_eq!(reads(&reader, b"j"), [corrupt.clone(), corrupt.clone(), corrupt]);
+}
+
+#[test]
+fn on_a_cluster_known_tag_keys_are_only_a_hint_too() {
+    let cluster = RedisCluster::start_with_replicas(0);
+    let open = || {
+        let options = Options { key_prefix: b"hint:".to_vec(), ..Options::default() };
+        Cache::connect(Some(&cluster.url()), options).unwrap()
+    };
+    known_tag_keys_are_only_a_hint(&open(), &open());
 }

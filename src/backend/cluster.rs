@@ -50,7 +50,7 @@ use redis::{Cmd, FromRedisValue, RedisError, RedisResult, TlsCertificates};
 use super::cluster_near::{ClusterNear, Node, NodeAccess, slot_ranges};
 use super::conn;
 use super::conn::breaker::Breaker;
-use super::conn::envelope::{Envelope, Stored, TOKEN_LEN, corrupt};
+use super::conn::envelope::{Envelope, KnownTags, Stored, TOKEN_LEN, Tokens, corrupt};
 use super::conn::lanes::Lanes;
 use super::conn::retry::{Call, not_run, reply_lost};
 use super::conn::script::{Args, ScriptTags, TAG_ROUNDS, tokens_tail};
@@ -123,6 +123,8 @@ pub struct ClusterBackend {
     access: NodeAccess,
     /// The near cache's tracking connections, once `track` started them.
     near: OnceLock<ClusterNear>,
+    /// Tag keys of tagged entries read or written lately (see `conn::envelope`).
+    known_tags: KnownTags,
 }
 
 /// A script and its SHA1, sent as EVALSHA, and as EVAL when a node lacks it
@@ -206,6 +208,7 @@ struct Link<'s> {
     scripts: &'s Scripts,
     /// `<prefix>__rcache_tag:`: stored entries naming other tag keys are corrupt.
     tag_space: &'s [u8],
+    known_tags: &'s KnownTags,
 }
 
 /// Longest wait between two attempts after a reply saying the request did not run.
@@ -322,13 +325,38 @@ impl Link<'_> {
         self.read(redis::cmd("MGET").arg(tag_keys)).await
     }
 
-    /// The payloads of stored values as rcache reads them: plain values as
-    /// they are, tagged ones when every tag still holds its recorded token
-    /// (one MGET for the tags of all of them).
-    async fn payloads(&self, stored: Vec<Option<Vec<u8>>>) -> RedisResult<Vec<Option<Vec<u8>>>> {
+    /// The payloads of the values stored at `keys` as rcache reads them:
+    /// plain values as they are, tagged ones when every tag still holds its
+    /// recorded token. `read`: tokens read with the values; one MGET reads
+    /// those of the other tags of all of them.
+    async fn payloads(
+        &self,
+        keys: &[&[u8]],
+        stored: Vec<Option<Vec<u8>>>,
+        mut read: Tokens,
+    ) -> RedisResult<Vec<Option<Vec<u8>>>> {
         let stored = Stored::parse(&stored, self.tag_space)?;
-        let tokens = self.tokens(stored.tag_keys()).await?;
-        Ok(stored.payloads(&tokens))
+        stored.remember(keys, self.known_tags);
+        let missing = stored.missing(&read);
+        let tokens = self.tokens(&missing).await?;
+        read.extend(missing, tokens);
+        Ok(stored.payloads_from(&read))
+    }
+
+    /// `read` of the values of `keys`, and at the same time the tokens of the
+    /// tag keys known for them: tagged entries whose tags are known cost one
+    /// wait instead of two. Their tokens may be read before the values: a
+    /// token only ever changes to a new random value, so an entry matching a
+    /// token read before it was valid then, and a read that starts after an
+    /// invalidation sees only the new token.
+    async fn read_with_known_tags<T>(
+        &self,
+        keys: &[&[u8]],
+        read: impl Future<Output = RedisResult<T>>,
+    ) -> RedisResult<(T, Tokens)> {
+        let tag_keys = self.known_tags.of(keys);
+        let (values, tokens) = futures_util::future::try_join(read, self.tokens(&tag_keys)).await?;
+        Ok((values, Tokens::new(tag_keys, tokens)))
     }
 
     /// Reads with `commands` (keys of one slot) in one pipeline. redis-rs
@@ -377,10 +405,11 @@ impl Link<'_> {
     /// then the tokens when the entry is tagged.
     async fn with_ttl(&self, key: &[u8]) -> RedisResult<Option<(Vec<u8>, i64)>> {
         let commands = [redis::cmd("GET").arg(key).clone(), redis::cmd("PTTL").arg(key).clone()];
-        let (stored, millis): (Option<Vec<u8>>, i64) = self.read_pipeline(&commands).await?;
+        let ((stored, millis), read): ((Option<Vec<u8>>, i64), _) =
+            self.read_with_known_tags(&[key], self.read_pipeline(&commands)).await?;
         // -2: the key expired between the two commands.
         let stored = stored.filter(|_| millis != -2);
-        Ok(self.payloads(vec![stored]).await?.pop().flatten().map(|payload| (payload, millis)))
+        Ok(self.payloads(&[key], vec![stored], read).await?.pop().flatten().map(|payload| (payload, millis)))
     }
 
     /// Reads or creates each tag's token, making it outlive an entry of `ttl` ms (0: forever).
@@ -507,6 +536,7 @@ impl ClusterBackend {
                 response_timeout: settings.response_timeout,
             },
             near: OnceLock::new(),
+            known_tags: KnownTags::default(),
         })
     }
 
@@ -551,6 +581,7 @@ impl ClusterBackend {
                     in_flight: in_flight.clone(),
                     scripts: &self.scripts,
                     tag_space: &self.tag_space,
+                    known_tags: &self.known_tags,
                 };
                 let reply = lane.runtime.block_on(async { tokio::time::timeout_at(deadline.into(), work(link)).await });
                 let timed_out = reply.as_ref().map_or(true, |result| result.as_ref().is_err_and(RedisError::is_timeout));
@@ -614,8 +645,8 @@ impl Backend for ClusterBackend {
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.run(Call::Get, |link| async move {
-            let stored: Option<Vec<u8>> = link.query(redis::cmd("GET").arg(key)).await?;
-            Ok(link.payloads(vec![stored]).await?.pop().flatten())
+            let (stored, read) = link.read_with_known_tags(&[key], link.query(redis::cmd("GET").arg(key))).await?;
+            Ok(link.payloads(&[key], vec![stored], read).await?.pop().flatten())
         })
     }
 
@@ -630,8 +661,9 @@ impl Backend for ClusterBackend {
         }
         self.run(Call::GetMany, |link| async move {
             // MGET reads keys of another type as nil, as the 'many' read does.
-            let stored: Vec<Option<Vec<u8>>> = link.query(redis::cmd("MGET").arg(keys)).await?;
-            link.payloads(stored).await
+            let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            let (stored, read) = link.read_with_known_tags(&keys, link.query(redis::cmd("MGET").arg(&keys))).await?;
+            link.payloads(&keys, stored, read).await
         })
     }
 
@@ -695,8 +727,10 @@ impl Backend for ClusterBackend {
             let mut cmd = redis::cmd("SET");
             cmd.arg(key).arg(Envelope::build(&[], 0, &records, value));
             with_expiry(&mut cmd, expiry);
-            link.query(&cmd).await
-        })
+            link.query::<()>(&cmd).await
+        })?;
+        self.known_tags.learn(key, tags.to_vec());
+        Ok(())
     }
 
     fn add_tags(&self, key: &[u8], tags: &[Vec<u8>]) -> Result<bool> {
@@ -706,7 +740,7 @@ impl Backend for ClusterBackend {
                     return Ok(false);
                 };
                 let envelope = Envelope::parse_in(&stored, link.tag_space)?;
-                if link.payloads(vec![Some(stored.clone())]).await?.pop().flatten().is_none() {
+                if link.payloads(&[key], vec![Some(stored.clone())], Tokens::default()).await?.pop().flatten().is_none() {
                     return Ok(false);
                 }
                 let new: Vec<Vec<u8>> =

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use redis::{Client, Cmd, Connection, FromRedisValue, Pipeline, RedisError, RedisResult, Script, ScriptInvocation, Value};
 
 use super::conn::breaker::Breaker;
-use super::conn::envelope::Stored;
+use super::conn::envelope::{KnownTags, Stored, Tokens};
 use super::conn::pool::Pool;
 use super::conn::retry::Call;
 use super::conn::script::{Args, ScriptTags};
@@ -52,6 +52,8 @@ pub struct RedisBackend {
     /// The near cache's connection, once `track` has started it.
     tracker: OnceLock<Tracker>,
     tag_space: Vec<u8>,
+    /// Tag keys of tagged entries read or written lately (see `conn::envelope`).
+    known_tags: KnownTags,
 }
 
 #[derive(Clone, Copy)]
@@ -135,6 +137,7 @@ impl RedisBackend {
             scripts: Scripts::new(),
             tracker: OnceLock::new(),
             tag_space: settings.tag_space.clone(),
+            known_tags: KnownTags::default(),
         })
     }
 
@@ -242,26 +245,57 @@ fn send_once<T: FromRedisValue>(connection: &mut Connection, request: Request<'_
 }
 
 impl RedisBackend {
-    /// The payloads of stored strings as rcache reads them (see
-    /// `conn::envelope`): one `MGET` of tag tokens when any is tagged.
-    fn payloads(&self, stored: Vec<Option<Vec<u8>>>, call: Call) -> Result<Vec<Option<Vec<u8>>>> {
+    /// The payloads of the strings stored at `keys` as rcache reads them (see
+    /// `conn::envelope`), given the tokens `read` with them: one `MGET` of the
+    /// tokens still missing when any is tagged.
+    fn payloads(
+        &self,
+        keys: &[&[u8]],
+        stored: Vec<Option<Vec<u8>>>,
+        mut read: Tokens,
+        call: Call,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
         if !stored.iter().flatten().any(|value| value.starts_with(TAG_MARKER)) {
+            if !read.is_empty() {
+                keys.iter().for_each(|key| self.known_tags.forget(key));
+            }
             return Ok(stored); // plain values are their own payloads
         }
         let stored = Stored::parse(&stored, &self.tag_space).map_err(|e| convert_error(&self.target, e))?;
-        if stored.tag_keys().is_empty() {
-            return Ok(stored.payloads(&[]));
+        stored.remember(keys, &self.known_tags);
+        let missing = stored.missing(&read);
+        if !missing.is_empty() {
+            let tokens: Vec<Option<Vec<u8>>> = self.query(redis::cmd("MGET").arg(&missing), call)?;
+            read.extend(missing, tokens);
         }
-        let tokens: Vec<Option<Vec<u8>>> = self.query(redis::cmd("MGET").arg(stored.tag_keys()), call)?;
-        Ok(stored.payloads(&tokens))
+        Ok(stored.payloads_from(&read))
     }
 
-    /// `payloads` of one stored string.
-    fn payload(&self, stored: Option<Vec<u8>>, call: Call) -> Result<Option<Vec<u8>>> {
-        match stored {
-            Some(value) if value.starts_with(TAG_MARKER) => Ok(self.payloads(vec![Some(value)], call)?.pop().flatten()),
-            plain => Ok(plain),
-        }
+    /// `payloads` of the string stored at `key`.
+    fn payload(&self, key: &[u8], stored: Option<Vec<u8>>, read: Tokens, call: Call) -> Result<Option<Vec<u8>>> {
+        Ok(self.payloads(&[key], vec![stored], read, call)?.pop().flatten())
+    }
+
+    /// `get_with_ttl`'s answer from the stored string and its `PTTL`.
+    fn with_remaining(
+        &self,
+        key: &[u8],
+        stored: Option<Vec<u8>>,
+        millis: i64,
+        read: Tokens,
+    ) -> Result<Option<(Vec<u8>, Remaining)>> {
+        // -2: the key expired between the two commands.
+        let stored = stored.filter(|_| millis != -2);
+        let payload = self.payload(key, stored, read, Call::GetWithTtl)?;
+        Ok(payload.map(|payload| (payload, remaining_of(millis))))
+    }
+
+    /// `MGET` of `keys` and `tag_keys`: the stored strings and those tags'
+    /// tokens, read at one instant.
+    fn read_with_tags(&self, keys: &[&[u8]], tag_keys: Vec<Vec<u8>>, call: Call) -> Result<(Vec<Option<Vec<u8>>>, Tokens)> {
+        let mut stored: Vec<Option<Vec<u8>>> = self.query(redis::cmd("MGET").arg(keys).arg(&tag_keys), call)?;
+        let tokens = stored.split_off(keys.len());
+        Ok((stored, Tokens::new(tag_keys, tokens)))
     }
 
     /// Walks the keys matching `pattern` with SCAN, handing each non-empty batch to `visit`.
@@ -396,29 +430,52 @@ impl Backend for RedisBackend {
         result.map(Some)
     }
 
-    /// One `GET`; a tagged entry adds one `MGET` of its tokens.
+    /// One `GET`; a tagged entry adds one `MGET` of its tokens, or, when its
+    /// tag keys are known from an earlier read or write, is one `MGET` of the
+    /// entry and its tokens.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let tag_keys = self.known_tags.of(&[key]);
+        if !tag_keys.is_empty() {
+            let (mut stored, read) = self.read_with_tags(&[key], tag_keys, Call::Get)?;
+            if let Some(stored) = stored.pop().flatten() {
+                return self.payload(key, Some(stored), read, Call::Get);
+            }
+            // Absent, or of another type, which GET reports as an error.
+            self.known_tags.forget(key);
+        }
         let stored: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key), Call::Get)?;
-        self.payload(stored, Call::Get)
+        self.payload(key, stored, Tokens::default(), Call::Get)
     }
 
-    /// `GET` and `PTTL` in one round trip; a tagged entry adds one `MGET` of its tokens.
+    /// `GET` and `PTTL` in one round trip; a tagged entry adds one `MGET` of
+    /// its tokens, or, when its tag keys are known, reads them with the entry.
     fn get_with_ttl(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Remaining)>> {
+        let tag_keys = self.known_tags.of(&[key]);
+        if !tag_keys.is_empty() {
+            let mut pipeline = redis::pipe();
+            pipeline.cmd("MGET").arg(key).arg(&tag_keys).cmd("PTTL").arg(key);
+            let (mut stored, millis): (Vec<Option<Vec<u8>>>, i64) = self.query_pipeline(&pipeline, Call::GetWithTtl)?;
+            let tokens = stored.split_off(1);
+            if let Some(stored) = stored.pop().flatten() {
+                return self.with_remaining(key, Some(stored), millis, Tokens::new(tag_keys, tokens));
+            }
+            // Absent, or of another type, which GET reports as an error.
+            self.known_tags.forget(key);
+        }
         let (stored, millis): (Option<Vec<u8>>, i64) =
             self.query_pipeline(redis::pipe().cmd("GET").arg(key).cmd("PTTL").arg(key), Call::GetWithTtl)?;
-        // -2: the key expired between the two commands.
-        let stored = stored.filter(|_| millis != -2);
-        let payload = self.payload(stored, Call::GetWithTtl)?;
-        Ok(payload.map(|payload| (payload, remaining_of(millis))))
+        self.with_remaining(key, stored, millis, Tokens::default())
     }
 
-    /// One `MGET`; tagged entries add one `MGET` of all their tokens.
+    /// One `MGET`, naming the tag keys known for the keys read; tagged
+    /// entries whose tag keys were not known add one `MGET` of their tokens.
     fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let stored: Vec<Option<Vec<u8>>> = self.query(redis::cmd("MGET").arg(keys), Call::GetMany)?;
-        self.payloads(stored, Call::GetMany)
+        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let (stored, read) = self.read_with_tags(&keys, self.known_tags.of(&keys), Call::GetMany)?;
+        self.payloads(&keys, stored, read, Call::GetMany)
     }
 
     fn set(&self, key: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<()> {
@@ -472,6 +529,7 @@ impl Backend for RedisBackend {
             invocation.arg(fresh_token());
         }
         let _: i64 = self.execute(Request::Script(&invocation), Call::SetTagged, started)?;
+        self.known_tags.learn(key, tags.to_vec());
         Ok(())
     }
 
@@ -545,14 +603,19 @@ impl Backend for RedisBackend {
     }
 
     /// `GET`, `PTTL` and the metadata (`MGET`, so another type reads as none)
-    /// in one round trip; a tagged entry adds one `MGET` of its tokens.
+    /// in one round trip; a tagged entry adds one `MGET` of its tokens, unless
+    /// its tag keys are known: then that `MGET` reads them with the metadata.
     fn get_for_refresh(&self, key: &[u8], meta_key: &[u8]) -> Result<Option<ForRefresh>> {
+        // The tokens of the tag keys known for the entry come with the hint,
+        // read after the entry.
+        let tag_keys = self.known_tags.of(&[key]);
         let mut pipeline = redis::pipe();
-        pipeline.cmd("GET").arg(key).cmd("PTTL").arg(key).cmd("MGET").arg(meta_key);
+        pipeline.cmd("GET").arg(key).cmd("PTTL").arg(key).cmd("MGET").arg(meta_key).arg(&tag_keys);
         type Reply = (Option<Vec<u8>>, i64, Vec<Option<Vec<u8>>>);
         let (stored, millis, mut meta): Reply = self.query_pipeline(&pipeline, Call::GetForRefresh)?;
+        let tokens = meta.split_off(1);
         let stored = stored.filter(|_| millis != -2);
-        let payload = self.payload(stored, Call::GetForRefresh)?;
+        let payload = self.payload(key, stored, Tokens::new(tag_keys, tokens), Call::GetForRefresh)?;
         Ok(payload.map(|payload| (payload, meta.pop().flatten(), remaining_of(millis))))
     }
 

@@ -3,9 +3,17 @@
 //! reads their tokens (one MGET) and compares. Tokens only ever change to new
 //! random values, so checking them after the read is safe: an invalidation
 //! racing with it leaves the entry carrying an old token.
+//!
+//! `KnownTags` remembers the tag keys of entries read or written lately, so
+//! that the next read of such an entry asks for their tokens in the same
+//! `MGET` as the entry itself: one request instead of two.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use lru::LruCache;
+use parking_lot::Mutex;
 use redis::{RedisError, RedisResult};
 
 use super::wire::TAG_MARKER;
@@ -109,24 +117,119 @@ impl<'v> Stored<'v> {
         Ok(Stored { envelopes, tag_keys })
     }
 
-    /// The tag keys whose tokens `payloads` needs; empty when nothing read is tagged.
-    pub(crate) fn tag_keys(&self) -> &[Vec<u8>] {
-        &self.tag_keys
+    /// The tag keys of the entries read whose tokens `read` lacks.
+    pub(crate) fn missing(&self, read: &Tokens) -> Vec<Vec<u8>> {
+        self.tag_keys.iter().filter(|tag_key| !read.keys.contains(tag_key)).cloned().collect()
     }
 
-    /// The payloads, given the current `tokens` of `tag_keys()` in order: a
-    /// tagged entry whose tag holds another token, or none, is a miss.
-    pub(crate) fn payloads(self, tokens: &[Option<Vec<u8>>]) -> Vec<Option<Vec<u8>>> {
+    /// The payloads, given in `read` the current tokens of every tag of the
+    /// entries read: a tagged entry whose tag holds another token, or none,
+    /// is a miss.
+    pub(crate) fn payloads_from(&self, read: &Tokens) -> Vec<Option<Vec<u8>>> {
         let current: HashMap<&[u8], Option<&[u8]>> =
-            self.tag_keys.iter().map(Vec::as_slice).zip(tokens.iter().map(Option::as_deref)).collect();
+            read.keys.iter().map(Vec::as_slice).zip(read.values.iter().map(Option::as_deref)).collect();
         self.envelopes
-            .into_iter()
+            .iter()
             .map(|envelope| {
-                let envelope = envelope?;
+                let envelope = envelope.as_ref()?;
                 let valid = envelope.tags.iter().all(|(tag_key, token)| current.get(tag_key).copied().flatten() == Some(*token));
                 valid.then(|| envelope.payload.to_vec())
             })
             .collect()
+    }
+
+    /// Records in `known` the tag keys of each entry read, `keys` in the
+    /// order they were read; forgets those found plain or absent.
+    pub(crate) fn remember(&self, keys: &[&[u8]], known: &KnownTags) {
+        for (key, envelope) in keys.iter().zip(&self.envelopes) {
+            match envelope {
+                Some(envelope) if !envelope.tags.is_empty() => {
+                    known.learn(key, envelope.tags.iter().map(|(tag_key, _)| tag_key.to_vec()).collect())
+                }
+                _ => known.forget(key),
+            }
+        }
+    }
+}
+
+/// Tag tokens read so far: the tag keys and, in the same order, their tokens
+/// (none for a tag that does not exist).
+#[derive(Default)]
+pub(crate) struct Tokens {
+    keys: Vec<Vec<u8>>,
+    values: Vec<Option<Vec<u8>>>,
+}
+
+impl Tokens {
+    pub(crate) fn new(keys: Vec<Vec<u8>>, values: Vec<Option<Vec<u8>>>) -> Tokens {
+        debug_assert_eq!(keys.len(), values.len());
+        Tokens { keys, values }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub(crate) fn extend(&mut self, keys: Vec<Vec<u8>>, values: Vec<Option<Vec<u8>>>) {
+        debug_assert_eq!(keys.len(), values.len());
+        self.keys.extend(keys);
+        self.values.extend(values);
+    }
+}
+
+/// How many entries `KnownTags` remembers; beyond that the least recently
+/// used are forgotten, and a read of one of them takes two requests again.
+pub(crate) const KNOWN_TAGS: usize = 4096;
+
+/// The tag keys of tagged entries this handle read or wrote lately, by entry
+/// key. A read of such an entry names them in the `MGET` of the entry, which
+/// reads the entry and the tokens at one instant; tag keys the stored entry
+/// records and the `MGET` did not name are read after it, as without a
+/// record. So a record out of date costs a second request, never a wrong
+/// answer, and a record is only ever a hint: the stored entry decides which
+/// tags are checked.
+pub(crate) struct KnownTags {
+    entries: Mutex<LruCache<Vec<u8>, Vec<Vec<u8>>>>,
+    /// False until the first record: untagged work never takes the lock.
+    any: AtomicBool,
+}
+
+impl Default for KnownTags {
+    fn default() -> Self {
+        let capacity = NonZeroUsize::new(KNOWN_TAGS).expect("not zero");
+        KnownTags { entries: Mutex::new(LruCache::new(capacity)), any: AtomicBool::new(false) }
+    }
+}
+
+impl KnownTags {
+    /// The tag keys recorded for `keys`, each once.
+    pub(crate) fn of(&self, keys: &[&[u8]]) -> Vec<Vec<u8>> {
+        if !self.any.load(Ordering::Relaxed) {
+            return Vec::new();
+        }
+        let mut entries = self.entries.lock();
+        let mut tag_keys: Vec<Vec<u8>> = Vec::new();
+        for key in keys {
+            for tag_key in entries.get(*key).into_iter().flatten() {
+                if !tag_keys.contains(tag_key) {
+                    tag_keys.push(tag_key.clone());
+                }
+            }
+        }
+        tag_keys
+    }
+
+    /// Records that `key` holds an entry tagged with `tag_keys`.
+    pub(crate) fn learn(&self, key: &[u8], tag_keys: Vec<Vec<u8>>) {
+        self.any.store(true, Ordering::Relaxed);
+        self.entries.lock().put(key.to_vec(), tag_keys);
+    }
+
+    /// Drops the record of `key`, if any.
+    pub(crate) fn forget(&self, key: &[u8]) {
+        if self.any.load(Ordering::Relaxed) {
+            self.entries.lock().pop(key);
+        }
     }
 }
 
@@ -168,7 +271,12 @@ mod tests {
         let values = [Some(stored), Some(b"plain".to_vec()), None];
         assert!(Stored::parse(&values, b"q:__rcache_tag:").is_err());
         let parsed = Stored::parse(&values, b"p:__rcache_tag:").unwrap();
-        assert_eq!(parsed.tag_keys(), &[b"p:__rcache_tag:a".to_vec()]);
-        assert_eq!(parsed.payloads(&[Some(token.to_vec())]), vec![Some(b"x".to_vec()), Some(b"plain".to_vec()), None]);
+        assert_eq!(parsed.missing(&Tokens::default()), vec![b"p:__rcache_tag:a".to_vec()]);
+        let read = Tokens::new(vec![b"p:__rcache_tag:a".to_vec()], vec![Some(token.to_vec())]);
+        assert!(parsed.missing(&read).is_empty());
+        assert_eq!(parsed.payloads_from(&read), vec![Some(b"x".to_vec()), Some(b"plain".to_vec()), None]);
+        let invalidated = Tokens::new(vec![b"p:__rcache_tag:a".to_vec()], vec![Some(b"fedcba9876543210".to_vec())]);
+        assert_eq!(parsed.payloads_from(&invalidated), vec![None, Some(b"plain".to_vec()), None]);
+        assert_eq!(parsed.payloads_from(&Tokens::default()), vec![None, Some(b"plain".to_vec()), None]);
     }
 }
