@@ -35,7 +35,7 @@ use redis::{Client, FromRedisValue, IntoConnectionInfo, RedisResult, TlsCertific
 use super::conn::envelope::Envelope;
 use super::conn::wire::connection_dropped;
 use super::slots::slot;
-use super::tracking::{Gate, Tracker, TrackerSettings};
+use super::tracking::{Gate, Tracker, TrackerSettings, broadcast_barrier};
 use super::{InvalidationSink, TrackedRead, TrackedReads, TrackedValue};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -209,6 +209,11 @@ impl ClusterNear {
             };
             let (stored, meta) = futures_util::future::try_join(stored, meta).await?;
             let values = read_tags(&topology, stored, tag_space).await?;
+            if self.shared.sink.broadcast_prefix().is_some() {
+                // See `broadcast_barrier`: every primary read from may report late.
+                let connections = topology.trackers.values().filter_map(|watched| watched.tracker.connection());
+                try_join_all(connections.map(|mut connection| async move { broadcast_barrier(&mut connection).await })).await?;
+            }
             Ok::<_, redis::RedisError>(values.map(|values| TrackedReads { values, meta }))
         };
         let reply = driver.tracker.block_on(async { tokio::time::timeout(deadline, reading).await });

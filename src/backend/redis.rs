@@ -16,7 +16,7 @@ use super::conn::wire::{
     CLEAR_BATCH, TAG_MARKER, connection_dropped, convert_error, fresh_token, install_tls_provider, remaining_of, session_record,
     stored_form, ttl_arg, with_expiry, write_ttl_arg,
 };
-use super::tracking::{Tracker, TrackerSettings};
+use super::tracking::{Tracker, TrackerSettings, broadcast_barrier};
 use super::{
     Backend, Expiry, ForRefresh, HashFields, InvalidationSink, MAX_TAGS, Remaining, SaveOutcome, SessionRecord, TrackedRead,
     TrackedReads, TrackedValue, WriteCondition, WriteExpiry,
@@ -410,6 +410,7 @@ impl Backend for RedisBackend {
             if tracker.broadcast() {
                 // Every change under the prefix, tag keys included, is reported whatever was declared.
                 reads.values.iter_mut().flatten().for_each(|found| found.tracked = true);
+                broadcast_barrier(&mut connection).await?;
             }
             Ok::<_, RedisError>(reads)
         };

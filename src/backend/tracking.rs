@@ -233,6 +233,16 @@ async fn keep(
     }
 }
 
+/// In broadcast mode the server reports the writes of one pass of its event
+/// loop only at the end of that pass, after the replies of the commands it
+/// ran in the same pass: a read's reply can arrive before the report of a
+/// write that ran before the read. A round trip started after that reply is
+/// answered in a later pass, so once it returns every such report has been
+/// handed to the near cache, and a fill made then sees it.
+pub(super) async fn broadcast_barrier(connection: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+    redis::cmd("PING").query_async::<()>(connection).await
+}
+
 /// A new tracking connection whose push messages go to `sink`.
 async fn connect(
     settings: &Settings,
