@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rcache::{Cache, ErrorKind, Options, Ttl};
+use support::proxy::FaultProxy;
 use support::{RedisServer, wait_until};
 
 fn quick_timeouts() -> Options {
@@ -320,11 +321,45 @@ fn a_large_set_cut_off_by_the_deadline_is_not_stored_and_holds_up_no_later_call(
     assert_eq!(cache.get(b"small").unwrap().as_deref(), Some(&b"v"[..]));
     assert_eq!(cache.get(b"large").unwrap().map(|value| value.len()), None);
     assert_eq!(server.command(&["EXISTS", "large"]).as_deref(), Some(":0\r\n"));
-    // The value is supported at timeouts that leave time to send it.
+    // The value is supported at timeouts that leave time to send it, as a
+    // command, in a transaction and as a script argument.
     let patient = Options { response_timeout: Duration::from_secs(30), ..large_values() };
     let patient = Cache::connect(Some(&server.url()), patient).unwrap();
     patient.set(b"large", &large, MINUTE).unwrap();
     assert_eq!(patient.get(b"large").unwrap().map(|value| value.len()), Some(large.len()));
+    let half = &large[..large.len() / 2];
+    patient.set_many(&[(b"many1", half), (b"many2", half)], MINUTE).unwrap();
+    patient.set_with_tags(b"tagged", half, MINUTE, &[b"t"]).unwrap();
+    patient.set(b"large", half, Ttl::Keep).unwrap();
+    for key in [&b"many1"[..], b"many2", b"tagged", b"large"] {
+        assert_eq!(patient.get(key).unwrap().map(|value| value.len()), Some(half.len()), "{}", String::from_utf8_lossy(key));
+    }
+}
+
+#[test]
+fn a_large_set_still_moving_at_the_deadline_is_cut_off_and_not_stored() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.port);
+    let cache = Cache::connect(Some(&proxy.url()), large_values()).unwrap();
+    cache.set(b"small", b"v", MINUTE).unwrap();
+    // The proxy takes the request about 16 KiB per 2 ms, 8 MB/s: every wait
+    // for room to send is short, but the whole value needs seconds, many
+    // times the deadline, beyond what the socket buffers hold.
+    proxy.slow_requests(Duration::from_millis(2));
+    let large = vec![b'x'; 48 * 1024 * 1024];
+    let error = cache.set(b"large", &large, MINUTE).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Timeout, "{error}");
+    assert!(error.message.contains("may have been applied"), "{error}");
+    // The connection was closed with the request unfinished: once the proxy
+    // has read all that the client sent, it has less than the request, and
+    // the server never had the value.
+    proxy.slow_requests(Duration::ZERO);
+    assert!(proxy.wait_idle(Duration::from_secs(30)), "the client closed its connection");
+    assert!(proxy.request_bytes() < large.len() as u64, "only part of the request was sent");
+    assert_eq!(server.command(&["EXISTS", "large"]).as_deref(), Some(":0\r\n"));
+    // The next call, on a new connection, works.
+    assert_eq!(cache.get(b"small").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(cache.get(b"large").unwrap(), None);
 }
 
 #[test]

@@ -5,11 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use redis::{Client, Cmd, Connection, FromRedisValue, Pipeline, RedisError, RedisResult, Script, ScriptInvocation, Value};
+use redis::{Client, Cmd, FromRedisValue, Pipeline, RedisError, RedisResult, Script, ScriptInvocation, Value};
 
 use super::conn::breaker::Breaker;
 use super::conn::envelope::{KnownTags, Stored, Tokens};
-use super::conn::pool::Pool;
+use super::conn::pool::{Checkout, CutOff, Pool};
 use super::conn::retry::Call;
 use super::conn::script::{Args, ScriptTags};
 use super::conn::wire::{
@@ -191,19 +191,20 @@ impl RedisBackend {
     /// for calls that carry a value). After a dropped connection `work` runs
     /// once more on a new connection when the retry table allows; never after
     /// a timeout, which may leave the request running on the server. A
-    /// connection whose call did not end cleanly is closed (`conn::pool`).
-    fn run<T>(&self, call: Call, started: Instant, mut work: impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T> {
+    /// connection whose call did not end cleanly is closed, and a large
+    /// request is not sent past the deadline (`conn::pool`).
+    fn run<T>(&self, call: Call, started: Instant, mut work: impl FnMut(&mut Checkout<'_>) -> RedisResult<T>) -> Result<T> {
         self.breaker.admit(&self.target)?;
         let result = self.attempt(call, started + self.call_deadline, &mut work);
         self.breaker.record(&result);
         result
     }
 
-    fn attempt<T>(&self, call: Call, deadline: Instant, work: &mut impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T> {
+    fn attempt<T>(&self, call: Call, deadline: Instant, work: &mut impl FnMut(&mut Checkout<'_>) -> RedisResult<T>) -> Result<T> {
         let mut resent = false;
         loop {
             let mut checkout = self.pool.checkout(deadline)?;
-            match checkout.arm(deadline) {
+            match checkout.arm() {
                 Ok(true) => {}
                 Ok(false) => {
                     checkout.give_back();
@@ -211,12 +212,21 @@ impl RedisBackend {
                 }
                 Err(e) => return Err(convert_error(&self.target, e)),
             }
-            match work(checkout.connection()) {
+            match work(&mut checkout) {
                 Ok(reply) => {
                     checkout.give_back();
                     return Ok(reply);
                 }
-                Err(e) if e.is_timeout() => return Err(call.timed_out(&self.target, checkout.wait())),
+                Err(e) if e.is_timeout() => {
+                    return Err(match checkout.cut_off() {
+                        Some(CutOff::Unsent) => {
+                            checkout.give_back();
+                            call.expired_before_sending(&self.target, self.call_deadline)
+                        }
+                        Some(CutOff::Sent) => call.timed_out(&self.target, self.call_deadline),
+                        None => call.timed_out(&self.target, checkout.wait()),
+                    });
+                }
                 Err(e) if connection_dropped(&e) => {
                     drop(checkout);
                     self.pool.close_idle();
@@ -236,7 +246,7 @@ impl RedisBackend {
     }
 }
 
-fn send_once<T: FromRedisValue>(connection: &mut Connection, request: Request<'_>) -> RedisResult<T> {
+fn send_once<T: FromRedisValue>(connection: &mut Checkout<'_>, request: Request<'_>) -> RedisResult<T> {
     match request {
         Request::Command(cmd) => cmd.query(connection),
         Request::Pipeline(pipeline) => pipeline.query(connection),

@@ -79,8 +79,8 @@ pub struct rcache_options {
     /// Bound on waiting for each reply, in milliseconds. Default 1000. A call
     /// ends within `connect_timeout_ms + response_timeout_ms` (a reconnect
     /// included), except that on a standalone or Sentinel server a large
-    /// value still moving when that time is up is sent or read to its end
-    /// (only a wait with no progress is cut off; see docs/limits.md). After
+    /// reply still arriving when that time is up is read to its end (only a
+    /// wait with no progress is cut off; see docs/limits.md). After
     /// `RCACHE_STATUS_TIMEOUT` or `RCACHE_STATUS_CONNECTION` the command may
     /// or may not have been applied.
     pub response_timeout_ms: u32,

@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -138,6 +138,12 @@ struct Shared {
     fired_signal: Condvar,
     connections: Mutex<Vec<TcpStream>>,
     stopped: AtomicBool,
+    /// Microseconds to wait after each read of requests (`slow_requests`).
+    request_pause_us: AtomicU64,
+    /// Bytes of requests read from clients, whole requests or not.
+    request_bytes: AtomicU64,
+    /// Client connections accepted and not yet finished with.
+    clients: AtomicUsize,
 }
 
 /// What the reply side does with the reply to one forwarded request.
@@ -166,6 +172,9 @@ impl FaultProxy {
             fired_signal: Condvar::new(),
             connections: Mutex::new(Vec::new()),
             stopped: AtomicBool::new(false),
+            request_pause_us: AtomicU64::new(0),
+            request_bytes: AtomicU64::new(0),
+            clients: AtomicUsize::new(0),
         });
         let accepting = Arc::clone(&shared);
         std::thread::spawn(move || {
@@ -175,7 +184,11 @@ impl FaultProxy {
                 }
                 let Ok(client) = client else { continue };
                 let shared = Arc::clone(&accepting);
-                std::thread::spawn(move || serve(client, shared));
+                shared.clients.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    serve(client, Arc::clone(&shared));
+                    shared.clients.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
         FaultProxy { port, shared }
@@ -223,6 +236,30 @@ impl FaultProxy {
         let fired = self.shared.fired.lock().unwrap();
         let (fired, _) = self.shared.fired_signal.wait_timeout_while(fired, limit, |fired| fired.is_none()).unwrap();
         fired.clone()
+    }
+
+    /// From now on, on every connection, waits `pause` after each read of
+    /// requests (at most 16 KiB): a large request keeps moving, slowly.
+    pub fn slow_requests(&self, pause: Duration) {
+        self.shared.request_pause_us.store(pause.as_micros() as u64, Ordering::SeqCst);
+    }
+
+    /// Bytes of requests the proxy has read from clients so far.
+    pub fn request_bytes(&self) -> u64 {
+        self.shared.request_bytes.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to `limit` until every client connection has closed and the
+    /// proxy has read all it sent; false if one is still open.
+    pub fn wait_idle(&self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        while self.shared.clients.load(Ordering::SeqCst) > 0 {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
     }
 
     /// Closes every connection through the proxy (new ones are still accepted).
@@ -276,6 +313,11 @@ fn relay_requests(mut client: TcpStream, mut server: TcpStream, pending: &Pendin
             Ok(0) | Err(_) => break,
             Ok(read) => read,
         };
+        shared.request_bytes.fetch_add(read as u64, Ordering::SeqCst);
+        match shared.request_pause_us.load(Ordering::SeqCst) {
+            0 => {}
+            pause => std::thread::sleep(Duration::from_micros(pause)),
+        }
         buffer.extend_from_slice(&chunk[..read]);
         let mut start = 0;
         while let Some((end, args)) = parse_request(&buffer, start) {

@@ -263,8 +263,8 @@ class Client:
     Errors raise subclasses of :class:`rcache.RCacheError`; an argument of
     the wrong Python type raises plain TypeError. Every call is bounded by
     ``connect_timeout + response_timeout`` (1 s + 1 s by default), except a
-    large value still moving on a standalone or Sentinel server, which is
-    sent or read to its end (see docs/limits.md). A Client
+    large reply still arriving from a standalone or Sentinel server, which
+    is read to its end (see docs/limits.md). A Client
     never retries beyond that: while Redis is down calls fail fast with
     ConnectionError/TimeoutError and the same Client reconnects by itself.
 

@@ -9,6 +9,10 @@
 //!
 //! Every wait on a socket is bounded by the response timeout, and by the time
 //! left before the call deadline when less is left (`Checkout::arm`). A
+//! request larger than `LARGE_REQUEST` is written a `CHUNK` at a time, and
+//! no chunk is started once the deadline has passed, so a large value that
+//! keeps moving cannot carry a call past its deadline (the reply is still
+//! read to its end: redis-rs parses it from the socket itself). A
 //! connection whose call did not end cleanly (it timed out, it dropped, the
 //! caller panicked) is closed, never given back: closing makes the server
 //! discard a request it received only in part, and no later call reads the
@@ -17,13 +21,20 @@
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use redis::{Client, Connection, RedisResult};
+use redis::{Client, Connection, ConnectionLike, RedisError, RedisResult, Value};
 
 use super::wire::convert_error;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Most connections one handle opens to one server.
 pub const MAX_CONNECTIONS: usize = 16;
+
+/// Requests up to this size (packed) are written whole, as redis-rs writes
+/// them; larger ones a `CHUNK` at a time, the deadline checked before each.
+const LARGE_REQUEST: usize = 1024 * 1024;
+
+/// The most of a large request written once the deadline is near.
+const CHUNK: usize = 256 * 1024;
 
 pub(crate) struct Pool {
     client: Client,
@@ -69,13 +80,13 @@ impl Pool {
         let mut state = self.state.lock();
         loop {
             if let Some(connection) = state.idle.pop() {
-                return Ok(Checkout { pool: self, connection: Some(connection), armed: self.response_timeout });
+                return Ok(self.checked_out(connection, deadline));
             }
             if state.open < MAX_CONNECTIONS {
                 state.open += 1;
                 drop(state);
                 return match self.open_connection(deadline) {
-                    Ok(connection) => Ok(Checkout { pool: self, connection: Some(connection), armed: self.response_timeout }),
+                    Ok(connection) => Ok(self.checked_out(connection, deadline)),
                     Err(error) => {
                         self.closed(1);
                         Err(error)
@@ -92,6 +103,10 @@ impl Pool {
                 ));
             }
         }
+    }
+
+    fn checked_out(&self, connection: Connection, deadline: Instant) -> Checkout<'_> {
+        Checkout { pool: self, connection: Some(connection), armed: self.response_timeout, deadline, cut_off: None }
     }
 
     /// Closes every idle connection: after one dropped, the others may be
@@ -112,11 +127,14 @@ impl Pool {
     /// connect timeout, and never past `deadline`.
     fn open_connection(&self, deadline: Instant) -> Result<Connection> {
         let wait = self.connect_timeout.min(deadline.saturating_duration_since(Instant::now()));
+        if wait.is_zero() {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!("{}: the call deadline passed before a connection was opened: nothing was sent", self.target),
+            ));
+        }
         let timed_out =
             || Error::new(ErrorKind::Timeout, format!("{}: no connection within {} ms", self.target, wait.as_millis()));
-        if wait.is_zero() {
-            return Err(timed_out());
-        }
         let connection = self
             .client
             .get_connection_with_timeout(wait)
@@ -126,20 +144,33 @@ impl Pool {
     }
 }
 
-/// A connection in use by one call. Dropped without `give_back`, it is closed.
+/// A connection in use by one call, until the call deadline. Requests go
+/// through its `ConnectionLike`. Dropped without `give_back`, it is closed.
 pub(crate) struct Checkout<'a> {
     pool: &'a Pool,
     connection: Option<Connection>,
     /// The timeout its socket waits with now.
     armed: Duration,
+    deadline: Instant,
+    /// Set when the deadline passed while a large request was being sent.
+    cut_off: Option<CutOff>,
+}
+
+/// How much of a large request had been sent when the deadline passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CutOff {
+    /// Not a byte: the connection is as clean as before.
+    Unsent,
+    /// Part or all of it: a request received whole may run.
+    Sent,
 }
 
 impl Checkout<'_> {
     /// Bounds each wait on the socket by the response timeout, or by the time
-    /// left before `deadline` when less is left. False when the deadline has
-    /// passed (nothing may be sent).
-    pub(crate) fn arm(&mut self, deadline: Instant) -> RedisResult<bool> {
-        let left = deadline.saturating_duration_since(Instant::now());
+    /// left before the call deadline when less is left. False when the
+    /// deadline has passed (nothing may be sent).
+    pub(crate) fn arm(&mut self) -> RedisResult<bool> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Ok(false);
         }
@@ -158,8 +189,44 @@ impl Checkout<'_> {
         self.armed
     }
 
-    pub(crate) fn connection(&mut self) -> &mut Connection {
+    /// Whether, and how, the deadline cut off a large request (its error is a timeout).
+    pub(crate) fn cut_off(&self) -> Option<CutOff> {
+        self.cut_off
+    }
+
+    fn connection(&mut self) -> &mut Connection {
         self.connection.as_mut().expect("a checked-out connection is present until given back")
+    }
+
+    /// What is left of `request` for the connection's own request path to
+    /// send before it reads the reply: all of a request up to
+    /// `LARGE_REQUEST`; of a larger one, its last `CHUNK`, the others having
+    /// been written here. Each chunk is started only before the deadline,
+    /// its waits bounded by the time left (`arm`), and so is the wait for
+    /// the reply; a chunk still moving when the deadline passes is written
+    /// to its end.
+    fn send_all_but_the_last_chunk<'r>(&mut self, request: &'r [u8]) -> RedisResult<&'r [u8]> {
+        if request.len() <= LARGE_REQUEST {
+            return Ok(request);
+        }
+        let mut rest = request;
+        loop {
+            if !self.arm()? {
+                let sent = if rest.len() == request.len() { CutOff::Unsent } else { CutOff::Sent };
+                return Err(self.deadline_passed(sent));
+            }
+            if rest.len() <= CHUNK {
+                return Ok(rest);
+            }
+            let (chunk, after) = rest.split_at(CHUNK);
+            self.connection().send_packed_command(chunk)?;
+            rest = after;
+        }
+    }
+
+    fn deadline_passed(&mut self, cut_off: CutOff) -> RedisError {
+        self.cut_off = Some(cut_off);
+        std::io::Error::new(std::io::ErrorKind::TimedOut, "the call deadline passed while the request was being sent").into()
     }
 
     /// Gives the connection back for later calls: its last request was
@@ -175,6 +242,33 @@ impl Checkout<'_> {
         let connection = self.connection.take().expect("checked above");
         self.pool.state.lock().idle.push(connection);
         self.pool.released.notify_one();
+    }
+}
+
+/// A request goes through the connection's own request path, which sends it
+/// and reads the replies; a large one only once all but its last chunk has
+/// been sent here (`send_all_but_the_last_chunk`).
+impl ConnectionLike for Checkout<'_> {
+    fn req_packed_command(&mut self, request: &[u8]) -> RedisResult<Value> {
+        let rest = self.send_all_but_the_last_chunk(request)?;
+        self.connection().req_packed_command(rest)
+    }
+
+    fn req_packed_commands(&mut self, requests: &[u8], offset: usize, count: usize) -> RedisResult<Vec<Value>> {
+        let rest = self.send_all_but_the_last_chunk(requests)?;
+        self.connection().req_packed_commands(rest, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.connection.as_ref().map_or(0, ConnectionLike::get_db)
+    }
+
+    fn check_connection(&mut self) -> bool {
+        self.connection().check_connection()
+    }
+
+    fn is_open(&self) -> bool {
+        self.connection.as_ref().is_some_and(ConnectionLike::is_open)
     }
 }
 
