@@ -126,6 +126,42 @@ fn many_threads_and_handles_under_a_failing_source_compute_once_per_throttle() {
     assert_eq!(attempts.load(Ordering::SeqCst), 1, "one computation, then the key is throttled for everyone");
 }
 
+#[test]
+fn a_server_in_debug_sleep_serves_every_caller_of_every_handle_the_last_good_value() {
+    let server = RedisServer::start();
+    let handles: Vec<Cache> = (0..3).map(|_| Cache::connect(Some(&server.url()), options()).unwrap()).collect();
+    // Each handle (as a process would) computes its own keys: its copies are of what it computed.
+    let keys_of = |handle: usize| -> Vec<Vec<u8>> { (0..10).map(|index| format!("h{handle}:k{index}").into_bytes()).collect() };
+    for (handle, cache) in handles.iter().enumerate() {
+        for key in keys_of(handle) {
+            cache.get_or_compute_with(&key, &compute_options(), || value(b"good")).unwrap();
+        }
+    }
+    let computations = AtomicU32::new(0);
+    std::thread::scope(|scope| {
+        // The server itself stalls (its socket still accepts): longer than any call's deadline.
+        scope.spawn(|| server.command(&["DEBUG", "SLEEP", "3"]));
+        std::thread::sleep(Duration::from_millis(300));
+        for (handle, cache) in handles.iter().enumerate() {
+            for _ in 0..3 {
+                let (computations, keys) = (&computations, keys_of(handle));
+                scope.spawn(move || {
+                    for key in keys {
+                        let served = cache.get_or_compute_with(&key, &compute_options(), || {
+                            computations.fetch_add(1, Ordering::SeqCst);
+                            value(b"new")
+                        });
+                        assert_eq!(served.unwrap().value.as_deref(), Some(&b"good"[..]), "every caller gets the last good value");
+                    }
+                });
+            }
+        }
+    });
+    assert_eq!(computations.load(Ordering::SeqCst), 0, "no computation while entries are only unreachable");
+    let stale_served: u64 = handles.iter().map(|cache| cache.stats().stale_served).sum();
+    assert!(stale_served > 0, "the stall was served from the in-process copies");
+}
+
 /// Entries and a tagged entry stored before an outage, read by `reader`.
 fn fill(cache: &Cache) {
     let minute = Ttl::After(Duration::from_secs(60));
