@@ -55,8 +55,8 @@ use super::conn::lanes::Lanes;
 use super::conn::retry::{Call, not_run, reply_lost};
 use super::conn::script::{Args, ScriptTags, TAG_ROUNDS, tokens_tail};
 use super::conn::wire::{
-    CLEAR_BATCH, TAG_LIMIT, fresh_token, install_tls_provider, remaining_of, session_record, stored_form, ttl_arg, with_expiry,
-    write_ttl_arg,
+    CLEAR_BATCH, TAG_LIMIT, fresh_token, install_tls_provider, remaining_of, session_record, set_command, stored_form, ttl_arg,
+    with_expiry, write_ttl_arg,
 };
 use super::slots::slot;
 use super::{
@@ -671,10 +671,7 @@ impl Backend for ClusterBackend {
         let started = Instant::now();
         match expiry {
             WriteExpiry::Set(expiry) => {
-                let mut cmd = redis::cmd("SET");
-                cmd.arg(key).arg(&*stored_form(value));
-                with_expiry(&mut cmd, expiry);
-                let cmd = &cmd;
+                let cmd = &set_command(key, value, expiry);
                 self.run_sending(Call::Set, started, value.len(), |link| async move { link.query(cmd).await })
             }
             WriteExpiry::Keep => {

@@ -14,7 +14,7 @@ use super::conn::retry::Call;
 use super::conn::script::{Args, ScriptTags};
 use super::conn::wire::{
     CLEAR_BATCH, TAG_MARKER, connection_dropped, convert_error, fresh_token, install_tls_provider, remaining_of, session_record,
-    stored_form, ttl_arg, with_expiry, write_ttl_arg,
+    set_command, stored_form, ttl_arg, write_ttl_arg,
 };
 use super::tracking::{Tracker, TrackerSettings, broadcast_barrier};
 use super::{
@@ -492,12 +492,7 @@ impl Backend for RedisBackend {
     fn set(&self, key: &[u8], value: &[u8], expiry: WriteExpiry) -> Result<()> {
         let started = Instant::now();
         match expiry {
-            WriteExpiry::Set(expiry) => {
-                let mut cmd = redis::cmd("SET");
-                cmd.arg(key).arg(&*stored_form(value));
-                with_expiry(&mut cmd, expiry);
-                self.execute(Request::Command(&cmd), Call::Set, started)
-            }
+            WriteExpiry::Set(expiry) => self.execute(Request::Command(&set_command(key, value, expiry)), Call::Set, started),
             // A script rather than SET KEEPTTL: an entry whose tag was
             // invalidated is missing, and a missing key gets no expiry.
             WriteExpiry::Keep => {
@@ -524,10 +519,7 @@ impl Backend for RedisBackend {
         let mut pipeline = redis::pipe();
         pipeline.atomic();
         for (key, value) in entries {
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(key).arg(&*stored_form(value));
-            with_expiry(&mut cmd, expiry);
-            pipeline.add_command(cmd).ignore();
+            pipeline.add_command(set_command(key, value, expiry)).ignore();
         }
         self.execute(Request::Pipeline(&pipeline), Call::SetMany, started)
     }

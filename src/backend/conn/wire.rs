@@ -125,6 +125,14 @@ pub(crate) fn convert_error(target: &str, error: RedisError) -> Error {
     Error::new(kind, format!("{target}: {text}"))
 }
 
+/// `SET key <value as stored> [PX ms]`: a plain write of `value`.
+pub(crate) fn set_command(key: &[u8], value: &[u8], expiry: Expiry) -> Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(key).arg(&*stored_form(value));
+    with_expiry(&mut cmd, expiry);
+    cmd
+}
+
 /// Appends `PX <ms>` for a finite expiry; the server keeps the key forever otherwise.
 pub(crate) fn with_expiry(cmd: &mut Cmd, expiry: Expiry) {
     if let Expiry::After(ttl) = expiry {
