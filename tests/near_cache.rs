@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rcache::{Cache, ComputeOptions, ErrorKind, Options, Stats, Ttl};
+use rcache::{Cache, ComputeOptions, ErrorKind, Options, Ttl};
 use support::proxy::{Fault, FaultProxy, Trigger};
 use support::{RedisServer, wait_until};
 
@@ -509,8 +509,10 @@ fn readers_racing_a_writer_converge_on_the_last_write_in(mode: &str) {
             reader.join().unwrap();
         }
     });
-    let stats: Stats = a.stats();
-    assert!(stats.near_hits > 0 && stats.near_invalidations > 0, "{stats:?}");
+    // Under a writer that never pauses, broadcast mode may refuse every fill
+    // (each miss waits one more round trip, in which the next write is reported).
+    assert!(a.stats().near_invalidations > 0);
+    assert!(wait_until(DELIVERY, || near_hit(&a, b"hot")), "once the writes stop, the key is served near");
 }
 
 #[test]
