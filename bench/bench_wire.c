@@ -21,13 +21,13 @@
  * The baseline is a bare GET of the same 100-byte values, captured and
  * replayed the same way. Replaying rather than timing the live reads keeps
  * the client's pace out of the figures: the server's time per command
- * depends on how warm it is, so a GET sent by a slower client (rcache's calls
- * go through an I/O thread) costs the server more than the same GET sent by
- * hiredis in a tight loop. The server must have no other clients during the run.
+ * depends on how warm it is, so a GET sent by a slower client costs the
+ * server more than the same GET sent by hiredis in a tight loop. The server must have no other clients during the run.
  *
  * Client CPU per call: getrusage (user + system, every thread of the
  * process, rcache's I/O threads included) over N gets, then N sets, with
- * hiredis and with rcache on one thread, in interleaved rounds.
+ * hiredis and with rcache on one thread, made in alternating blocks of 500
+ * calls so that the machine's changing load falls on both alike.
  *
  * Prints Markdown tables (for the benchmark report) and, for scripts, lines
  *   RESULT label=wire-server op=get-untagged server_us_per_op=X baseline_us_per_op=Y ratio=Z cpu_ratio=C
@@ -331,10 +331,15 @@ static double median(double *values, int count) {
 
 typedef enum call_kind { CALL_GET, CALL_SET } call_kind;
 
-static double cpu_per_call(bool with_rcache, call_kind kind, int calls) {
+/* Calls made in a row by one client before the other takes over: short
+ * enough that a change in the machine's load hits both alike. */
+#define BLOCK 500
+
+/* The CPU microseconds `count` calls took, on keys from `first` on. */
+static double cpu_of_calls(bool with_rcache, call_kind kind, int first, int count) {
     char key[64];
     double started = process_cpu_us();
-    for (int i = 0; i < calls; i++) {
+    for (int i = first; i < first + count; i++) {
         int len = key_of(key, sizeof key, "plain", i % KEYS);
         if (with_rcache) {
             if (kind == CALL_GET) {
@@ -353,7 +358,22 @@ static double cpu_per_call(bool with_rcache, call_kind kind, int calls) {
             freeReplyObject(reply);
         }
     }
-    return (process_cpu_us() - started) / calls;
+    return process_cpu_us() - started;
+}
+
+/* CPU per call of `calls` calls by each client ([0] hiredis, [1] rcache),
+ * made in alternating blocks of BLOCK calls, each block's first client
+ * alternating too. */
+static void cpu_per_call(call_kind kind, int calls, double per_call[2]) {
+    double total[2] = {0, 0};
+    for (int first = 0, block = 0; first < calls; first += BLOCK, block++) {
+        int count = calls - first < BLOCK ? calls - first : BLOCK;
+        bool rcache_first = block % 2;
+        total[rcache_first] += cpu_of_calls(rcache_first, kind, first, count);
+        total[!rcache_first] += cpu_of_calls(!rcache_first, kind, first, count);
+    }
+    per_call[0] = total[0] / calls;
+    per_call[1] = total[1] / calls;
 }
 
 static int number(const char *text, const char *name) {
@@ -471,17 +491,18 @@ int main(int argc, char **argv) {
     double cpu_ratio[2][MAX_ROUNDS];
     for (int round = 0; round < rounds; round++) {
         for (int kind = CALL_GET; kind <= CALL_SET; kind++) {
-            /* Alternate which goes first, so that a drift of the machine's load cancels out. */
-            bool rcache_first = round % 2;
-            cpu[kind][rcache_first][round] = cpu_per_call(rcache_first, (call_kind)kind, calls);
-            cpu[kind][!rcache_first][round] = cpu_per_call(!rcache_first, (call_kind)kind, calls);
-            cpu_ratio[kind][round] = cpu[kind][1][round] / cpu[kind][0][round];
+            double per_call[2];
+            cpu_per_call((call_kind)kind, calls, per_call);
+            cpu[kind][0][round] = per_call[0];
+            cpu[kind][1][round] = per_call[1];
+            cpu_ratio[kind][round] = per_call[1] / per_call[0];
         }
     }
     printf("\n### Client CPU per call, one thread (getrusage)\n\n");
     printf("User + system CPU of the whole process per call (rcache's I/O threads included), rcache's C API against "
-           "hiredis's synchronous API in the same program, median of %d interleaved rounds of %d calls.\n\n",
-           rounds, calls);
+           "hiredis's synchronous API in the same program, median of %d rounds of %d calls each, made in alternating "
+           "blocks of %d.\n\n",
+           rounds, calls, BLOCK);
     printf("| call | hiredis µs | rcache µs | rcache ÷ hiredis | target | met |\n");
     printf("|---|---:|---:|---:|---:|---|\n");
     static const char *call_names[] = {"get", "set"};

@@ -1,11 +1,14 @@
 """One Client shared by many threads."""
 
+import ctypes
 import os
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+
+import pytest
 
 import rcache
 from conftest import BINDINGS
@@ -132,3 +135,15 @@ def test_a_daemon_thread_inside_get_or_set_at_interpreter_exit_ends_cleanly(url,
     assert result.returncode == 0, result.stderr
     assert "main thread done" in result.stdout
     assert "FATAL" not in result.stderr
+
+
+@pytest.mark.skipif(not hasattr(ctypes, "PyDLL"), reason="ctypes without PyDLL (PyPy) calls every function the usual way")
+def test_functions_that_never_wait_keep_the_interpreter_lock():
+    """A get releases the interpreter lock once, for its I/O: freeing the
+    buffer it returned (and the near-cache read) go through PyDLL."""
+    from rcache import _lib
+
+    keeps_lock = ctypes._FUNCFLAG_PYTHONAPI
+    for function in (_lib.buffer_free, _lib.buffers_free, _lib.buffer_array_free, _lib.near_get):
+        assert function._flags_ & keeps_lock, function.__name__
+    assert not _lib.lib.rcache_client_get._flags_ & keeps_lock, "calls that wait must release the lock"

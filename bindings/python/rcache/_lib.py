@@ -409,6 +409,25 @@ if hasattr(ctypes, "PyDLL"):
     near_get = ctypes.PyDLL(path).rcache_client_near_get
     near_get.restype = c_int
 
+
+def _keeping_lock(name: str) -> Any:
+    """The function name through PyDLL (the interpreter lock kept during the
+    call), declared as in _SIGNATURES; lib's where there is no PyDLL. Only for
+    functions that never wait."""
+    if not hasattr(ctypes, "PyDLL"):
+        return getattr(lib, name)
+    function = getattr(ctypes.PyDLL(path), name)
+    function.restype, function.argtypes = _SIGNATURES[name]
+    return function
+
+
+# Freeing library-owned buffers never waits either: kept under the lock, so a
+# get releases the lock once (for its I/O) rather than twice, and a thread
+# that frees a buffer does not queue behind the others for the lock.
+buffer_free = _keeping_lock("rcache_buffer_free")
+buffers_free = _keeping_lock("rcache_buffers_free")
+buffer_array_free = _keeping_lock("rcache_buffer_array_free")
+
 abi_version: int = lib.rcache_abi_version()
 if abi_version != ABI_VERSION:
     raise ImportError(

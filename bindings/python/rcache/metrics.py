@@ -23,7 +23,7 @@ __all__ = ["prometheus", "CONTENT_TYPE"]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _metrics = _lib.lib.rcache_client_metrics
-_free = _lib.lib.rcache_buffer_free
+_free = _lib.buffer_free
 
 
 def prometheus(client: Client, label: Optional[str] = None) -> str:

@@ -38,7 +38,8 @@ impl Breaker {
 
     pub(crate) fn admit(&self, target: &str) -> Result<()> {
         let open_until = self.open_until.load(Ordering::Relaxed);
-        if open_until > self.now_ms() {
+        // 0 until the breaker first opens: no clock read on the usual path.
+        if open_until != 0 && open_until > self.now_ms() {
             self.skipped.fetch_add(1, Ordering::Relaxed);
             return Err(Error::new(
                 ErrorKind::Connection,
