@@ -80,7 +80,14 @@ static int key_of(char *out, size_t size, const char *kind, int index) {
 
 /* --- server cost per read ------------------------------------------------ */
 
-typedef enum read_kind { READ_GET_PLAIN, READ_UNTAGGED, READ_TAGGED, READ_TAGGED_FIRST, READ_WITH_TTL } read_kind;
+typedef enum read_kind {
+    READ_GET_PLAIN,
+    READ_UNTAGGED,
+    READ_ONE_TAG,
+    READ_TAGGED,
+    READ_TAGGED_FIRST,
+    READ_WITH_TTL
+} read_kind;
 
 /* READ_TAGGED_FIRST reads with this handle, which has not read nor written the tagged entries before. */
 static rcache_client *newcomer;
@@ -88,7 +95,7 @@ static rcache_client *newcomer;
 static void one_read(read_kind kind, int index) {
     char key[64];
     bool tagged = kind == READ_TAGGED || kind == READ_TAGGED_FIRST;
-    int len = key_of(key, sizeof key, tagged ? "tagged" : "plain", index % KEYS);
+    int len = key_of(key, sizeof key, tagged ? "tagged" : kind == READ_ONE_TAG ? "onetag" : "plain", index % KEYS);
     rcache_buffer buffer = {0};
     int64_t ttl = 0;
     rcache_status status = RCACHE_STATUS_OK;
@@ -100,6 +107,7 @@ static void one_read(read_kind kind, int index) {
             return;
         }
         case READ_UNTAGGED:
+        case READ_ONE_TAG:
         case READ_TAGGED:
             status = rcache_client_get(client, (const uint8_t *)key, (size_t)len, &buffer);
             break;
@@ -422,6 +430,10 @@ int main(int argc, char **argv) {
         if (rcache_client_set_tagged(client, (const uint8_t *)key, (size_t)len, (const uint8_t *)value, value_size,
                                      3600000, tags, 2) != RCACHE_STATUS_OK)
             fail("rcache_client_set_tagged");
+        len = key_of(key, sizeof key, "onetag", i);
+        if (rcache_client_set_tagged(client, (const uint8_t *)key, (size_t)len, (const uint8_t *)value, value_size,
+                                     3600000, tags, 1) != RCACHE_STATUS_OK)
+            fail("rcache_client_set_tagged");
     }
 
     if (rcache_client_connect(url, NULL, &newcomer) != RCACHE_STATUS_OK) fail("rcache_client_connect");
@@ -431,6 +443,7 @@ int main(int argc, char **argv) {
         double target;
     } kinds[] = {
         {READ_UNTAGGED, "get-untagged", "get, untagged entry", 1.15},
+        {READ_ONE_TAG, "get-one-tag", "get, entry with 1 tag", 2.0},
         {READ_TAGGED, "get-tagged", "get, entry with 2 tags", 2.0},
         {READ_TAGGED_FIRST, "get-tagged-first", "get, entry with 2 tags, first read by this handle", 0},
         {READ_WITH_TTL, "get-with-ttl", "get_with_ttl, untagged entry", 2.0},
