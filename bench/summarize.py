@@ -169,6 +169,11 @@ def target_rows(runs, hiredis_label):
             return "not run"
         return f"{mine / base:.2f}x ({rate(mine)} vs {rate(base)})"
 
+    def add_row(name, op, verdict, measured="not measured", against="–", best_text="–", controls="– | –"):
+        """One row of the table, and its verdict in verdicts."""
+        verdicts.append((name, op, verdict))
+        rows.append(f"| {name} | {op} | {measured} | {against} | {verdict} | {best_text} | {controls} |")
+
     def ratio_target(name, ours, theirs, minimum, controls=True):
         """ours / theirs >= minimum; ours and theirs are (label, op, threads)."""
         op = op_name(ours[1])
@@ -176,31 +181,23 @@ def target_rows(runs, hiredis_label):
         others = " | ".join(ratio_text(placement, ours, theirs) if controls else "–" for placement in ("cpu0", "split"))
         mine, base = figure(runs, "free", *ours), figure(runs, "free", *theirs)
         if mine is None or base is None:
-            rows.append(f"| {name} | {op} | not measured | – | NOT RUN | {best_text} | {others} |")
-            verdicts.append((name, op, "NOT RUN"))
+            add_row(name, op, "NOT RUN", best_text=best_text, controls=others)
             return
         ratio = mine / base
         verdict = "PASS" if ratio >= minimum else "MISS"
-        verdicts.append((name, op, verdict))
-        rows.append(
-            f"| {name} | {op} | {rate(mine)} vs {rate(base)} | {ratio:.2f}x (target >= {minimum:g}x) "
-            f"| {verdict} | {best_text} | {others} |"
-        )
+        against = f"{ratio:.2f}x (target >= {minimum:g}x)"
+        add_row(name, op, verdict, f"{rate(mine)} vs {rate(base)}", against, best_text, others)
 
     def rate_target(name, ours, minimum):
         """ours >= minimum ops/s; ours is (label, op, threads)."""
         op = op_name(ours[1])
         mine = figure(runs, "free", *ours)
         if mine is None:
-            rows.append(f"| {name} | {op} | not measured | – | NOT RUN | – | – | – |")
-            verdicts.append((name, op, "NOT RUN"))
+            add_row(name, op, "NOT RUN")
             return
         verdict = "PASS" if mine >= minimum else "MISS"
-        verdicts.append((name, op, verdict))
-        rows.append(
-            f"| {name} | {op} | {rate(mine)} | {millions(mine)} ops/s (target >= {millions(minimum)} ops/s) "
-            f"| {verdict} | {rate(figure(runs, 'free', *ours, best))} | – | – |"
-        )
+        against = f"{millions(mine)} ops/s (target >= {millions(minimum)} ops/s)"
+        add_row(name, op, verdict, rate(mine), against, rate(figure(runs, "free", *ours, best)))
 
     for op in ("get", "set"):
         ratio_target("C, 1 thread vs `redis-benchmark -c 1`", ("redis", op, 1), ("redis-benchmark", op, 1), 0.8)
