@@ -128,6 +128,12 @@ def millions(value):
     return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.0f}k"
 
 
+def rounds_cells(found):
+    """The cells "ops/s (median) | ops/s min–max | rounds" of one figure's runs."""
+    rates = [run["ops_per_sec"] for run in found]
+    return f"{rate(median(found, 'ops_per_sec'))} | {rate(min(rates))}–{rate(max(rates))} | {len(found)}"
+
+
 def figure_table(runs):
     rows = [
         "| placement | client | op | threads | ops/s (median) | ops/s min–max | rounds | p50 µs | p99 µs "
@@ -142,13 +148,11 @@ def figure_table(runs):
     for key in sorted(runs, key=order):
         placement, label, op, threads = key
         found = runs[key]
-        rates = [run["ops_per_sec"] for run in found]
         cpu = [run["cpu_us_per_op"] for run in found if run["cpu_us_per_op"] is not None]
         # redis-benchmark reports no CPU time.
         cpu_text = f"{statistics.median(cpu):.2f}" if cpu else "–"
         rows.append(
-            f"| {placement} | {client_name(label)} | {op_name(op)} | {threads} "
-            f"| {rate(median(found, 'ops_per_sec'))} | {rate(min(rates))}–{rate(max(rates))} | {len(found)} "
+            f"| {placement} | {client_name(label)} | {op_name(op)} | {threads} | {rounds_cells(found)} "
             f"| {micros(median(found, 'p50_us'))} | {micros(median(found, 'p99_us'))} | {cpu_text} |"
         )
     return rows
@@ -283,12 +287,11 @@ def one_thread_rows(runs, hiredis_label):
             for op in ops:
                 found = runs[("free", label, op, 1)]
                 value = median(found, "ops_per_sec")
-                rates = [run["ops_per_sec"] for run in found]
                 base = figure(runs, "free", baseline, op, 1)
                 versus = "baseline" if label == baseline else (f"{value / base:.2f}x" if base else "–")
                 rows.append(
-                    f"| {heading} | {client_name(label)} | {op_name(op)} | {rate(value)} "
-                    f"| {rate(min(rates))}–{rate(max(rates))} | {len(found)} | {1e6 / value:,.2f} | {versus} |"
+                    f"| {heading} | {client_name(label)} | {op_name(op)} | {rounds_cells(found)} "
+                    f"| {1e6 / value:,.2f} | {versus} |"
                 )
     return rows
 
