@@ -16,6 +16,8 @@
  *   EXPECT_OK(call)                  EXPECT_STATUS(RCACHE_STATUS_OK, call)
  *   EXPECT_MISS(call)                EXPECT_STATUS(RCACHE_STATUS_MISS, call)
  *   EXPECT_ERROR(expected, call)     an error status and a non-empty rcache_last_error()
+ *   OPEN_CLIENT(url, prefix)         a client for url with the default options and key_prefix
+ *                                    prefix, checked as EXPECT_OK; NULL if it cannot connect
  *
  * C programs also get now_ms() (monotonic milliseconds) and sleep_ms(ms).
  *
@@ -141,6 +143,15 @@ static inline int check_error(const char *file, int line, const char *text,
   return check_record(ok);
 }
 
+static inline rcache_client *check_open_client(const char *file, int line, const char *text,
+                                               const char *url, const char *prefix) {
+  rcache_options options = rcache_options_default();
+  rcache_client *client = NULL;
+  options.key_prefix = prefix;
+  rcache_status status = rcache_client_connect(url, &options, &client);
+  return check_status(file, line, text, RCACHE_STATUS_OK, status) ? client : NULL;
+}
+
 /* Prints the summary line and gives the process exit status. */
 static inline int check_summary(void) {
   long passed = CHECK_LOAD(check_passed_count);
@@ -164,5 +175,8 @@ static inline int check_summary(void) {
 #define EXPECT_OK(call) EXPECT_STATUS(RCACHE_STATUS_OK, call)
 #define EXPECT_MISS(call) EXPECT_STATUS(RCACHE_STATUS_MISS, call)
 #define EXPECT_ERROR(expected, call) check_error(__FILE__, __LINE__, #call, (expected), (call))
+#define OPEN_CLIENT(url, prefix)                                                            \
+  check_open_client(__FILE__, __LINE__, "rcache_client_connect(" #url ", key_prefix " #prefix ")", \
+                    (url), (prefix))
 
 #endif /* RCACHE_TEST_CHECK_H */
