@@ -128,6 +128,12 @@ def millions(value):
     return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.0f}k"
 
 
+def rounds_cells(found):
+    """The cells "ops/s (median) | ops/s min–max | rounds" of one figure's runs."""
+    rates = [run["ops_per_sec"] for run in found]
+    return f"{rate(median(found, 'ops_per_sec'))} | {rate(min(rates))}–{rate(max(rates))} | {len(found)}"
+
+
 def figure_table(runs):
     rows = [
         "| placement | client | op | threads | ops/s (median) | ops/s min–max | rounds | p50 µs | p99 µs "
@@ -142,13 +148,11 @@ def figure_table(runs):
     for key in sorted(runs, key=order):
         placement, label, op, threads = key
         found = runs[key]
-        rates = [run["ops_per_sec"] for run in found]
         cpu = [run["cpu_us_per_op"] for run in found if run["cpu_us_per_op"] is not None]
         # redis-benchmark reports no CPU time.
         cpu_text = f"{statistics.median(cpu):.2f}" if cpu else "–"
         rows.append(
-            f"| {placement} | {client_name(label)} | {op_name(op)} | {threads} "
-            f"| {rate(median(found, 'ops_per_sec'))} | {rate(min(rates))}–{rate(max(rates))} | {len(found)} "
+            f"| {placement} | {client_name(label)} | {op_name(op)} | {threads} | {rounds_cells(found)} "
             f"| {micros(median(found, 'p50_us'))} | {micros(median(found, 'p99_us'))} | {cpu_text} |"
         )
     return rows
@@ -169,6 +173,11 @@ def target_rows(runs, hiredis_label):
             return "not run"
         return f"{mine / base:.2f}x ({rate(mine)} vs {rate(base)})"
 
+    def add_row(name, op, verdict, measured="not measured", against="–", best_text="–", controls="– | –"):
+        """One row of the table, and its verdict in verdicts."""
+        verdicts.append((name, op, verdict))
+        rows.append(f"| {name} | {op} | {measured} | {against} | {verdict} | {best_text} | {controls} |")
+
     def ratio_target(name, ours, theirs, minimum, controls=True):
         """ours / theirs >= minimum; ours and theirs are (label, op, threads)."""
         op = op_name(ours[1])
@@ -176,31 +185,23 @@ def target_rows(runs, hiredis_label):
         others = " | ".join(ratio_text(placement, ours, theirs) if controls else "–" for placement in ("cpu0", "split"))
         mine, base = figure(runs, "free", *ours), figure(runs, "free", *theirs)
         if mine is None or base is None:
-            rows.append(f"| {name} | {op} | not measured | – | NOT RUN | {best_text} | {others} |")
-            verdicts.append((name, op, "NOT RUN"))
+            add_row(name, op, "NOT RUN", best_text=best_text, controls=others)
             return
         ratio = mine / base
         verdict = "PASS" if ratio >= minimum else "MISS"
-        verdicts.append((name, op, verdict))
-        rows.append(
-            f"| {name} | {op} | {rate(mine)} vs {rate(base)} | {ratio:.2f}x (target >= {minimum:g}x) "
-            f"| {verdict} | {best_text} | {others} |"
-        )
+        against = f"{ratio:.2f}x (target >= {minimum:g}x)"
+        add_row(name, op, verdict, f"{rate(mine)} vs {rate(base)}", against, best_text, others)
 
     def rate_target(name, ours, minimum):
         """ours >= minimum ops/s; ours is (label, op, threads)."""
         op = op_name(ours[1])
         mine = figure(runs, "free", *ours)
         if mine is None:
-            rows.append(f"| {name} | {op} | not measured | – | NOT RUN | – | – | – |")
-            verdicts.append((name, op, "NOT RUN"))
+            add_row(name, op, "NOT RUN")
             return
         verdict = "PASS" if mine >= minimum else "MISS"
-        verdicts.append((name, op, verdict))
-        rows.append(
-            f"| {name} | {op} | {rate(mine)} | {millions(mine)} ops/s (target >= {millions(minimum)} ops/s) "
-            f"| {verdict} | {rate(figure(runs, 'free', *ours, best))} | – | – |"
-        )
+        against = f"{millions(mine)} ops/s (target >= {millions(minimum)} ops/s)"
+        add_row(name, op, verdict, rate(mine), against, rate(figure(runs, "free", *ours, best)))
 
     for op in ("get", "set"):
         ratio_target("C, 1 thread vs `redis-benchmark -c 1`", ("redis", op, 1), ("redis-benchmark", op, 1), 0.8)
@@ -286,12 +287,11 @@ def one_thread_rows(runs, hiredis_label):
             for op in ops:
                 found = runs[("free", label, op, 1)]
                 value = median(found, "ops_per_sec")
-                rates = [run["ops_per_sec"] for run in found]
                 base = figure(runs, "free", baseline, op, 1)
                 versus = "baseline" if label == baseline else (f"{value / base:.2f}x" if base else "–")
                 rows.append(
-                    f"| {heading} | {client_name(label)} | {op_name(op)} | {rate(value)} "
-                    f"| {rate(min(rates))}–{rate(max(rates))} | {len(found)} | {1e6 / value:,.2f} | {versus} |"
+                    f"| {heading} | {client_name(label)} | {op_name(op)} | {rounds_cells(found)} "
+                    f"| {1e6 / value:,.2f} | {versus} |"
                 )
     return rows
 

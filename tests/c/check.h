@@ -16,8 +16,11 @@
  *   EXPECT_OK(call)                  EXPECT_STATUS(RCACHE_STATUS_OK, call)
  *   EXPECT_MISS(call)                EXPECT_STATUS(RCACHE_STATUS_MISS, call)
  *   EXPECT_ERROR(expected, call)     an error status and a non-empty rcache_last_error()
+ *   OPEN_CLIENT(url, prefix)         a client for url with the default options and key_prefix
+ *                                    prefix, checked as EXPECT_OK; NULL if it cannot connect
  *
- * C programs also get now_ms() (monotonic milliseconds) and sleep_ms(ms).
+ * C programs also get now_ms() (monotonic milliseconds), sleep_ms(ms), and for
+ * the private Redis of tests/with-redis.sh redis_port(what) and redis_cli(port, arguments).
  *
  * Each macro evaluates its arguments once and yields 1 on a pass, 0 on a failure.
  */
@@ -44,6 +47,24 @@ static inline double now_ms(void) {
 static inline void sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
+}
+
+/* The port of the private test server (tests/with-redis.sh), or NULL and a
+ * "skipped: what" line when it is not known. */
+static inline const char *redis_port(const char *what) {
+  const char *port = getenv("RCACHE_TEST_REDIS_PORT");
+  if (port == NULL || port[0] == '\0' || strspn(port, "0123456789") != strlen(port)) {
+    printf("skipped: %s (RCACHE_TEST_REDIS_PORT is not set)\n", what);
+    return NULL;
+  }
+  return port;
+}
+
+/* Runs redis-cli against the private test server; 1 if it succeeded. */
+static inline int redis_cli(const char *port, const char *arguments) {
+  char command[512];
+  snprintf(command, sizeof command, "redis-cli -p %s %s >/dev/null", port, arguments);
+  return system(command) == 0;
 }
 #endif
 
@@ -141,6 +162,15 @@ static inline int check_error(const char *file, int line, const char *text,
   return check_record(ok);
 }
 
+static inline rcache_client *check_open_client(const char *file, int line, const char *text,
+                                               const char *url, const char *prefix) {
+  rcache_options options = rcache_options_default();
+  rcache_client *client = NULL;
+  options.key_prefix = prefix;
+  rcache_status status = rcache_client_connect(url, &options, &client);
+  return check_status(file, line, text, RCACHE_STATUS_OK, status) ? client : NULL;
+}
+
 /* Prints the summary line and gives the process exit status. */
 static inline int check_summary(void) {
   long passed = CHECK_LOAD(check_passed_count);
@@ -164,5 +194,8 @@ static inline int check_summary(void) {
 #define EXPECT_OK(call) EXPECT_STATUS(RCACHE_STATUS_OK, call)
 #define EXPECT_MISS(call) EXPECT_STATUS(RCACHE_STATUS_MISS, call)
 #define EXPECT_ERROR(expected, call) check_error(__FILE__, __LINE__, #call, (expected), (call))
+#define OPEN_CLIENT(url, prefix)                                                            \
+  check_open_client(__FILE__, __LINE__, "rcache_client_connect(" #url ", key_prefix " #prefix ")", \
+                    (url), (prefix))
 
 #endif /* RCACHE_TEST_CHECK_H */

@@ -1153,23 +1153,6 @@ static void test_free_noops(rcache_client *c) {
   ALIVE(c);
 }
 
-/* The port of the private test server, or NULL (and a note) when it is not known. */
-static const char *redis_port(const char *what) {
-  const char *port = getenv("RCACHE_TEST_REDIS_PORT");
-  if (port == NULL || port[0] == '\0' || strspn(port, "0123456789") != strlen(port)) {
-    printf("skipped: %s (RCACHE_TEST_REDIS_PORT is not set)\n", what);
-    return NULL;
-  }
-  return port;
-}
-
-/* Runs redis-cli against the private test server; 1 if it succeeded. */
-static int redis_cli(const char *port, const char *arguments) {
-  char command[512];
-  snprintf(command, sizeof command, "redis-cli -p %s %s >/dev/null", port, arguments);
-  return system(command) == 0;
-}
-
 /* Redis only: a key holding a hash, written behind the library's back. */
 static void test_wrong_type_on_redis(rcache_client *c) {
   const char *port = redis_port("wrong-type test");

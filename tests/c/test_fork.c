@@ -29,14 +29,6 @@
 static const char *g_url;
 static char g_prefix[64];
 
-static rcache_client *connect_client(void) {
-  rcache_options options = rcache_options_default();
-  rcache_client *client = NULL;
-  options.key_prefix = g_prefix;
-  EXPECT_OK(rcache_client_connect(g_url, &options, &client));
-  return client;
-}
-
 static int has_value(rcache_client *client, const uint8_t *key, size_t key_len, const char *value) {
   rcache_buffer out = {NULL, 0};
   int ok = rcache_client_get(client, key, key_len, &out) == RCACHE_STATUS_OK &&
@@ -76,7 +68,7 @@ static void child(rcache_client *inherited) {
   rcache_client_free(inherited);
 
   /* A client made in the child works. On Redis it sees what the parent stored. */
-  fresh = connect_client();
+  fresh = OPEN_CLIENT(g_url, g_prefix);
   if (fresh != NULL) {
     if (strncmp(g_url, "memory", 6) != 0) CHECK(has_value(fresh, LIT("fork:k"), "parent"));
     EXPECT_OK(rcache_client_set(fresh, LIT("fork:child"), LIT("from child"), RCACHE_TTL_NONE));
@@ -145,7 +137,7 @@ int main(int argc, char **argv) {
   snprintf(g_prefix, sizeof g_prefix, "test_fork:%ld:", (long)getpid());
   printf("test_fork against %s\n", g_url);
 
-  client = connect_client();
+  client = OPEN_CLIENT(g_url, g_prefix);
   if (client == NULL) return check_summary();
   EXPECT_OK(rcache_client_set(client, LIT("fork:k"), LIT("parent"), RCACHE_TTL_NONE));
   CHECK(has_value(client, LIT("fork:k"), "parent"));

@@ -340,21 +340,13 @@ static void test_parser(void) {
   }
 }
 
-static rcache_client *open_client(const char *url, const char *prefix) {
-  rcache_options options = rcache_options_default();
-  rcache_client *client = NULL;
-  options.key_prefix = prefix;
-  if (!EXPECT_OK(rcache_client_connect(url, &options, &client))) return NULL;
-  return client;
-}
-
 static bool compute_value(void *user_data, rcache_compute_output *output) {
   (void)user_data;
   return rcache_compute_output_set(output, LIT("computed")) == RCACHE_STATUS_OK;
 }
 
 static void test_fresh_client(const char *url, const char *prefix) {
-  rcache_client *client = open_client(url, prefix);
+  rcache_client *client = OPEN_CLIENT(url, prefix);
   rcache_stats stats;
   exposition e;
   if (client == NULL) return;
@@ -368,7 +360,7 @@ static void test_fresh_client(const char *url, const char *prefix) {
 }
 
 static void test_values_follow_the_stats(const char *url, const char *prefix) {
-  rcache_client *client = open_client(url, prefix);
+  rcache_client *client = OPEN_CLIENT(url, prefix);
   rcache_buffer value = {NULL, 0};
   rcache_stats stats;
   exposition e;
@@ -399,7 +391,7 @@ static void test_values_follow_the_stats(const char *url, const char *prefix) {
 }
 
 static void test_label_escaping(const char *url, const char *prefix) {
-  rcache_client *client = open_client(url, prefix);
+  rcache_client *client = OPEN_CLIENT(url, prefix);
   rcache_buffer text = {NULL, 0};
   rcache_stats stats;
   exposition e;
@@ -430,7 +422,7 @@ static void test_label_escaping(const char *url, const char *prefix) {
 }
 
 static void test_bad_arguments(const char *url, const char *prefix) {
-  rcache_client *client = open_client(url, prefix);
+  rcache_client *client = OPEN_CLIENT(url, prefix);
   rcache_buffer text = {NULL, 0};
   EXPECT_ERROR(RCACHE_STATUS_INVALID_ARGUMENT, rcache_client_metrics(NULL, NULL, &text));
   CHECK(text.data == NULL && text.len == 0);

@@ -26,14 +26,6 @@
 static const char *g_url;
 static char g_prefix[64];
 
-static rcache_client *open_url(const char *url) {
-  rcache_options options = rcache_options_default();
-  rcache_client *client = NULL;
-  options.key_prefix = g_prefix;
-  if (!EXPECT_OK(rcache_client_connect(url, &options, &client))) return NULL;
-  return client;
-}
-
 static rcache_stats stats_of(rcache_client *client) {
   rcache_stats stats;
   memset(&stats, 0xAB, sizeof stats);
@@ -118,8 +110,8 @@ static void test_near_get_on_redis(void) {
   rcache_status status;
 
   snprintf(url, sizeof url, "%s?near_cache=1000", g_url);
-  near = open_url(url);
-  other = open_url(g_url);
+  near = OPEN_CLIENT(url, g_prefix);
+  other = OPEN_CLIENT(g_url, g_prefix);
   if (near == NULL || other == NULL) return;
   test_near_get_arguments(near);
   EXPECT_OK(rcache_client_set(other, LIT("ng"), LIT("first value"), 60000));
@@ -223,8 +215,8 @@ static void test_near_cache_on_redis(void) {
   rcache_bytes tag = {(const uint8_t *)"t", 1};
 
   snprintf(url, sizeof url, "%s?near_cache=1000&near_cache_bytes=1000000", g_url);
-  near = open_url(url);
-  other = open_url(g_url);
+  near = OPEN_CLIENT(url, g_prefix);
+  other = OPEN_CLIENT(g_url, g_prefix);
   if (near == NULL || other == NULL) return;
   test_no_near_cache_means_zero_fields(other);
 
@@ -265,8 +257,8 @@ static void test_bounds_on_redis(void) {
   uint8_t value[200];
 
   snprintf(url, sizeof url, "%s?near_cache=50&near_cache_bytes=8000", g_url);
-  near = open_url(url);
-  other = open_url(g_url);
+  near = OPEN_CLIENT(url, g_prefix);
+  other = OPEN_CLIENT(g_url, g_prefix);
   if (near == NULL || other == NULL) return;
   memset(value, 'x', sizeof value);
   for (int i = 0; i < 200; i++) {
@@ -308,7 +300,7 @@ int main(int argc, char **argv) {
     test_bounds_on_redis();
     test_near_get_on_redis();
   }
-  client = open_url(g_url);
+  client = OPEN_CLIENT(g_url, g_prefix);
   if (client != NULL) {
     if (!redis) test_no_near_cache_means_zero_fields(client);
     test_near_get_arguments(client);

@@ -33,14 +33,6 @@
 static const char *g_url;
 static char g_prefix[64];
 
-static rcache_client *connect_client(void) {
-  rcache_options options = rcache_options_default();
-  rcache_client *client = NULL;
-  options.key_prefix = g_prefix;
-  EXPECT_OK(rcache_client_connect(g_url, &options, &client));
-  return client;
-}
-
 /* Whether the descriptor is readable now, without waiting. */
 static int readable(int fd) {
   struct pollfd watch = {fd, POLLIN, 0};
@@ -275,7 +267,7 @@ static void bad_input(rcache_client *client) {
 }
 
 static void a_queue_outlives_its_client(void) {
-  rcache_client *client = connect_client();
+  rcache_client *client = OPEN_CLIENT(g_url, g_prefix);
   rcache_queue *queue = NULL;
   rcache_completion done;
   if (client == NULL || !EXPECT_OK(rcache_queue_new(client, 2, &queue))) return;
@@ -343,7 +335,7 @@ int main(int argc, char **argv) {
   }
   g_url = argv[1];
   snprintf(g_prefix, sizeof g_prefix, "test_queue:%ld:", (long)getpid());
-  client = connect_client();
+  client = OPEN_CLIENT(g_url, g_prefix);
   if (client == NULL) return check_summary();
 
   many_calls_in_flight_come_back_matched_to_their_tokens(client);
