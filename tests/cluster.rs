@@ -422,3 +422,54 @@ fn a_paused_node_times_out_its_own_keys_only() {
     }
     assert!(wait_until(Duration::from_secs(10), || cache.get(b"{a}").ok().flatten().is_some()));
 }
+
+/// A large `set` cut off by a stalled primary closes its lane's connections
+/// to every node; the lane opened after it finds the Cluster without waiting
+/// for the stalled node again, and serves the other primaries while it
+/// stalls. (The stalled node is not one the URL names: discovering from a
+/// stalled seed costs the first call on the new lane its deadline.)
+#[test]
+fn a_large_set_cut_off_by_a_stalled_node_holds_up_no_call_to_the_others() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let cluster = RedisCluster::start_with_replicas(0);
+    for node in &cluster.nodes {
+        let _: () = query(node.port, redis::cmd("CONFIG").arg("SET").arg("cluster-require-full-coverage").arg("no")).unwrap();
+    }
+    let options = Options {
+        key_prefix: b"far:".to_vec(),
+        connect_timeout: Duration::from_millis(300),
+        response_timeout: Duration::from_millis(1000),
+        max_value_bytes: 64 * 1024 * 1024,
+        ..Options::default()
+    };
+    let cache = Cache::connect(Some(&cluster.url()), options).unwrap();
+    let owner_of = |key: &str| cluster.owner(slot_of(&cluster, &format!("far:{key}")), 0);
+    // The URL names nodes 0 and 1.
+    let stalled_key = (0..100).map(|index| format!("{{a{index}}}")).find(|key| owner_of(key) == 2).unwrap();
+    let healthy = (0..100).map(|index| format!("{{b{index}}}")).find(|key| owner_of(key) != 2).unwrap();
+    cache.set(healthy.as_bytes(), b"b", MINUTE).unwrap();
+    let counter = format!("{healthy}:counter");
+    // Far more than the socket buffers hold: the paused node leaves most of it unsent.
+    let large = vec![b'x'; 48 * 1024 * 1024];
+
+    cluster.nodes[2].pause();
+    let cut_off = cache.set(stalled_key.as_bytes(), &large, MINUTE).map_err(|error| error.kind);
+    let mut healthy_calls = Vec::new();
+    let mut stalled_calls = Vec::new();
+    for _ in 0..3 {
+        healthy_calls.push(cache.get(healthy.as_bytes()).map(|read| read == Some(b"b".to_vec())));
+        healthy_calls.push(cache.increment(counter.as_bytes(), 1, MINUTE).map(|count| count > 0));
+        stalled_calls.push(cache.get(stalled_key.as_bytes()).map_err(|error| error.kind));
+    }
+    cluster.nodes[2].resume();
+
+    assert_eq!(cut_off, Err(rcache::ErrorKind::Timeout));
+    for call in healthy_calls {
+        assert!(call.unwrap(), "a call to a healthy primary returns its value");
+    }
+    for call in stalled_calls {
+        assert_eq!(call, Err(rcache::ErrorKind::Timeout));
+    }
+    assert!(wait_until(Duration::from_secs(10), || cache.get(stalled_key.as_bytes()).is_ok()));
+    assert_eq!(cache.get(stalled_key.as_bytes()).unwrap(), None, "the value cut off mid-send was not stored");
+}
