@@ -42,7 +42,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
-use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, FromRedisValue, RedisError, RedisResult, TlsCertificates};
@@ -96,9 +96,12 @@ type Lane = conn::lanes::Lane<Pair>;
 struct Clients {
     resend: ClusterClient,
     once: ClusterClient,
+    /// The timeouts the clients were built with, for lanes opened later.
+    config: ClusterConfig,
 }
 
 impl Clients {
+    /// The first lane, connected now: fails when no node answers in `timeout`.
     fn connect(&self, timeout: Duration, target: &str) -> Result<Lane> {
         Lane::connect(target, timeout, || async {
             let (resend, once) =
@@ -106,12 +109,30 @@ impl Clients {
             Ok(Pair { resend, once })
         })
     }
+
+    /// A lane opened after the first (by concurrent callers, or after one was
+    /// dropped): its connections discover the Cluster while its first call
+    /// waits, within that call's deadline. Discovery waits up to the connect
+    /// timeout for a node that does not answer (twice for a seed: as the
+    /// seed, then as a node of the slot map) and goes on without it; if that
+    /// runs the first call out of time, the lane stays for the next call,
+    /// which does not wait for that node again.
+    fn open(&self) -> Result<Lane> {
+        let runtime = conn::wire::new_runtime()?;
+        // Inside the runtime: each connection starts its task there.
+        let connection = runtime.block_on(async {
+            Pair {
+                resend: self.resend.get_pending_async_connection_with_config(self.config.clone()),
+                once: self.once.get_pending_async_connection_with_config(self.config.clone()),
+            }
+        });
+        Ok(Lane { connection, runtime })
+    }
 }
 
 pub struct ClusterBackend {
     lanes: Lanes<Lane>,
     clients: Clients,
-    connect_timeout: Duration,
     /// The most one call may take, redirects and retries included.
     call_deadline: Duration,
     breaker: Breaker,
@@ -516,12 +537,12 @@ impl ClusterBackend {
         };
         // Redirects during a resharding and reconnects after a failover are
         // followed quickly; the call deadline bounds the whole.
-        let clients = Clients { resend: build(12)?, once: build(0)? };
+        let config = ClusterConfig::new().set_connection_timeout(settings.connect_timeout).set_response_timeout(call_deadline);
+        let clients = Clients { resend: build(12)?, once: build(0)?, config };
         let first = clients.connect(settings.connect_timeout, &target)?;
         Ok(ClusterBackend {
             lanes: Lanes::new(first),
             clients,
-            connect_timeout: settings.connect_timeout,
             call_deadline,
             breaker: Breaker::new(settings.breaker_threshold, settings.breaker_cooldown),
             target,
@@ -555,9 +576,9 @@ impl ClusterBackend {
     /// a call of at least `LARGE_REQUEST` bytes runs out of time, its lane is
     /// dropped with its connections to every node: closing them makes a node
     /// discard a request it received only in part, and no later call waits
-    /// behind the rest of it. Other calls that run out of time keep their
-    /// lane: a new one connects to every node, which waits out a node that
-    /// stalls, and a smaller request leaves little or nothing unsent.
+    /// behind the rest of it (the next lane waits out a stalled node once,
+    /// `Clients::open`). Other calls that run out of time keep their lane: a
+    /// smaller request leaves little or nothing unsent.
     fn run_sending<'s, T, F, Fut>(&'s self, call: Call, started: Instant, value_bytes: usize, work: F) -> Result<T>
     where
         F: FnOnce(Link<'s>) -> Fut,
@@ -566,7 +587,7 @@ impl ClusterBackend {
         self.breaker.admit(&self.target)?;
         let in_flight = Arc::new(AtomicBool::new(false));
         let cut_off = Cell::new(false);
-        let open = || self.clients.connect(self.connect_timeout, &self.target);
+        let open = || self.clients.open();
         let result = self.lanes.with_lane_dropped_if(
             open,
             |lane| {
