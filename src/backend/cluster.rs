@@ -60,8 +60,8 @@ use super::conn::wire::{
 };
 use super::slots::slot;
 use super::{
-    Backend, Expiry, ForRefresh, HashFields, InvalidationSink, MAX_TAGS, Remaining, SaveOutcome, SessionRecord, TrackedRead,
-    TrackedReads, WriteCondition, WriteExpiry,
+    Backend, Expiry, ForRefresh, HashFields, InvalidationSink, MAX_TAGS, Remaining, SaveOutcome, SessionRecord, SessionSave,
+    TrackedRead, TrackedReads, WriteCondition, WriteExpiry,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -921,16 +921,8 @@ impl Backend for ClusterBackend {
         Ok(flat.filter(|flat| !flat.is_empty()).map(session_record))
     }
 
-    fn session_save(
-        &self,
-        key: &[u8],
-        secret: &[u8],
-        expected: Option<u64>,
-        set: &[(&[u8], &[u8])],
-        delete: &[&[u8]],
-        expiry: Expiry,
-        now_ms: u64,
-    ) -> Result<SaveOutcome> {
+    fn session_save(&self, save: SessionSave<'_>) -> Result<SaveOutcome> {
+        let SessionSave { key, secret, expected, set, delete, expiry, now_ms } = save;
         let mut args = Args::default()
             .with("save")
             .with(secret)

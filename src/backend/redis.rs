@@ -18,8 +18,8 @@ use super::conn::wire::{
 };
 use super::tracking::{Tracker, TrackerSettings, broadcast_barrier};
 use super::{
-    Backend, Expiry, ForRefresh, HashFields, InvalidationSink, MAX_TAGS, Remaining, SaveOutcome, SessionRecord, TrackedRead,
-    TrackedReads, TrackedValue, WriteCondition, WriteExpiry,
+    Backend, Expiry, ForRefresh, HashFields, InvalidationSink, MAX_TAGS, Remaining, SaveOutcome, SessionRecord, SessionSave,
+    TrackedRead, TrackedReads, TrackedValue, WriteCondition, WriteExpiry,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -658,16 +658,8 @@ impl Backend for RedisBackend {
         Ok(flat.filter(|flat| !flat.is_empty()).map(session_record))
     }
 
-    fn session_save(
-        &self,
-        key: &[u8],
-        secret: &[u8],
-        expected: Option<u64>,
-        set: &[(&[u8], &[u8])],
-        delete: &[&[u8]],
-        expiry: Expiry,
-        now_ms: u64,
-    ) -> Result<SaveOutcome> {
+    fn session_save(&self, save: SessionSave<'_>) -> Result<SaveOutcome> {
+        let SessionSave { key, secret, expected, set, delete, expiry, now_ms } = save;
         let mut invocation = self.scripts.session.key(key);
         invocation.arg("save").arg(secret).arg(now_ms).arg(expected.unwrap_or(0)).arg(ttl_arg(expiry)).arg(delete.len());
         for name in delete {
