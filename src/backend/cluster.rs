@@ -55,8 +55,8 @@ use super::conn::lanes::Lanes;
 use super::conn::retry::{Call, not_run, reply_lost};
 use super::conn::script::{Args, ScriptTags, TAG_ROUNDS, tokens_tail};
 use super::conn::wire::{
-    CLEAR_BATCH, TAG_LIMIT, fresh_token, install_tls_provider, remaining_of, session_record, set_command, stored_form, ttl_arg,
-    with_expiry, write_ttl_arg,
+    CLEAR_BATCH, TAG_LIMIT, fresh_token, install_tls_provider, listed_sessions, remaining_of, session_record, set_command,
+    stored_form, ttl_arg, with_expiry, write_ttl_arg,
 };
 use super::slots::slot;
 use super::{
@@ -972,11 +972,7 @@ impl Backend for ClusterBackend {
                 .await
             })?;
             for (group, hashes) in groups {
-                for (key, flat) in group.into_iter().zip(hashes) {
-                    if flat.chunks(2).any(|pair| pair[0] == b"__secret") {
-                        sessions.push((key.to_vec(), session_record(flat)));
-                    }
-                }
+                sessions.extend(listed_sessions(group, hashes));
             }
             Ok(())
         })?;

@@ -13,8 +13,8 @@ use super::conn::pool::{Checkout, CutOff, Pool};
 use super::conn::retry::Call;
 use super::conn::script::{Args, ScriptTags};
 use super::conn::wire::{
-    CLEAR_BATCH, TAG_MARKER, connection_dropped, convert_error, fresh_token, install_tls_provider, remaining_of, session_record,
-    set_command, stored_form, ttl_arg, write_ttl_arg,
+    CLEAR_BATCH, TAG_MARKER, connection_dropped, convert_error, fresh_token, install_tls_provider, listed_sessions, remaining_of,
+    session_record, set_command, stored_form, ttl_arg, write_ttl_arg,
 };
 use super::tracking::{Tracker, TrackerSettings, broadcast_barrier};
 use super::{
@@ -697,12 +697,7 @@ impl Backend for RedisBackend {
             let mut invocation = self.scripts.session_list.prepare_invoke();
             invocation.key(keys);
             let hashes: Vec<Vec<Vec<u8>>> = self.invoke(&invocation, Call::SessionList)?;
-            for (key, flat) in keys.iter().zip(hashes) {
-                // Gone since the scan, or not a session.
-                if flat.chunks(2).any(|pair| pair[0] == b"__secret") {
-                    sessions.push((key.clone(), session_record(flat)));
-                }
-            }
+            sessions.extend(listed_sessions(keys, hashes));
             Ok(())
         })?;
         Ok(sessions)
