@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::backend::{SaveOutcome, SessionRecord};
+use crate::backend::{SaveOutcome, SessionRecord, SessionSave};
 use crate::cache::{Cache, LOCK_SPACE, Ttl};
 use crate::error::{Error, Result};
 use crate::glob;
@@ -137,7 +137,17 @@ impl Sessions<'_> {
         let expiry = self.cache.expiry(ttl)?;
         let Some(key) = self.key(id)? else { return Ok(SaveOutcome::Missing) };
         let secret = secret_hash(secret);
-        self.cache.call(|backend| backend.session_save(&key, &secret, expected, fields, deleted, expiry, now_ms()))
+        self.cache.call(|backend| {
+            backend.session_save(SessionSave {
+                key: &key,
+                secret: &secret,
+                expected,
+                set: fields,
+                delete: deleted,
+                expiry,
+                now_ms: now_ms(),
+            })
+        })
     }
 
     /// Renews the expiry; false when the id or secret is wrong.

@@ -55,13 +55,13 @@ use super::conn::lanes::Lanes;
 use super::conn::retry::{Call, not_run, reply_lost};
 use super::conn::script::{Args, ScriptTags, TAG_ROUNDS, tokens_tail};
 use super::conn::wire::{
-    CLEAR_BATCH, TAG_LIMIT, fresh_token, install_tls_provider, remaining_of, session_record, set_command, stored_form, ttl_arg,
-    with_expiry, write_ttl_arg,
+    CLEAR_BATCH, TAG_LIMIT, fresh_token, install_tls_provider, listed_sessions, remaining_of, session_record, set_command,
+    stored_form, ttl_arg, with_expiry, write_ttl_arg,
 };
 use super::slots::slot;
 use super::{
-    Backend, Expiry, ForRefresh, HashFields, InvalidationSink, MAX_TAGS, Remaining, SaveOutcome, SessionRecord, TrackedRead,
-    TrackedReads, WriteCondition, WriteExpiry,
+    Backend, Expiry, ForRefresh, HashFields, InvalidationSink, MAX_TAGS, Remaining, SaveOutcome, SessionRecord, SessionSave,
+    TrackedRead, TrackedReads, WriteCondition, WriteExpiry,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -942,16 +942,8 @@ impl Backend for ClusterBackend {
         Ok(flat.filter(|flat| !flat.is_empty()).map(session_record))
     }
 
-    fn session_save(
-        &self,
-        key: &[u8],
-        secret: &[u8],
-        expected: Option<u64>,
-        set: &[(&[u8], &[u8])],
-        delete: &[&[u8]],
-        expiry: Expiry,
-        now_ms: u64,
-    ) -> Result<SaveOutcome> {
+    fn session_save(&self, save: SessionSave<'_>) -> Result<SaveOutcome> {
+        let SessionSave { key, secret, expected, set, delete, expiry, now_ms } = save;
         let mut args = Args::default()
             .with("save")
             .with(secret)
@@ -1001,11 +993,7 @@ impl Backend for ClusterBackend {
                 .await
             })?;
             for (group, hashes) in groups {
-                for (key, flat) in group.into_iter().zip(hashes) {
-                    if flat.chunks(2).any(|pair| pair[0] == b"__secret") {
-                        sessions.push((key.to_vec(), session_record(flat)));
-                    }
-                }
+                sessions.extend(listed_sessions(group, hashes));
             }
             Ok(())
         })?;

@@ -13,8 +13,8 @@ use lru::LruCache;
 use parking_lot::Mutex;
 
 use super::{
-    Backend, Expiry, ForRefresh, HashFields, MAX_TAGS, Remaining, SaveOutcome, SessionRecord, TAG_MARGIN, UNTIMED_TAG_LIFETIME,
-    WriteCondition, WriteExpiry, too_many_tags, wrong_type,
+    Backend, Expiry, ForRefresh, HashFields, MAX_TAGS, Remaining, SaveOutcome, SessionRecord, SessionSave, TAG_MARGIN,
+    UNTIMED_TAG_LIFETIME, WriteCondition, WriteExpiry, too_many_tags, wrong_type,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::glob;
@@ -669,16 +669,8 @@ impl Backend for MemoryBackend {
         }))
     }
 
-    fn session_save(
-        &self,
-        key: &[u8],
-        secret: &[u8],
-        expected: Option<u64>,
-        set: &[(&[u8], &[u8])],
-        delete: &[&[u8]],
-        expiry: Expiry,
-        now_ms: u64,
-    ) -> Result<SaveOutcome> {
+    fn session_save(&self, save: SessionSave<'_>) -> Result<SaveOutcome> {
+        let SessionSave { key, secret, expected, set, delete, expiry, now_ms } = save;
         let now = Instant::now();
         let mut store = self.store.lock();
         let Some(current) = store.session(key, secret, now) else { return Ok(SaveOutcome::Missing) };
@@ -871,7 +863,17 @@ mod tests {
         // A save that grows a session past the bound is refused and changes nothing.
         let bigger = vec![b'y'; 2048];
         let grow: [(&[u8], &[u8]); 1] = [(b"g", &bigger)];
-        let error = backend.session_save(&session_key(0), b"s", None, &grow, &[], Expiry::Never, 0).unwrap_err();
+        let error = backend
+            .session_save(SessionSave {
+                key: &session_key(0),
+                secret: b"s",
+                expected: None,
+                set: &grow,
+                delete: &[],
+                expiry: Expiry::Never,
+                now_ms: 0,
+            })
+            .unwrap_err();
         assert_eq!(error.kind, ErrorKind::TooLarge);
         assert_eq!(backend.session_load(&session_key(0), b"s", None, 0).unwrap().unwrap().fields.len(), 1);
     }

@@ -101,6 +101,30 @@ pub struct SessionRecord {
     pub touched_ms: u64,
 }
 
+/// A versioned session save, as `Backend::session_save` takes it. Field
+/// names in `set` and `delete` are the caller's fields: the backend does not
+/// refuse reserved (`__`-prefixed) names, so the caller must.
+#[derive(Clone, Copy)]
+pub struct SessionSave<'a> {
+    /// The session's full key, namespace prefix included.
+    pub key: &'a [u8],
+    /// The secret as stored (its hash); nothing is saved unless it matches,
+    /// compared in constant time.
+    pub secret: &'a [u8],
+    /// The version the caller's copy was loaded at: a session now at another
+    /// version is left as it is (`SaveOutcome::Conflict`). `None` saves over
+    /// any version.
+    pub expected: Option<u64>,
+    /// Fields to set, applied after `delete`, so a name in both ends up set.
+    pub set: &'a [(&'a [u8], &'a [u8])],
+    /// Names of fields to delete; a name the session lacks is ignored.
+    pub delete: &'a [&'a [u8]],
+    /// The session's new expiry, counted from now.
+    pub expiry: Expiry,
+    /// Milliseconds since the UNIX epoch, recorded as the session's touched time.
+    pub now_ms: u64,
+}
+
 /// What a versioned save did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SaveOutcome {
@@ -253,19 +277,9 @@ pub trait Backend: Send + Sync {
     /// The session if `secret` matches (compared in constant time), else
     /// `None` with nothing changed. `touch` slides its expiry.
     fn session_load(&self, key: &[u8], secret: &[u8], touch: Option<Expiry>, now_ms: u64) -> Result<Option<SessionRecord>>;
-    /// Sets and deletes fields if `secret` matches and the version is
-    /// `expected` (any when `None`), bumping the version and sliding the expiry.
-    #[allow(clippy::too_many_arguments)]
-    fn session_save(
-        &self,
-        key: &[u8],
-        secret: &[u8],
-        expected: Option<u64>,
-        set: &[(&[u8], &[u8])],
-        delete: &[&[u8]],
-        expiry: Expiry,
-        now_ms: u64,
-    ) -> Result<SaveOutcome>;
+    /// Deletes and sets fields if the secret matches and the version is the
+    /// expected one, bumping the version and sliding the expiry.
+    fn session_save(&self, save: SessionSave<'_>) -> Result<SaveOutcome>;
     /// Slides the expiry if `secret` matches; false otherwise.
     fn session_touch(&self, key: &[u8], secret: &[u8], expiry: Expiry, now_ms: u64) -> Result<bool>;
     /// Deletes the session if `secret` matches; false otherwise.

@@ -13,13 +13,13 @@ use super::conn::pool::{Checkout, CutOff, Pool};
 use super::conn::retry::Call;
 use super::conn::script::{Args, ScriptTags};
 use super::conn::wire::{
-    CLEAR_BATCH, TAG_MARKER, connection_dropped, convert_error, fresh_token, install_tls_provider, remaining_of, session_record,
-    set_command, stored_form, ttl_arg, write_ttl_arg,
+    CLEAR_BATCH, TAG_MARKER, connection_dropped, convert_error, fresh_token, install_tls_provider, listed_sessions, remaining_of,
+    session_record, set_command, stored_form, ttl_arg, write_ttl_arg,
 };
 use super::tracking::{Tracker, TrackerSettings, broadcast_barrier};
 use super::{
-    Backend, Expiry, ForRefresh, HashFields, InvalidationSink, MAX_TAGS, Remaining, SaveOutcome, SessionRecord, TrackedRead,
-    TrackedReads, TrackedValue, WriteCondition, WriteExpiry,
+    Backend, Expiry, ForRefresh, HashFields, InvalidationSink, MAX_TAGS, Remaining, SaveOutcome, SessionRecord, SessionSave,
+    TrackedRead, TrackedReads, TrackedValue, WriteCondition, WriteExpiry,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -658,16 +658,8 @@ impl Backend for RedisBackend {
         Ok(flat.filter(|flat| !flat.is_empty()).map(session_record))
     }
 
-    fn session_save(
-        &self,
-        key: &[u8],
-        secret: &[u8],
-        expected: Option<u64>,
-        set: &[(&[u8], &[u8])],
-        delete: &[&[u8]],
-        expiry: Expiry,
-        now_ms: u64,
-    ) -> Result<SaveOutcome> {
+    fn session_save(&self, save: SessionSave<'_>) -> Result<SaveOutcome> {
+        let SessionSave { key, secret, expected, set, delete, expiry, now_ms } = save;
         let mut invocation = self.scripts.session.key(key);
         invocation.arg("save").arg(secret).arg(now_ms).arg(expected.unwrap_or(0)).arg(ttl_arg(expiry)).arg(delete.len());
         for name in delete {
@@ -705,12 +697,7 @@ impl Backend for RedisBackend {
             let mut invocation = self.scripts.session_list.prepare_invoke();
             invocation.key(keys);
             let hashes: Vec<Vec<Vec<u8>>> = self.invoke(&invocation, Call::SessionList)?;
-            for (key, flat) in keys.iter().zip(hashes) {
-                // Gone since the scan, or not a session.
-                if flat.chunks(2).any(|pair| pair[0] == b"__secret") {
-                    sessions.push((key.clone(), session_record(flat)));
-                }
-            }
+            sessions.extend(listed_sessions(keys, hashes));
             Ok(())
         })?;
         Ok(sessions)

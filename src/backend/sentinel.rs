@@ -58,7 +58,7 @@ use super::conn::wire::{convert_error, install_tls_provider, new_runtime};
 use super::tracking::Gate;
 use super::{
     Backend, Expiry, ForRefresh, HashFields, InvalidationSink, RedisBackend, RedisSettings, Remaining, SaveOutcome,
-    SessionRecord, TrackedRead, TrackedReads, WriteCondition, WriteExpiry,
+    SessionRecord, SessionSave, TrackedRead, TrackedReads, WriteCondition, WriteExpiry,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -639,17 +639,8 @@ impl Backend for SentinelBackend {
         self.call(Call::SessionLoad, |backend| backend.session_load(key, secret, touch, now_ms))
     }
 
-    fn session_save(
-        &self,
-        key: &[u8],
-        secret: &[u8],
-        expected: Option<u64>,
-        set: &[(&[u8], &[u8])],
-        delete: &[&[u8]],
-        expiry: Expiry,
-        now_ms: u64,
-    ) -> Result<SaveOutcome> {
-        self.call(Call::SessionSave, |backend| backend.session_save(key, secret, expected, set, delete, expiry, now_ms))
+    fn session_save(&self, save: SessionSave<'_>) -> Result<SaveOutcome> {
+        self.call(Call::SessionSave, |backend| backend.session_save(save))
     }
 
     fn session_touch(&self, key: &[u8], secret: &[u8], expiry: Expiry, now_ms: u64) -> Result<bool> {

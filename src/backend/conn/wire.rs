@@ -69,6 +69,19 @@ pub(crate) fn session_record(flat: Vec<Vec<u8>>) -> SessionRecord {
     record
 }
 
+/// The sessions among `keys`, given each key's hash as HGETALL returns it
+/// (in the same order, as the session list script replies): a key gone since
+/// the scan, or holding anything but a session (no `__secret`), is left out.
+pub(crate) fn listed_sessions<K: AsRef<[u8]>>(
+    keys: impl IntoIterator<Item = K>,
+    hashes: Vec<Vec<Vec<u8>>>,
+) -> impl Iterator<Item = (Vec<u8>, SessionRecord)> {
+    keys.into_iter()
+        .zip(hashes)
+        .filter(|(_, flat)| flat.chunks(2).any(|pair| pair[0] == b"__secret"))
+        .map(|(key, flat)| (key.as_ref().to_vec(), session_record(flat)))
+}
+
 /// A random token for a tag: 16 lowercase hex characters (64 bits).
 pub(crate) fn fresh_token() -> String {
     let mut bytes = [0u8; 8];
@@ -137,5 +150,27 @@ pub(crate) fn set_command(key: &[u8], value: &[u8], expiry: Expiry) -> Cmd {
 pub(crate) fn with_expiry(cmd: &mut Cmd, expiry: Expiry) {
     if let Expiry::After(ttl) = expiry {
         cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(pairs: &[(&str, &str)]) -> Vec<Vec<u8>> {
+        pairs.iter().flat_map(|(name, value)| [name.as_bytes().to_vec(), value.as_bytes().to_vec()]).collect()
+    }
+
+    #[test]
+    fn listing_keeps_only_hashes_holding_a_secret_and_strips_reserved_fields() {
+        let keys: [&[u8]; 3] = [b"s:live", b"s:gone", b"s:plain"];
+        let hashes = vec![
+            hash(&[("__secret", "x"), ("__version", "3"), ("__touched", "7"), ("b", "2"), ("a", "1")]),
+            Vec::new(),
+            hash(&[("a", "1")]),
+        ];
+        let listed: Vec<_> = listed_sessions(keys, hashes).collect();
+        let fields = vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())];
+        assert_eq!(listed, vec![(b"s:live".to_vec(), SessionRecord { fields, version: 3, touched_ms: 7 })]);
     }
 }
