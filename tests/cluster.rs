@@ -366,6 +366,16 @@ fn flagged_failed(cluster: &RedisCluster, asked: usize, port: u16) -> bool {
     })
 }
 
+/// Three primaries without replicas that keep serving their own slots
+/// while another is down (`cluster-require-full-coverage no`).
+fn cluster_without_full_coverage() -> RedisCluster {
+    let cluster = RedisCluster::start_with_replicas(0);
+    for node in &cluster.nodes {
+        let _: () = query(node.port, redis::cmd("CONFIG").arg("SET").arg("cluster-require-full-coverage").arg("no")).unwrap();
+    }
+    cluster
+}
+
 /// A stalled primary times out the calls on its own keys only: calls to the
 /// other primaries go on, resent or not, before and after the Cluster flags
 /// the stalled one as failed. (With Redis's default
@@ -376,10 +386,7 @@ fn flagged_failed(cluster: &RedisCluster, asked: usize, port: u16) -> bool {
 #[test]
 fn a_paused_node_times_out_its_own_keys_only() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let cluster = RedisCluster::start_with_replicas(0);
-    for node in &cluster.nodes {
-        let _: () = query(node.port, redis::cmd("CONFIG").arg("SET").arg("cluster-require-full-coverage").arg("no")).unwrap();
-    }
+    let cluster = cluster_without_full_coverage();
     let options = Options {
         key_prefix: b"stall:".to_vec(),
         connect_timeout: Duration::from_millis(300),
@@ -431,10 +438,7 @@ fn a_paused_node_times_out_its_own_keys_only() {
 #[test]
 fn a_large_set_cut_off_by_a_stalled_node_holds_up_no_call_to_the_others() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let cluster = RedisCluster::start_with_replicas(0);
-    for node in &cluster.nodes {
-        let _: () = query(node.port, redis::cmd("CONFIG").arg("SET").arg("cluster-require-full-coverage").arg("no")).unwrap();
-    }
+    let cluster = cluster_without_full_coverage();
     let options = Options {
         key_prefix: b"far:".to_vec(),
         connect_timeout: Duration::from_millis(300),
