@@ -122,7 +122,8 @@ impl Sessions<'_> {
 
     /// Sets `fields` and deletes `deleted` in one atomic step, renewing the
     /// expiry, if `secret` matches and the session is still at `expected`
-    /// (any version when `None`). A save based on a stale load gets
+    /// (any version when `None`, or `Some(0)`: no session is at version 0,
+    /// and the C API passes 0 for any). A save based on a stale load gets
     /// `Conflict` instead of overwriting a newer save.
     pub fn save(
         &self,
@@ -141,7 +142,7 @@ impl Sessions<'_> {
             backend.session_save(SessionSave {
                 key: &key,
                 secret: &secret,
-                expected,
+                expected: expected.filter(|&version| version != 0),
                 set: fields,
                 delete: deleted,
                 expiry,

@@ -529,6 +529,8 @@ fn sessions_save_with_versions_and_never_lose_an_update(cache: &Cache) {
     assert_eq!(sessions.save(id, secret, Some(1), &[(b"cart", b"stale")], &[], ttl_secs(60)).unwrap(), SaveOutcome::Conflict(2));
     let loaded = sessions.load(id, secret, None).unwrap().unwrap();
     assert_eq!(loaded.fields, vec![(b"cart".to_vec(), b"3 items".to_vec())]);
+    // Version 0 is none a session has: it means any version, as in the C API.
+    assert_eq!(sessions.save(id, secret, Some(0), &[], &[], ttl_secs(60)).unwrap(), SaveOutcome::Saved(3));
 
     // Racing writers: every save lands or reports a conflict; none is lost.
     sessions.save(id, secret, None, &[(b"count", b"0")], &[], ttl_secs(60)).unwrap();
